@@ -1,0 +1,235 @@
+"""One configuration object, loaded once from TOML and passed down explicitly.
+
+Where it comes from, first match wins: the path given on the command line,
+$FPAGENT_CONFIG, /etc/fpagent/agent.toml, else the embedded defaults (a
+development set-up under ~/.local/state/fpagent with the emulated sensor).
+Every key is checked: an unknown key, a wrong type or a bad value gives one
+ConfigError that names the key and says what is wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import tomllib
+import typing
+
+from agent.errors import ConfigError
+
+SYSTEM_CONFIG = pathlib.Path("/etc/fpagent/agent.toml")
+
+
+def _default_state_dir() -> str:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+    return str(pathlib.Path(base) / "fpagent")
+
+
+def _default_cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return str(pathlib.Path(base) / "fpagent")
+
+
+@dataclasses.dataclass
+class DeviceConfig:
+    ori: str = "XX0000000"  # 9-character Originating Agency Identifier
+    device_id: str = "booking-01"  # the CN of the appliance certificate
+    agency_name: str = "Development County Jail"
+
+
+@dataclasses.dataclass
+class PathsConfig:
+    state_dir: str = dataclasses.field(default_factory=_default_state_dir)
+    cache_dir: str = dataclasses.field(default_factory=_default_cache_dir)
+    keys_dir: str = ""  # default: <state_dir>/keys
+
+    def keys(self) -> pathlib.Path:
+        return pathlib.Path(self.keys_dir or pathlib.Path(self.state_dir) / "keys")
+
+    def database(self) -> pathlib.Path:
+        return pathlib.Path(self.state_dir) / "agent.sqlite3"
+
+
+@dataclasses.dataclass
+class SensorConfig:
+    url: str = "emulated://?source=synthetic&seed=1"
+    capture_timeout_s: float = 20.0
+
+
+@dataclasses.dataclass
+class QualityConfig:
+    min_score: int = 35  # below this the officer is asked to capture again
+    max_attempts: int = 3  # captures per finger before accepting the best one
+
+
+@dataclasses.dataclass
+class BookingConfig:
+    compression: str = "wsq"  # "wsq" (FBI usual, ~0.75 bpp) or "png" (lossless)
+    wsq_bitrate: float = 0.75
+    descriptive_fields: list = dataclasses.field(
+        default_factory=lambda: ["name", "dob", "sex", "pob"]
+    )
+    destination: str = "XX0000000"  # DAI: the state bureau / central ORI
+    type_of_transaction: str = "CAR"
+
+
+@dataclasses.dataclass
+class EnvelopeConfig:
+    suite: str = "x25519"  # or "mlkem768-x25519" (post-quantum hybrid)
+    central_public_key: str = ""  # default: <keys_dir>/central-hpke.pub
+    central_verify_key: str = ""  # default: <keys_dir>/central-sign.pub (pinned)
+    device_signing_key: str = ""  # default: <keys_dir>/device-sign.key (0600)
+    freshness_s: float = 600.0  # messages from central older than this are rejected
+
+
+@dataclasses.dataclass
+class StoreConfig:
+    retention_days: float = 30.0  # acknowledged submissions are purged after this
+    max_queue_mb: float = 2048.0  # refuse new bookings beyond this queue size
+    min_free_mb: float = 200.0  # refuse new bookings below this free disk space
+
+
+@dataclasses.dataclass
+class MqttConfig:
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: the demo starts a local broker on a free port
+    root: str = "fpagent"
+    tls: bool = False
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    keepalive_s: int = 30
+    inflight: int = 8
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 60.0
+
+
+@dataclasses.dataclass
+class NotificationsConfig:
+    hook: str = ""  # command run for each new notification (JSON on stdin)
+
+
+@dataclasses.dataclass
+class ServiceConfig:
+    watchdog: bool = True
+    status_interval_s: float = 30.0
+    log_level: str = "info"
+
+
+@dataclasses.dataclass
+class Config:
+    device: DeviceConfig = dataclasses.field(default_factory=DeviceConfig)
+    paths: PathsConfig = dataclasses.field(default_factory=PathsConfig)
+    sensor: SensorConfig = dataclasses.field(default_factory=SensorConfig)
+    quality: QualityConfig = dataclasses.field(default_factory=QualityConfig)
+    booking: BookingConfig = dataclasses.field(default_factory=BookingConfig)
+    envelope: EnvelopeConfig = dataclasses.field(default_factory=EnvelopeConfig)
+    store: StoreConfig = dataclasses.field(default_factory=StoreConfig)
+    mqtt: MqttConfig = dataclasses.field(default_factory=MqttConfig)
+    notifications: NotificationsConfig = dataclasses.field(default_factory=NotificationsConfig)
+    service: ServiceConfig = dataclasses.field(default_factory=ServiceConfig)
+    source: str = "<defaults>"  # where it was loaded from, for messages
+
+    def key_path(self, configured: str, default_name: str) -> pathlib.Path:
+        return pathlib.Path(configured) if configured else self.paths.keys() / default_name
+
+
+_CHOICES = {
+    ("booking", "compression"): ("wsq", "png"),
+    ("envelope", "suite"): ("x25519", "mlkem768-x25519"),
+    ("service", "log_level"): ("debug", "info", "warning", "error"),
+}
+
+
+def _check_value(section: str, key: str, value, annotation: str):
+    name = f"[{section}] {key}"
+    kind = {"str": str, "int": int, "float": (int, float), "bool": bool, "list": list}[annotation]
+    if isinstance(value, bool) and annotation in ("int", "float"):
+        raise ConfigError(f"{name} must be a number, not true/false")
+    if not isinstance(value, kind):
+        want = {"str": "a string", "int": "a whole number", "float": "a number",
+                "bool": "true or false", "list": "a list"}[annotation]
+        raise ConfigError(f"{name} must be {want}, got {type(value).__name__} {value!r}")
+    if annotation == "float":
+        value = float(value)
+    if annotation in ("int", "float") and value < 0:
+        raise ConfigError(f"{name} must not be negative, got {value}")
+    choices = _CHOICES.get((section, key))
+    if choices and value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    if (section, key) == ("device", "ori") and (len(value) != 9 or not value.isalnum()):
+        raise ConfigError(f"{name} must be the 9-character agency ORI, got {value!r}")
+    return value
+
+
+def from_dict(data: dict, source: str = "<dict>") -> Config:
+    cfg = Config(source=source)
+    sections = {f.name: f for f in dataclasses.fields(Config) if f.name != "source"}
+    for section, values in data.items():
+        if section not in sections:
+            raise ConfigError(
+                f"{source}: unknown section [{section}]; known: {', '.join(sections)}"
+            )
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: [{section}] must be a table")
+        target = getattr(cfg, section)
+        hints = typing.get_type_hints(type(target))
+        for key, value in values.items():
+            if key not in hints:
+                raise ConfigError(
+                    f"{source}: unknown key [{section}] {key}; known: {', '.join(hints)}"
+                )
+            annotation = getattr(hints[key], "__name__", str(hints[key]))
+            try:
+                value = _check_value(section, key, value, annotation)
+            except ConfigError as exc:
+                raise ConfigError(f"{source}: {exc}") from None
+            setattr(target, key, value)
+    return cfg
+
+
+def load(path: str | os.PathLike | None = None) -> Config:
+    """Load the configuration; see the module docstring for the search order."""
+    if path is None:
+        env = os.environ.get("FPAGENT_CONFIG")
+        if env:
+            path = env
+        elif SYSTEM_CONFIG.exists():
+            path = SYSTEM_CONFIG
+        else:
+            return Config()
+    path = pathlib.Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {path} does not exist; create it or pass --config") from None
+    except PermissionError:
+        raise ConfigError(f"configuration file {path} is not readable by this user; check its owner and mode") from None
+    except IsADirectoryError:
+        raise ConfigError(f"configuration path {path} is a directory, not a file") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return from_dict(data, source=str(path))
+
+
+def to_toml(cfg: Config) -> str:
+    """Render a configuration as TOML (for `fpagent config show` and the installer)."""
+    lines = []
+    for f in dataclasses.fields(cfg):
+        if f.name == "source":
+            continue
+        lines.append(f"[{f.name}]")
+        for key, value in dataclasses.asdict(getattr(cfg, f.name)).items():
+            if isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, (int, float)):
+                text = repr(value)
+            elif isinstance(value, list):
+                text = "[" + ", ".join(f'"{v}"' for v in value) + "]"
+            else:
+                text = '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+            lines.append(f"{key} = {text}")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Sensor drivers: one sub-package per family, each reached through `hal.open_sensor`."""
