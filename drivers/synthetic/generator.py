@@ -1,0 +1,609 @@
+"""Seeded synthetic fingerprints in the manner of SFinGe (Cappelli, Maio, Maltoni).
+
+Why: the demo, load tests and large-gallery benchmarks need fingerprints, and
+neither a user's machine nor CI should need a real person's prints or any data
+from outside the project. Everything here is pure numpy and deterministic.
+
+Two stages, as in SFinGe:
+
+1. A *master finger* from (seed, person, finger): a pattern class drawn with
+   realistic frequencies, core and delta positions for that class, an
+   orientation field from them (Sherlock-Monro zero-pole model with a
+   Vizcaya-Gerhardt style piecewise-linear correction per singularity), a
+   ridge-period map (about 9 px at 500 ppi, gently varying), a fingertip-shaped
+   silhouette, and a ridge pattern grown from sparse random noise by iterated
+   contextual Gabor filtering. Minutiae are not placed: they arise where the
+   grown ridge systems meet, as in real skin.
+2. *Impressions* of a master: displacement, rotation, non-linear elastic skin
+   distortion (Cappelli's rigid-core / braked-periphery model), pressure and
+   dryness, partial contact, sensor noise, background and contrast. Dark ridges
+   on a light background as an optical sensor gives, 8-bit, 500 ppi.
+
+Coordinates: x = column, y = row (down). Orientations are ridge *tangent*
+angles in radians in [0, pi), measured from +x towards +y (image convention).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import numpy as np
+
+PPI = 500
+
+# Henry classes with their frequencies in the population (Wilson, Candela &
+# Watson 1994, as used by SFinGe): arch 3.7%, tented arch 2.9%, left loop 33.8%,
+# right loop 31.7%, whorl 27.9%.
+PATTERN_CLASSES = ("arch", "tented_arch", "left_loop", "right_loop", "whorl")
+CLASS_FREQUENCIES = (0.037, 0.029, 0.338, 0.317, 0.279)
+
+# The master canvas: a whole fingertip at 500 ppi (about 22 x 19 mm). Output
+# images are windows of it, so 288x256 is a partial print like a small UART
+# sensor gives, and 400x400 shows the whole tip with background around it.
+MASTER_SHAPE = (448, 384)
+
+# Gabor bank: tuned to quantised orientations x ridge periods; each pixel mixes
+# the responses of its two nearest orientations and periods (linear weights).
+_N_ORIENTATIONS = 16
+_BANK_PERIODS = (7.5, 9.0, 10.5)
+_SIGMA_NORMAL = 3.6  # Gaussian envelope across ridges, px
+_SIGMA_TANGENT = 4.6  # and along ridges (elongated: smooth, continuous ridges)
+_GROWTH_ITERATIONS = 9
+
+
+# ----------------------------------------------------------------------------
+# master finger
+# ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class MasterFinger:
+    """One synthetic finger: everything an impression is rendered from.
+
+    `ridges` is float32 in [-1, 1] over the master canvas, > 0 on ridges.
+    `cores` and `deltas` are (k, 2) arrays of (x, y) in master pixels.
+    """
+
+    seed: int
+    person: int
+    finger: int
+    pattern: str
+    cores: np.ndarray
+    deltas: np.ndarray
+    orientation: np.ndarray  # float32 HxW, ridge tangent angle in [0, pi)
+    period: np.ndarray  # float32 HxW, ridge period in px
+    mask: np.ndarray  # bool HxW, fingertip silhouette
+    ridges: np.ndarray  # float32 HxW in [-1, 1]
+    center: tuple[float, float]  # (x, y) of the silhouette's centre
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.ridges.shape
+
+    def __repr__(self) -> str:  # never dump arrays
+        return (
+            f"MasterFinger(seed={self.seed}, person={self.person}, finger={self.finger}, "
+            f"pattern={self.pattern!r}, cores={len(self.cores)}, deltas={len(self.deltas)})"
+        )
+
+
+def _check_index(name: str, value: int) -> int:
+    if isinstance(value, bool) or int(value) != value or int(value) < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def _rng(*key: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([int(k) for k in key]))
+
+
+# Stream tags keep the random streams for master and impressions independent.
+_MASTER_STREAM = 0x4D41
+_IMPRESSION_STREAM = 0x494D
+
+
+def choose_pattern(rng: np.random.Generator) -> str:
+    """A Henry pattern class drawn with the population frequencies."""
+    p = np.asarray(CLASS_FREQUENCIES, dtype=float)
+    return PATTERN_CLASSES[int(rng.choice(len(PATTERN_CLASSES), p=p / p.sum()))]
+
+
+def singular_points(
+    pattern: str, center: tuple[float, float], rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Core and delta positions (x, y) typical of `pattern` around `center`.
+
+    A left loop's ridges enter and leave on the left, so its delta lies to the
+    lower right of the core; a right loop is the mirror image.
+    """
+    cx, cy = center
+    u = rng.uniform
+    if pattern == "arch":
+        return np.zeros((0, 2)), np.zeros((0, 2))
+    if pattern == "tented_arch":
+        core = (cx + u(-20, 20), cy + u(-50, 0))
+        delta = (core[0] + u(-8, 8), core[1] + u(55, 85))
+        return np.array([core]), np.array([delta])
+    if pattern in ("left_loop", "right_loop"):
+        side = 1.0 if pattern == "left_loop" else -1.0
+        core = (cx - side * u(0, 30), cy + u(-60, 10))
+        delta = (core[0] + side * u(60, 110), core[1] + u(80, 130))
+        return np.array([core]), np.array([delta])
+    if pattern == "whorl":
+        gap = u(15, 40)
+        tilt = u(-0.6, 0.6)
+        mx, my = cx + u(-20, 20), cy + u(-50, 0)
+        dx, dy = 0.5 * gap * np.sin(tilt), 0.5 * gap * np.cos(tilt)
+        cores = np.array([(mx - dx, my - dy), (mx + dx, my + dy)])
+        deltas = np.array(
+            [
+                (mx - u(90, 130), my + u(80, 130)),
+                (mx + u(90, 130), my + u(80, 130)),
+            ]
+        )
+        return cores, deltas
+    raise ValueError(f"unknown pattern class {pattern!r}")
+
+
+def _corrected_arg(angle: np.ndarray, correction: np.ndarray | None) -> np.ndarray:
+    """Vizcaya-Gerhardt style g(alpha): piecewise linear through 8 control angles.
+
+    `correction` holds the 8 offsets g(alpha_i) - alpha_i at alpha_i = -pi + i*pi/4;
+    g is continued periodically (g(a + 2pi) = g(a) + 2pi). None means g(a) = a.
+    """
+    if correction is None:
+        return angle
+    corr = np.asarray(correction, dtype=float)
+    if corr.shape != (8,):
+        raise ValueError("a singularity correction has 8 control offsets")
+    knots = -np.pi + np.arange(9) * (np.pi / 4)
+    offsets = np.append(corr, corr[0])  # g(pi) - pi == g(-pi) + pi
+    return angle + np.interp(angle, knots, offsets)
+
+
+def orientation_field(
+    shape: tuple[int, int],
+    cores,
+    deltas,
+    theta_inf: float = 0.0,
+    core_corrections=None,
+    delta_corrections=None,
+) -> np.ndarray:
+    """Sherlock-Monro zero-pole orientation model (with optional corrections).
+
+        theta(z) = theta_inf + 1/2 * (sum_d g_d(arg(z - d)) - sum_c g_c(arg(z - c)))
+
+    with z = x + i*y in image coordinates (y down). Returns the ridge tangent
+    angle mod pi as float64 HxW in [0, pi).
+    """
+    h, w = shape
+    y, x = np.mgrid[0:h, 0:w].astype(float)
+    theta = np.full(shape, float(theta_inf))
+    for k, (px, py) in enumerate(np.asarray(deltas, dtype=float).reshape(-1, 2)):
+        corr = None if delta_corrections is None else delta_corrections[k]
+        theta -= 0.5 * _corrected_arg(np.arctan2(y - py, x - px), corr)
+    for k, (px, py) in enumerate(np.asarray(cores, dtype=float).reshape(-1, 2)):
+        corr = None if core_corrections is None else core_corrections[k]
+        theta += 0.5 * _corrected_arg(np.arctan2(y - py, x - px), corr)
+    return np.mod(theta, np.pi)
+
+
+def arch_orientation(
+    shape: tuple[int, int], center: tuple[float, float], rng: np.random.Generator
+) -> np.ndarray:
+    """A plain arch: ridges cross the finger with a hump that flattens downwards."""
+    h, w = shape
+    cx, cy = center
+    y, x = np.mgrid[0:h, 0:w].astype(float)
+    width = rng.uniform(70, 110)  # px, half-width of the hump
+    height = rng.uniform(45, 80)  # px, hump height at the top
+    top, bottom = cy - rng.uniform(140, 180), cy + rng.uniform(60, 110)
+    depth = np.clip((bottom - y) / (bottom - top), 0.0, 1.0) ** 1.5
+    g = np.exp(-(((x - cx) / width) ** 2))
+    # ridge curve y = y0 - a*g(x): dy/dx = a * 2 (x - cx) / width^2 * g
+    slope = height * depth * 2.0 * (x - cx) / width**2 * g
+    return np.mod(np.arctan(slope), np.pi)
+
+
+def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cells: int) -> np.ndarray:
+    """Smooth random field in about [-1, 1]: a coarse grid, bicubically upsampled."""
+    h, w = shape
+    gh, gw = cells + 3, max(2, int(round(cells * w / h))) + 3
+    grid = rng.uniform(-1.0, 1.0, size=(gh, gw))
+    ys = 1.0 + np.linspace(0, gh - 3.0001, h)
+    xs = 1.0 + np.linspace(0, gw - 3.0001, w)
+    return _cubic_resample(grid, ys, xs)
+
+
+def _cubic_weights(t: np.ndarray) -> np.ndarray:
+    """Catmull-Rom weights for the 4 neighbours at fractional offset t."""
+    t2, t3 = t * t, t * t * t
+    return np.stack(
+        [
+            -0.5 * t3 + t2 - 0.5 * t,
+            1.5 * t3 - 2.5 * t2 + 1.0,
+            -1.5 * t3 + 2.0 * t2 + 0.5 * t,
+            0.5 * t3 - 0.5 * t2,
+        ]
+    )
+
+
+def _cubic_resample(grid: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    iy, ix = np.floor(ys).astype(int), np.floor(xs).astype(int)
+    wy, wx = _cubic_weights(ys - iy), _cubic_weights(xs - ix)
+    rows = sum(wy[k][:, None] * grid[iy - 1 + k, :] for k in range(4))
+    return sum(wx[k][None, :] * rows[:, ix - 1 + k] for k in range(4))
+
+
+def fingertip_mask(
+    shape: tuple[int, int], rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+    """A fingertip silhouette: a rounded top, straight sides, a flatter bottom.
+
+    Returns (mask, rho, center): rho is 0 at the centre and 1 on the outline
+    (used for contact fall-off), center is (x, y).
+    """
+    h, w = shape
+    cx = w / 2 + rng.uniform(-8, 8)
+    half_w = rng.uniform(118, 150)
+    top_h = rng.uniform(135, 175)  # rounded top (half-ellipse)
+    bottom_h = rng.uniform(150, 200)  # flatter bottom
+    cy = min(h - bottom_h * 0.85, top_h + rng.uniform(20, 40))
+    y, x = np.mgrid[0:h, 0:w].astype(float)
+    dx = (x - cx) / half_w
+    dy = np.where(y < cy, (y - cy) / top_h, (y - cy) / bottom_h)
+    # superellipse: a squarer bottom, as a finger pressed on glass looks
+    exponent = np.where(y < cy, 2.0, 3.0)
+    wobble = 1.0 + 0.03 * smooth_noise(rng, shape, 3)
+    rho = (np.abs(dx) ** exponent + np.abs(dy) ** exponent) ** (1.0 / exponent) / wobble
+    return rho < 1.0, rho, (cx, cy)
+
+
+def ridge_period_map(
+    shape: tuple[int, int], center: tuple[float, float], rng: np.random.Generator
+) -> np.ndarray:
+    """Ridge period in px: about 9 at 500 ppi, a little finer towards the tip."""
+    h, _ = shape
+    base = rng.uniform(8.4, 9.6)
+    y = np.arange(h, dtype=float)[:, None]
+    gradient = -0.05 * np.clip((center[1] - y) / 150.0, -1.0, 1.0)  # finer at the top
+    variation = 0.06 * smooth_noise(rng, shape, 4)
+    period = base * (1.0 + gradient + variation)
+    return np.clip(period, _BANK_PERIODS[0], _BANK_PERIODS[-1]).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=4)
+def _gabor_bank(shape: tuple[int, int]) -> np.ndarray:
+    """Frequency responses (rfft2 layout) of the Gabor bank, peak gain 1.
+
+    Built analytically (the transform of a Gaussian-windowed cosine is a pair
+    of Gaussians at +-f0 across the ridges), so no spatial kernels are needed.
+    Shape: (n_periods, n_orientations, H, W//2+1), float32.
+    """
+    h, w = shape
+    fy = np.fft.fftfreq(h)[:, None]
+    fx = np.fft.rfftfreq(w)[None, :]
+    bank = np.empty((len(_BANK_PERIODS), _N_ORIENTATIONS, h, w // 2 + 1), np.float32)
+    for i, period in enumerate(_BANK_PERIODS):
+        f0 = 1.0 / period
+        for j in range(_N_ORIENTATIONS):
+            theta = j * np.pi / _N_ORIENTATIONS
+            fn = -fx * np.sin(theta) + fy * np.cos(theta)  # across the ridges
+            ft = fx * np.cos(theta) + fy * np.sin(theta)  # along them
+            env_t = np.exp(-2 * np.pi**2 * (_SIGMA_TANGENT * ft) ** 2)
+            resp = env_t * (
+                np.exp(-2 * np.pi**2 * (_SIGMA_NORMAL * (fn - f0)) ** 2)
+                + np.exp(-2 * np.pi**2 * (_SIGMA_NORMAL * (fn + f0)) ** 2)
+            )
+            resp[0, 0] = 0.0  # no DC: ridges and valleys stay balanced
+            bank[i, j] = resp / resp.max()
+    return bank
+
+
+def _bank_weights(orientation: np.ndarray, period: np.ndarray):
+    """Per-pixel linear weights over the bank's (period, orientation) entries.
+
+    Returns a list of (i_period, j_orientation, weight HxW float32) with
+    non-zero weight somewhere.
+    """
+    pos = orientation / (np.pi / _N_ORIENTATIONS)
+    j0 = np.floor(pos).astype(int) % _N_ORIENTATIONS
+    wj1 = (pos - np.floor(pos)).astype(np.float32)
+    j1 = (j0 + 1) % _N_ORIENTATIONS
+    periods = np.asarray(_BANK_PERIODS)
+    i0 = np.clip(np.searchsorted(periods, period, side="right") - 1, 0, len(periods) - 2)
+    wi1 = ((period - periods[i0]) / (periods[i0 + 1] - periods[i0])).astype(np.float32)
+    wi1 = np.clip(wi1, 0.0, 1.0)
+    terms = []
+    for i in range(len(periods)):
+        wi = np.where(i0 == i, 1.0 - wi1, 0.0) + np.where(i0 + 1 == i, wi1, 0.0)
+        if not wi.any():
+            continue
+        for j in range(_N_ORIENTATIONS):
+            wj = np.where(j0 == j, 1.0 - wj1, 0.0) + np.where(j1 == j, wj1, 0.0)
+            weight = (wi * wj).astype(np.float32)
+            if weight.any():
+                terms.append((i, j, weight))
+    return terms
+
+
+def contextual_filter(image: np.ndarray, terms, bank: np.ndarray) -> np.ndarray:
+    """One pass of contextual Gabor filtering: each pixel gets the response of
+    the filter tuned to its own orientation and period (mixed linearly)."""
+    spectrum = np.fft.rfft2(image)
+    out = np.zeros(image.shape, np.float32)
+    for i, j, weight in terms:
+        out += weight * np.fft.irfft2(spectrum * bank[i, j], s=image.shape).astype(np.float32)
+    return out
+
+
+def grow_ridges(
+    orientation: np.ndarray,
+    period: np.ndarray,
+    mask: np.ndarray,
+    rng: np.random.Generator,
+    iterations: int = _GROWTH_ITERATIONS,
+    seed_density: float = 1.0 / 700.0,
+) -> np.ndarray:
+    """Grow a ridge pattern from sparse random noise by iterated Gabor filtering.
+
+    Each pass filters with the local orientation and period, rescales and clips
+    to [-1, 1] (a soft binarisation); ridges spread from the seeds and meet
+    where they must, leaving endings and bifurcations behind.
+    """
+    shape = orientation.shape
+    bank = _gabor_bank(shape)
+    terms = _bank_weights(orientation, period)
+    image = np.zeros(shape, np.float32)
+    region = np.flatnonzero(_dilate_box(mask, 12).ravel())
+    n_seeds = max(8, int(len(region) * seed_density))
+    picks = rng.choice(region, size=n_seeds, replace=False)
+    image.ravel()[picks] = rng.choice(np.array([-1.0, 1.0], np.float32), size=n_seeds)
+    for _ in range(iterations):
+        image = contextual_filter(image, terms, bank)
+        scale = np.percentile(np.abs(image), 85) + 1e-6
+        image = np.clip(image * (1.4 / scale), -1.0, 1.0)
+    return image
+
+
+def _dilate_box(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Binary dilation by a (2r+1)^2 box (separable, via cumulative sums)."""
+    return _box_mean(mask.astype(np.float32), radius) > 1e-6
+
+
+def _box_mean(image: np.ndarray, radius: int) -> np.ndarray:
+    """Mean over a (2r+1)^2 box, edges replicated; separable cumulative sums."""
+    if radius <= 0:
+        return image.astype(np.float32, copy=True)
+    out = image.astype(np.float64)
+    for axis in (0, 1):
+        pad = [(0, 0), (0, 0)]
+        pad[axis] = (radius + 1, radius)
+        c = np.cumsum(np.pad(out, pad, mode="edge"), axis=axis)
+        n = out.shape[axis]
+        hi = np.take(c, np.arange(2 * radius + 1, 2 * radius + 1 + n), axis=axis)
+        lo = np.take(c, np.arange(0, n), axis=axis)
+        out = (hi - lo) / (2 * radius + 1)
+    return out.astype(np.float32)
+
+
+def _random_corrections(rng: np.random.Generator, count: int, amplitude: float):
+    return [rng.uniform(-amplitude, amplitude, size=8) for _ in range(count)]
+
+
+@functools.lru_cache(maxsize=32)
+def master_finger(person: int, finger: int, seed: int = 0) -> MasterFinger:
+    """The master finger for (seed, person, finger); cached, so the impressions
+    of one finger cost one master. Deterministic."""
+    person = _check_index("person", person)
+    finger = _check_index("finger", finger)
+    seed = _check_index("seed", seed)
+    rng = _rng(_MASTER_STREAM, seed, person, finger)
+    shape = MASTER_SHAPE
+    mask, rho, center = fingertip_mask(shape, rng)
+    pattern = choose_pattern(rng)
+    cores, deltas = singular_points(pattern, center, rng)
+    if pattern == "arch":
+        orientation = arch_orientation(shape, center, rng)
+    else:
+        orientation = orientation_field(
+            shape,
+            cores,
+            deltas,
+            theta_inf=rng.uniform(-0.12, 0.12),
+            core_corrections=_random_corrections(rng, len(cores), 0.15),
+            delta_corrections=_random_corrections(rng, len(deltas), 0.15),
+        )
+    period = ridge_period_map(shape, center, rng)
+    ridges = grow_ridges(orientation, period, mask, rng)
+    return MasterFinger(
+        seed=seed,
+        person=person,
+        finger=finger,
+        pattern=pattern,
+        cores=cores,
+        deltas=deltas,
+        orientation=orientation.astype(np.float32),
+        period=period,
+        mask=mask,
+        ridges=ridges,
+        center=(float(center[0]), float(center[1])),
+    )
+
+
+# ----------------------------------------------------------------------------
+# impressions
+# ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ImpressionParams:
+    """How one impression differs from the master (drawn per impression)."""
+
+    dx: float  # px, where the sensor centre falls relative to the finger centre
+    dy: float
+    rotation: float  # radians, finger rotation on the glass
+    distortion_shift: tuple[float, float]  # px, elastic drag of the periphery
+    distortion_twist: float  # radians, elastic rotation of the periphery
+    pressure: float  # -1 (light, dry, thin broken ridges) .. +1 (heavy, wet, thick)
+    contact: float  # 0.6 .. 1.0: fraction of the silhouette touching the glass
+    contact_dx: float  # px, where the contact patch sits within the silhouette
+    contact_dy: float
+    noise: float  # grey-level sd of sensor noise
+    background: float  # grey level of the empty glass
+    ridge_level: float  # grey level of a fully pressed ridge
+    valley_level: float  # grey level of a valley
+
+
+def draw_impression_params(rng: np.random.Generator) -> ImpressionParams:
+    """Random variation between impressions, as volunteers produce on a sensor."""
+    u = rng.uniform
+    angle = u(0, 2 * np.pi)
+    radius = 22.0 * np.sqrt(u(0, 1))
+    return ImpressionParams(
+        dx=radius * np.cos(angle),
+        dy=radius * np.sin(angle) + u(-5, 15),
+        rotation=float(np.deg2rad(np.clip(rng.normal(0.0, 8.0), -20.0, 20.0))),
+        distortion_shift=(u(-9, 9), u(-9, 9)),
+        distortion_twist=np.deg2rad(u(-4, 4)),
+        pressure=float(np.clip(rng.normal(0.0, 0.45), -1.0, 1.0)),
+        contact=u(0.72, 1.0),
+        contact_dx=u(-25, 25),
+        contact_dy=u(-30, 30),
+        noise=u(3.0, 9.0),
+        background=u(205.0, 245.0),
+        ridge_level=u(15.0, 70.0),
+        valley_level=u(170.0, 225.0),
+    )
+
+
+def _bilinear(image: np.ndarray, xs: np.ndarray, ys: np.ndarray, outside: float) -> np.ndarray:
+    """Sample `image` at float coordinates; `outside` beyond the edges."""
+    h, w = image.shape
+    x0, y0 = np.floor(xs).astype(np.intp), np.floor(ys).astype(np.intp)
+    fx, fy = (xs - x0).astype(np.float32), (ys - y0).astype(np.float32)
+    inside = (x0 >= 0) & (y0 >= 0) & (x0 < w - 1) & (y0 < h - 1)
+    x0c, y0c = np.clip(x0, 0, w - 2), np.clip(y0, 0, h - 2)
+    a = image[y0c, x0c]
+    b = image[y0c, x0c + 1]
+    c = image[y0c + 1, x0c]
+    d = image[y0c + 1, x0c + 1]
+    top = a + (b - a) * fx
+    bottom = c + (d - c) * fx
+    out = top + (bottom - top) * fy
+    return np.where(inside, out, np.float32(outside)).astype(np.float32)
+
+
+def impression_coordinates(
+    master: MasterFinger, params: ImpressionParams, size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Master coordinates (xs, ys) seen by each output pixel.
+
+    Output pixel -> rotate and shift onto the finger -> elastic distortion:
+    the skin near the contact centre sticks to the glass, the periphery is
+    dragged (shift + twist) with a smooth brake in between (Cappelli et al.).
+    """
+    rows, cols = size
+    v, u = np.mgrid[0:rows, 0:cols].astype(np.float32)
+    u = u - (cols - 1) / 2.0
+    v = v - (rows - 1) / 2.0
+    c, s = np.cos(params.rotation), np.sin(params.rotation)
+    cx = master.center[0] + params.dx
+    cy = master.center[1] + params.dy
+    xr = c * u - s * v
+    yr = s * u + c * v
+    # elastic part, relative to the contact centre
+    dist = np.sqrt(xr * xr + yr * yr)
+    rigid, transition = 45.0, 110.0
+    t = np.clip((dist - rigid) / transition, 0.0, 1.0)
+    brake = t * t * (3.0 - 2.0 * t)  # smoothstep
+    ct, st = np.cos(params.distortion_twist), np.sin(params.distortion_twist)
+    ex = (ct * xr - st * yr - xr) + params.distortion_shift[0]
+    ey = (st * xr + ct * yr - yr) + params.distortion_shift[1]
+    xs = cx + xr + brake * ex
+    ys = cy + yr + brake * ey
+    return xs, ys
+
+
+def render_impression(
+    master: MasterFinger,
+    params: ImpressionParams,
+    size: tuple[int, int],
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """One 8-bit impression of `master` (rows x cols), dark ridges on light glass."""
+    rows, cols = size
+    xs, ys = impression_coordinates(master, params, size)
+    ridges = _bilinear(master.ridges, xs, ys, outside=-1.0)
+    # contact patch: the silhouette, shrunk and shifted by how the finger lies
+    mcx, mcy = master.center
+    half_w = 135.0 * (0.55 + 0.45 * params.contact)
+    half_h = 190.0 * (0.55 + 0.45 * params.contact)
+    px = (xs - (mcx + params.contact_dx)) / half_w
+    py = (ys - (mcy + params.contact_dy)) / half_h
+    patch = np.sqrt(px * px + py * py)
+    silhouette = _bilinear(master.mask.astype(np.float32), xs, ys, outside=0.0)
+    # contact strength: 1 in the pressed centre, falling off towards the rim
+    strength = np.clip((1.0 - patch) / 0.25, 0.0, 1.0) * np.clip(silhouette * 1.6 - 0.3, 0.0, 1.0)
+    strength *= 0.85 + 0.15 * (0.5 + 0.5 * smooth_noise(rng, size, 3)).astype(np.float32)
+
+    # pressure: heavy -> thicker ridges (lower threshold); light/dry -> thin,
+    # broken ridges (higher threshold plus blotchy skin texture)
+    threshold = -0.35 * params.pressure + 0.25 * (1.0 - strength)
+    dryness = max(0.0, -params.pressure)
+    texture = rng.normal(0.0, 1.0, size).astype(np.float32)
+    texture = _box_mean(texture, 1) * (0.9 + 2.2 * dryness)
+    value = ridges - threshold + 0.25 * texture
+    softness = 0.22 + 0.2 * max(0.0, params.pressure)  # wet prints blur
+    darkness = 1.0 / (1.0 + np.exp(-value / softness))
+    darkness *= strength
+
+    grey = params.valley_level + (params.ridge_level - params.valley_level) * darkness
+    outside = np.clip(1.0 - strength * 4.0, 0.0, 1.0)
+    grey = grey * (1.0 - outside) + params.background * outside
+    # sensor: illumination gradient, a little blur, noise
+    grey += 10.0 * smooth_noise(rng, size, 2).astype(np.float32)
+    grey = _box_mean(grey, 1) * 0.6 + grey * 0.4
+    grey += rng.normal(0.0, params.noise, size).astype(np.float32)
+    return np.clip(np.rint(grey), 0, 255).astype(np.uint8)
+
+
+def impression_of(
+    master: MasterFinger, impression: int, size: tuple[int, int] = (288, 256)
+) -> np.ndarray:
+    """Impression number `impression` of an existing master (deterministic)."""
+    impression = _check_index("impression", impression)
+    size = _check_size(size)
+    rng = _rng(_IMPRESSION_STREAM, master.seed, master.person, master.finger, impression)
+    params = draw_impression_params(rng)
+    return render_impression(master, params, size, rng)
+
+
+def _check_size(size) -> tuple[int, int]:
+    try:
+        rows, cols = (int(v) for v in size)
+    except (TypeError, ValueError):
+        raise ValueError(f"size must be (rows, cols), got {size!r}") from None
+    if not (16 <= rows <= 2048 and 16 <= cols <= 2048):
+        raise ValueError(f"size {rows}x{cols} is out of range (16..2048 each)")
+    return rows, cols
+
+
+def finger_image(
+    person: int,
+    finger: int,
+    impression: int,
+    seed: int = 0,
+    size: tuple[int, int] = (288, 256),
+) -> np.ndarray:
+    """A synthetic 500 ppi fingerprint: uint8, rows x cols, dark ridges on light.
+
+    Deterministic for the same arguments. All impressions of one
+    (seed, person, finger) come from one master finger (cached); different
+    persons or fingers are different fingers. `size` is (rows, cols); the
+    default 288x256 is a ZFM module's image (a partial print); larger sizes
+    show more of the fingertip.
+    """
+    master = master_finger(person, finger, seed)
+    return impression_of(master, impression, size)
