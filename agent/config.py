@@ -42,6 +42,7 @@ class PathsConfig:
     state_dir: str = dataclasses.field(default_factory=_default_state_dir)
     cache_dir: str = dataclasses.field(default_factory=_default_cache_dir)
     keys_dir: str = ""  # default: <state_dir>/keys
+    runtime_dir: str = ""  # live service status (tmpfs /run/fpagent on the appliance); default: <state_dir>/run
 
     def keys(self) -> pathlib.Path:
         return pathlib.Path(self.keys_dir or pathlib.Path(self.state_dir) / "keys")
@@ -114,6 +115,9 @@ class ServiceConfig:
     watchdog: bool = True
     status_interval_s: float = 30.0
     log_level: str = "info"
+    part_timeout_s: float = 60.0  # a part (capture, outbox, link) silent this long stops the watchdog pings
+    sensor_poll_s: float = 2.0  # how often an absent sensor is looked for again
+    stop_grace_s: float = 60.0  # on SIGTERM, wait this long for a booking in progress to be enqueued
 
 
 @dataclasses.dataclass

@@ -1,0 +1,22 @@
+"""`fpagent run`: the appliance daemon (systemd Type=notify service)."""
+
+from __future__ import annotations
+
+from agent import config
+
+
+def register(sub):
+    parser = sub.add_parser(
+        "run", help="run the appliance service (what systemd starts)",
+        description="Run the booking agent as a service: checks the configuration, the "
+        "database, the sensor and the fingerprint kernels, then tells systemd it is ready "
+        "(sd_notify) and keeps the sensor, the outbox and the MQTT link going until SIGTERM.")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    cfg = config.load(args.config)  # a ConfigError becomes one line and exit 78 in agent.cli
+    from agent import service  # imported after the config is known good: cheap failures first
+
+    service.drop_to_state_owner(cfg)
+    return service.main(cfg)
