@@ -103,11 +103,14 @@ class MqttConfig:
     inflight: int = 8
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 60.0
+    ack_timeout_s: float = 30.0  # no signed ack by then: publish the submission again
+    max_message_bytes: int = 65536  # bigger messages from central are refused
 
 
 @dataclasses.dataclass
 class NotificationsConfig:
     hook: str = ""  # command run for each new notification (JSON on stdin)
+    hook_timeout_s: float = 15.0  # a hook still running after this is killed (logged)
 
 
 @dataclasses.dataclass
