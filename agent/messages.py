@@ -1,19 +1,19 @@
 """Payloads on the MQTT link (contract v1; documented in docs/asyncapi.yaml).
 
-Central -> appliance (`ack`, `notification`, `command`) are JSON objects
-signed with the central Ed25519 key pinned on the appliance:
+Central -> appliance (`ack`, `notification`, `command`) are signed messages
+of agent.envelope.sign_message, whose body is one flat JSON object:
 
-    {"v": 1, "kind": "ack", "id": "<32 hex>", "issued_at": "2026-11-28T06:30:00.123Z",
-     "ori": "XX0000000", "device": "booking-01", "body": {...},
-     "key_id": "<16 hex>", "sig": "<base64 Ed25519 signature>"}
+    {"v": 1, "key_id": "<16 hex>", "sig": "<base64 Ed25519>",
+     "body": {"kind": "ack", "id": "<32 hex>", "issued_at": "2026-11-28T06:30:00.123Z",
+              "ori": "XX0000000", "device": "booking-01", ...fields of that kind...}}
 
-The signature covers the canonical JSON (sorted keys, no spaces, ASCII) of
-every field except `sig`. `ori`/`device` name the addressee, so a message for
-one appliance cannot be replayed to another. Appliance -> central `status`
-has the same outer shape, signed by the device key. `submission` payloads are
-the binary envelopes of agent.envelope (HPKE + Ed25519), not JSON.
+The signature (by the central key pinned on the appliance) covers v, key_id
+and body. `ori`/`device` name the addressee, so a message for one appliance
+cannot be replayed to another. The appliance's retained `status` has the
+same shape, signed by the device key. `submission` payloads are the binary
+envelopes of agent.envelope (HPKE + Ed25519), not JSON.
 
-Versioning: `v` is the payload version and the topic carries `v1`; a
+Versioning: `v` is the signed-message version and the topic carries `v1`; a
 receiver rejects a `v` it does not know (reason `unsupported-version`); new
 optional body fields may be added within v1, anything else is v2.
 
@@ -22,16 +22,13 @@ This module is pure: build, sign, parse and validate; no I/O.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import datetime
-import hashlib
 import json
 import uuid
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from agent import envelope as envelope_mod
+from agent import keys as keys_mod
 
 VERSION = 1
 LEAVES = ("submission", "status", "ack", "notification", "command")
@@ -104,30 +101,16 @@ def parse_rfc3339(text: str) -> float:
         raise MessageError("malformed", "issued_at is not an RFC 3339 time") from None
 
 
-def canonical(obj: dict) -> bytes:
-    """The bytes a signature covers: the object without `sig`, canonical JSON."""
-    unsigned = {k: v for k, v in obj.items() if k != "sig"}
-    return json.dumps(unsigned, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=True).encode("ascii")
+def sign(body: dict, private_key) -> bytes:
+    """The wire bytes of a signed message (agent.envelope.sign_message)."""
+    return envelope_mod.sign_message(body, private_key)
 
 
-def key_id(public_key: Ed25519PublicKey) -> str:
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
-
-
-def sign(obj: dict, private_key: Ed25519PrivateKey) -> bytes:
-    """Add key_id and sig to a message object; return its wire bytes."""
-    obj = dict(obj)
-    obj["key_id"] = key_id(private_key.public_key())
-    obj["sig"] = base64.b64encode(private_key.sign(canonical(obj))).decode("ascii")
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=True).encode("ascii")
-
-
-def envelope(kind: str, body: dict, *, ori: str, device: str, msg_id: str | None = None,
-             issued_at: float | None = None) -> dict:
-    return {"v": VERSION, "kind": kind, "id": msg_id or new_id(),
-            "issued_at": now_rfc3339(issued_at), "ori": ori, "device": device, "body": body}
+def message(kind: str, fields: dict, *, ori: str, device: str, msg_id: str | None = None,
+            issued_at: float | None = None) -> dict:
+    """A message body: the common header fields plus the fields of its kind."""
+    return {"kind": kind, "id": msg_id or new_id(), "issued_at": now_rfc3339(issued_at),
+            "ori": ori, "device": device, **fields}
 
 
 # ---------------------------------------------------------------- builders (central side)
@@ -186,11 +169,8 @@ class Message:
     issued_at: float
     ori: str
     device: str
-    body: dict
-    raw: dict
-
-    def to_dict(self) -> dict:
-        return dict(self.raw)
+    body: dict  # the signed body: header fields and the fields of its kind
+    raw: dict  # the whole wire object (v, key_id, body, sig)
 
 
 def _require(cond: bool, detail: str) -> None:
@@ -203,7 +183,7 @@ def _is_str(v, maxlen=256) -> bool:
 
 
 def validate_body(kind: str, body: dict) -> None:
-    """Shape checks of a body by kind; raises MessageError('malformed', ...)."""
+    """Shape checks of a message body by kind; raises MessageError('malformed', ...)."""
     _require(isinstance(body, dict), "body must be an object")
     if kind == "ack":
         _require(_is_str(body.get("submission_id"), 64), "ack needs submission_id")
@@ -230,36 +210,39 @@ def validate_body(kind: str, body: dict) -> None:
         _require(isinstance(body.get("args", {}), dict), "args must be an object")
 
 
-def parse_and_verify(payload: bytes, *, verify_key: Ed25519PublicKey, ori: str, device: str,
+def parse_and_verify(payload: bytes, *, verify_keys, ori: str, device: str,
                      topic_kind: str | None = None, now: float, freshness_s: float,
                      max_bytes: int = MAX_MESSAGE_BYTES) -> Message:
     """Check a message from central; raise MessageError with the reason on any fault.
 
-    Order matters: size first (cheap), then shape, then the signature, and only
-    then the freshness and addressee, so an attacker learns nothing from the
-    error and nothing unsigned is ever trusted. Replay (seen ids) is checked by
-    the caller against the durable inbox.
+    Size first (cheap), then shape and key, then the signature, and only then
+    freshness, addressee and body, so nothing unsigned is ever looked at
+    further. Replay (seen ids) is checked by the caller against the durable inbox.
+    `verify_keys`: the pinned central key (a list during a key rotation).
     """
     if len(payload) > max_bytes:
         raise MessageError("oversized", f"{len(payload)} bytes > {max_bytes}")
     try:
-        obj = json.loads(payload.decode("utf-8"))
+        outer = json.loads(bytes(payload).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise MessageError("malformed", "not UTF-8 JSON") from None
-    _require(isinstance(obj, dict), "not a JSON object")
-    if obj.get("v") != VERSION:
-        raise MessageError("unsupported-version", f"v={obj.get('v')!r}")
+    _require(isinstance(outer, dict), "not a JSON object")
+    if outer.get("v") != VERSION:
+        raise MessageError("unsupported-version", f"v={outer.get('v')!r}")
+    if isinstance(verify_keys, (list, tuple)):
+        pinned = {keys_mod.key_id(k) for k in verify_keys}
+    else:
+        pinned = {keys_mod.key_id(verify_keys)}
+    if outer.get("key_id") not in pinned:
+        raise MessageError("unknown-key", f"key_id {str(outer.get('key_id'))[:32]!r} is not pinned")
+    try:
+        obj = envelope_mod.verify_message(bytes(payload), verify_keys, max_size=max_bytes)
+    except envelope_mod.EnvelopeError as exc:
+        text = str(exc)
+        reason = "bad-signature" if "signature" in text else "malformed"
+        raise MessageError(reason, text) from None
     _require(obj.get("kind") in CENTRAL_KINDS, "kind must be ack, notification or command")
     _require(_is_str(obj.get("id"), 64), "id must be a short string")
-    _require(isinstance(obj.get("sig"), str), "sig missing")
-    _require(isinstance(obj.get("key_id"), str), "key_id missing")
-    if obj["key_id"] != key_id(verify_key):
-        raise MessageError("unknown-key", f"key_id {obj['key_id']!r} is not the pinned central key")
-    try:
-        signature = base64.b64decode(obj["sig"], validate=True)
-        verify_key.verify(signature, canonical(obj))
-    except (InvalidSignature, ValueError):
-        raise MessageError("bad-signature") from None
     issued = parse_rfc3339(obj.get("issued_at"))
     if abs(now - issued) > freshness_s:
         raise MessageError("stale", f"issued {now - issued:.0f} s from now; window {freshness_s:.0f} s")
@@ -267,9 +250,9 @@ def parse_and_verify(payload: bytes, *, verify_key: Ed25519PublicKey, ori: str, 
         raise MessageError("wrong-addressee", f"for {obj.get('ori')}/{obj.get('device')}")
     if topic_kind is not None and obj["kind"] != topic_kind:
         raise MessageError("wrong-topic", f"{obj['kind']} on the {topic_kind} topic")
-    validate_body(obj["kind"], obj.get("body"))
+    validate_body(obj["kind"], obj)
     return Message(kind=obj["kind"], id=obj["id"], issued_at=issued, ori=obj["ori"],
-                   device=obj["device"], body=obj["body"], raw=obj)
+                   device=obj["device"], body=obj, raw=outer)
 
 
 def status_body(*, state: str, version: str, queue: dict | None = None,

@@ -1,0 +1,553 @@
+"""The MQTT link: sends the outbox to central and takes in what central answers.
+
+Delivery rules (../docs/asyncapi.yaml, contract v1):
+
+- A submission is published (QoS 1) from the durable SQLite outbox with at
+  most `mqtt.inflight` unanswered at a time. paho's own queue never holds the
+  only copy: the outbox row stays pending until a valid signed `ack` for its
+  id arrives; without one within `mqtt.ack_timeout_s`, or after any
+  reconnect, it is published again with the same id (central deduplicates).
+- Incoming `ack`, `notification` and `command` messages are verified (the
+  pinned central Ed25519 key, freshness window, addressee, size, shape),
+  deduplicated by id against the inbox, stored and COMMITTED, and only then
+  acknowledged to the broker (paho manual acks), so a crash at any point
+  means redelivery, never loss. Everything refused is counted and audited,
+  never acted on.
+- The session is persistent (clean_start False, a session expiry), so what
+  central sent while the appliance was away waits in the broker; after every
+  reconnect the link subscribes again and re-publishes everything pending.
+- A retained `status` (version, queue depth, sensor state, last capture, disk)
+  is published on connect and periodically; the MQTT will replaces it with
+  "offline" when the connection dies.
+
+Everything runs in one thread of its own (paho's `loop()` is driven from
+it, so callbacks, SQLite and publishing never race); `start()`/`stop()`;
+`health()` and `counters` for the service's status.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import os
+import queue
+import random
+import shutil
+import ssl
+import subprocess
+import threading
+import time
+from typing import Callable
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.client import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+import agent
+from agent import messages
+
+log = logging.getLogger("fpagent.link")
+
+SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps our queue for a week offline
+CONNACK_TIMEOUT_S = 15.0
+
+
+def _row_get(row, name, default=None):
+    if isinstance(row, dict):
+        return row.get(name, default)
+    try:
+        return row[name]
+    except (KeyError, IndexError, TypeError):
+        return getattr(row, name, default)
+
+
+class NotificationHook:
+    """Runs `[notifications] hook` for each new notification, JSON on stdin.
+
+    A worker thread, so a slow printer script never stalls the link; a
+    timeout; failures logged and counted, never fatal. The JSON holds the
+    notification's fields only (no biometric data is ever in one).
+    """
+
+    def __init__(self, command: str, timeout_s: float = 15.0):
+        self.command = command
+        self.timeout_s = timeout_s
+        self.failures = 0
+        self.runs = 0
+        self._queue: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, notification: dict) -> None:
+        if not self.command:
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="fpagent-hook", daemon=True)
+            self._thread.start()
+        self._queue.put(notification)
+
+    def run_one(self, notification: dict) -> bool:
+        data = json.dumps(notification, sort_keys=True).encode()
+        self.runs += 1
+        try:
+            done = subprocess.run(self.command, shell=True, input=data, timeout=self.timeout_s,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        except subprocess.TimeoutExpired:
+            self.failures += 1
+            log.warning("notification hook timed out after %.0f s: %s", self.timeout_s, self.command)
+            return False
+        except OSError as exc:
+            self.failures += 1
+            log.warning("notification hook could not run (%s): %s", exc, self.command)
+            return False
+        if done.returncode != 0:
+            self.failures += 1
+            log.warning("notification hook exited %d: %s", done.returncode,
+                        done.stderr.decode(errors="replace").strip()[:300])
+            return False
+        return True
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            self.run_one(item)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._thread:
+            self._queue.put(None)
+            self._thread.join(timeout)
+            self._thread = None
+
+
+class Link:
+    """The appliance's side of the MQTT contract, over an H5 Store (outbox, inbox, audit).
+
+    `store_factory` is called inside the link thread (SQLite connections stay
+    in the thread that uses them). `central_verify_keys`: the pinned central
+    Ed25519 public key(s); `device_signing_key` signs the status message.
+    `status_extra()` may add sensor state / last capture (the service's view).
+    """
+
+    def __init__(self, config, *, store_factory: Callable, central_verify_keys,
+                 device_signing_key=None, status_extra: Callable[[], dict] | None = None,
+                 on_notification: Callable[[dict], None] | None = None,
+                 on_ack: Callable[[str, dict], None] | None = None,
+                 client_id: str | None = None):
+        self.config = config
+        self.mq = config.mqtt
+        self.ori = config.device.ori
+        self.device = config.device.device_id
+        self.root = self.mq.root
+        self.store_factory = store_factory
+        self.verify_keys = central_verify_keys
+        self.signing_key = device_signing_key
+        self.status_extra = status_extra
+        self.on_notification = on_notification
+        self.on_ack = on_ack
+        self.client_id = client_id or f"{self.ori}-{self.device}"
+        self.hook = NotificationHook(config.notifications.hook,
+                                     getattr(config.notifications, "hook_timeout_s", 15.0))
+        self.counters: collections.Counter = collections.Counter()
+        self.rejected: collections.Counter = collections.Counter()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._connected = threading.Event()
+        self._inflight: dict[str, float] = {}  # submission id -> monotonic time published
+        self._mid_to_id: dict[int, str] = {}
+        self._last_error = ""
+        self._last_connect = None
+        self._store = None
+        self._client: mqtt.Client | None = None
+        self._pump_needed = True
+        self._next_pump = 0.0
+        self._attempt = 0
+        self._state = "down"  # down -> connecting -> up
+        self._next_attempt = 0.0
+        self._connect_started = 0.0
+        self._ever_tried = False
+        self.error: BaseException | None = None
+
+    # ------------------------------------------------------------------ topics
+
+    def topic(self, leaf: str) -> str:
+        return messages.topic(self.root, self.ori, self.device, leaf)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> "Link":
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run_guarded, name="fpagent-link", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Publish 'offline', disconnect cleanly, end the thread, stop the hook worker."""
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout)
+            self._thread = None
+        self.hook.stop()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout: float = 10.0) -> bool:
+        return self._connected.wait(timeout)
+
+    def poke(self) -> None:
+        """A new booking was enqueued: publish it soon (any thread may call this)."""
+        self._pump_needed = True
+
+    def health(self) -> dict:
+        """For `fpagent status` and the service: connection, in-flight, counters."""
+        return {
+            "connected": self.connected,
+            "broker": f"{self.mq.host}:{self.mq.port}",
+            "tls": bool(self.mq.tls),
+            "last_connect_at": self._last_connect,
+            "inflight": len(self._inflight),
+            "last_error": self._last_error,
+            "counters": dict(self.counters),
+            "rejected": dict(self.rejected),
+            "hook_failures": self.hook.failures,
+        }
+
+    # ------------------------------------------------------------------ the thread
+
+    def _run_guarded(self) -> None:
+        try:
+            self._run()
+        except BaseException as exc:  # noqa: BLE001 - reported through health()/error
+            self.error = exc
+            self._last_error = f"link thread died: {exc!r}"
+            log.exception("link thread died")
+            self._connected.clear()
+
+    def _make_client(self) -> mqtt.Client:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                             protocol=mqtt.MQTTv5, manual_ack=True)
+        if self.mq.tls:
+            client.tls_set(ca_certs=self.mq.ca_file or None, certfile=self.mq.cert_file or None,
+                           keyfile=self.mq.key_file or None, cert_reqs=ssl.CERT_REQUIRED,
+                           tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        client.max_inflight_messages_set(max(1, self.mq.inflight) + 4)  # + status messages
+        client.max_queued_messages_set(0)
+        client.will_set(self.topic("status"), self._status_payload("offline"), qos=1, retain=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_publish = self._on_publish
+        return client
+
+    def _run(self) -> None:
+        self._store = self.store_factory()
+        self._client = self._make_client()
+        next_status = 0.0
+        try:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                if self._state == "down" and now >= self._next_attempt:
+                    self._try_connect()
+                if self._state == "connecting" and now - self._connect_started > CONNACK_TIMEOUT_S:
+                    self._lost("no CONNACK from the broker")
+                if self._state == "down":
+                    self._stop.wait(min(0.05, max(0.0, self._next_attempt - now)))
+                    continue
+                rc = self._client.loop(timeout=0.02)
+                if rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN) and self._state != "down":
+                    self._lost(f"network error: {mqtt.error_string(rc)}")
+                if self._state == "up":
+                    now = time.monotonic()
+                    if now >= next_status:
+                        self._publish_status("online")
+                        next_status = now + self.config.service.status_interval_s
+                    self._pump(now)
+            if self._state == "up":
+                self._publish_status("offline")
+                deadline = time.monotonic() + 2.0
+                while self._client.want_write() and time.monotonic() < deadline:
+                    self._client.loop(timeout=0.02)
+                self._client.disconnect()
+                self._client.loop(timeout=0.05)
+        finally:
+            self._connected.clear()
+            self._close_socket()
+            close = getattr(self._store, "close", None)
+            if close:
+                close()
+
+    def _close_socket(self) -> None:
+        try:
+            sock = self._client.socket() if self._client else None
+            if sock:
+                sock.close()
+        except OSError:
+            pass
+
+    def _backoff(self) -> float:
+        """Exponential backoff with full jitter between reconnect attempts."""
+        self._attempt += 1
+        cap = min(self.mq.reconnect_max_s, self.mq.reconnect_min_s * (2 ** min(self._attempt, 16)))
+        return random.uniform(self.mq.reconnect_min_s, max(self.mq.reconnect_min_s, cap))
+
+    def _try_connect(self) -> None:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        props.ReceiveMaximum = max(4, self.mq.inflight * 2)
+        try:
+            if not self._ever_tried:
+                self._ever_tried = True
+                self._client.connect(self.mq.host, self.mq.port, keepalive=self.mq.keepalive_s,
+                                     clean_start=False, properties=props)
+            else:
+                self._client.reconnect()
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            self._last_error = f"connect to {self.mq.host}:{self.mq.port} failed: {exc}"
+            self.counters["connect_failures"] += 1
+            log.info("%s", self._last_error)
+            self._close_socket()
+            self._next_attempt = time.monotonic() + self._backoff()
+            return
+        self._state = "connecting"
+        self._connect_started = time.monotonic()
+
+    def _lost(self, why: str) -> None:
+        """The connection is gone: forget in-flight state, plan a reconnect with backoff."""
+        self._last_error = why
+        self._connected.clear()
+        self._state = "down"
+        self._inflight.clear()
+        self._mid_to_id.clear()
+        self._close_socket()
+        self._next_attempt = time.monotonic() + self._backoff()
+
+    # ------------------------------------------------------------------ callbacks (link thread)
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        if reason_code.is_failure:
+            self.counters["connect_refused"] += 1
+            self._lost(f"broker refused the connection: {reason_code}")
+            log.warning("%s", self._last_error)
+            return
+        self._state = "up"
+        self._attempt = 0
+        self._last_connect = messages.now_rfc3339()
+        self.counters["connects"] += 1
+        for leaf in ("ack", "notification", "command"):
+            client.subscribe(self.topic(leaf), qos=1)
+        # resynchronise: everything unanswered goes out again with the same id
+        self._inflight.clear()
+        self._mid_to_id.clear()
+        self._pump_needed = True
+        self._connected.set()
+        log.info("connected to %s:%s (session present: %s)", self.mq.host, self.mq.port,
+                 flags.session_present)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties):
+        if self._state != "down":
+            self.counters["disconnects"] += 1
+            self._lost(f"disconnected: {reason_code}")
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties):
+        sid = self._mid_to_id.pop(mid, None)
+        if reason_code is not None and reason_code.is_failure:
+            self.counters["publish_refused"] += 1
+            self._last_error = f"broker refused a publish: {reason_code}"
+            log.warning("broker refused publish of %s: %s", sid, reason_code)
+
+    def _on_message(self, client, userdata, msg):
+        try:
+            self._handle_incoming(msg.topic, bytes(msg.payload))
+        except Exception as exc:  # noqa: BLE001
+            # not stored: do NOT acknowledge; drop the connection so the broker
+            # redelivers it after the reconnect (e.g. the disk was full)
+            self.counters["store_errors"] += 1
+            log.error("could not store a message from %s (%s); will take it again", msg.topic, exc)
+            self._lost(f"could not store an incoming message: {exc}")
+            return
+        # only now (stored and committed, or refused and audited) does the broker learn we have it
+        if msg.qos > 0:
+            client.ack(msg.mid, msg.qos)
+
+    # ------------------------------------------------------------------ outgoing
+
+    def _pump(self, now: float) -> None:
+        """Publish due outbox rows, keeping at most `inflight` unanswered."""
+        timeout = getattr(self.mq, "ack_timeout_s", 30.0)
+        for sid, sent in list(self._inflight.items()):
+            if now - sent > timeout:
+                del self._inflight[sid]
+                self.counters["ack_timeouts"] += 1
+                self._pump_needed = True
+        free = max(1, self.mq.inflight) - len(self._inflight)
+        if free <= 0 or (not self._pump_needed and now < self._next_pump):
+            return
+        self._pump_needed = False
+        self._next_pump = now + 0.5
+        rows = self._pending(len(self._inflight) + free)
+        for row in rows:
+            if free <= 0:
+                break
+            sid = _row_get(row, "submission_id") or _row_get(row, "id")
+            if sid in self._inflight:
+                continue
+            env = _row_get(row, "envelope")
+            if env is None:
+                env = self._store.outbox.envelope(sid)
+            props = Properties(PacketTypes.PUBLISH)
+            props.UserProperty = [("fp-kind", "submission"), ("fp-id", str(sid))]
+            props.ContentType = "application/vnd.fpagent.envelope"
+            info = self._client.publish(self.topic("submission"), bytes(env), qos=1,
+                                        properties=props)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                self._last_error = f"publish failed: {mqtt.error_string(info.rc)}"
+                self._pump_needed = True
+                break
+            self._mid_to_id[info.mid] = sid
+            republished = _row_get(row, "attempts", 0) or 0
+            self.counters["republished" if republished else "published"] += 1
+            self._inflight[sid] = now
+            self._store.outbox.mark_sent(sid)
+            free -= 1
+        if rows and free == 0:
+            self._pump_needed = True
+
+    def _pending(self, limit: int):
+        outbox = self._store.outbox
+        if hasattr(outbox, "due"):
+            return outbox.due(limit=limit)
+        return outbox.pending(limit)
+
+    def _status_payload(self, state: str) -> bytes:
+        body = messages.message("status", self._status_fields(state), ori=self.ori,
+                                device=self.device)
+        if self.signing_key is not None:
+            return messages.sign(body, self.signing_key)
+        return json.dumps({"v": 1, "body": body}, sort_keys=True).encode()
+
+    def _status_fields(self, state: str) -> dict:
+        queue_info = {}
+        if state == "online" and self._store is not None:
+            try:
+                counts = self._store.outbox.counts()
+                queue_info = dict(counts) if isinstance(counts, dict) else {"pending": counts}
+                age = self._store.outbox.oldest_pending_age()
+                queue_info["oldest_pending_age_s"] = age
+            except Exception as exc:  # noqa: BLE001 - status must never kill the link
+                queue_info = {"error": str(exc)[:100]}
+        disk = None
+        try:
+            disk = round(shutil.disk_usage(self.config.paths.state_dir).free / 2**20, 1)
+        except OSError:
+            pass
+        extra = {}
+        if self.status_extra and state == "online":
+            try:
+                extra = self.status_extra() or {}
+            except Exception:  # noqa: BLE001
+                extra = {}
+        return messages.status_body(state=state, version=agent.__version__, queue=queue_info,
+                                    sensor=extra.get("sensor"),
+                                    last_capture_at=extra.get("last_capture_at"),
+                                    disk_free_mb=disk if state == "online" else None)
+
+    def _publish_status(self, state: str) -> None:
+        self._client.publish(self.topic("status"), self._status_payload(state), qos=1, retain=True)
+
+    # ------------------------------------------------------------------ incoming
+
+    def _reject(self, reason: str, detail: str, topic: str, msg_id: str | None, size: int) -> None:
+        self.rejected[reason] += 1
+        self.counters["rejected"] += 1
+        log.warning("refused a message on %s: %s %s", topic, reason, detail[:200])
+        entry = {"reason": reason, "topic": topic[:200], "bytes": size, "detail": detail[:300]}
+        if msg_id:
+            entry["message_id"] = str(msg_id)[:64]
+        self._store.audit.append("link", "message-rejected", entry)
+
+    def _handle_incoming(self, topic: str, payload: bytes) -> None:
+        parts = messages.split_topic(topic)
+        if not parts or parts[0] != self.root or parts[1] != self.ori or parts[2] != self.device \
+                or parts[3] not in messages.CENTRAL_KINDS:
+            self._reject("wrong-topic", "not one of this appliance's topics", topic, None, len(payload))
+            return
+        leaf = parts[3]
+        try:
+            msg = messages.parse_and_verify(
+                payload, verify_keys=self.verify_keys, ori=self.ori, device=self.device,
+                topic_kind=leaf, now=time.time(), freshness_s=self.config.envelope.freshness_s,
+                max_bytes=getattr(self.mq, "max_message_bytes", messages.MAX_MESSAGE_BYTES))
+        except messages.MessageError as exc:
+            self._reject(exc.reason, exc.detail, topic, None, len(payload))
+            return
+        if msg.kind == "ack":
+            self._handle_ack(msg, topic)
+        else:
+            self._handle_stored(msg, topic)
+
+    def _handle_ack(self, msg: messages.Message, topic: str) -> None:
+        """Apply a verified ack. Idempotent: a redelivered ack changes nothing."""
+        body = msg.body
+        sid = body["submission_id"]
+        outbox = self._store.outbox
+        ack = {"id": msg.id, "result": body["result"], "issued_at": body["issued_at"],
+               "central_tcn": body.get("central_tcn"), "reason": body.get("reason")}
+        if body["result"] == "accepted":
+            changed = outbox.mark_acknowledged(sid, ack)
+        else:
+            changed = outbox.mark_rejected(sid, ack)
+        if changed is False:
+            self.counters["duplicate_acks"] += 1
+        else:
+            self.counters["acks_" + body["result"]] += 1
+            if self.on_ack:
+                self.on_ack(sid, ack)
+        if self._inflight.pop(sid, None) is not None:
+            self._pump_needed = True
+
+    def _handle_stored(self, msg: messages.Message, topic: str) -> None:
+        """Notification or command: dedup by id, store, commit; then act (hook)."""
+        fresh = self._store.inbox.add(msg.id, msg.kind, msg.body)
+        if not fresh:
+            self._reject("replayed", "id already in the inbox", topic, msg.id, 0)
+            return
+        self.counters[msg.kind + "s"] += 1
+        if msg.kind == "notification":
+            if self.on_notification:
+                try:
+                    self.on_notification(msg.body)
+                except Exception:  # noqa: BLE001 - a display problem must not stop the link
+                    log.exception("notification callback failed")
+            self.hook.submit(msg.body)
+        else:
+            # v1: commands are verified, stored and audited; the service acts on them
+            self._store.audit.append("link", "command-received",
+                                     {"message_id": msg.id, "action": msg.body.get("action")})
+
+
+def build_link(config, **kw) -> Link:
+    """A Link from the configuration: the Store in the state dir and the pinned keys."""
+    from agent import keys as keys_mod
+    from agent.store import Store
+
+    env = config.envelope
+    verify = keys_mod.load_verify_key(config.key_path(env.central_verify_key,
+                                                      keys_mod.CENTRAL_VERIFY_KEY),
+                                      "central verify key")
+    signing = None
+    path = config.key_path(env.device_signing_key, keys_mod.DEVICE_SIGNING_KEY)
+    if os.path.exists(path):
+        signing = keys_mod.load_signing_key(path, "device signing key")
+    return Link(config, store_factory=lambda: Store(config.paths.database(), config),
+                central_verify_keys=verify, device_signing_key=signing, **kw)
