@@ -20,6 +20,13 @@ REAL_SETS = ("fvc2002_db1_b", "fvc2002_db3_b")
 SYNTHETIC_SETS = ("fvc2002_db4_b",)
 
 
+def pytest_addoption(parser):
+    # opt-in hardware run: the sensor contract suite against a real sensor
+    parser.addoption("--sensor", metavar="URL", default=None,
+                     help="also run the sensor contract tests on this sensor, "
+                     "e.g. zfm:///dev/ttyUSB0?baud=57600 (needs a finger on it)")
+
+
 @pytest.fixture(scope="session")
 def fingerprints_dir() -> pathlib.Path:
     if not (SHARED_FINGERPRINTS / "INDEX.tsv").exists():
