@@ -458,7 +458,7 @@ class LinkPart(Part):
         self.state = "unknown"
         self.detail = ""
 
-    def open(self) -> None:
+    def open(self, status_extra: Callable[[], dict] | None = None) -> None:
         factory = self.factory
         if factory is None:
             try:
@@ -467,15 +467,13 @@ class LinkPart(Part):
                 self.state, self.detail = "unavailable", f"link module missing ({exc})"
                 _log(logging.WARNING, "link unavailable", reason=self.detail)
                 return
-            factory = getattr(module, "Link", None)
-            if factory is None:
-                self.state, self.detail = "unavailable", "agent.link has no Link"
-                return
+            factory = lambda cfg, store: module.build_link(cfg, status_extra=status_extra)  # noqa: E731
         try:
             self.link = factory(self.cfg, self.store)
             starter = getattr(self.link, "start", None)
             if callable(starter):
                 starter()
+            self.state = "connecting"
         except UserError as exc:
             self.link = None
             self.state, self.detail = "unavailable", str(exc)[:200]
@@ -498,24 +496,26 @@ class LinkPart(Part):
             self._stop.wait(self.period)
 
     def step_alive(self) -> bool:
+        """Read the link's state; False when its thread died (the watchdog then stops)."""
         link = self.link
         if link is None:
             return True
-        alive_fn = getattr(link, "is_alive", None) or getattr(link, "alive", None)
-        alive = alive_fn() if callable(alive_fn) else True
+        alive_fn = getattr(link, "is_alive", None)
+        if callable(alive_fn):
+            alive = bool(alive_fn())
+        else:
+            thread = getattr(link, "_thread", None)
+            alive = getattr(link, "error", None) is None and (thread is None or thread.is_alive())
         connected = getattr(link, "connected", None)
         if callable(connected):
             connected = connected()
-        state_fn = getattr(link, "state", None)
-        if callable(state_fn):
-            state_fn = state_fn()
-        if isinstance(state_fn, str):
-            self.state = state_fn
-        elif connected is not None:
+        health = link.health() if callable(getattr(link, "health", None)) else {}
+        if connected is not None:
             self.state = "connected" if connected else "disconnected"
-        detail = getattr(link, "last_error", "")
-        self.detail = str(detail() if callable(detail) else (detail or ""))[:200]
-        return bool(alive)
+        if not alive:
+            self.state = "dead"
+        self.detail = "" if connected else str(health.get("last_error") or "")[:200]
+        return alive
 
     def facts(self) -> dict:
         return {"state": self.state, "detail": self.detail,
@@ -584,13 +584,15 @@ class Service:
             self.capture.step()
 
         self._warm_up()
+        if self.stop_event.is_set():
+            return  # SIGTERM while preparing: nothing started yet, just stop
 
         self._say("starting parts")
         if self._custom_parts is None:
             self.outbox = OutboxPart(self.cfg, self.store)
             self.outbox.step()
             self.link = LinkPart(self.cfg, self.store)
-            self.link.open()
+            self.link.open(status_extra=self._link_status_extra)
             self.parts = [self.capture, self.outbox, self.link]
         else:
             self.parts = list(self._custom_parts)
@@ -630,14 +632,13 @@ class Service:
                 _log(logging.WARNING, "outbox module missing; running without a store")
                 self.store = None
                 return
+            # Store() runs SQLite's quick_check and migrates; a damaged file is moved
+            # aside by the store (never deleted) and reported in the status.
             self.store = Store(db, self.cfg)
-            check = (getattr(self.store, "integrity_check", None) or getattr(self.store, "check", None)
-                     or getattr(self.store, "verify", None))
-            if callable(check):
-                result = check()
-                if result is False or (isinstance(result, (list, tuple)) and result
-                                        and result not in (["ok"], ("ok",))):
-                    raise StartupError(f"database {db} failed its integrity check: {result}")
+            moved = getattr(self.store, "recovered_from", None)
+            if moved:
+                _log(logging.ERROR, "database was damaged; moved aside, new queue started",
+                     moved_to=moved, hint="keep that file and contact support")
         except UserError:
             raise
         except Exception as exc:
@@ -731,6 +732,10 @@ class Service:
         self._write_live(facts)
 
     # -- facts --
+    def _link_status_extra(self) -> dict:
+        """What the link's retained status message says about the sensor."""
+        return {"sensor": self.capture.state if self.capture else "unknown"}
+
     def live(self) -> dict:
         parts = {p.name: {"alive": self.beats.age(p.name) <= self.part_timeout_s,
                           "age_s": round(min(self.beats.age(p.name), 1e9), 1)} for p in self.parts}

@@ -174,7 +174,7 @@ def _queue_facts(cfg: Config, store, now: float) -> tuple[dict, dict]:
         if hasattr(outbox, "oldest_pending_age"):
             age = outbox.oldest_pending_age(now) if _takes_arg(outbox.oldest_pending_age) else outbox.oldest_pending_age()
             queue["oldest_pending_age_s"] = None if age is None else round(float(age), 1)
-        size = counts.get("bytes", counts.get("pending_bytes"))
+        size = outbox.queued_bytes() if hasattr(outbox, "queued_bytes") else None
         if size is None:
             size = _database_bytes(db_path)
         queue["bytes"] = int(size) if size is not None else None
@@ -182,6 +182,9 @@ def _queue_facts(cfg: Config, store, now: float) -> tuple[dict, dict]:
             queue["full"] = True
             queue["detail"] = f"queue is at its limit of {cfg.store.max_queue_mb:g} MB"
         database["ok"] = True
+        moved = getattr(store, "recovered_from", None)
+        if moved:
+            database["detail"] = f"a damaged database was moved aside to {moved}; contact support"
     except Exception as exc:
         database.update(ok=False, detail=_short(exc))
         queue["detail"] = "cannot read the queue"
@@ -270,6 +273,8 @@ def evaluate(facts: Facts, *, stale_pending_s: float = 3600.0) -> tuple[int, lis
             found.append((CRITICAL, f"{name} part not responding for {part.get('age_s', '?')} s"))
     if facts.database.get("ok") is False:
         found.append((CRITICAL, "database: " + facts.database.get("detail", "check failed")))
+    elif "moved aside" in (facts.database.get("detail") or ""):
+        found.append((WARNING, "database: " + facts.database["detail"]))
     free, min_free = facts.disk.get("free_mb"), facts.disk.get("min_free_mb") or 0
     if free is None:
         found.append((UNKNOWN, "disk: " + facts.disk.get("detail", "cannot measure")))
