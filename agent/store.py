@@ -268,6 +268,10 @@ class Store:
                 if number:
                     log.warning("database %s migrated to schema version %d", self.path, number + 1)
 
+    def next_sequence(self) -> int:
+        """The next envelope sequence number (same as counters.next_sequence())."""
+        return self.counters.next_sequence()
+
     def schema_version(self) -> int:
         with self._lock:
             return self.conn.execute("PRAGMA user_version").fetchone()[0]
