@@ -1,0 +1,160 @@
+"""Consolidation: under one rigid alignment, pair A's minutiae with B's one-to-one.
+
+A's minutiae are rotated by `rot` about the anchor minutia of A and moved onto
+the anchor of B. A pair qualifies when the two minutiae are closer than a
+tolerance that grows with the distance from the anchor (skin stretches more
+far from where the prints agree) and their directions differ by less than
+`ang_tol`; qualifying pairs are taken greedily by increasing cost so each
+minutia is used once. The overlap counts say how many minutiae of each print
+fall inside the other print's area (a coarse occupancy grid), which is what
+the score is normalised by: a partial print is judged on the part both share.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+TWO_PI = 2.0 * math.pi
+
+
+@njit(cache=True, inline="always")
+def _angdiff(a, b):
+    d = abs(a - b) % TWO_PI
+    return d if d <= math.pi else TWO_PI - d
+
+
+@njit(cache=True, inline="always")
+def _in_grid(grid, cell, x, y):
+    if x < 0.0 or y < 0.0:
+        return False
+    cx = int(x / cell)
+    cy = int(y / cell)
+    if cy >= grid.shape[0] or cx >= grid.shape[1]:
+        return False
+    return grid[cy, cx]
+
+
+@njit(cache=True)
+def pair_under_alignment(ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y, rot,
+                         dist_tol, dist_tol_rel, dist_tol_max, ang_tol, a_grid, b_grid, cell,
+                         pair_a, pair_b):
+    """Greedy one-to-one pairing under one alignment.
+
+    Returns (matched, overlap_a, overlap_b, sum_of_closeness); the pairs are
+    written to pair_a/pair_b (length >= matched).
+    """
+    na = ax.shape[0]
+    nb = bx.shape[0]
+    c = math.cos(rot)
+    s = math.sin(rot)
+    tx = np.empty(na, dtype=np.float32)
+    ty = np.empty(na, dtype=np.float32)
+    overlap_a = 0
+    for i in range(na):
+        dx = ax[i] - a0x
+        dy = ay[i] - a0y
+        tx[i] = c * dx - s * dy + b0x
+        ty[i] = s * dx + c * dy + b0y
+        if _in_grid(b_grid, cell, tx[i], ty[i]):
+            overlap_a += 1
+    overlap_b = 0
+    for k in range(nb):
+        dx = bx[k] - b0x
+        dy = by[k] - b0y
+        # inverse rotation back into A's frame
+        x = c * dx + s * dy + a0x
+        y = -s * dx + c * dy + a0y
+        if _in_grid(a_grid, cell, x, y):
+            overlap_b += 1
+    # candidate pairs
+    cap = na * 4 + 16
+    ci = np.empty(cap, dtype=np.int32)
+    ck = np.empty(cap, dtype=np.int32)
+    cc = np.empty(cap, dtype=np.float32)
+    n = 0
+    for i in range(na):
+        ra = math.hypot(tx[i] - b0x, ty[i] - b0y)
+        tol = min(dist_tol + dist_tol_rel * ra, dist_tol_max)
+        tol2 = tol * tol
+        th = ath[i] + rot
+        for k in range(nb):
+            dx = tx[i] - bx[k]
+            if abs(dx) > tol:
+                continue
+            dy = ty[i] - by[k]
+            d2 = dx * dx + dy * dy
+            if d2 > tol2:
+                continue
+            da = _angdiff(th, bth[k])
+            if da > ang_tol:
+                continue
+            if n == cap:
+                break
+            ci[n] = i
+            ck[n] = k
+            cc[n] = math.sqrt(d2) / tol + da / ang_tol
+            n += 1
+    order = np.argsort(cc[:n])
+    used_a = np.zeros(na, dtype=np.bool_)
+    used_b = np.zeros(nb, dtype=np.bool_)
+    matched = 0
+    closeness = 0.0
+    for t in range(n):
+        p = order[t]
+        i = ci[p]
+        k = ck[p]
+        if used_a[i] or used_b[k]:
+            continue
+        used_a[i] = True
+        used_b[k] = True
+        pair_a[matched] = i
+        pair_b[matched] = k
+        matched += 1
+        closeness += 1.0 - 0.5 * cc[p]
+    return matched, overlap_a, overlap_b, closeness
+
+
+def pair_under_alignment_reference(ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y, rot,
+                                   dist_tol, dist_tol_rel, dist_tol_max, ang_tol, a_grid, b_grid,
+                                   cell):
+    """Plain-numpy reference of `pair_under_alignment` (returns the same tuple + the pairs)."""
+    c, s = math.cos(rot), math.sin(rot)
+    dx, dy = ax.astype(np.float64) - a0x, ay.astype(np.float64) - a0y
+    tx = c * dx - s * dy + b0x
+    ty = s * dx + c * dy + b0y
+
+    def inside(grid, x, y):
+        cx = np.floor(x / cell).astype(np.int64)
+        cy = np.floor(y / cell).astype(np.int64)
+        ok = (x >= 0) & (y >= 0) & (cx < grid.shape[1]) & (cy < grid.shape[0])
+        res = np.zeros(x.shape, dtype=bool)
+        res[ok] = grid[cy[ok], cx[ok]]
+        return res
+
+    overlap_a = int(inside(b_grid, tx, ty).sum())
+    ex, ey = bx.astype(np.float64) - b0x, by.astype(np.float64) - b0y
+    overlap_b = int(inside(a_grid, c * ex + s * ey + a0x, -s * ex + c * ey + a0y).sum())
+    ra = np.hypot(tx - b0x, ty - b0y)
+    tol = np.minimum(dist_tol + dist_tol_rel * ra, dist_tol_max)[:, None]
+    d = np.hypot(tx[:, None] - bx[None, :], ty[:, None] - by[None, :])
+    da = np.abs(ath[:, None] + rot - bth[None, :]) % (2 * np.pi)
+    da = np.where(da <= np.pi, da, 2 * np.pi - da)
+    ok = (d <= tol) & (da <= ang_tol)
+    cost = d / tol + da / ang_tol
+    ii, kk = np.nonzero(ok)
+    order = np.argsort(cost[ii, kk], kind="stable")
+    used_a, used_b = set(), set()
+    pairs = []
+    closeness = 0.0
+    for p in order:
+        i, k = ii[p], kk[p]
+        if i in used_a or k in used_b:
+            continue
+        used_a.add(i)
+        used_b.add(k)
+        pairs.append((i, k))
+        closeness += 1.0 - 0.5 * cost[i, k]
+    return len(pairs), overlap_a, overlap_b, closeness, pairs

@@ -1,0 +1,129 @@
+"""The whole 1:1 comparison of two prepared templates in one kernel call.
+
+Edge votes give candidate correspondences; the best-voted ones are tried as
+alignment anchors (rotation from the votes, translation from the anchor
+pair); each alignment is consolidated by one-to-one pairing; the best one is
+then refitted by least squares on its pairs (this absorbs part of the skin
+distortion) and paired again. The score is
+
+    closeness^2 / (max(overlap_a, min_overlap) * max(overlap_b, min_overlap))
+
+i.e. the square of the (tolerance-weighted) matched count over the product of
+the minutiae counts each print has inside the other's area: 1.0 for a
+perfect match of the shared area, near 0 for unrelated prints.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from agent.kernels_match.match_edges import edge_votes
+from agent.kernels_match.match_pairing import pair_under_alignment
+
+# indices into the params vector
+P_LEN_TOL, P_LEN_TOL_REL, P_EDGE_ANG, P_DIST_TOL, P_DIST_TOL_REL, P_DIST_TOL_MAX, P_PAIR_ANG, \
+    P_ANCHORS, P_MIN_OVERLAP, P_CELL, P_MIN_VOTES, P_SELECT_BY_SCORE = range(12)
+
+
+@njit(cache=True, inline="always")
+def _score(matched, closeness, oa, ob, min_overlap):
+    if matched < 2:
+        return 0.0
+    da = max(float(oa), float(matched), min_overlap)
+    db = max(float(ob), float(matched), min_overlap)
+    return closeness * closeness / (da * db)
+
+
+@njit(cache=True)
+def match_prepared(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_grid,
+                   bx, by, bth, b_len, b_i, b_j, b_ai, b_aj, b_dir, b_grid, params):
+    """(similarity in [0, 1], details) of two prepared templates (A, B in the caller's order)."""
+    na = ax.shape[0]
+    nb = bx.shape[0]
+    details = np.zeros(4, dtype=np.float64)  # matched, overlap_a, overlap_b, closeness of the best
+    if na < 2 or nb < 2:
+        return 0.0, details
+    votes, rc, rs = edge_votes(a_len, a_i, a_j, a_ai, a_aj, a_dir, b_len, b_i, b_j, b_ai, b_aj, b_dir,
+                               na, nb, params[P_LEN_TOL], params[P_LEN_TOL_REL], params[P_EDGE_ANG])
+    cell = params[P_CELL]
+    min_overlap = params[P_MIN_OVERLAP]
+    pair_a = np.empty(na, dtype=np.int32)
+    pair_b = np.empty(na, dtype=np.int32)
+    best_pa = np.empty(na, dtype=np.int32)
+    best_pb = np.empty(na, dtype=np.int32)
+    best = 0.0
+    best_cl = 0.0
+    best_m = 0
+    n_anchors = int(params[P_ANCHORS])
+    by_score = params[P_SELECT_BY_SCORE] > 0.0
+    for _ in range(n_anchors):
+        # next best-voted correspondence
+        vi = -1
+        vk = -1
+        vmax = params[P_MIN_VOTES]
+        for i in range(na):
+            for k in range(nb):
+                if votes[i, k] > vmax:
+                    vmax = votes[i, k]
+                    vi = i
+                    vk = k
+        if vi < 0:
+            break
+        votes[vi, vk] = -1.0
+        rot = math.atan2(rs[vi, vk], rc[vi, vk])
+        m, oa, ob, cl = pair_under_alignment(
+            ax, ay, ath, bx, by, bth, ax[vi], ay[vi], bx[vk], by[vk], rot,
+            params[P_DIST_TOL], params[P_DIST_TOL_REL], params[P_DIST_TOL_MAX], params[P_PAIR_ANG],
+            a_grid, b_grid, cell, pair_a, pair_b)
+        sc = _score(m, cl, oa, ob, min_overlap)
+        if (sc if by_score else cl) > best_cl:
+            best_cl = sc if by_score else cl
+            best = sc
+            best_m = m
+            details[0] = m
+            details[1] = oa
+            details[2] = ob
+            details[3] = cl
+            for t in range(m):
+                best_pa[t] = pair_a[t]
+                best_pb[t] = pair_b[t]
+    if best_m >= 3:
+        # least-squares rigid refit on the best pairs, then pair again about the centroids
+        sax = 0.0
+        say = 0.0
+        sbx = 0.0
+        sby = 0.0
+        for t in range(best_m):
+            sax += ax[best_pa[t]]
+            say += ay[best_pa[t]]
+            sbx += bx[best_pb[t]]
+            sby += by[best_pb[t]]
+        sax /= best_m
+        say /= best_m
+        sbx /= best_m
+        sby /= best_m
+        num = 0.0
+        den = 0.0
+        for t in range(best_m):
+            pxa = ax[best_pa[t]] - sax
+            pya = ay[best_pa[t]] - say
+            pxb = bx[best_pb[t]] - sbx
+            pyb = by[best_pb[t]] - sby
+            num += pxa * pyb - pya * pxb
+            den += pxa * pxb + pya * pyb
+        rot = math.atan2(num, den)
+        m, oa, ob, cl = pair_under_alignment(
+            ax, ay, ath, bx, by, bth, sax, say, sbx, sby, rot,
+            params[P_DIST_TOL], params[P_DIST_TOL_REL], params[P_DIST_TOL_MAX], params[P_PAIR_ANG],
+            a_grid, b_grid, cell, pair_a, pair_b)
+        sc = _score(m, cl, oa, ob, min_overlap)
+        if (sc if by_score else cl) > best_cl:
+            best = sc
+            details[0] = m
+            details[1] = oa
+            details[2] = ob
+            details[3] = cl
+    return best, details
