@@ -54,15 +54,6 @@ SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps our queue for a week offlin
 CONNACK_TIMEOUT_S = 15.0
 
 
-def _row_get(row, name, default=None):
-    if isinstance(row, dict):
-        return row.get(name, default)
-    try:
-        return row[name]
-    except (KeyError, IndexError, TypeError):
-        return getattr(row, name, default)
-
-
 class NotificationHook:
     """Runs `[notifications] hook` for each new notification, JSON on stdin.
 
@@ -347,6 +338,7 @@ class Link:
         for leaf in ("ack", "notification", "command"):
             client.subscribe(self.topic(leaf), qos=1)
         # resynchronise: everything unanswered goes out again with the same id
+        self._store.outbox.retry_all_now()
         self._inflight.clear()
         self._mid_to_id.clear()
         self._pump_needed = True
@@ -399,12 +391,10 @@ class Link:
         for row in rows:
             if free <= 0:
                 break
-            sid = _row_get(row, "submission_id") or _row_get(row, "id")
-            if sid in self._inflight:
+            sid = row.submission_id
+            if sid in self._inflight or row.envelope is None:
                 continue
-            env = _row_get(row, "envelope")
-            if env is None:
-                env = self._store.outbox.envelope(sid)
+            env = row.envelope
             props = Properties(PacketTypes.PUBLISH)
             props.UserProperty = [("fp-kind", "submission"), ("fp-id", str(sid))]
             props.ContentType = "application/vnd.fpagent.envelope"
@@ -415,19 +405,16 @@ class Link:
                 self._pump_needed = True
                 break
             self._mid_to_id[info.mid] = sid
-            republished = _row_get(row, "attempts", 0) or 0
-            self.counters["republished" if republished else "published"] += 1
+            self.counters["republished" if row.attempts else "published"] += 1
             self._inflight[sid] = now
-            self._store.outbox.mark_sent(sid)
+            self._store.outbox.mark_sent(sid, retry_after=timeout)
             free -= 1
         if rows and free == 0:
             self._pump_needed = True
 
     def _pending(self, limit: int):
-        outbox = self._store.outbox
-        if hasattr(outbox, "due"):
-            return outbox.due(limit=limit)
-        return outbox.pending(limit)
+        """Unacknowledged rows whose retry time has come (mark_sent pushes it by ack_timeout_s)."""
+        return self._store.outbox.due(limit=limit)
 
     def _status_payload(self, state: str) -> bytes:
         body = messages.message("status", self._status_fields(state), ori=self.ori,
@@ -470,6 +457,7 @@ class Link:
     def _reject(self, reason: str, detail: str, topic: str, msg_id: str | None, size: int) -> None:
         self.rejected[reason] += 1
         self.counters["rejected"] += 1
+        self._store.counters.incr(f"link.rejected.{reason}")
         log.warning("refused a message on %s: %s %s", topic, reason, detail[:200])
         entry = {"reason": reason, "topic": topic[:200], "bytes": size, "detail": detail[:300]}
         if msg_id:
@@ -506,7 +494,7 @@ class Link:
         if body["result"] == "accepted":
             changed = outbox.mark_acknowledged(sid, ack)
         else:
-            changed = outbox.mark_rejected(sid, ack)
+            changed = outbox.mark_rejected(sid, body.get("reason", "rejected"), ack=ack)
         if changed is False:
             self.counters["duplicate_acks"] += 1
         else:
