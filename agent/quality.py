@@ -20,6 +20,8 @@ import dataclasses
 
 import numpy as np
 
+from agent.kernels import boxfilter
+
 TARGET_PPI = 500
 BLOCK = 16  # quality map block (pixels at 500 ppi), ~ 1.7 ridge periods
 MIN_PERIOD, MAX_PERIOD = 5.0, 15.0  # ridge period limits at 500 ppi (px)
@@ -55,16 +57,13 @@ class QualityReport:
 # --------------------------------------------------------------------------- filters
 
 def box_mean(a: np.ndarray, r: int) -> np.ndarray:
-    """Mean over a (2r+1)^2 window (edges replicated), for 2-D or stacked (..., H, W) arrays."""
+    """Mean over a (2r+1)^2 window (edges replicated), for 2-D or stacked (K, H, W) arrays."""
+    a = np.ascontiguousarray(a, dtype=np.float32)
     if r <= 0:
-        return a.astype(np.float32, copy=True)
-    pad = [(0, 0)] * (a.ndim - 2) + [(r + 1, r), (r + 1, r)]
-    p = np.pad(a.astype(np.float64, copy=False), pad, mode="edge")
-    c = np.cumsum(p, axis=-2)
-    c = c[..., 2 * r + 1:, :] - c[..., :-2 * r - 1, :]
-    c = np.cumsum(c, axis=-1)
-    c = c[..., :, 2 * r + 1:] - c[..., :, :-2 * r - 1]
-    return (c / float((2 * r + 1) ** 2)).astype(np.float32)
+        return a.copy()
+    if a.ndim == 3:
+        return np.stack([boxfilter.box_mean(c, r) for c in a])
+    return boxfilter.box_mean(a, r)
 
 
 def resample_to_500(pixels: np.ndarray, ppi: float) -> tuple[np.ndarray, float]:
@@ -112,36 +111,13 @@ def _upsample_blocks(a: np.ndarray, b: int, shape) -> np.ndarray:
 def _largest_component(m: np.ndarray) -> np.ndarray:
     """Largest 4-connected component of a small boolean grid, holes filled."""
     h, w = m.shape
-    lab = np.zeros((h, w), dtype=np.int32)
-    best, best_n, cur = 0, 0, 0
-    for y0, x0 in zip(*np.nonzero(m)):
-        if lab[y0, x0]:
-            continue
-        cur += 1
-        stack = [(y0, x0)]
-        lab[y0, x0] = cur
-        n = 0
-        while stack:
-            y, x = stack.pop()
-            n += 1
-            for yy, xx in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
-                if 0 <= yy < h and 0 <= xx < w and m[yy, xx] and not lab[yy, xx]:
-                    lab[yy, xx] = cur
-                    stack.append((yy, xx))
-        if n > best_n:
-            best, best_n = cur, n
-    out = lab == best if best else np.zeros_like(m)
+    out = boxfilter.largest_component(np.ascontiguousarray(m, dtype=np.bool_))
     # fill holes: background not reachable from the grid border
-    outside = np.zeros((h + 2, w + 2), dtype=bool)
     free = np.pad(~out, 1, constant_values=True)
-    stack = [(0, 0)]
-    outside[0, 0] = True
-    while stack:
-        y, x = stack.pop()
-        for yy, xx in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
-            if 0 <= yy < h + 2 and 0 <= xx < w + 2 and free[yy, xx] and not outside[yy, xx]:
-                outside[yy, xx] = True
-                stack.append((yy, xx))
+    # the outside is the free region holding the padding ring (normally the largest)
+    outside = boxfilter.largest_component(free)
+    if not outside[0, 0]:  # the ring is always connected; guard anyway
+        return out
     return ~outside[1:-1, 1:-1]
 
 
@@ -184,7 +160,7 @@ def analyse(img500: np.ndarray) -> Fields:
 
     # ridge period from gradient energy / variance; the 3x3 smoothing and the
     # central difference attenuate the gradient: corrected by the factor below
-    raw_period = 2 * np.pi * np.sqrt(box_mean((sm - box_mean(sm, 8)) ** 2, 8) / (energy + 1e-3))
+    raw_period = 2 * np.pi * np.sqrt(np.maximum(box_mean((sm - box_mean(sm, 8)) ** 2, 8), 0) / (energy + 1e-3))
     raw_period = raw_period * 0.80
 
     # foreground: enough contrast, a coherent ridge flow and a ridge-like period

@@ -27,6 +27,13 @@ def line_filter(img, ux, uy, idx, mask, table):
     h, w = img.shape
     n = table.shape[1]
     r = (n - 1) // 2
+    pad = r + 2
+    # edge-replicated copy: sampling it equals sampling with clamped coordinates
+    big = np.empty((h + 2 * pad, w + 2 * pad), dtype=np.float32)
+    for y in range(h + 2 * pad):
+        sy = min(max(y - pad, 0), h - 1)
+        for x in range(w + 2 * pad):
+            big[y, x] = img[sy, min(max(x - pad, 0), w - 1)]
     out = np.zeros((h, w), dtype=np.float32)
     for y in range(h):
         for x in range(w):
@@ -36,29 +43,18 @@ def line_filter(img, ux, uy, idx, mask, table):
             dx = ux[y, x]
             dy = uy[y, x]
             acc = np.float32(0.0)
+            fx = np.float32(x + pad) - r * dx
+            fy = np.float32(y + pad) - r * dy
             for t in range(n):
-                s = np.float32(t - r)
-                fx = np.float32(x) + s * dx
-                fy = np.float32(y) + s * dy
-                if fx < 0:
-                    fx = np.float32(0.0)
-                elif fx > w - 1:
-                    fx = np.float32(w - 1)
-                if fy < 0:
-                    fy = np.float32(0.0)
-                elif fy > h - 1:
-                    fy = np.float32(h - 1)
                 x0 = int(fx)
                 y0 = int(fy)
-                if x0 > w - 2:
-                    x0 = w - 2
-                if y0 > h - 2:
-                    y0 = h - 2
                 ax = fx - x0
                 ay = fy - y0
-                v = ((1 - ax) * (1 - ay) * img[y0, x0] + ax * (1 - ay) * img[y0, x0 + 1]
-                     + (1 - ax) * ay * img[y0 + 1, x0] + ax * ay * img[y0 + 1, x0 + 1])
-                acc += table[k, t] * v
+                top = big[y0, x0] + ax * (big[y0, x0 + 1] - big[y0, x0])
+                bot = big[y0 + 1, x0] + ax * (big[y0 + 1, x0 + 1] - big[y0 + 1, x0])
+                acc += table[k, t] * (top + ay * (bot - top))
+                fx += dx
+                fy += dy
             out[y, x] = acc
     return out
 
