@@ -339,6 +339,10 @@ class ZfmSensor(hal.Sensor):
                         f"answer from address 0x{packet.address:08X}, expected 0x{self.address:08X}")
                 return packet
             if time.monotonic() >= deadline:
+                if reader.buffered:  # a frame began, then silence: bytes were lost
+                    raise hal.FramingError(
+                        f"incomplete packet from {self.port_name} ({reader.buffered} bytes, "
+                        "then nothing)")
                 raise hal.CaptureTimeout(
                     f"the sensor on {self.port_name} did not answer in time")
             try:

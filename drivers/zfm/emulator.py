@@ -19,7 +19,7 @@ does. `last_image` is what the driver must decode, pixel for pixel.
 URL parameters besides the driver's (baud, address, password, timeout, ...):
 `source`, `seed`, `person`, `pace` (1: bytes take their wire time at `baud`,
 10 bits a byte; default 0: as fast as the pty goes), `packet_size` (32, 64,
-128 or 256; default 128), `prodinfo` (0: answer ReadProdInfo as an old R30x
+128 or 256; default 128), `fault_seed` (where faults strike), `prodinfo` (0: answer ReadProdInfo as an old R30x
 does, "unsupported"), `module_password`/`module_address` (what the emulated
 module has, default: what the driver uses), and `faults`, a comma list of
 `name:value` (see `Faults`).
@@ -66,6 +66,8 @@ class Faults:
     nofinger:N  "no finger" for the first N GenImg polls (-1: never a finger)
     poweron:1   send the power-on 0x55 byte just before the first answer
     garbage:N   N bytes of line noise before every answer
+    at:I        strike flip/drop/dup at byte I of the upload (negative: from
+                the end) instead of at a random byte
     """
 
     flip: int = 0
@@ -77,6 +79,7 @@ class Faults:
     nofinger: int = 0
     poweron: int = 0
     garbage: int = 0
+    at: int | None = None
 
     @classmethod
     def parse(cls, text: str | None) -> "Faults":
@@ -90,7 +93,7 @@ class Faults:
                 raise ValueError(f"unknown fault {name!r} (known: {', '.join(types)})")
             try:
                 setattr(faults, name, float(value or 1) if types[name] in (float, "float")
-                        else int(value or 1, 0))
+                        else int(value or "1", 0))
             except ValueError:
                 raise ValueError(f"fault {name} needs a number, got {value!r}") from None
         return faults
@@ -177,7 +180,8 @@ class ZfmEmulator:
     def __init__(self, source: str = "synthetic", *, seed: int = 0, person: int = 0,
                  baud: int = 57600, pace: bool = False, packet_size: int = 128,
                  address: int = codec.DEFAULT_ADDRESS, password: int = 0,
-                 prodinfo: bool = True, faults: Faults | None = None):
+                 prodinfo: bool = True, faults: Faults | None = None,
+                 fault_seed: int | None = None):
         if packet_size not in codec.PACKET_SIZES.values():
             raise ValueError(f"packet_size {packet_size} (must be 32, 64, 128 or 256)")
         self.source = (SyntheticSource(seed, person) if source in ("", "synthetic")
@@ -193,11 +197,13 @@ class ZfmEmulator:
         self.commands: list[int] = []  # instruction codes received, in order
         self.answered = 0
         self._verified = password == 0
-        self._rng = random.Random(seed)
+        self._rng = random.Random(seed if fault_seed is None else fault_seed)
         self._reader = codec.PacketReader()
         self._line_free_at = 0.0
         self._power_on_pending = bool(self.faults.poweron)
         self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._pending: np.ndarray | None = None  # prepared by set_finger()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
         self.master_fd, self.slave_fd = os.openpty()
@@ -220,6 +226,7 @@ class ZfmEmulator:
             password=parsed.get_int("module_password", password),
             prodinfo=bool(parsed.get_int("prodinfo", 1)),
             faults=Faults.parse(params.get("faults")),
+            fault_seed=parsed.get_int("fault_seed", parsed.get_int("seed", 0)),
         )
 
     # -- life cycle ---------------------------------------------------------
@@ -247,8 +254,20 @@ class ZfmEmulator:
         return False
 
     def set_finger(self, finger: int) -> None:
-        """Out of band: which finger the officer is capturing (FGP 0-10)."""
-        self.finger = int(finger)
+        """Out of band: which finger the officer is capturing (FGP 0-10).
+
+        The image is prepared here, outside the protocol, so that generating
+        a synthetic print never delays an answer beyond the driver's deadline.
+        """
+        image = fit_to_module(self.source.next_image(int(finger)))
+        with self._lock:
+            self.finger = int(finger)
+            self._pending = image
+
+    def _take_image(self) -> np.ndarray:
+        with self._lock:
+            image, self._pending = self._pending, None
+        return image if image is not None else fit_to_module(self.source.next_image(self.finger))
 
     # -- the loop -----------------------------------------------------------
     def _run(self) -> None:
@@ -319,7 +338,7 @@ class ZfmEmulator:
                 if self.faults.nofinger > 0:
                     self.faults.nofinger -= 1
                 return reply(codec.NO_FINGER)
-            self.image_buffer = fit_to_module(self.source.next_image(self.finger))
+            self.image_buffer = self._take_image()
             return reply(codec.OK)
         if code == codec.UP_IMAGE:
             if self.image_buffer is None:
@@ -344,7 +363,8 @@ class ZfmEmulator:
         for name in ("flip", "drop", "dup"):
             if getattr(faults, name) > 0:
                 setattr(faults, name, getattr(faults, name) - 1)
-                at = self._rng.randrange(len(body))
+                at = (self._rng.randrange(len(body)) if faults.at is None
+                      else faults.at % len(body))
                 if name == "flip":
                     body[at] ^= 1 << self._rng.randrange(8)
                 elif name == "drop":
