@@ -1,0 +1,78 @@
+"""`fpagent bench sensor`: image upload over a real pty from the emulator paced at the baud rate.
+
+Per rate: bytes on the wire (UpImage, its ack and every data packet),
+theoretical wire time (10 bits a byte), measured upload time, their ratio
+(target <= 1.05: the driver adds no stalls of its own) and host CPU time of
+the driver per capture (target < 10% of the wire time). The emulator runs in
+its own thread; CPU is measured with time.thread_time() on the driver's
+thread only, and the synthetic print is prepared before the clock starts.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from agent.bench import add_json_flag, emit, progress
+
+RATES = (57600, 115200)
+RATIO_TARGET = 1.05
+CPU_TARGET = 0.10
+
+
+def register(sub):
+    parser = sub.add_parser("sensor", help="ZFM image upload: wire time vs measured, host CPU",
+                            description=__doc__.split("\n\n")[1])
+    parser.add_argument("--captures", type=int, default=1, metavar="N",
+                        help="captures per baud rate (default 1; one takes ~7 s at 57600)")
+    parser.add_argument("--rates", default=",".join(map(str, RATES)),
+                        help="comma-separated baud rates (default 57600,115200)")
+    add_json_flag(parser)
+    parser.set_defaults(func=run)
+
+
+def measure_rate(baud: int, captures: int, seed: int = 1) -> dict:
+    """Capture `captures` images at `baud` (paced emulator) and return the figures."""
+    import hal
+    from drivers.zfm.emulator import ZfmEmulator
+
+    uploads, cpus, wire_bytes = [], [], 0
+    with ZfmEmulator(seed=seed, baud=baud, pace=True) as emulator:
+        with hal.open_sensor(f"zfm://{emulator.port_path}?baud={baud}") as sensor:
+            for i in range(captures):
+                emulator.set_finger(1 + i % 10)  # out of band, off the clock
+                label = f"{baud} baud, capture {i + 1}/{captures}"
+                cpu0 = time.thread_time()
+                image = sensor.capture(
+                    timeout=10, progress=lambda stage, done, total: (
+                        progress(label, done, total) if stage == "upload" else None))
+                cpus.append(time.thread_time() - cpu0)
+                if not np.array_equal(image.pixels, emulator.last_image):
+                    raise RuntimeError("the driver decoded a different image than the emulator sent")
+                uploads.append(sensor.last_upload["seconds"])
+                wire_bytes = sensor.last_upload["wire_bytes"]
+    wire_s = wire_bytes * 10 / baud
+    upload_s = float(np.median(uploads))
+    return dict(baud=baud, wire_bytes=wire_bytes, wire_s=round(wire_s, 4),
+                upload_s=round(upload_s, 4), ratio=round(upload_s / wire_s, 4),
+                cpu_s=round(float(np.median(cpus)), 4), captures=captures)
+
+
+def run(args) -> int:
+    rates = [int(r) for r in str(args.rates).split(",") if r.strip()]
+    captures = max(1, args.captures)
+    results = []
+    for baud in rates:
+        r = measure_rate(baud, captures)
+        results.append(r)
+        cpu_share = r["cpu_s"] / r["wire_s"]
+        ok = r["ratio"] <= RATIO_TARGET and cpu_share < CPU_TARGET
+        print(f"{baud:>6} baud: {r['wire_bytes']} bytes on the wire, wire time {r['wire_s']:.3f} s, "
+              f"upload {r['upload_s']:.3f} s, ratio {r['ratio']:.3f} (target <= {RATIO_TARGET}), "
+              f"host CPU {r['cpu_s'] * 1000:.1f} ms per capture = {cpu_share:.1%} of wire time "
+              f"(target < {CPU_TARGET:.0%})  {'OK' if ok else 'MISSED'}", flush=True)
+    all_ok = all(r["ratio"] <= RATIO_TARGET and r["cpu_s"] / r["wire_s"] < CPU_TARGET
+                 for r in results)
+    emit({"rates": results, "targets_met": all_ok}, args.json)
+    return 0
