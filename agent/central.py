@@ -246,6 +246,7 @@ class Central:
         client.on_disconnect = lambda *a: self._connected.clear()
         client.on_message = self._on_message
         client.on_publish = self._on_publish
+        client.on_subscribe = self._on_subscribe
         client.reconnect_delay_set(0.2, 2.0)
         return client
 
@@ -289,6 +290,12 @@ class Central:
             return
         client.subscribe(f"$share/{self.group}/{self.root}/v1/+/+/submission", qos=1)
         self._pending_mids.clear()
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
+        if any(rc.is_failure for rc in reason_codes):
+            log.error("central %s: broker refused the shared subscription: %s (check the ACL)",
+                      self.client_id, reason_codes)
+            return
         self._connected.set()
 
     def _on_publish(self, client, userdata, mid, reason_code, properties):

@@ -146,6 +146,7 @@ class Link:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._connected = threading.Event()
+        self._subscribed = threading.Event()
         self._inflight: dict[str, float] = {}  # submission id -> monotonic time published
         self._mid_to_id: dict[int, str] = {}
         self._last_error = ""
@@ -194,7 +195,13 @@ class Link:
         return self._connected.is_set()
 
     def wait_connected(self, timeout: float = 10.0) -> bool:
-        return self._connected.wait(timeout)
+        """Connected and subscribed (SUBACK received), so central's answers reach us."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._connected.is_set() and self._subscribed.is_set():
+                return True
+            time.sleep(0.01)
+        return False
 
     def poke(self) -> None:
         """A new booking was enqueued: publish it soon (any thread may call this)."""
@@ -239,6 +246,7 @@ class Link:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_publish = self._on_publish
+        client.on_subscribe = self._on_subscribe
         return client
 
     def _run(self) -> None:
@@ -335,16 +343,23 @@ class Link:
         self._attempt = 0
         self._last_connect = messages.now_rfc3339()
         self.counters["connects"] += 1
-        for leaf in ("ack", "notification", "command"):
-            client.subscribe(self.topic(leaf), qos=1)
+        client.subscribe([(self.topic(leaf), 1) for leaf in ("ack", "notification", "command")])
         # resynchronise: everything unanswered goes out again with the same id
         self._store.outbox.retry_all_now()
         self._inflight.clear()
         self._mid_to_id.clear()
         self._pump_needed = True
         self._connected.set()
+        self._subscribed.clear()
         log.info("connected to %s:%s (session present: %s)", self.mq.host, self.mq.port,
                  flags.session_present)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
+        refused = [str(rc) for rc in reason_codes if rc.is_failure]
+        if refused:
+            self._last_error = f"broker refused our subscriptions: {', '.join(refused)}"
+            log.error("%s (check the broker ACL for this device's CN)", self._last_error)
+        self._subscribed.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
         if self._state != "down":
