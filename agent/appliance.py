@@ -225,7 +225,31 @@ def provision(req: ProvisionRequest) -> dict:
         cfg.mqtt.key_file = str(keys_dir / TLS_KEY)
     identity = ensure_identity(cfg)
     write_config(cfg, path)
+    hand_over_to_service_user(cfg)
     return {**identity, **pinned, "config": str(path)}
+
+
+def hand_over_to_service_user(cfg: Config) -> None:
+    """Run as root (provisioning writes /etc), give the keys dir to the state dir's owner.
+
+    The service runs as that user and must read its keys; root-owned key
+    files would stop it at start.
+    """
+    if os.geteuid() != 0:
+        return
+    state = pathlib.Path(cfg.paths.state_dir)
+    try:
+        st = state.stat()
+    except OSError:
+        return
+    if st.st_uid == 0:
+        return
+    keys_dir = cfg.paths.keys()
+    for path in [keys_dir, *keys_dir.rglob("*")]:
+        try:
+            os.chown(path, st.st_uid, st.st_gid, follow_symlinks=False)
+        except OSError:
+            pass
 
 
 def _as_dict(cfg: Config) -> dict:
@@ -278,7 +302,7 @@ FORBIDDEN_SUFFIXES = (".key", ".sqlite3", ".sqlite3-wal", ".png", ".wsq", ".jpg"
 
 
 def diag_bundle(cfg: Config, output: pathlib.Path, *, journal_lines: int = 500,
-                sensor_test: bool = True) -> list[str]:
+                sensor_test: bool = True, journal_text: str | None = None) -> list[str]:
     """Write a .tar.gz for support; returns the member names.
 
     Contents: versions, the configuration with secrets redacted, the status
@@ -297,7 +321,7 @@ def diag_bundle(cfg: Config, output: pathlib.Path, *, journal_lines: int = 500,
     facts = status.gather(cfg)
     members["status.json"] = json.dumps(facts.to_json(), indent=2, sort_keys=True, default=str).encode()
     members["status.txt"] = status.human_report(facts).encode()
-    members["journal.txt"] = _journal(journal_lines).encode()
+    members["journal.txt"] = (_journal(journal_lines) if journal_text is None else journal_text).encode()
     members["sensor-test.json"] = json.dumps(
         _sensor_test(cfg, facts) if sensor_test else {"skipped": True}, indent=2, default=str).encode()
     members["serial-ports.json"] = json.dumps(_ports(), indent=2, default=str).encode()

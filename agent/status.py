@@ -157,7 +157,14 @@ def _queue_facts(cfg: Config, store, now: float) -> tuple[dict, dict]:
     database = {"ok": None, "path": str(db_path), "detail": ""}
     own_store = None
     if store is None:
-        if not db_path.exists():
+        try:
+            exists = db_path.exists()
+        except PermissionError:
+            database.update(ok=None, detail=f"{db_path.parent} is not readable by this user; "
+                            "run as root or as the service user")
+            queue["detail"] = "cannot read the queue"
+            return queue, database
+        if not exists:
             queue["detail"] = database["detail"] = "no database yet (the service creates it)"
             return queue, database
         try:

@@ -51,6 +51,8 @@ def register(sub):
     p.add_argument("-o", "--output", metavar="FILE", help="tarball path (default: ./fpagent-diag-<id>.tar.gz)")
     p.add_argument("--no-sensor-test", action="store_true", help="do not open the sensor")
     p.add_argument("--journal-lines", type=int, default=500, metavar="N")
+    p.add_argument("--journal-file", metavar="FILE",
+                   help="use this journal excerpt (collected by scripts/diag-bundle as root)")
     p.set_defaults(func=cmd_diag)
 
     p = sub.add_parser("factory-reset", help="wipe queued bookings, inbox, galleries and keys",
@@ -151,8 +153,14 @@ def cmd_rotate(args) -> int:
 def cmd_diag(args) -> int:
     cfg = config.load(args.config)
     output = pathlib.Path(args.output or f"fpagent-diag-{cfg.device.device_id}.tar.gz")
+    journal = None
+    if args.journal_file:
+        try:
+            journal = pathlib.Path(args.journal_file).read_text(errors="replace")
+        except OSError as exc:
+            raise UserError(f"cannot read the journal excerpt {args.journal_file}: {exc.strerror}") from None
     names = appliance.diag_bundle(cfg, output, journal_lines=args.journal_lines,
-                                  sensor_test=not args.no_sensor_test)
+                                  sensor_test=not args.no_sensor_test, journal_text=journal)
     print(f"wrote {output} ({len(names)} files; no fingerprints, keys or bookings)")
     return 0
 
