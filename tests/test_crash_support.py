@@ -1,0 +1,206 @@
+"""kill -9 harness for the store, shared with the booking tests (H6).
+
+`kill_trials(db_path, work, trials=..., check=...)` forks a child that runs
+`work(db_path, report)` (a loop that never returns), SIGKILLs it after a
+random short delay, then reopens the database and runs the checks. Forking
+from an already-imported interpreter makes a trial cost milliseconds, so a
+few hundred fit in seconds; `exec_trial` does the same with a freshly
+started `python` process for realism. The child reports each operation
+AFTER its commit returned (`report("E", sid)`), so the parent knows what
+must have survived: kill -9 keeps everything the kernel already has.
+
+Use from another test file:
+
+    from test_crash_support import kill_trials, standard_checks
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import random
+import signal
+import subprocess
+import sys
+import time
+
+from agent import envelope, keys
+from agent.store import Store
+
+MARKER_IMAGE = b"\xf1IMAGE-MARKER-7b1d\xf2" * 4
+MARKER_TEMPLATE = b"\xf3TEMPLATE-MARKER-c9a0\xf4" * 4
+
+
+class _Reporter:
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def __call__(self, kind: str, ident: str) -> None:
+        os.write(self.fd, f"{kind} {ident}\n".encode())
+
+
+def _read_reports(fd: int) -> list[tuple[str, str]]:
+    chunks = []
+    while True:
+        b = os.read(fd, 65536)
+        if not b:
+            break
+        chunks.append(b)
+    out = []
+    for line in b"".join(chunks).decode().splitlines():
+        parts = line.split(" ", 1)
+        if len(parts) == 2:  # a line cut by the kill is incomplete: ignore it
+            out.append((parts[0], parts[1]))
+    return out
+
+
+def fork_and_kill(db_path, work, delay_s: float) -> list[tuple[str, str]]:
+    """Run work(db_path, report) in a forked child, SIGKILL it after delay_s; return reports."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: never return into pytest
+        code = 0
+        try:
+            os.close(r)
+            random.seed(os.getpid() ^ int(time.time() * 1e6))
+            work(str(db_path), _Reporter(w))
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(w)
+    time.sleep(delay_s)
+    os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    reports = _read_reports(r)
+    os.close(r)
+    if not (os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL):
+        raise AssertionError(f"worker ended by itself (status {status}) before the kill: "
+                             f"it must loop until killed")
+    return reports
+
+
+def exec_trial(db_path, worker: str, delay_s: float, extra_args=()) -> list[tuple[str, str]]:
+    """Like fork_and_kill, but in a freshly exec'd Python: `worker` = 'module:function'
+    importable from tests/ (the child waits for the file 'ready' before the timer starts)."""
+    module, func = worker.split(":")
+    tests_dir = str(pathlib.Path(__file__).parent)
+    code = (f"import sys; sys.path.insert(0, {tests_dir!r}); import os; "
+            f"from {module} import {func} as f; "
+            f"from test_crash_support import _Reporter; f(sys.argv[1], _Reporter(1))")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(db_path), *extra_args],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    # wait until the child has started working (first report line), then the random delay
+    first = proc.stdout.readline()
+    time.sleep(delay_s)
+    proc.send_signal(signal.SIGKILL)
+    rest = proc.stdout.read()
+    proc.wait(timeout=30)
+    reports = []
+    for line in (first + rest).decode().splitlines():
+        parts = line.split(" ", 1)
+        if len(parts) == 2:
+            reports.append((parts[0], parts[1]))
+    return reports
+
+
+def standard_checks(db_path, reports, ledger: dict) -> list[str]:
+    """Reopen and check: integrity, audit chain, outbox/audit consistency, and that every
+    operation the child reported as committed is there. `ledger` accumulates across
+    trials: submission id -> strongest state reported."""
+    rank = {"pending": 0, "sent": 1, "acknowledged": 2, "purged": 3}
+    for kind, sid in reports:
+        state = {"E": "pending", "S": "sent", "A": "acknowledged", "P": "purged"}.get(kind)
+        if state and rank[state] >= rank.get(ledger.get(sid), -1):
+            ledger[sid] = state
+        elif kind == "I":
+            ledger.setdefault(("inbox",), set()).add(sid)
+    with Store(db_path, check="full") as s:
+        problems = list(s.check_consistency())
+        if s.recovered_from:
+            problems.append(f"database was found corrupt and moved aside: {s.recovered_from}")
+        rows = {r[0]: r[1] for r in s.conn.execute("SELECT submission_id, state FROM outbox")}
+        for sid, state in ledger.items():
+            if sid == ("inbox",):
+                for mid in state:
+                    if s.inbox.get(mid) is None:
+                        problems.append(f"inbox message {mid} reported stored but lost")
+                continue
+            have = rows.get(sid)
+            if have is None:
+                problems.append(f"{sid}: reported {state} but lost")
+            elif rank.get(have, 9) < rank[state] and not (have == "rejected"):
+                problems.append(f"{sid}: reported {state}, found {have} (went back)")
+    return problems
+
+
+# ------------------------------------------------------------------ the store worker
+
+
+_CENTRAL = None
+
+
+def _keys():
+    global _CENTRAL
+    if _CENTRAL is None:
+        _CENTRAL = (keys.generate_central_hpke_keys(suites=("x25519",)).public(),
+                    keys.generate_signing_key())
+    return _CENTRAL
+
+
+def booking_payload(rng: random.Random, size: int = 6000) -> bytes:
+    """A stand-in 'transaction' carrying the image and template marker bytes."""
+    filler = rng.randbytes(size)
+    return b"NIST" + MARKER_IMAGE + filler + MARKER_TEMPLATE
+
+
+def store_worker(db_path: str, report) -> None:
+    """Loop forever over random store operations: enqueue, send, ack, purge, inbox, counters."""
+    from agent import config as config_mod
+
+    rng = random.Random()
+    central, dev = _keys()
+    cfg = config_mod.from_dict({"store": {"retention_days": 0.0, "min_free_mb": 0.0}})
+    s = Store(db_path, cfg, check="none")
+    report("R", "ready")
+    while True:
+        op = rng.random()
+        if op < 0.45:
+            seq = s.next_sequence()
+            env = envelope.seal(booking_payload(rng, rng.randrange(1000, 6000)),
+                                device_id="booking-01", ori="XX0000000", sequence=seq,
+                                central_public_key=central, device_signing_key=dev)
+            sid = envelope.inspect(env).submission_id
+            s.outbox.enqueue(sid, f"TCN{seq}", env, {"booking_number": f"B{seq}", "seq": seq})
+            report("E", sid)
+        elif op < 0.6:
+            for item in s.outbox.due(now=time.time() + 10 ** 6, limit=3):
+                s.outbox.mark_sent(item.submission_id)
+                report("S", item.submission_id)
+        elif op < 0.8:
+            items = s.outbox.pending(limit=5)
+            if items:
+                it = rng.choice(items)
+                if s.outbox.mark_acknowledged(it.submission_id, {"central_tcn": "C" + it.tcn}):
+                    report("A", it.submission_id)
+        elif op < 0.9:
+            acked = [i.submission_id for i in s.outbox.list(state="acknowledged", limit=1000)]
+            n = s.outbox.purge_expired()
+            if n:
+                for sid in acked:
+                    report("P", sid)
+        else:
+            mid = f"m{rng.getrandbits(64):x}"
+            if s.inbox.add(mid, "notification", {"hit": False}):
+                report("I", mid)
+            s.counters.incr("link.rejected.stale")
+
+
+def test_harness_reports_and_kills(tmp_path):
+    """The harness itself: a killed child's committed work is reported and found."""
+    db = tmp_path / "h.sqlite3"
+    Store(db).close()
+    reports = fork_and_kill(db, store_worker, 0.3)
+    assert ("R", "ready") in reports
+    assert any(k == "E" for k, _ in reports)
+    assert standard_checks(db, reports, {}) == []
