@@ -47,16 +47,22 @@ class Pki:
     """Certificates (dev CA) and keys: central's, and one signing key per device."""
 
     def __init__(self, root: pathlib.Path):
-        self.root = root
+        """Create everything under `root`, or load it when it is already there (child processes)."""
+        self.root = root = pathlib.Path(root)
         self.certs = make_dev_pki(root / "certs", clients=(*DEVICES, "central", "intruder"))
         self.central_dir = root / "central-keys"
-        self.hpke, self.central_signing = keys.create_central_keys(self.central_dir)
+        if not (self.central_dir / keys.CENTRAL_SIGNING_KEY).exists():
+            keys.create_central_keys(self.central_dir)
+        self.hpke = keys.load_hpke_private(self.central_dir / keys.CENTRAL_HPKE_PRIVATE)
+        self.central_signing = keys.load_signing_key(self.central_dir / keys.CENTRAL_SIGNING_KEY)
         self.devices_dir = root / "devices"
+        self.devices_dir.mkdir(exist_ok=True)
         self.device_signing = {}
         for d in DEVICES:
             kdir = root / "device-keys" / d
-            self.device_signing[d] = keys.create_device_keys(kdir)
-            self.devices_dir.mkdir(exist_ok=True)
+            if not (kdir / keys.DEVICE_SIGNING_KEY).exists():
+                keys.create_device_keys(kdir)
+            self.device_signing[d] = keys.load_signing_key(kdir / keys.DEVICE_SIGNING_KEY)
             (self.devices_dir / f"{d}.pub").write_bytes(keys.encode_public(self.device_signing[d]))
 
     def central_keys(self) -> CentralKeys:
@@ -219,3 +225,44 @@ def broker(tmp_path, pki):
     b = LocalBroker(tmp_path / "broker", pki.certs).start()
     yield b
     b.stop()
+
+
+# --------------------------------------------------------------------------- child processes
+# The chaos test kills the agent and a central instance with SIGKILL, so they
+# run as real processes: `python -m tests.mqtt_helpers link|central ...`.
+
+
+def _child_main(argv=None) -> int:
+    import argparse
+    import signal
+    import sys
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("role", choices=("link", "central"))
+    parser.add_argument("--pki", required=True)
+    parser.add_argument("--tmp", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--db", default="")
+    parser.add_argument("--name", default="")
+    parser.add_argument("--ack-timeout", type=float, default=3.0)
+    args = parser.parse_args(argv)
+    pki_ = Pki(pathlib.Path(args.pki))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: stop.set())
+    if args.role == "link":
+        cfg = appliance_config(pathlib.Path(args.tmp), pki_, args.port,
+                               ack_timeout_s=args.ack_timeout, keepalive_s=2)
+        worker = make_link(cfg, pki_).start()
+    else:
+        worker = make_central(pki_, args.port, args.db, client_id=args.name).start()
+    print("ready", flush=True)
+    while not stop.wait(0.2):
+        if getattr(worker, "error", None):
+            print(f"died: {worker.error!r}", file=sys.stderr, flush=True)
+            return 1
+    worker.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_child_main())
