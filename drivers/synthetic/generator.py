@@ -50,6 +50,14 @@ _BANK_PERIODS = (7.5, 9.0, 10.5)
 _SIGMA_NORMAL = 3.6  # Gaussian envelope across ridges, px
 _SIGMA_TANGENT = 4.6  # and along ridges (elongated: smooth, continuous ridges)
 _GROWTH_ITERATIONS = 9
+PERIOD_VARIATION = 0.06  # relative amplitude of the smooth ridge-period wander
+PERIOD_CELLS = 4  # its scale: cells across the canvas height
+PERIOD_RANGE = (8.4, 9.6)
+TEXTURE = 0.25
+NOISE_SCALE = 1.0
+_GROWTH_GAIN = 2.0  # times the local mean |response|: saturates, a soft binarisation
+ORIENTATION_CORRECTION = 0.35  # rad, per control point of g(alpha)
+ORIENTATION_WANDER = 0.25  # rad, amplitude of the smooth random orientation term
 
 
 # ----------------------------------------------------------------------------
@@ -265,10 +273,10 @@ def ridge_period_map(
 ) -> np.ndarray:
     """Ridge period in px: about 9 at 500 ppi, a little finer towards the tip."""
     h, _ = shape
-    base = rng.uniform(8.4, 9.6)
+    base = rng.uniform(*PERIOD_RANGE)
     y = np.arange(h, dtype=float)[:, None]
     gradient = -0.05 * np.clip((center[1] - y) / 150.0, -1.0, 1.0)  # finer at the top
-    variation = 0.06 * smooth_noise(rng, shape, 4)
+    variation = PERIOD_VARIATION * smooth_noise(rng, shape, PERIOD_CELLS)
     period = base * (1.0 + gradient + variation)
     return np.clip(period, _BANK_PERIODS[0], _BANK_PERIODS[-1]).astype(np.float32)
 
@@ -362,8 +370,10 @@ def grow_ridges(
     image.ravel()[picks] = rng.choice(np.array([-1.0, 1.0], np.float32), size=n_seeds)
     for _ in range(iterations):
         image = contextual_filter(image, terms, bank)
-        scale = np.percentile(np.abs(image), 85) + 1e-6
-        image = np.clip(image * (1.4 / scale), -1.0, 1.0)
+        # local gain control: every region reaches full contrast (no grey
+        # holes where two growing ridge systems cancel), then clip
+        envelope = _box_mean(np.abs(image), 6) + 1e-3 * float(np.abs(image).max() + 1e-12)
+        image = np.clip(image * (_GROWTH_GAIN / envelope), -1.0, 1.0)
     return image
 
 
@@ -388,6 +398,14 @@ def _box_mean(image: np.ndarray, radius: int) -> np.ndarray:
     return out.astype(np.float32)
 
 
+def _rotate_points(points: np.ndarray, center: tuple[float, float], angle: float) -> np.ndarray:
+    if len(points) == 0:
+        return points
+    c, s = np.cos(angle), np.sin(angle)
+    rel = points - np.asarray(center)
+    return np.asarray(center) + rel @ np.array([[c, s], [-s, c]])
+
+
 def _random_corrections(rng: np.random.Generator, count: int, amplitude: float):
     return [rng.uniform(-amplitude, amplitude, size=8) for _ in range(count)]
 
@@ -404,17 +422,22 @@ def master_finger(person: int, finger: int, seed: int = 0) -> MasterFinger:
     mask, rho, center = fingertip_mask(shape, rng)
     pattern = choose_pattern(rng)
     cores, deltas = singular_points(pattern, center, rng)
+    # every finger sits a little differently in its silhouette
+    tilt = float(np.clip(rng.normal(0.0, 0.18), -0.4, 0.4))
+    cores, deltas = _rotate_points(cores, center, tilt), _rotate_points(deltas, center, tilt)
     if pattern == "arch":
-        orientation = arch_orientation(shape, center, rng)
+        orientation = arch_orientation(shape, center, rng) + tilt
     else:
         orientation = orientation_field(
             shape,
             cores,
             deltas,
-            theta_inf=rng.uniform(-0.12, 0.12),
-            core_corrections=_random_corrections(rng, len(cores), 0.15),
-            delta_corrections=_random_corrections(rng, len(deltas), 0.15),
+            theta_inf=tilt,
+            core_corrections=_random_corrections(rng, len(cores), ORIENTATION_CORRECTION),
+            delta_corrections=_random_corrections(rng, len(deltas), ORIENTATION_CORRECTION),
         )
+    # low-frequency wander: no two fingers of a class flow quite alike
+    orientation = np.mod(orientation + ORIENTATION_WANDER * smooth_noise(rng, shape, 3), np.pi)
     period = ridge_period_map(shape, center, rng)
     ridges = grow_ridges(orientation, period, mask, rng)
     return MasterFinger(
@@ -471,7 +494,7 @@ def draw_impression_params(rng: np.random.Generator) -> ImpressionParams:
         contact=u(0.72, 1.0),
         contact_dx=u(-25, 25),
         contact_dy=u(-30, 30),
-        noise=u(3.0, 9.0),
+        noise=u(3.0, 9.0) * NOISE_SCALE,
         background=u(205.0, 245.0),
         ridge_level=u(15.0, 70.0),
         valley_level=u(170.0, 225.0),
@@ -554,7 +577,7 @@ def render_impression(
     dryness = max(0.0, -params.pressure)
     texture = rng.normal(0.0, 1.0, size).astype(np.float32)
     texture = _box_mean(texture, 1) * (0.9 + 2.2 * dryness)
-    value = ridges - threshold + 0.25 * texture
+    value = ridges - threshold + TEXTURE * texture
     softness = 0.22 + 0.2 * max(0.0, params.pressure)  # wet prints blur
     darkness = 1.0 / (1.0 + np.exp(-value / softness))
     darkness *= strength
