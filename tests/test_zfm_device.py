@@ -185,3 +185,44 @@ def test_emulator_commands_and_image_buffer():
             sensor._upload_image(lambda *a: None)
         assert "0x0F" in str(err.value)
         assert sensor._command(0x35).code == codec.UNSUPPORTED
+
+
+def test_emulator_answers_a_garbled_command_with_0x01_and_the_driver_retries():
+    import serial
+
+    with ZfmEmulator(seed=1) as emulator:
+        port = serial.Serial(emulator.port_path, 57600, timeout=2)
+        try:
+            frame = bytearray(codec.command(codec.TEMPLATE_NUM))
+            frame[-1] ^= 0xFF
+            port.write(bytes(frame))
+            reader = codec.PacketReader()
+            reader.feed(port.read(12))
+            assert reader.next_packet().code == codec.ERR_RECEIVE
+        finally:
+            port.close()
+        # the driver turns 0x01 into a retried link error, then a clear one
+        with hal.open_sensor(f"zfm://{emulator.port_path}?retries=2") as sensor:
+            sent = []
+            real_send = sensor._send
+
+            def garble_first_two(instruction, params):
+                sent.append(instruction)
+                if len(sent) <= 2:  # corrupt the command on its way out
+                    frame = bytearray(codec.command(instruction, params))
+                    frame[-1] ^= 0xFF
+                    sensor._port.reset_input_buffer()
+                    sensor._port.write(bytes(frame))
+                else:
+                    real_send(instruction, params)
+
+            sensor._send = garble_first_two
+            assert sensor._command(codec.TEMPLATE_NUM).code == codec.OK
+            assert len(sent) == 3
+
+
+def test_a_duplicated_byte_after_the_last_frame_is_harmless():
+    with hal.open_sensor("emulated://?seed=1&person=2&faults=dup:1,at:-1") as sensor:
+        image = sensor.capture(timeout=5, finger_position=2)
+        assert np.array_equal(image.pixels, sensor.last_image)
+        assert sensor.emulator.uploads == 1
