@@ -157,6 +157,13 @@ def _is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (28, 27, 122)  # ENOSPC, EFBIG, EDQUOT
 
 
+def _full_text(exc: BaseException) -> str:
+    if "full" in str(exc).lower() or getattr(exc, "errno", None) == 28:
+        return "the disk is full"
+    return (f"the disk is full or failing ({exc}; a file-size limit or a worn SD card "
+            f"shows like this: check `df` and the system log)")
+
+
 # --------------------------------------------------------------------------- store
 
 
@@ -184,13 +191,22 @@ class Store:
             self._connect()
             problem = self._check(check)
         except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and _is_disk_full(exc):
+                raise StorageFull(f"cannot open the database {self.path}: {_full_text(exc)}. "
+                                  f"Free disk space, then start again") from None
             if isinstance(exc, sqlite3.OperationalError) and not _looks_corrupt(exc):
                 raise StoreError(f"cannot open the database {self.path}: {exc}") from None
             problem = str(exc)
         if problem:
             self._move_aside(problem)
             self._connect()
-        self._migrate()
+        try:
+            self._migrate()
+        except sqlite3.OperationalError as exc:
+            if _is_disk_full(exc):
+                raise StorageFull(f"cannot prepare the database {self.path}: {_full_text(exc)}. "
+                                  f"Free disk space, then start again") from None
+            raise
         self.audit = AuditLog(self)
         self.outbox = Outbox(self)
         self.inbox = Inbox(self)
@@ -473,8 +489,9 @@ class Outbox:
         except (sqlite3.OperationalError, OSError) as exc:
             if _is_disk_full(exc):
                 raise StorageFull(
-                    f"the disk holding {st.path} is full ({exc}). This booking was NOT queued "
-                    f"and nothing queued was dropped. Free disk space, then book again") from None
+                    f"could not write the booking to {st.path}: {_full_text(exc)}. This booking "
+                    f"was NOT queued and nothing queued was dropped. Free disk space, then book "
+                    f"again") from None
             raise
         return True
 
