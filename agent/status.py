@@ -185,7 +185,7 @@ def _queue_facts(cfg: Config, store, now: float) -> tuple[dict, dict]:
         if size is None:
             size = _database_bytes(db_path)
         queue["bytes"] = int(size) if size is not None else None
-        if queue["bytes"] is not None and queue["bytes"] >= cfg.store.max_queue_mb * 2**20:
+        if queue["bytes"] is not None and _queue_full(queue["bytes"], counts, cfg.store.max_queue_mb):
             queue["full"] = True
             queue["detail"] = f"queue is at its limit of {cfg.store.max_queue_mb:g} MB"
         database["ok"] = True
@@ -202,6 +202,16 @@ def _queue_facts(cfg: Config, store, now: float) -> tuple[dict, dict]:
             except Exception:
                 pass
     return queue, database
+
+
+def _queue_full(queued: int, counts: dict, max_mb: float) -> bool:
+    """Full = the room left in the quota would not hold one more typical booking
+    (the store refuses it with StorageFull)."""
+    limit = max_mb * 2**20
+    stored = sum(v for k, v in counts.items() if k in ("pending", "sent", "acknowledged", "rejected"))
+    typical = queued / stored if stored else 0
+    needed = min(max(typical, 256 * 1024), limit / 4)
+    return limit - queued < needed
 
 
 def _takes_arg(fn) -> bool:
