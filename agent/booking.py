@@ -80,15 +80,15 @@ class BookingInfo:
             raise BookingError(f"agency ORI must be 9 letters/digits, got {self.ori!r}")
         allowed = set(allowed_fields) if allowed_fields is not None else set(tx.DESCRIPTIVE_FIELDS)
         for key in self.descriptive:
-            if key not in tx.DESCRIPTIVE_FIELDS:
-                raise BookingError(
-                    f"unknown descriptive field {key!r}; known: {', '.join(tx.DESCRIPTIVE_FIELDS)}"
-                )
-            if key not in allowed:
+            if key in tx.DESCRIPTIVE_FIELDS and key not in allowed:
                 raise BookingError(
                     f"descriptive field {key!r} is not collected here "
                     f"(booking.descriptive_fields = {sorted(allowed)})"
                 )
+        try:  # every value checked now, before any finger is taken
+            tx.normalise_descriptive(self.descriptive, allowed)
+        except tx.TransactionError as exc:
+            raise BookingError(str(exc)) from None
 
     def __repr__(self) -> str:  # no personal data in logs
         return f"BookingInfo(booking_number={self.booking_number!r}, ori={self.ori!r}, operator={self.operator_id!r})"
@@ -495,7 +495,10 @@ def run_booking(
     NoFinger/CaptureTimeout do not use up a quality attempt; after
     `max_no_finger` in a row the officer is asked whether to mark the finger
     unable to print (UP), else the booking is cancelled (BookingAborted).
-    Ctrl-C cancels. `screen(template) -> [(gallery id, score)]` is the local
+    A print refused by the sequence check `max_sequence_rejections` times in
+    a row is accepted only if the officer confirms it (recorded), else the
+    booking is cancelled (BookingAborted): never an endless loop, never a
+    silent override. Ctrl-C cancels. `screen(template) -> [(gallery id, score)]` is the local
     prefilter hook; its candidates go to `ui.candidates` and `session.screening`.
     """
     ui = ui or BookingUI()
@@ -527,13 +530,19 @@ def run_booking(
             if out.result is Result.SEQUENCE_REJECTED:
                 rejections_here += 1
                 ui.outcome(out)
-                if rejections_here >= max_sequence_rejections and ui.confirm(
-                    f"Refused {rejections_here} times. Are you sure this is the "
-                    f"{finger_label(p)}?"
-                ):
-                    out = session.handle(ConfirmSequence())
-                else:
+                if rejections_here < max_sequence_rejections:
                     continue
+                if not ui.confirm(f"Refused {rejections_here} times as the "
+                                  f"{finger_label(out.matched_position)}. Are you sure this is "
+                                  f"the {finger_label(p)}?"):
+                    session.handle(Cancel("sequence check not resolved"))
+                    raise BookingAborted(
+                        f"the print for the {finger_label(p)} matched the "
+                        f"{finger_label(out.matched_position)} {rejections_here} times and "
+                        f"was not confirmed; booking cancelled, nothing was kept. Book again, "
+                        f"or confirm the finger when asked"
+                    )
+                out = session.handle(ConfirmSequence())
             if out.next_position != p:
                 rejections_here = 0
             ui.outcome(out)
@@ -604,6 +613,8 @@ def submit(session: BookingSession, cfg, store, keys, *,
     summary = session.summary()
     meta = {
         "booking_number": session.info.booking_number,
+        "seq": sequence,
+        "suite": cfg.envelope.suite,
         "operator": session.info.operator_id,
         "fingers": summary["printed"],
         "missing": summary["amputated"] + summary["unable_to_print"],
@@ -641,3 +652,24 @@ def screen_with_galleries(galleries: Iterable, top: int = 3,
         return sorted(found, key=lambda c: -c[1])[:top]
 
     return screen
+
+
+def local_screen(cfg, top: int = 3) -> Optional[Callable[[Template], list]]:
+    """The prefilter hook over the galleries held on this appliance (encrypted
+    at rest, agent.gallery_store), or None when there are none or the
+    prefilter is not installed. A broken gallery is reported, not fatal."""
+    try:
+        from agent.gallery_store import GalleryStore
+        from agent.prefilter import Gallery
+    except ImportError:
+        return None
+    try:
+        gs = GalleryStore.from_config(cfg)
+        names = gs.names()
+        if not names:
+            return None
+        galleries = [Gallery.load(gs.load(name)) for name in names]
+    except Exception as exc:  # screening is a help to the officer, never a blocker
+        log.warning("local galleries not used for screening: %s", exc)
+        return None
+    return screen_with_galleries(galleries, top)

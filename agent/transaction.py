@@ -257,11 +257,14 @@ def _angle_378(radians: float) -> int:
     return int(round(math.degrees(float(radians)) / 2.0)) % 180
 
 
-def _type2(rec: BookingRecord, descriptive_fields: Optional[Iterable[str]]) -> nistitl.AsciiRecord:
-    r2 = nistitl.AsciiRecord(2)
-    r2.IDC = 0
-    allowed = set(descriptive_fields) if descriptive_fields is not None else set(DESCRIPTIVE_FIELDS)
-    for key, value in rec.descriptive.items():
+def normalise_descriptive(descriptive: Mapping[str, str],
+                          allowed: Optional[Iterable[str]] = None) -> dict[str, str]:
+    """Check and normalise Type-2 descriptive data (dates to YYYYMMDD, sex
+    upper-case); empty values are left out. Raises TransactionError naming
+    the field. `allowed` is config booking.descriptive_fields."""
+    allowed = set(allowed) if allowed is not None else set(DESCRIPTIVE_FIELDS)
+    out = {}
+    for key, value in descriptive.items():
         if key not in DESCRIPTIVE_FIELDS:
             raise TransactionError(
                 f"unknown descriptive field {key!r}; known: {', '.join(DESCRIPTIVE_FIELDS)}"
@@ -272,13 +275,20 @@ def _type2(rec: BookingRecord, descriptive_fields: Optional[Iterable[str]]) -> n
             )
         if value is None or value == "":
             continue
-        tag, _ = DESCRIPTIVE_FIELDS[key]
         text = _yyyymmdd(value) if key == "dob" else _clean_text(key, value)
         if key == "sex":
             text = text.upper()
             if text not in ("M", "F", "X", "U"):
                 raise TransactionError(f"sex must be M, F, X or U, got {value!r}")
-        r2 += _field(2, tag, text)
+        out[key] = text
+    return out
+
+
+def _type2(rec: BookingRecord, descriptive_fields: Optional[Iterable[str]]) -> nistitl.AsciiRecord:
+    r2 = nistitl.AsciiRecord(2)
+    r2.IDC = 0
+    for key, text in normalise_descriptive(rec.descriptive, descriptive_fields).items():
+        r2 += _field(2, DESCRIPTIVE_FIELDS[key][0], text)
     if rec.booking_number:
         r2 += _field(2, OCA_FIELD, _clean_text("booking_number", rec.booking_number))
     when = rec.created_at.astimezone(_dt.timezone.utc)

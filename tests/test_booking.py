@@ -321,3 +321,20 @@ def test_ctrl_c_cancels_the_session():
     with pytest.raises(KeyboardInterrupt):
         B.run_booking(s, Interrupting([tagged(1), tagged(2)]), extract=fake_extract_factory(None))
     assert s.phase is B.Phase.CANCELLED and s.results == {}
+
+
+def test_runner_never_loops_on_a_refused_print():
+    """The same finger keeps being refused: after 3 refusals the officer is
+    asked; 'no' cancels the booking, 'yes' accepts it and records the override."""
+    script = [tagged(1)] + [tagged(1)] * 3
+    s = session()
+    with pytest.raises(B.BookingAborted, match="right thumb 3 times"):
+        B.run_booking(s, ScriptedSensor(script), ui=RecordingUI(answers=[False]),
+                      extract=fake_extract_factory(None))
+    assert s.phase is B.Phase.CANCELLED and s.results == {}
+
+    script = [tagged(1)] + [tagged(1)] * 3 + [tagged(p) for p in range(3, 11)]
+    ui = RecordingUI(answers=[True])
+    s = B.run_booking(session(), ScriptedSensor(script), ui=ui, extract=fake_extract_factory(None))
+    assert s.phase is B.Phase.READY and s.sequence_overrides == [2]
+    assert any(e[0] == "confirm" and "right index" in e[1] for e in ui.events)
