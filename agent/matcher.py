@@ -35,6 +35,7 @@ import weakref
 
 import numpy as np
 
+from agent.kernels_match.constants import BUCKET_SHIFT, N_BUCKETS
 from agent.template import Template
 
 MAX_MINUTIAE = 96
@@ -53,10 +54,10 @@ PARAMS = np.array([
     0.08,                # P_DIST_TOL_REL: ... growing with distance from the anchor
     26.0,                # P_DIST_TOL_MAX
     math.radians(30),    # P_PAIR_ANG: pairing direction tolerance
-    10,                  # P_ANCHORS: alignments tried
-    10.0,                # P_MIN_OVERLAP: normaliser floor (minutiae)
+    6,                   # P_ANCHORS: alignments tried
+    15.0,                # P_MIN_OVERLAP: normaliser floor (minutiae)
     GRID_CELL,           # P_CELL
-    0.0,                 # P_MIN_VOTES
+    1.0,                 # P_MIN_VOTES
     0.0,                 # P_SELECT_BY_SCORE: keep the alignment with the best score (else most pairs)
 ], dtype=np.float64)
 
@@ -76,6 +77,7 @@ class Prepared:
     e_ai: np.ndarray
     e_aj: np.ndarray
     e_dir: np.ndarray
+    e_bucket_start: np.ndarray
     grid: np.ndarray
     key: bytes  # canonical order of a pair (symmetry)
 
@@ -84,7 +86,7 @@ class Prepared:
 
     def kernel_args(self):
         return (self.x, self.y, self.th, self.e_len, self.e_i, self.e_j, self.e_ai, self.e_aj,
-                self.e_dir, self.grid)
+                self.e_dir, self.e_bucket_start, self.grid)
 
     def __repr__(self) -> str:
         return f"Prepared({len(self)} minutiae, {len(self.e_len)} edges)"
@@ -96,10 +98,15 @@ def _wrap(a):
 
 def build_edges(x: np.ndarray, y: np.ndarray, th: np.ndarray, k: int = NEIGHBOURS,
                 max_len: float = MAX_EDGE_LEN):
-    """Directed edges (both directions) to the k nearest neighbours, sorted by length."""
+    """Directed edges (both directions) to the k nearest neighbours.
+
+    Sorted by (first-angle bucket, length), with the bucket start offsets, as
+    agent.kernels_match.match_edges.edge_votes wants B's edges.
+    """
     n = x.shape[0]
     empty = (np.zeros(0, np.float32), np.zeros(0, np.int32), np.zeros(0, np.int32),
-             np.zeros(0, np.float32), np.zeros(0, np.float32), np.zeros(0, np.float32))
+             np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int32),
+             np.zeros(N_BUCKETS + 1, np.int32))
     if n < 2:
         return empty
     dx = x[None, :] - x[:, None]
@@ -120,10 +127,17 @@ def build_edges(x: np.ndarray, y: np.ndarray, th: np.ndarray, k: int = NEIGHBOUR
     direction = np.arctan2(dy[ii, jj], dx[ii, jj])
     a_i = _wrap(direction - th[ii])
     a_j = _wrap(direction + math.pi - th[jj])
-    order = np.argsort(length, kind="stable")
+    ai_u = _units(a_i)
+    bucket = ai_u >> BUCKET_SHIFT
+    order = np.lexsort((length, bucket))
+    starts = np.searchsorted(bucket[order], np.arange(N_BUCKETS + 1)).astype(np.int32)
     return (length[order].astype(np.float32), ii[order].astype(np.int32), jj[order].astype(np.int32),
-            a_i[order].astype(np.float32), a_j[order].astype(np.float32),
-            _wrap(direction[order]).astype(np.float32))
+            ai_u[order], _units(a_j[order]), _units(direction[order]), starts)
+
+
+def _units(angle: np.ndarray) -> np.ndarray:
+    """Radians to int32 1/256 turns (the edge kernel's angle unit)."""
+    return (np.rint(_wrap(angle) * (256 / (2 * math.pi))).astype(np.int64) % 256).astype(np.int32)
 
 
 def build_grid(x: np.ndarray, y: np.ndarray, width: float, height: float,
@@ -168,6 +182,7 @@ def prepare(template: Template) -> Prepared:
     m = template.minutiae
     if len(m) > MAX_MINUTIAE:
         m = m[np.argsort(-m["quality"].astype(np.int64), kind="stable")[:MAX_MINUTIAE]]
+    m = m[np.argsort(m["x"], kind="stable")]  # sorted by x: the pairing kernel searches x windows
     scale = 500.0 / float(template.ppi or 500)
     # internal frame: y up (y' = height - y), so that the template's counter-clockwise
     # angles and atan2 of coordinate differences turn the same way

@@ -19,7 +19,11 @@ import math
 import numpy as np
 from numba import njit
 
+from agent.kernels_match.constants import ANGLE_UNITS, BUCKET_SHIFT, N_BUCKETS
+
 TWO_PI = 2.0 * math.pi
+_COS = np.cos(np.arange(ANGLE_UNITS) * (TWO_PI / ANGLE_UNITS)).astype(np.float32)
+_SIN = np.sin(np.arange(ANGLE_UNITS) * (TWO_PI / ANGLE_UNITS)).astype(np.float32)
 
 
 @njit(cache=True, inline="always")
@@ -28,80 +32,106 @@ def _angdiff(a, b):
     return d if d <= math.pi else TWO_PI - d
 
 
+
+
+@njit(cache=True, inline="always")
+def _udiff(a, b):
+    d = (a - b) & 255
+    return d if d <= 128 else 256 - d
+
+
+
+
 @njit(cache=True)
-def edge_votes(a_len, a_i, a_j, a_ai, a_aj, a_dir, b_len, b_i, b_j, b_ai, b_aj, b_dir,
+def edge_votes(a_len, a_i, a_j, a_ai, a_aj, a_dir, b_len, b_i, b_j, b_ai, b_aj, b_dir, b_bucket_start,
                na, nb, len_tol, len_tol_rel, ang_tol):
     """Vote matrix (na x nb) and summed rotation cos/sin from agreeing edges.
 
-    A's edges are taken in one direction only (a_i < a_j); B's in both, so each
-    geometric correspondence is counted once. Each agreement adds a weight in
-    (0, 1] that falls linearly with the length and angle errors.
+    Edge angles (a_ai, a_aj, a_dir, ...) are int32 in 1/256 turns; ang_tol is
+    in radians. B's edges are sorted by (first angle >> BUCKET_SHIFT, length)
+    and b_bucket_start[b] is where bucket b starts (N_BUCKETS + 1 entries), so
+    an edge of A only visits the few buckets within the angle tolerance and,
+    in each, the binary-searched window of lengths. A's edges are taken in one
+    direction only (a_i < a_j); B's in both, so each geometric correspondence
+    is counted once. Each agreement adds a weight in (0, 1] that falls
+    linearly with the length and angle errors.
     """
     votes = np.zeros((na, nb), dtype=np.float32)
     rc = np.zeros((na, nb), dtype=np.float32)
     rs = np.zeros((na, nb), dtype=np.float32)
-    m = b_len.shape[0]
+    tol_u = int(ang_tol * ANGLE_UNITS / TWO_PI)
+    inv_tol_u = 1.0 / (ang_tol * ANGLE_UNITS / TWO_PI)
     for p in range(a_len.shape[0]):
         if a_i[p] > a_j[p]:
             continue
         L = a_len[p]
         tol = len_tol + len_tol_rel * L
         lo = L - tol
-        # binary search for the first B edge with length >= lo
-        left = 0
-        right = m
-        while left < right:
-            mid = (left + right) >> 1
-            if b_len[mid] < lo:
-                left = mid + 1
-            else:
-                right = mid
-        q = left
-        while q < m and b_len[q] <= L + tol:
-            d1 = _angdiff(a_ai[p], b_ai[q])
-            if d1 <= ang_tol:
-                d2 = _angdiff(a_aj[p], b_aj[q])
-                if d2 <= ang_tol:
-                    w = 1.0 - (abs(b_len[q] - L) / tol + d1 / ang_tol + d2 / ang_tol) / 3.0
-                    if w > 0.0:
-                        rot = b_dir[q] - a_dir[p]
-                        c = w * math.cos(rot)
-                        s = w * math.sin(rot)
-                        i = a_i[p]
-                        j = a_j[p]
-                        k = b_i[q]
-                        l = b_j[q]
-                        votes[i, k] += w
-                        votes[j, l] += w
-                        rc[i, k] += c
-                        rs[i, k] += s
-                        rc[j, l] += c
-                        rs[j, l] += s
-            q += 1
+        hi = L + tol
+        pai = a_ai[p]
+        paj = a_aj[p]
+        first = (pai - tol_u) >> BUCKET_SHIFT  # may be negative: wraps below
+        last = (pai + tol_u) >> BUCKET_SHIFT
+        for bb in range(first, last + 1):
+            bucket = bb % N_BUCKETS
+            left = b_bucket_start[bucket]
+            end = b_bucket_start[bucket + 1]
+            right = end
+            while left < right:
+                mid = (left + right) >> 1
+                if b_len[mid] < lo:
+                    left = mid + 1
+                else:
+                    right = mid
+            for q in range(left, end):
+                if b_len[q] > hi:
+                    break
+                d1 = _udiff(pai, b_ai[q])
+                if d1 > tol_u:
+                    continue
+                d2 = _udiff(paj, b_aj[q])
+                if d2 > tol_u:
+                    continue
+                w = 1.0 - (abs(b_len[q] - L) / tol + (d1 + d2) * inv_tol_u) / 3.0
+                if w > 0.0:
+                    rot = (b_dir[q] - a_dir[p]) & 255
+                    c = w * _COS[rot]
+                    s = w * _SIN[rot]
+                    i = a_i[p]
+                    j = a_j[p]
+                    k = b_i[q]
+                    l = b_j[q]
+                    votes[i, k] += w
+                    votes[j, l] += w
+                    rc[i, k] += c
+                    rs[i, k] += s
+                    rc[j, l] += c
+                    rs[j, l] += s
     return votes, rc, rs
 
 
 def edge_votes_reference(a_len, a_i, a_j, a_ai, a_aj, a_dir, b_len, b_i, b_j, b_ai, b_aj, b_dir,
-                         na, nb, len_tol, len_tol_rel, ang_tol):
-    """Plain-numpy reference of `edge_votes` (all edge pairs at once, no window search)."""
+                         b_bucket_start, na, nb, len_tol, len_tol_rel, ang_tol):
+    """Plain-numpy reference of `edge_votes` (all edge pairs at once, no buckets or windows)."""
     keep = a_i <= a_j
     aL, ai, aj = a_len[keep].astype(np.float64), a_i[keep], a_j[keep]
-    aai, aaj, adir = a_ai[keep].astype(np.float64), a_aj[keep].astype(np.float64), a_dir[keep]
+    aai, aaj, adir = a_ai[keep], a_aj[keep], a_dir[keep]
     tol = len_tol + len_tol_rel * aL[:, None]
     dl = np.abs(b_len[None, :].astype(np.float64) - aL[:, None])
 
     def ad(x, y):
-        d = np.abs(x - y) % (2 * np.pi)
-        return np.where(d <= np.pi, d, 2 * np.pi - d)
+        d = (x.astype(np.int64) - y.astype(np.int64)) % ANGLE_UNITS
+        return np.where(d <= ANGLE_UNITS // 2, d, ANGLE_UNITS - d)
 
-    d1 = ad(aai[:, None], b_ai[None, :].astype(np.float64))
-    d2 = ad(aaj[:, None], b_aj[None, :].astype(np.float64))
-    ok = (dl <= tol) & (d1 <= ang_tol) & (d2 <= ang_tol)
-    w = 1.0 - (dl / tol + d1 / ang_tol + d2 / ang_tol) / 3.0
+    tol_u = ang_tol * ANGLE_UNITS / (2 * np.pi)
+    d1 = ad(aai[:, None], b_ai[None, :])
+    d2 = ad(aaj[:, None], b_aj[None, :])
+    ok = (dl <= tol) & (d1 <= int(tol_u)) & (d2 <= int(tol_u))
+    w = 1.0 - (dl / tol + (d1 + d2) / tol_u) / 3.0
     ok &= w > 0
     pp, qq = np.nonzero(ok)
     w = w[pp, qq]
-    rot = b_dir[qq].astype(np.float64) - adir[pp].astype(np.float64)
+    rot = ((b_dir[qq].astype(np.int64) - adir[pp].astype(np.int64)) % ANGLE_UNITS) * (2 * np.pi / ANGLE_UNITS)
     votes = np.zeros((na, nb))
     rc = np.zeros((na, nb))
     rs = np.zeros((na, nb))

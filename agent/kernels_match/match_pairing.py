@@ -41,7 +41,7 @@ def _in_grid(grid, cell, x, y):
 def pair_under_alignment(ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y, rot,
                          dist_tol, dist_tol_rel, dist_tol_max, ang_tol, a_grid, b_grid, cell,
                          pair_a, pair_b):
-    """Greedy one-to-one pairing under one alignment.
+    """Greedy one-to-one pairing under one alignment (B's minutiae sorted by x).
 
     Returns (matched, overlap_a, overlap_b, sum_of_closeness); the pairs are
     written to pair_a/pair_b (length >= matched).
@@ -80,10 +80,20 @@ def pair_under_alignment(ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y, rot,
         tol = min(dist_tol + dist_tol_rel * ra, dist_tol_max)
         tol2 = tol * tol
         th = ath[i] + rot
-        for k in range(nb):
+        # B is sorted by x: binary search the start of the x window
+        lo = tx[i] - tol
+        left = 0
+        right = nb
+        while left < right:
+            mid = (left + right) >> 1
+            if bx[mid] < lo:
+                left = mid + 1
+            else:
+                right = mid
+        for k in range(left, nb):
             dx = tx[i] - bx[k]
-            if abs(dx) > tol:
-                continue
+            if dx < -tol:
+                break
             dy = ty[i] - by[k]
             d2 = dx * dx + dy * dy
             if d2 > tol2:

@@ -38,8 +38,8 @@ def _score(matched, closeness, oa, ob, min_overlap):
 
 
 @njit(cache=True)
-def match_prepared(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_grid,
-                   bx, by, bth, b_len, b_i, b_j, b_ai, b_aj, b_dir, b_grid, params):
+def match_prepared(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_bstart, a_grid,
+                   bx, by, bth, b_len, b_i, b_j, b_ai, b_aj, b_dir, b_bstart, b_grid, params):
     """(similarity in [0, 1], details) of two prepared templates (A, B in the caller's order)."""
     na = ax.shape[0]
     nb = bx.shape[0]
@@ -47,7 +47,7 @@ def match_prepared(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_grid,
     if na < 2 or nb < 2:
         return 0.0, details
     votes, rc, rs = edge_votes(a_len, a_i, a_j, a_ai, a_aj, a_dir, b_len, b_i, b_j, b_ai, b_aj, b_dir,
-                               na, nb, params[P_LEN_TOL], params[P_LEN_TOL_REL], params[P_EDGE_ANG])
+                               b_bstart, na, nb, params[P_LEN_TOL], params[P_LEN_TOL_REL], params[P_EDGE_ANG])
     cell = params[P_CELL]
     min_overlap = params[P_MIN_OVERLAP]
     pair_a = np.empty(na, dtype=np.int32)
@@ -59,25 +59,41 @@ def match_prepared(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_grid,
     best_m = 0
     n_anchors = int(params[P_ANCHORS])
     by_score = params[P_SELECT_BY_SCORE] > 0.0
+    # candidate anchors: correspondences with enough votes, best first; an anchor
+    # already paired by an earlier alignment would give the same alignment: skipped
+    cand_i = np.empty(na * nb, dtype=np.int32)
+    cand_k = np.empty(na * nb, dtype=np.int32)
+    cand_v = np.empty(na * nb, dtype=np.float32)
+    n_cand = 0
+    min_votes = params[P_MIN_VOTES]
+    for i in range(na):
+        for k in range(nb):
+            if votes[i, k] > min_votes:
+                cand_i[n_cand] = i
+                cand_k[n_cand] = k
+                cand_v[n_cand] = -votes[i, k]
+                n_cand += 1
+    covered = np.zeros((na, nb), dtype=np.bool_)
     for _ in range(n_anchors):
-        # next best-voted correspondence
-        vi = -1
-        vk = -1
-        vmax = params[P_MIN_VOTES]
-        for i in range(na):
-            for k in range(nb):
-                if votes[i, k] > vmax:
-                    vmax = votes[i, k]
-                    vi = i
-                    vk = k
-        if vi < 0:
+        # the best-voted candidate not yet covered (a few passes over a short list beat a sort)
+        c_best = -1
+        v_best = 0.0
+        for c in range(n_cand):
+            if cand_v[c] < v_best and not covered[cand_i[c], cand_k[c]]:
+                v_best = cand_v[c]
+                c_best = c
+        if c_best < 0:
             break
-        votes[vi, vk] = -1.0
+        vi = cand_i[c_best]
+        vk = cand_k[c_best]
+        cand_v[c_best] = 0.0
         rot = math.atan2(rs[vi, vk], rc[vi, vk])
         m, oa, ob, cl = pair_under_alignment(
             ax, ay, ath, bx, by, bth, ax[vi], ay[vi], bx[vk], by[vk], rot,
             params[P_DIST_TOL], params[P_DIST_TOL_REL], params[P_DIST_TOL_MAX], params[P_PAIR_ANG],
             a_grid, b_grid, cell, pair_a, pair_b)
+        for t in range(m):
+            covered[pair_a[t], pair_b[t]] = True
         sc = _score(m, cl, oa, ob, min_overlap)
         if (sc if by_score else cl) > best_cl:
             best_cl = sc if by_score else cl
