@@ -472,6 +472,31 @@ class ParsedTransaction:
     def records(self, record_type: int) -> list:
         return list(self.message.iter(record_type))
 
+    def templates(self) -> dict[int, Template]:
+        """The Type-9 minutiae back as Templates, keyed by finger position
+        (central can match these without re-extracting from the images).
+        Coordinates are whole pixels and angles 2-degree steps, as sent."""
+        out = {}
+        for r9 in self.message.iter(9):
+            try:
+                position = int(_text(r9, 134))
+                rows = []
+                for items in _subfield_items(r9, 137):
+                    _, x, y, theta, quality, kind = items[:6]
+                    rows.append((float(x), float(y), math.radians(2.0 * int(theta)),
+                                 int(kind), int(quality)))
+                fqd = _subfield_items(r9, 135)
+                out[position] = Template(
+                    np.array(rows, dtype=MINUTIA_DTYPE) if rows else np.zeros(0, MINUTIA_DTYPE),
+                    width=int(_text(r9, 128)), height=int(_text(r9, 129)),
+                    ppi=int(_text(r9, 131) or 500),
+                    quality=int(fqd[0][0]) if fqd and fqd[0] else 0,
+                    finger_position=position, impression_type=int(_text(r9, 3) or 0),
+                )
+            except (ValueError, IndexError) as exc:
+                raise TransactionError(f"Type-9 IDC {r9.IDC}: minutiae do not read back ({exc})") from None
+        return out
+
     def __repr__(self) -> str:
         return f"ParsedTransaction(tcn={self.tcn!r}, tot={self.tot}, {len(self.fingers)} fingers)"
 

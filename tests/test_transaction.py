@@ -305,3 +305,19 @@ def test_nistitl_message_shape_is_what_we_think():
     """Guards our reliance on nistitl internals used in validate()."""
     msg = nistitl.Message()
     assert msg[0][1] is not None and hasattr(msg[0], "_fields")
+
+
+def test_type9_minutiae_read_back_as_templates(made_images):
+    rec = booking(made_images, missing={7: "XX"})
+    parsed = T.parse_transaction(T.build_transaction(rec))
+    back = parsed.templates()
+    assert sorted(back) == [p for p in T.FINGERS if p != 7]
+    for f in rec.fingers:
+        if f.missing:
+            continue
+        got, sent = back[f.position].minutiae, f.template.minutiae
+        assert len(got) == len(sent) and back[f.position].finger_position == f.position
+        assert np.all(np.abs(got["x"] - sent["x"]) <= 0.5) and np.all(np.abs(got["y"] - sent["y"]) <= 0.5)
+        diff = np.abs((got["angle"] - sent["angle"] + math.pi) % (2 * math.pi) - math.pi)
+        assert np.all(diff <= math.radians(1.0) + 1e-6)
+        assert np.array_equal(got["kind"], sent["kind"]) and np.array_equal(got["quality"], sent["quality"])
