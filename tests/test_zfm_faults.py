@@ -106,6 +106,14 @@ def test_answers_slower_than_the_timeout_mean_not_found():
     assert time.monotonic() - started < 3
 
 
+def test_a_late_answer_is_asked_again_and_never_mistaken_for_the_next_one():
+    # VfyPwd's answer comes after the timeout; the driver asks again, and the
+    # late "OK" that then turns up must not pass for ReadSysPara's answer
+    result, facts, _ = capture(f"{BASE}&faults=late:0.4")
+    assert_exact(result, facts)
+    assert facts["commands"][:2] == [0x13, 0x13]
+
+
 def test_short_stall_mid_upload_is_waited_out():
     result, facts, _ = capture("emulated://?seed=1&person=2&timeout=1&faults=stall:0.2")
     assert_exact(result, facts)

@@ -125,9 +125,9 @@ class ZfmSensor(hal.Sensor):
         return cls(port, port_name=parsed.path, **options)
 
     def _connect(self) -> None:
-        """VfyPwd (also our handshake), ReadSysPara, optionally ReadProdInfo."""
+        """Handshake and parameters; a module that cannot do them is not found."""
         try:
-            ack = self._command(codec.VFY_PWD, struct.pack(">I", self.password))
+            self._handshake_and_parameters()
         except hal.CaptureTimeout as exc:
             raise hal.SensorNotFound(
                 f"no answer from {self.port_name} at {self.baud} baud, address 0x{self.address:08X}",
@@ -137,13 +137,17 @@ class ZfmSensor(hal.Sensor):
             raise hal.SensorNotFound(
                 f"garbled answers from {self.port_name}: {exc.args[0]}",
                 "The baud rate is probably wrong, or the cable is bad.") from exc
+
+    def _handshake_and_parameters(self) -> None:
+        """VfyPwd (also our handshake), ReadSysPara, optionally ReadProdInfo."""
+        ack = self._command(codec.VFY_PWD, struct.pack(">I", self.password))
         if ack.code == codec.WRONG_PASSWORD:
             raise hal.SensorNotFound(
                 f"the sensor on {self.port_name} refused the password",
                 "Put the module's password in the URL (password=...).")
         self._check(ack, "VfyPwd")
-        ack = self._command(codec.READ_SYS_PARA)
-        if ack.code == codec.OK and len(ack.payload) >= 17:
+        ack = self._command(codec.READ_SYS_PARA, answer_size=17)
+        if ack.code == codec.OK:
             (status, system_id, capacity, security, address, size_code,
              baud_n) = struct.unpack(">HHHHIHH", ack.payload[1:17])
             self.params = dict(status=status, system_id=system_id, capacity=capacity,
@@ -158,10 +162,11 @@ class ZfmSensor(hal.Sensor):
 
     def _read_prodinfo(self) -> None:
         try:
-            ack = self._command(codec.READ_PROD_INFO, timeout=min(self.timeout, 0.5), retries=0)
+            ack = self._command(codec.READ_PROD_INFO, timeout=min(self.timeout, 0.5), retries=1,
+                                answer_size=47)
         except (hal.CaptureTimeout, hal.LinkError):
             return  # older modules answer not at all or garbled: geometry from the bytes
-        if ack.code != codec.OK or len(ack.payload) < 47:
+        if ack.code != codec.OK:
             return
         p = ack.payload[1:]
         text = lambda b: b.split(b"\0")[0].decode("ascii", "replace").strip()  # noqa: E731
@@ -285,20 +290,40 @@ class ZfmSensor(hal.Sensor):
 
     # -- exchanges ----------------------------------------------------------
     def _command(self, instruction: int, params: bytes = b"", *, timeout: float | None = None,
-                 retries: int | None = None) -> codec.Packet:
-        """Send one command and return its acknowledge, retrying on wire errors."""
+                 retries: int | None = None, answer_size: int = 0) -> codec.Packet:
+        """Send one command and return its acknowledge, retrying on wire errors.
+
+        `answer_size`: payload bytes an OK answer must have; a shorter one is
+        a stale answer to an earlier command (a framing error, retried).
+        """
         timeout = self.timeout if timeout is None else timeout
         retries = self.retries if retries is None else retries
-        last_error: hal.LinkError | None = None
+        last_error: hal.SensorError | None = None
+        timeouts = 0
         for attempt in range(retries + 1):
             if attempt:
                 log.info("%s: %s; retry %d of %d", codec.INSTRUCTIONS.get(instruction, "?"),
                          last_error, attempt, retries)
                 self._drain_line(time.monotonic() + timeout)
             try:
-                return self._exchange_once(instruction, params, time.monotonic() + timeout)
+                ack = self._exchange_once(instruction, params, time.monotonic() + timeout)
             except hal.LinkError as exc:
                 last_error = exc
+                continue
+            except hal.CaptureTimeout as exc:
+                # a command hit by noise is ignored by the module: ask once
+                # more, but a silent sensor must not cost retries x timeout
+                timeouts += 1
+                if timeouts > 1 or attempt == retries:
+                    raise
+                last_error = exc
+                continue
+            if ack.code == codec.OK and len(ack.payload) < answer_size:
+                last_error = hal.FramingError(
+                    f"{len(ack.payload)}-byte answer to {codec.INSTRUCTIONS.get(instruction, '?')}, "
+                    f"expected {answer_size}")
+                continue
+            return ack
         raise last_error
 
     def _exchange_once(self, instruction: int, params: bytes, deadline: float) -> codec.Packet:

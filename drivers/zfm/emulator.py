@@ -62,6 +62,7 @@ class Faults:
     dup:N       duplicate one byte in each of the next N image uploads
     stall:S     pause S seconds in the middle of the next image upload
     delay:S     wait S seconds before every answer
+    late:S      wait S seconds before the first answer only (it arrives late)
     silent:N    answer the first N commands, then nothing at all (0: mute)
     nofinger:N  "no finger" for the first N GenImg polls (-1: never a finger)
     poweron:1   send the power-on 0x55 byte just before the first answer
@@ -75,6 +76,7 @@ class Faults:
     dup: int = 0
     stall: float = 0.0
     delay: float = 0.0
+    late: float = 0.0
     silent: int = -1
     nofinger: int = 0
     poweron: int = 0
@@ -393,8 +395,9 @@ class ZfmEmulator:
             # line noise; 0xEF is left out so that noise never forms a header
             # (the codec's property tests cover false headers)
             prefix += bytes(self._rng.choice(range(0xEF)) for _ in range(self.faults.garbage))
-        if self.faults.delay:
-            self._sleep(self.faults.delay)
+        wait, self.faults.late = self.faults.delay + self.faults.late, 0.0
+        if wait:
+            self._sleep(wait)
             self._line_free_at = max(self._line_free_at, time.monotonic())
         self._write(prefix + frames)
 
