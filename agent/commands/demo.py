@@ -1,0 +1,328 @@
+"""`fpagent demo`: the whole loop on one machine, on embedded defaults.
+
+Everything it needs it makes in a temporary folder and removes at the end:
+a development CA and certificates, central's and the appliance's keys, a
+local mosquitto on a free loopback port (TLS listener, client certificates,
+the ACL of systemd/mosquitto), the reference central responder with galleries
+of synthetic people some of whom are "already known", and the agent's MQTT
+link. Then it books a handful of arrestees through the emulated ZFM sensor
+(the real driver over a pty, synthetic fingerprints; a folder of real images
+with --images), and prints what came back: acks, criminal-history hits and
+no-hits, immigration determinations with their levels. Ctrl-C or an error
+stops everything it started.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import pathlib
+
+from agent import config as config_mod
+from agent.errors import UserError
+
+SEED = 2026
+# Who the central system "already knows" (synthetic people; no real person).
+KNOWN = {
+    1: {"criminal": {"name": "SYNTHETIC, PERSON ONE", "sid": "DEMO-SID-0001",
+                     "history": "burglary (2019), probation violation (2021)"}},
+    2: {"criminal": {"name": "SYNTHETIC, PERSON TWO", "sid": "DEMO-SID-0002",
+                     "history": "aggravated assault (2018)"},
+        "immigration": {"determination": "removable", "level": 1,
+                        "instructions": "Status determination: removable, offence level 1. "
+                                        "Call the field office before any release."}},
+    3: {"immigration": {"determination": "citizen-or-lawful-no-action",
+                        "instructions": "Record match only: U.S. citizen. No action. "
+                                        "Do not hold on immigration grounds."}},
+    5: {"immigration": {"determination": "under-review",
+                        "instructions": "Record found, status not determined. No action "
+                                        "unless a determination follows."}},
+}
+WHO = {1: "known: criminal record", 2: "known: criminal record + immigration removable L1",
+       3: "known: immigration record, U.S. citizen", 4: "not known anywhere",
+       5: "known: immigration record under review"}
+
+
+def say(text: str) -> None:
+    print(f"demo: {text}", flush=True)
+
+
+class _DemoUI:
+    """Prints one compact line per finger; confirms sequence overrides (demo only)."""
+
+    def __init__(self, label: str):
+        from agent.booking import BookingUI  # noqa: F401 - shape reference
+        self.label = label
+        self.line = ""
+
+    def prompt(self, text, position):
+        pass
+
+    def progress(self, stage, done, total):
+        pass
+
+    def outcome(self, outcome):
+        if outcome.position:
+            mark = {"accepted": "+", "accepted_below_gate": "~"}.get(
+                getattr(outcome.result, "value", str(outcome.result)), "-")
+            self.line += mark
+            sys.stdout.write(mark)
+            sys.stdout.flush()
+
+    def notice(self, text):
+        pass
+
+    def confirm(self, question):
+        return True  # demo: the emulated officer confirms (a real UI asks a person)
+
+    def candidates(self, position, found):
+        pass
+
+
+def _results_lines(store, sids: dict) -> list[str]:
+    from agent import notifications as view
+    out = []
+    by_sid: dict = {}
+    for item in store.inbox.list(kind="notification", limit=10000):
+        by_sid.setdefault(item["body"]["submission_id"], []).append(item)
+    for sid, (label, person) in sids.items():
+        row = store.outbox.get(sid)
+        ack = row.ack or {}
+        out.append("")
+        out.append(f"booking {label}  TCN {row.tcn}  (synthetic person {person}: {WHO.get(person, '')})")
+        if row.state == "acknowledged":
+            out.append(f"  ack               accepted by central, central TCN {ack.get('central_tcn')}")
+        elif row.state == "rejected":
+            out.append(f"  ack               REJECTED: {row.reason}")
+        else:
+            out.append(f"  ack               none yet (state {row.state})")
+        items = sorted(by_sid.get(sid, []), key=lambda m: m["body"]["check"])
+        for item in items:
+            body = item["body"]
+            banner = view.banner(body)
+            if banner:
+                out += ["  " + line for line in banner]
+            out.append(f"  {body['check']:<18}{view.headline(body)}")
+            if body.get("record"):
+                rec = body["record"]
+                out.append("                    record: " + ", ".join(
+                    f"{k}={rec[k]}" for k in sorted(rec) if k not in ("score",)))
+            if body.get("instructions"):
+                out.append(f"                    {body['instructions']}")
+    return out
+
+
+def run_demo(bookings: int = 4, images: str | None = None, keep: bool = False,
+             timeout_s: float = 180.0) -> int:
+    import hal
+    from agent import booking as booking_mod
+    from agent import keys as keys_mod
+    from agent.central import Central, CentralKeys, Galleries, TransactionScreen, demo_galleries
+    from agent.devbroker import LocalBroker, find_mosquitto
+    from agent.devca import make_dev_pki
+    from agent.link import build_link
+    from agent.store import Store
+
+    if find_mosquitto() is None:
+        raise UserError("the demo needs mosquitto: run scripts/dev-setup (or apt-get install mosquitto)")
+    t_start = time.monotonic()
+    work = pathlib.Path(tempfile.mkdtemp(prefix="fpagent-demo-"))
+    started = []  # (name, stop callable), stopped in reverse order
+    try:
+        cfg = config_mod.from_dict({
+            "paths": {"state_dir": str(work / "appliance")},
+            "store": {"min_free_mb": 10.0},
+            "sensor": {"url": "emulated://?source=synthetic"},
+            "mqtt": {"tls": True, "keepalive_s": 10, "ack_timeout_s": 10.0,
+                     "reconnect_min_s": 0.2, "reconnect_max_s": 2.0},
+        }, source="<demo defaults>")
+        device = cfg.device.device_id
+        say(f"working in {work} (removed at the end)")
+        pki = make_dev_pki(work / "pki", clients=(device, "central"))
+        say("made a development CA, a broker certificate and client certificates")
+        central_keys_dir = work / "central" / "keys"
+        keys_mod.create_central_keys(central_keys_dir)
+        app_keys = cfg.paths.keys()
+        keys_mod.create_device_keys(app_keys)
+        for name in (keys_mod.CENTRAL_HPKE_PUBLIC, keys_mod.CENTRAL_VERIFY_KEY):
+            shutil.copy(central_keys_dir / name, app_keys / name)
+        devices_dir = work / "central" / "devices"
+        devices_dir.mkdir(parents=True)
+        shutil.copy(app_keys / keys_mod.DEVICE_VERIFY_KEY, devices_dir / f"{device}.pub")
+        say("made central's HPKE + signing keys and the appliance's signing key")
+
+        broker = LocalBroker(work / "broker", pki).start()
+        started.append(("broker", broker.stop))
+        cfg.mqtt.port = broker.port
+        cfg.mqtt.ca_file = str(pki / "ca.crt")
+        cfg.mqtt.cert_file = str(pki / f"{device}.crt")
+        cfg.mqtt.key_file = str(pki / f"{device}.key")
+        say(f"started mosquitto on 127.0.0.1:{broker.port} (TLS, client certificates, ACL)")
+
+        say("warming up the extractor and matcher (compiled once, then cached)")
+        from agent import extraction, matcher
+        extraction.warm_up()
+        matcher.warm_up()
+
+        galleries = Galleries()
+        gallery_ready = threading.Event()
+
+        def enroll():
+            try:
+                known = {p: KNOWN[p] for p in KNOWN if p <= max(bookings, 1)}
+                if images:
+                    built = _folder_galleries(images, known)
+                else:
+                    built = demo_galleries(SEED, known)
+                galleries.criminal[:] = built.criminal
+                galleries.immigration[:] = built.immigration
+            finally:
+                gallery_ready.set()
+
+        say("central: enrolling the 'already known' synthetic people in its galleries "
+            "(in the background)")
+        threading.Thread(target=enroll, daemon=True, name="demo-enroll").start()
+
+        screen = TransactionScreen(galleries)
+
+        def gated_screen(opened):
+            gallery_ready.wait()
+            return screen(opened)
+
+        central = Central(host="127.0.0.1", port=broker.port, root=cfg.mqtt.root,
+                          keys=CentralKeys.load(central_keys_dir, devices_dir),
+                          db_path=work / "central" / "central.sqlite3", screen=gated_screen,
+                          tls={"ca_file": str(pki / "ca.crt"), "cert_file": str(pki / "central.crt"),
+                               "key_file": str(pki / "central.key")},
+                          client_id="central-demo", immigration_delay_s=2.0)
+        central.start()
+        started.append(("central", central.stop))
+        if not central.wait_connected(15):
+            raise UserError("the reference central responder could not connect to the local broker")
+        say("central: reference responder subscribed ($share/central/fpagent/v1/+/+/submission)")
+
+        came_back = []
+        link = build_link(cfg, on_notification=lambda body: came_back.append(body))
+        link.start()
+        started.append(("link", link.stop))
+        if not link.wait_connected(15):
+            raise UserError(f"the agent's link could not connect: {link.health()['last_error']}")
+        say(f"agent: link up as {cfg.device.ori}/{device} (TLS, persistent session)")
+
+        store = Store(cfg.paths.database(), cfg)
+        started.append(("store", store.close))
+        device_keys = keys_mod.load_device_keys(cfg)
+        sids = {}
+        shared_sensor = None
+        for i in range(bookings):
+            person = i + 1
+            label = f"DEMO-{i + 1:04d}"
+            if images:
+                if shared_sensor is None:
+                    shared_sensor = hal.open_sensor(f"emulated://?source={images}")
+                    started.append(("sensor", shared_sensor.close))
+                sensor = shared_sensor
+            else:
+                sensor = hal.open_sensor(
+                    f"emulated://?source=synthetic&seed={SEED}&person={person}&baud=115200")
+            info = booking_mod.BookingInfo(booking_number=label, ori=cfg.device.ori,
+                                           operator_id="demo-officer")
+            session = booking_mod.new_session(cfg, info)
+            sys.stdout.write(f"demo: booking {label} (synthetic person {person}) fingers ")
+            sys.stdout.flush()
+            t0 = time.monotonic()
+            try:
+                booking_mod.run_booking(session, sensor, ui=_DemoUI(label), timeout=10)
+            finally:
+                if sensor is not shared_sensor:
+                    sensor.close()
+            sid = booking_mod.complete_booking(session, cfg, store, device_keys)
+            link.poke()
+            sids[sid] = (label, person)
+            print(f" sealed and queued in {time.monotonic() - t0:.1f} s", flush=True)
+
+        say("waiting for central's answers (ack, criminal history, then immigration)")
+        deadline = time.monotonic() + timeout_s
+        want = 2 * len(sids)
+        while time.monotonic() < deadline:
+            done = store.outbox.counts()
+            have = sum(1 for b in came_back if b.get("submission_id") in sids)
+            if done["acknowledged"] + done["rejected"] >= len(sids) and have >= want:
+                break
+            time.sleep(0.1)
+        else:
+            say("timed out waiting for some answers; showing what came back")
+
+        print("\n" + "=" * 72)
+        print("What came back from central (reference responder, synthetic people)")
+        print("=" * 72)
+        for line in _results_lines(store, sids):
+            print(line)
+        h = link.health()
+        print()
+        say(f"{len(sids)} bookings, {h['counters'].get('acks_accepted', 0)} accepted acks, "
+            f"{h['counters'].get('notifications', 0)} notifications, "
+            f"{h['counters'].get('rejected', 0)} messages refused; "
+            f"whole loop in {time.monotonic() - t_start:.0f} s")
+        say("an immigration-record match is not a finding of removability: act only on the "
+            "determination")
+        return 0
+    finally:
+        for name, stop in reversed(started):
+            try:
+                stop()
+            except Exception as exc:  # noqa: BLE001 - keep stopping the rest
+                print(f"demo: stopping {name} failed: {exc}", file=sys.stderr)
+        if keep:
+            say(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+        say("stopped everything it started")
+
+
+def _folder_galleries(folder: str, known: dict):
+    """With --images: each known person is the image the emulator will give that booking's index fingers."""
+    import numpy as np
+    from PIL import Image
+
+    from agent.central import SCREEN_FINGERS, Galleries, GalleryEntry, _extract
+    from drivers.zfm.emulator import IMAGE_SUFFIXES, fit_to_module
+
+    files = sorted(p for p in pathlib.Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise UserError(f"no images in {folder}")
+    galleries = Galleries()
+    for person, what in known.items():
+        templates = {}
+        for f in SCREEN_FINGERS:
+            path = files[(10 * (person - 1) + f - 1) % len(files)]
+            with Image.open(path) as img:
+                templates[f] = _extract(fit_to_module(np.asarray(img.convert("L"))))
+        for gallery in ("criminal", "immigration"):
+            if gallery in what:
+                getattr(galleries, gallery).append(GalleryEntry(f"P{person}", what[gallery], templates))
+    return galleries
+
+
+def _run(args) -> int:
+    if args.bookings < 1 or args.bookings > 50:
+        raise UserError("--bookings must be between 1 and 50")
+    if args.images and not pathlib.Path(args.images).is_dir():
+        raise UserError(f"--images {args.images}: not a folder of fingerprint images")
+    return run_demo(bookings=args.bookings, images=args.images, keep=args.keep)
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("demo", help="run the whole booking loop on this machine "
+                            "(local broker, reference central, emulated sensor)",
+                            description=__doc__)
+    parser.add_argument("--bookings", type=int, default=4, metavar="N",
+                        help="how many arrestees to book (default 4: a criminal hit, a "
+                             "level-1 immigration hit, a U.S. citizen, an unknown person)")
+    parser.add_argument("--images", metavar="DIR",
+                        help="a folder of real fingerprint images for the emulated sensor")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.set_defaults(func=_run)
