@@ -214,6 +214,8 @@ def load(path: str | os.PathLike | None = None) -> Config:
         raise ConfigError(f"configuration file {path} is not readable by this user; check its owner and mode") from None
     except IsADirectoryError:
         raise ConfigError(f"configuration path {path} is a directory, not a file") from None
+    except OSError as exc:  # a socket, a dead device... anything but a readable file
+        raise ConfigError(f"cannot read configuration file {path}: {exc.strerror or exc}") from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

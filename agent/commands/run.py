@@ -19,4 +19,5 @@ def run(args) -> int:
     from agent import service  # imported after the config is known good: cheap failures first
 
     service.drop_to_state_owner(cfg)
+    service.check_key_files(cfg)  # an unreadable key: one line and exit 78, before any logging
     return service.main(cfg)
