@@ -34,6 +34,12 @@ from agent.template import BIFURCATION, MINUTIA_DTYPE, RIDGE_ENDING, Template
 
 MAX_MINUTIAE = 60
 MIN_MINUTIAE = 4  # fewer than this after cleaning: not a usable fingerprint
+# false-minutia rules, in ridge periods (local) or pixels at 500 ppi
+SPUR_PERIODS = 1.3  # an ending this close (along the ridge) to another minutia
+BRIDGE_PERIODS = 0.9  # two bifurcations joined by a ridge this short
+GAP_PERIODS = 1.6  # two endings facing each other across a gap this small
+BORDER_PX = 8  # distance from the edge of the foreground
+CLUSTER_PX = 8  # 3+ minutiae within this radius are noise
 
 _PERIODS = np.arange(_q.MIN_PERIOD, _q.MAX_PERIOD + 0.01, 0.5)
 _ALONG = enhance.gaussian_row(sigma=3.0, radius=6)
@@ -168,13 +174,13 @@ def _minutiae(skel: np.ndarray, f: _q.Fields, clarity: np.ndarray) -> np.ndarray
         for b in range(nbranch[i]):
             s, why, j = steps[i, b], stop[i, b], hit[i, b]
             if kinds[i] == RIDGE_ENDING:
-                if why == skeleton.STOP_MINUTIA and s <= 1.3 * p:  # spur or short ridge
+                if why == skeleton.STOP_MINUTIA and s <= SPUR_PERIODS * p:  # spur or short ridge
                     alive[i] = False
                     alive[j] = False
-                elif why == skeleton.STOP_ENDING and s <= 1.3 * p:  # island / dot
+                elif why == skeleton.STOP_ENDING and s <= SPUR_PERIODS * p:  # island / dot
                     alive[i] = False
             else:
-                if why == skeleton.STOP_MINUTIA and kinds[j] == BIFURCATION and s <= 1.3 * p:
+                if why == skeleton.STOP_MINUTIA and kinds[j] == BIFURCATION and s <= BRIDGE_PERIODS * p:
                     alive[i] = False  # bridge or hole
                     alive[j] = False
                 elif why == skeleton.STOP_JUNCTION and s <= 0.8 * p:
@@ -194,7 +200,7 @@ def _minutiae(skel: np.ndarray, f: _q.Fields, clarity: np.ndarray) -> np.ndarray
         for a in range(len(end)):
             for b in range(a + 1, len(end)):
                 i, j = end[a], end[b]
-                lim = 1.6 * max(period[i], period[j])
+                lim = GAP_PERIODS * max(period[i], period[j])
                 if d[a, b] > lim or not (alive[i] and alive[j]):
                     continue
                 diff = abs(((angles[i] - angles[j]) + np.pi) % (2 * np.pi) - np.pi)
@@ -202,8 +208,9 @@ def _minutiae(skel: np.ndarray, f: _q.Fields, clarity: np.ndarray) -> np.ndarray
                     alive[i] = alive[j] = False
 
     # border: too close to the edge of the foreground
-    r = 12
-    inside = _q.box_mean(f.mask.astype(np.float32), r) > 0.999
+    r = BORDER_PX
+    padded = np.pad(f.mask, r).astype(np.float32)  # outside the image is background too
+    inside = _q.box_mean(padded, r)[r:-r, r:-r] > 0.999
     alive &= inside[ys, xs]
 
     # clusters: many minutiae in a small area are noise, not ridges
@@ -211,7 +218,7 @@ def _minutiae(skel: np.ndarray, f: _q.Fields, clarity: np.ndarray) -> np.ndarray
     if len(idx) > 2:
         py, px = ys[idx].astype(np.float32), xs[idx].astype(np.float32)
         d = np.hypot(py[:, None] - py[None, :], px[:, None] - px[None, :])
-        close = (d < 8).sum(axis=1) - 1
+        close = (d < CLUSTER_PX).sum(axis=1) - 1
         alive[idx[close >= 2]] = False
 
     idx = np.nonzero(alive)[0]

@@ -17,6 +17,7 @@ foreground mask. Everything here is plain numpy on a 500 ppi image;
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -224,15 +225,17 @@ def report_from_fields(f: Fields, clarity: np.ndarray | None = None, scale: floa
     good_blocks = float((block_q[block_fg] > 0.55).sum())
     contrast = float(np.median(f.std[f.mask]))
     period = float(np.median(f.period[f.mask]))
-    # area term: ~ 100 good 16x16 blocks (a plain impression) saturates it
-    area_term = min(1.0, good_blocks / 100.0)
-    m_term = 1.0 if minutiae_count is None else min(1.0, minutiae_count / 30.0)
-    q = 100.0 * (0.45 * float(block_q[block_fg].mean()) + 0.35 * area_term + 0.2 * m_term)
-    score = int(np.clip(round(q), 1, 100))
+    # The score multiplies the usable area (good blocks), the mean block quality,
+    # the ridge clarity and the minutiae count, then saturates; the form and the
+    # constants were chosen so that it ranks the shared FVC2002 sets like NFIQ 2
+    # (Spearman 0.76-0.82 per set, `fpagent bench quality`) on the same scale.
+    m_term = 1.0 if minutiae_count is None else math.sqrt(max(minutiae_count, 1) / 30.0)
+    x = good_blocks / 100.0 * float(block_q[block_fg].mean()) * rc * m_term
+    score = int(np.clip(round(100.0 * (1.0 - math.exp(-x / 2.2))), 1, 100))
 
     # advice for the officer, most useful first
     advice = ""
-    if score < 60:
+    if score < 35:
         ys, xs = np.nonzero(f.mask)
         cy, cx = ys.mean() / h, xs.mean() / w
         grey = float(np.median(f.image[f.mask]))

@@ -1,0 +1,149 @@
+"""`fpagent bench quality DIR...`: does our quality score rank prints like NIST NFIQ 2?
+
+For every image of each folder it computes our score (agent.quality, through
+extraction so the minutiae count is part of it) and NFIQ 2 (NBIS, the bench
+extra `nbis-py`), and prints the Spearman rank correlation per folder and over
+all folders. The issue's target is >= 0.7. `nfiq2_correlation(paths)` is the
+same figure for other benchmarks (`fpagent bench accuracy`).
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+
+from agent.bench import add_json_flag, emit, progress
+from agent.errors import UserError
+
+IMAGE_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".pgm", ".jpg", ".jpeg")
+
+
+def spearman(a, b) -> float:
+    """Spearman rank correlation (average ranks for ties)."""
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    if len(a) < 3:
+        return float("nan")
+
+    def ranks(v):
+        order = np.argsort(v, kind="stable")
+        r = np.empty(len(v), dtype=float)
+        r[order] = np.arange(len(v), dtype=float)
+        # average the ranks of ties
+        uniq, inv = np.unique(v, return_inverse=True)
+        sums = np.bincount(inv, weights=r)
+        counts = np.bincount(inv)
+        return (sums / counts)[inv]
+
+    ra, rb = ranks(a), ranks(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def _nfiq2_extractor():
+    try:
+        import nbis  # noqa: PLC0415 - bench extra, imported only here
+    except ImportError as exc:
+        raise UserError("NFIQ 2 comes from nbis-py: pip install 'fpagent[bench]'") from exc
+    settings = nbis.NbisExtractorSettings(min_quality=0.0, get_center=False,
+                                          check_fingerprint=False, compute_nfiq2=True, ppi=500.0)
+    return nbis.new_nbis_extractor(settings)
+
+
+def _png_bytes(pixels: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def score_pairs(paths, label: str = "quality") -> tuple[list[int], list[int], int]:
+    """(our scores, NFIQ 2 scores, images NFIQ 2 could not score) for the images."""
+    from PIL import Image
+
+    from agent import quality
+
+    nfiq = _nfiq2_extractor()
+    ours, ref, failed = [], [], 0
+    paths = list(paths)
+    for k, path in enumerate(paths):
+        progress(label, k, len(paths))
+        pixels = np.asarray(Image.open(path).convert("L"))
+        ppi = _ppi_of(path)
+        try:
+            # NFIQ 2 is defined at 500 ppi: hand it the image we assess at 500 ppi
+            img500, _ = quality.resample_to_500(pixels, ppi)
+            r = nfiq.extract_minutiae(_png_bytes(np.ascontiguousarray(img500))).quality().score
+        except Exception:  # NFIQ 2 refuses some images (e.g. too little foreground)
+            failed += 1
+            continue
+        ours.append(quality.assess(pixels, ppi=ppi).score)
+        ref.append(int(r))
+    progress(label, len(paths), len(paths))
+    return ours, ref, failed
+
+
+def _ppi_of(path) -> int:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        dpi = im.info.get("dpi")
+    try:
+        v = int(round(float(dpi[0])))
+    except (TypeError, ValueError, IndexError):
+        return 500
+    return v if 300 <= v <= 2000 else 500
+
+
+def nfiq2_correlation(paths) -> float:
+    """Spearman correlation of our quality score with NFIQ 2 over these images."""
+    ours, ref, _ = score_pairs(paths)
+    return spearman(ours, ref)
+
+
+def _images(folder: pathlib.Path) -> list[pathlib.Path]:
+    if not folder.is_dir():
+        raise UserError(f"{folder}: not a folder of fingerprint images")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise UserError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
+def run(args) -> int:
+    folders = [pathlib.Path(d) for d in args.dirs]
+    datasets, all_ours, all_ref = [], [], []
+    for folder in folders:
+        files = _images(folder)
+        if args.limit:
+            files = files[: args.limit]
+        ours, ref, failed = score_pairs(files, label=folder.name)
+        rho = spearman(ours, ref)
+        all_ours += ours
+        all_ref += ref
+        datasets.append({"name": folder.name, "images": len(files), "nfiq2_failed": failed,
+                         "spearman_nfiq2": rho, "score_median": float(np.median(ours)) if ours else None,
+                         "nfiq2_median": float(np.median(ref)) if ref else None})
+        print(f"{folder.name}: Spearman vs NFIQ 2 = {rho:.3f} over {len(ours)} images "
+              f"(NFIQ 2 failed on {failed}); median score ours {np.median(ours):.0f}, "
+              f"NFIQ 2 {np.median(ref):.0f}")
+    rho_all = spearman(all_ours, all_ref)
+    if len(folders) > 1:
+        print(f"all folders: Spearman vs NFIQ 2 = {rho_all:.3f} over {len(all_ours)} images")
+    print(f"target >= 0.7: {'met' if all(d['spearman_nfiq2'] >= 0.7 for d in datasets) else 'NOT met'}")
+    emit({"benchmark": "quality", "datasets": datasets, "spearman_nfiq2_all": rho_all}, args.json)
+    return 0
+
+
+def register(sub):
+    p = sub.add_parser("quality", help="Spearman correlation of the quality score with NFIQ 2",
+                       description=__doc__.split("\n\n")[1])
+    p.add_argument("dirs", nargs="+", metavar="DIR", help="folder(s) of fingerprint images")
+    p.add_argument("--limit", type=int, default=0, help="first N images per folder only")
+    add_json_flag(p)
+    p.set_defaults(func=run)
