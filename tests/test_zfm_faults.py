@@ -8,7 +8,7 @@ import pytest
 
 import hal
 
-BASE = "emulated://?seed=1&person=2&timeout=0.3"
+BASE = "emulated://?seed=1&person=2&timeout=0.5"
 
 
 def capture(url, timeout=5.0):
@@ -70,7 +70,7 @@ def test_no_finger_for_a_few_polls_then_a_capture():
 def test_never_a_finger_is_no_finger_at_the_deadline():
     result, facts, seconds = capture(f"{BASE}&poll=0.05&faults=nofinger:-1", timeout=0.5)
     assert isinstance(result, hal.NoFinger)
-    assert facts["uploads"] == 0 and 0.4 < seconds < 3
+    assert facts["uploads"] == 0 and 0.4 < seconds < 6
 
 
 def test_silent_sensor_is_not_found_when_opening():
@@ -78,20 +78,20 @@ def test_silent_sensor_is_not_found_when_opening():
     with pytest.raises(hal.SensorNotFound) as err:
         hal.open_sensor(f"{BASE}&retries=1&faults=silent:0")
     assert "no answer" in str(err.value)
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 6
 
 
 def test_sensor_going_silent_mid_session_is_a_capture_timeout():
     # answers VfyPwd, ReadSysPara, ReadProdInfo, then nothing
     result, facts, seconds = capture(f"{BASE}&retries=1&faults=silent:3")
     assert isinstance(result, hal.CaptureTimeout), result
-    assert facts["uploads"] == 0 and seconds < 3
+    assert facts["uploads"] == 0 and seconds < 6
 
 
 def test_sensor_going_silent_before_the_upload_is_a_capture_timeout():
     result, facts, seconds = capture(f"{BASE}&retries=1&faults=silent:4")  # GenImg answered
     assert isinstance(result, hal.CaptureTimeout), result
-    assert seconds < 3
+    assert seconds < 6
 
 
 def test_slow_answers_within_the_timeout_are_fine():
@@ -102,14 +102,14 @@ def test_slow_answers_within_the_timeout_are_fine():
 def test_answers_slower_than_the_timeout_mean_not_found():
     started = time.monotonic()
     with pytest.raises(hal.SensorNotFound):
-        hal.open_sensor(f"{BASE}&retries=1&faults=delay:0.6")
-    assert time.monotonic() - started < 3
+        hal.open_sensor(f"{BASE}&retries=1&faults=delay:1.0")
+    assert time.monotonic() - started < 6
 
 
 def test_a_late_answer_is_asked_again_and_never_mistaken_for_the_next_one():
     # VfyPwd's answer comes after the timeout; the driver asks again, and the
     # late "OK" that then turns up must not pass for ReadSysPara's answer
-    result, facts, _ = capture(f"{BASE}&faults=late:0.4")
+    result, facts, _ = capture(f"{BASE}&faults=late:0.8")
     assert_exact(result, facts)
     assert facts["commands"][:2] == [0x13, 0x13]
 
@@ -123,7 +123,7 @@ def test_short_stall_mid_upload_is_waited_out():
 def test_long_stall_mid_upload_is_a_capture_timeout_not_a_half_image():
     result, facts, seconds = capture(f"{BASE}&faults=stall:2")
     assert isinstance(result, hal.CaptureTimeout), result
-    assert seconds < 4
+    assert seconds < 6
 
 
 @pytest.mark.parametrize("fault_seed", range(6))
