@@ -460,9 +460,18 @@ class Outbox:
         """
         if not isinstance(envelope, (bytes, bytearray)) or not envelope:
             raise ValueError("enqueue needs the sealed envelope bytes")
+        from agent import envelope as envelope_mod
+
         meta = dict(meta or {})
         check_detail(meta, "meta")
         envelope = bytes(envelope)
+        try:
+            header = envelope_mod.inspect(envelope, max_size=max(len(envelope), 1))
+        except envelope_mod.EnvelopeError as exc:
+            raise ValueError(f"enqueue needs a sealed envelope: {exc}") from None
+        if header.submission_id != submission_id:
+            raise ValueError(f"envelope belongs to submission {header.submission_id}, "
+                             f"not {submission_id}")
         now = time.time() if now is None else now
         st = self._s
         try:
@@ -485,7 +494,10 @@ class Outbox:
                 st.audit.append(actor or meta.get("operator") or st.actor, "booking.enqueued",
                                 {"submission_id": submission_id, "tcn": tcn,
                                  "booking_number": meta.get("booking_number"),
-                                 "size": len(envelope)}, now=now)
+                                 "size": len(envelope), "seq": header.seq,
+                                 "suite": header.suite,  # key use: which keys sealed it
+                                 "device_key_id": header.device_key_id,
+                                 "central_key_id": header.central_key_id}, now=now)
         except (sqlite3.OperationalError, OSError) as exc:
             if _is_disk_full(exc):
                 raise StorageFull(

@@ -12,6 +12,13 @@ must have survived: kill -9 keeps everything the kernel already has.
 Use from another test file:
 
     from test_crash_support import kill_trials, standard_checks
+
+    def booking_worker(db_path, report):   # loops until killed
+        ...                                # complete bookings; report("E", sid) after each
+    kill_trials(lambda t: tmp_path / "agent.sqlite3", booking_worker, trials=100)
+
+standard_checks understands report kinds E (enqueued), S (sent), A (acknowledged),
+P (purged) with a submission id, and I (inbox message id).
 """
 
 from __future__ import annotations
@@ -78,6 +85,30 @@ def fork_and_kill(db_path, work, delay_s: float) -> list[tuple[str, str]]:
         raise AssertionError(f"worker ended by itself (status {status}) before the kill: "
                              f"it must loop until killed")
     return reports
+
+
+def kill_trials(db_path_for, work, trials: int, *, max_delay_s: float = 0.1, seed: int = 0,
+                check=None) -> dict:
+    """Run `trials` fork-and-kill trials; after each, run the checks and fail loudly.
+
+    `db_path_for(trial)` gives the database file of a trial (the same path for a
+    growing database, or a new one now and then); `check(db_path, reports,
+    ledger)` returns a list of problems (default: standard_checks). Returns
+    {"trials", "reports"}: how many and how many committed operations were reported.
+    """
+    rng = random.Random(seed)
+    check = check or standard_checks
+    ledgers: dict = {}
+    reported = 0
+    for trial in range(trials):
+        db = pathlib.Path(db_path_for(trial))
+        ledger = ledgers.setdefault(db, {})
+        reports = fork_and_kill(db, work, rng.uniform(0.0, max_delay_s))
+        reported += sum(1 for k, _ in reports if k != "R")
+        problems = check(db, reports, ledger)
+        if problems:
+            raise AssertionError(f"kill -9 trial {trial} on {db.name}: {problems[:5]}")
+    return {"trials": trials, "reports": reported}
 
 
 def exec_trial(db_path, worker: str, delay_s: float, extra_args=()) -> list[tuple[str, str]]:
@@ -194,6 +225,11 @@ def store_worker(db_path: str, report) -> None:
             if s.inbox.add(mid, "notification", {"hit": False}):
                 report("I", mid)
             s.counters.incr("link.rejected.stale")
+
+
+def test_kill_trials_helper(tmp_path):
+    out = kill_trials(lambda t: tmp_path / "k.sqlite3", store_worker, trials=5, max_delay_s=0.05)
+    assert out["trials"] == 5
 
 
 def test_harness_reports_and_kills(tmp_path):

@@ -21,9 +21,10 @@ def sealer():
     central = keys.generate_central_hpke_keys(suites=("x25519",)).public()
     dev = keys.generate_signing_key()
 
-    def make(size=2000, seq=1):
+    def make(size=2000, seq=1, submission_id=None):
         return envelope.seal(os.urandom(size), device_id="booking-01", ori="XX0000000",
-                             sequence=seq, central_public_key=central, device_signing_key=dev)
+                             sequence=seq, central_public_key=central, device_signing_key=dev,
+                             submission_id=submission_id)
     return make
 
 
@@ -92,10 +93,23 @@ def test_enqueue_is_idempotent_and_refuses_a_different_envelope(store, sealer):
     env = sealer()
     sid = _enq(store, env)
     assert store.outbox.enqueue(sid, "TCN", env) is False
-    other = sealer()
+    other = sealer(submission_id=sid)  # same id, sealed again: other bytes
     with pytest.raises(ValueError, match="different envelope"):
         store.outbox.enqueue(sid, "TCN", other)
     assert store.outbox.get(sid, with_envelope=True).envelope == env
+
+
+def test_enqueue_checks_the_envelope(store, sealer):
+    env = sealer()
+    with pytest.raises(ValueError, match="belongs to submission"):
+        store.outbox.enqueue(envelope.make_submission_id(), "T", env)
+    with pytest.raises(ValueError, match="needs a sealed envelope"):
+        store.outbox.enqueue(envelope.make_submission_id(), "T", b"raw transaction bytes")
+    assert store.outbox.counts()["total"] == 0
+    sid = _enq(store, env)
+    detail = store.audit.list(action="booking.enqueued")[0].detail
+    assert detail["submission_id"] == sid and detail["suite"] == "x25519"
+    assert detail["device_key_id"] == envelope.inspect(env).device_key_id  # key use recorded
 
 
 def test_rejected_is_not_retried(store, sealer):
