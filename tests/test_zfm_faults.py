@@ -138,3 +138,22 @@ def test_mixed_faults_never_give_a_wrong_image(fault_seed):
     assert_exact(result, facts)
     assert facts["uploads"] == max(flip, drop, dup) + 1
     assert seconds < 10
+
+
+def test_a_false_header_in_line_noise_costs_one_retry_not_a_hang():
+    from drivers.zfm.emulator import Faults, ZfmEmulator
+
+    # noise that looks like the start of a 200-byte acknowledge swallows the
+    # real 12-byte answer; the driver must give up on it at the timeout and
+    # ask again, not wait forever for 188 more bytes
+    false_header = bytes.fromhex("EF01FFFFFFFF0700C8")
+    with ZfmEmulator(seed=1, person=2, faults=Faults(garbage=9)) as emulator:
+        noise = iter([false_header])
+        emulator._rng.randbytes = lambda n: next(noise, b"\x00" * n)  # the noise source
+        started = time.monotonic()
+        with hal.open_sensor(f"zfm://{emulator.port_path}?timeout=0.5") as sensor:
+            assert emulator.commands[:2] == [0x13, 0x13]  # VfyPwd asked twice
+            emulator.set_finger(2)
+            image = sensor.capture(timeout=5, finger_position=2)
+            assert np.array_equal(image.pixels, emulator.last_image)
+        assert time.monotonic() - started < 6

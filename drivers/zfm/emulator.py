@@ -392,9 +392,9 @@ class ZfmEmulator:
             self._power_on_pending = False
             prefix += bytes([codec.POWER_ON_BYTE])
         if self.faults.garbage:
-            # line noise; 0xEF is left out so that noise never forms a header
-            # (the codec's property tests cover false headers)
-            prefix += bytes(self._rng.choice(range(0xEF)) for _ in range(self.faults.garbage))
+            # line noise, any byte: a false header in it costs the driver a
+            # checksum error and a rescan, or at worst one retry
+            prefix += self._rng.randbytes(self.faults.garbage)
         wait, self.faults.late = self.faults.delay + self.faults.late, 0.0
         if wait:
             self._sleep(wait)
