@@ -16,7 +16,8 @@ import random
 
 import pytest
 
-from test_crash_support import exec_trial, fork_and_kill, standard_checks, store_worker
+from test_crash_support import (exec_trial, fork_and_kill, killed_during, standard_checks,
+                                store_worker)
 
 FORK_TRIALS = 240
 FRESH_FILE_TRIALS = 20
@@ -29,13 +30,16 @@ def test_kill9_random_points_store(tmp_path):
     rng = random.Random(20261128)
     committed = 0
     ledgers = []
+    during: dict[str, int] = {}
     for trial in range(FORK_TRIALS):
         if trial % TRIALS_PER_FILE == 0:  # a new file now and then keeps each check cheap
             db = tmp_path / f"agent{trial}.sqlite3"
             ledger: dict = {}
             ledgers.append(ledger)
-        reports = fork_and_kill(db, store_worker, rng.uniform(0.0, 0.1))
-        committed += sum(1 for k, _ in reports if k != "R")
+        reports = fork_and_kill(db, store_worker, rng.uniform(0.01, 0.12))
+        committed += sum(1 for k, _ in reports if k not in ("R", "B"))
+        where = killed_during(reports)
+        during[where] = during.get(where, 0) + 1
         problems = standard_checks(db, reports, ledger)
         assert problems == [], f"trial {trial}: {problems[:5]}"
     states = {}
@@ -44,10 +48,12 @@ def test_kill9_random_points_store(tmp_path):
             if sid != ("inbox",):
                 states[st] = states.get(st, 0) + 1
     print(f"\n{FORK_TRIALS} kill -9 trials, {committed} committed operations reported, "
-          f"submissions by last reported state: {states}")
+          f"submissions by last reported state: {states}; killed during: {during}")
     # the random delays must really have landed in the middle of work
     assert committed >= FORK_TRIALS // 4
     assert states.get("pending", 0) and states.get("acknowledged", 0) + states.get("purged", 0)
+    for op in ("enqueue", "acknowledge", "purge"):
+        assert during.get(op, 0) >= 1, f"no kill landed during {op}: {during}"
 
 
 @pytest.mark.slow

@@ -104,7 +104,7 @@ def kill_trials(db_path_for, work, trials: int, *, max_delay_s: float = 0.1, see
         db = pathlib.Path(db_path_for(trial))
         ledger = ledgers.setdefault(db, {})
         reports = fork_and_kill(db, work, rng.uniform(0.0, max_delay_s))
-        reported += sum(1 for k, _ in reports if k != "R")
+        reported += sum(1 for k, _ in reports if k not in ("R", "B"))
         problems = check(db, reports, ledger)
         if problems:
             raise AssertionError(f"kill -9 trial {trial} on {db.name}: {problems[:5]}")
@@ -133,6 +133,22 @@ def exec_trial(db_path, worker: str, delay_s: float, extra_args=()) -> list[tupl
         if len(parts) == 2:
             reports.append((parts[0], parts[1]))
     return reports
+
+
+def killed_during(reports) -> str:
+    """Which operation the kill interrupted: the last one begun ("B name") with no
+    completion line after it; "open" before the store was ready; "between" when
+    the last operation had reported its result. (A send loop reports one S per
+    item, so a kill inside it still counts as "sent".)"""
+    if ("R", "ready") not in reports:
+        return "open"
+    last, done = None, False
+    for kind, what in reports:
+        if kind == "B":
+            last, done = what, False
+        elif kind in ("E", "A", "P", "I"):
+            done = True
+    return "between" if done or last is None else last
 
 
 def standard_checks(db_path, reports, ledger: dict) -> list[str]:
@@ -197,6 +213,7 @@ def store_worker(db_path: str, report) -> None:
     while True:
         op = rng.random()
         if op < 0.45:
+            report("B", "enqueue")
             seq = s.next_sequence()
             env = envelope.seal(booking_payload(rng, rng.randrange(1000, 6000)),
                                 device_id="booking-01", ori="XX0000000", sequence=seq,
@@ -205,22 +222,26 @@ def store_worker(db_path: str, report) -> None:
             s.outbox.enqueue(sid, f"TCN{seq}", env, {"booking_number": f"B{seq}", "seq": seq})
             report("E", sid)
         elif op < 0.6:
+            report("B", "sent")
             for item in s.outbox.due(now=time.time() + 10 ** 6, limit=3):
                 s.outbox.mark_sent(item.submission_id)
                 report("S", item.submission_id)
         elif op < 0.8:
+            report("B", "acknowledge")
             items = s.outbox.pending(limit=5)
             if items:
                 it = rng.choice(items)
                 if s.outbox.mark_acknowledged(it.submission_id, {"central_tcn": "C" + it.tcn}):
                     report("A", it.submission_id)
         elif op < 0.9:
+            report("B", "purge")
             acked = [i.submission_id for i in s.outbox.list(state="acknowledged", limit=1000)]
             n = s.outbox.purge_expired()
             if n:
                 for sid in acked:
                     report("P", sid)
         else:
+            report("B", "inbox")
             mid = f"m{rng.getrandbits(64):x}"
             if s.inbox.add(mid, "notification", {"hit": False}):
                 report("I", mid)
