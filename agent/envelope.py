@@ -32,6 +32,7 @@ import binascii
 import dataclasses
 import datetime
 import json
+import re
 import struct
 import uuid
 from collections.abc import Mapping
@@ -52,6 +53,7 @@ _SIG_CONTEXT = b"fpagent-envelope-v1\x00"
 _INFO_CONTEXT = b"fpagent-envelope-v1 header\x00"
 _MSG_CONTEXT = b"fpagent-message-v1\x00"
 _PREFIX = struct.Struct(">4sH")
+_RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
 _CLEN = struct.Struct(">I")
 
 _SUITES = {
@@ -222,6 +224,8 @@ def _parse_header(hbytes: bytes) -> Header:
         uuid.UUID(doc["submission_id"])
     except ValueError:
         raise EnvelopeError("envelope header submission_id is not a UUID") from None
+    if not _RFC3339.match(doc["created"]):
+        raise EnvelopeError("envelope header created is not an RFC 3339 UTC time")
     if doc["suite"] not in _SUITES:
         raise EnvelopeError(f"envelope suite {doc['suite']!r} unknown; known: {', '.join(_SUITES)}")
     return Header(**doc)

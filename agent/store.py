@@ -172,10 +172,13 @@ class Store:
 
     `config`: an agent.config.Config or its StoreConfig (retention and
     quotas); None uses the defaults. `check`: "quick" (default), "full"
-    (PRAGMA integrity_check) or "none".
+    (PRAGMA integrity_check) or "none". `on_corrupt`: "move" (the daemon:
+    move the file aside and start fresh) or "raise" (the CLI, which must not
+    pull the file from under a running daemon: StoreError).
     """
 
-    def __init__(self, path, config=None, *, check: str = "quick", actor: str = "agent"):
+    def __init__(self, path, config=None, *, check: str = "quick", actor: str = "agent",
+                 on_corrupt: str = "move"):
         self.path = pathlib.Path(path)
         store_cfg = getattr(config, "store", config)
         if store_cfg is None:
@@ -197,6 +200,12 @@ class Store:
             if isinstance(exc, sqlite3.OperationalError) and not _looks_corrupt(exc):
                 raise StoreError(f"cannot open the database {self.path}: {exc}") from None
             problem = str(exc)
+        if problem and on_corrupt != "move":
+            with contextlib.suppress(Exception):
+                self.conn.close()
+            raise StoreError(f"database {self.path} is corrupt ({problem[:200]}). Nothing was "
+                             f"changed. Restart the agent service: it moves the file aside "
+                             f"(keeping it) and starts a fresh one")
         if problem:
             self._move_aside(problem)
             self._connect()

@@ -262,6 +262,15 @@ def test_corrupt_file_is_moved_aside_not_deleted(tmp_path, sealer, caplog):
     assert s.audit.verify()[0]
 
 
+def test_cli_mode_refuses_corrupt_file_without_moving_it(tmp_path):
+    path = tmp_path / "agent.sqlite3"
+    path.write_bytes(b"not sqlite" * 500)
+    with pytest.raises(StoreError, match="corrupt.*Restart the agent service"):
+        Store(path, on_corrupt="raise")
+    assert path.read_bytes() == b"not sqlite" * 500
+    assert not list(tmp_path.glob("*.corrupt-*"))
+
+
 def test_not_a_database_is_moved_aside(tmp_path):
     path = tmp_path / "agent.sqlite3"
     junk = b"this is not sqlite at all" * 100

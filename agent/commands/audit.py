@@ -28,7 +28,7 @@ def _open(args):
     if not path.exists():
         print(f"no audit log yet: {path} does not exist")
         return None
-    return Store(path, cfg)
+    return Store(path, cfg, on_corrupt="raise")
 
 
 def cmd_verify(args) -> int:

@@ -42,7 +42,7 @@ def _open(args):
     if not path.exists():
         print(f"no queue yet: {path} does not exist (nothing has been booked here)")
         return None
-    return Store(path, cfg)
+    return Store(path, cfg, on_corrupt="raise")
 
 
 def _age(seconds):
@@ -147,7 +147,7 @@ def cmd_check(args) -> int:
     if not path.exists():
         print(f"no database yet at {path}")
         return 0
-    with Store(path, cfg, check="full") as store:
+    with Store(path, cfg, check="full", on_corrupt="raise") as store:
         problems = store.check_consistency()
         if store.recovered_from:
             print(f"the database was corrupt and was moved aside to {store.recovered_from}")
