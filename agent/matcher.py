@@ -81,6 +81,9 @@ class Prepared:
     grid: np.ndarray
     key: bytes  # canonical order of a pair (symmetry)
 
+    def __post_init__(self):
+        self.args = self.kernel_args()  # the kernel's argument tuple, built once
+
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
@@ -206,13 +209,24 @@ def compare_details(pa: Prepared, pb: Prepared) -> np.ndarray:
     return match_prepared(*pa.kernel_args(), *pb.kernel_args(), PARAMS)[1]
 
 
+_kernel = None
+
+
+def _match_kernel():
+    global _kernel
+    if _kernel is None:
+        from agent.kernels_match.match_score import match_prepared  # noqa: PLC0415 (numba is slow to import)
+
+        _kernel = match_prepared
+    return _kernel
+
+
 def compare_prepared(pa: Prepared, pb: Prepared) -> float:
     """Similarity in [0, 1] (higher = more similar); symmetric."""
-    from agent.kernels_match.match_score import match_prepared  # noqa: PLC0415 (numba import is slow)
-
+    kernel = _kernel or _match_kernel()
     if pb.key < pa.key:
         pa, pb = pb, pa
-    return float(match_prepared(*pa.kernel_args(), *pb.kernel_args(), PARAMS)[0])
+    return float(kernel(*pa.args, *pb.args, PARAMS)[0])
 
 
 _cache: "weakref.WeakKeyDictionary[Template, tuple[int, Prepared]]" = weakref.WeakKeyDictionary()

@@ -1,0 +1,345 @@
+"""`fpagent bench accuracy DIR...`: the FVC protocol on folders of fingerprint images.
+
+Per folder (never across folders): genuine pairs are all C(8,2) impression
+pairs of each finger; impostor pairs are FVC's own (first impressions of
+different fingers, C(10,2) = 45) and the extended set (every pair of images
+of different fingers: 80 x 72 / 2 = 2,880 for 10 fingers x 8 impressions;
+the data README's "80*70/2 = 2,800" miscounts). Prints EER, FMR100, FMR1000 and ZeroFMR for
+both impostor sets, extraction time, comparisons per second on one core,
+ISO template size and the Spearman correlation of our quality score with
+NFIQ 2. `--against nbis` runs NIST mindtct + bozorth3 on the same images in
+the same process and prints the ratios. Folders marked synthetic in the
+data's INDEX.tsv (DB4: SFinGe) are labelled so in every line.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import pathlib
+import re
+import sys
+import time
+
+import numpy as np
+
+from agent.bench import Stopwatch, add_json_flag, emit, progress
+
+_NAME = re.compile(r"^(\d+)_(\d+)\.(png|tif|tiff|bmp|jpg)$", re.IGNORECASE)
+
+
+def register(sub):
+    p = sub.add_parser("accuracy", help="FVC protocol accuracy (EER, FMR100, ...) per image folder",
+                       description=__doc__.split("\n\n")[1] if __doc__ else None)
+    p.add_argument("dirs", nargs="+", metavar="DIR",
+                   help="folders of NNN_I.png images (finger NNN, impression I)")
+    p.add_argument("--against", choices=["nbis"], help="also run NIST NBIS mindtct + bozorth3")
+    p.add_argument("--scores-out", metavar="FILE.tsv",
+                   help="write probe<TAB>reference<TAB>score for every compared pair "
+                        "(NBIS scores go to FILE.nbis.tsv)")
+    add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+# ------------------------------------------------------------------ metrics (pure)
+
+
+def error_rates(genuine, impostor):
+    """Thresholds and the FNMR / FMR at each (score >= threshold means 'match')."""
+    g = np.sort(np.asarray(genuine, dtype=np.float64))
+    i = np.sort(np.asarray(impostor, dtype=np.float64))
+    ths = np.unique(np.concatenate([g, i, [np.inf]]))
+    fnmr = np.searchsorted(g, ths, side="left") / max(len(g), 1)
+    fmr = 1.0 - np.searchsorted(i, ths, side="left") / max(len(i), 1)
+    return ths, fnmr, fmr
+
+
+def eer(genuine, impostor) -> float:
+    """Equal error rate: where FNMR and FMR cross (mean of the two at the closest threshold)."""
+    _, fnmr, fmr = error_rates(genuine, impostor)
+    k = int(np.argmin(np.abs(fnmr - fmr)))
+    # the crossing lies between k-1/k or k/k+1: take the pair that brackets it
+    best = (fnmr[k] + fmr[k]) / 2
+    for a, b in ((k - 1, k), (k, k + 1)):
+        if 0 <= a and b < len(fnmr):
+            d0, d1 = fnmr[a] - fmr[a], fnmr[b] - fmr[b]
+            if d0 <= 0 <= d1 or d1 <= 0 <= d0:
+                best = min(best, max(min(fnmr[a], fnmr[b]), min(fmr[a], fmr[b])))
+    return float(best)
+
+
+def fnmr_at_fmr(genuine, impostor, target: float):
+    """FNMR at the lowest threshold with FMR <= target; None when the impostor count can't resolve it."""
+    if len(impostor) == 0 or target < 1.0 / len(impostor):
+        return None
+    ths, fnmr, fmr = error_rates(genuine, impostor)
+    k = int(np.argmax(fmr <= target))
+    return float(fnmr[k])
+
+
+def zero_fmr(genuine, impostor) -> float:
+    """FNMR at the lowest threshold with no false match."""
+    return fnmr_at_fmr(genuine, impostor, 0.0) if len(impostor) else None  # type: ignore[return-value]
+
+
+def _zero(genuine, impostor):
+    ths, fnmr, fmr = error_rates(genuine, impostor)
+    return float(fnmr[int(np.argmax(fmr <= 0.0))])
+
+
+def spearman(a, b):
+    """Spearman rank correlation (average ranks for ties); None when undefined."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if len(a) < 3:
+        return None
+
+    def ranks(v):
+        order = np.argsort(v, kind="stable")
+        r = np.empty(len(v))
+        r[order] = np.arange(len(v), dtype=np.float64)
+        for val in np.unique(v):
+            idx = v == val
+            if idx.sum() > 1:
+                r[idx] = r[idx].mean()
+        return r
+
+    ra, rb = ranks(a), ranks(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return None
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def protocol_pairs(names: list[str]):
+    """(genuine, fvc impostor, extended impostor) pairs of image names NNN_I."""
+    parsed = {n: _NAME.match(n) for n in names}
+    finger = {n: m.group(1) for n, m in parsed.items()}
+    imp = {n: int(m.group(2)) for n, m in parsed.items()}
+    genuine, ext = [], []
+    for a, b in itertools.combinations(sorted(names), 2):
+        (genuine if finger[a] == finger[b] else ext).append((a, b))
+    firsts = sorted(n for n in names if imp[n] == min(imp[m] for m in names if finger[m] == finger[n]))
+    fvc = [(a, b) for a, b in itertools.combinations(firsts, 2) if finger[a] != finger[b]]
+    return genuine, fvc, ext
+
+
+# ------------------------------------------------------------------ I/O shell
+
+
+def _synthetic_folders(dirs) -> dict[str, bool]:
+    out = {}
+    for d in dirs:
+        index = pathlib.Path(d).resolve().parent / "INDEX.tsv"
+        if index.exists():
+            with open(index, newline="") as f:
+                for row in csv.DictReader(f, delimiter="\t"):
+                    out[row["folder"]] = row.get("synthetic", "no").strip().lower() == "yes"
+    return out
+
+
+def _load(path: pathlib.Path) -> tuple[np.ndarray, int]:
+    from PIL import Image  # noqa: PLC0415
+
+    with Image.open(path) as im:
+        dpi = im.info.get("dpi", (500, 500))[0]
+        pixels = np.asarray(im.convert("L"))
+    ppi = int(round(float(dpi))) if dpi and 300 <= float(dpi) <= 1200 else 500
+    return pixels, ppi
+
+
+def _figures(name, genuine_scores, fvc_scores, ext_scores, extract_s, compare_per_s, sizes,
+             quality=None, nfiq2=None, failures=0):
+    d = {
+        "name": name,
+        "n_genuine": len(genuine_scores),
+        "n_impostor_fvc": len(fvc_scores),
+        "n_impostor_ext": len(ext_scores),
+        "eer_ext": eer(genuine_scores, ext_scores),
+        "eer_fvc": eer(genuine_scores, fvc_scores),
+        "fmr100_ext": fnmr_at_fmr(genuine_scores, ext_scores, 0.01),
+        "fmr100_fvc": fnmr_at_fmr(genuine_scores, fvc_scores, 0.01),
+        "fmr1000_ext": fnmr_at_fmr(genuine_scores, ext_scores, 0.001),
+        "fmr1000_fvc": fnmr_at_fmr(genuine_scores, fvc_scores, 0.001),
+        "zerofmr_ext": _zero(genuine_scores, ext_scores),
+        "zerofmr_fvc": _zero(genuine_scores, fvc_scores),
+        "extract_ms_median": float(np.median(extract_s) * 1000) if extract_s else None,
+        "extract_ms_p95": float(np.quantile(extract_s, 0.95) * 1000) if extract_s else None,
+        "compare_per_s": compare_per_s,
+        "template_bytes_mean": float(np.mean(sizes)) if sizes else None,
+        "failures_to_extract": failures,
+    }
+    if quality is not None:
+        d["quality_nfiq2_spearman"] = spearman(quality, nfiq2) if nfiq2 is not None else None
+    return d
+
+
+def _pct(v):
+    return "n/a" if v is None else f"{v * 100:.2f}%"
+
+
+def _print_figures(label: str, f: dict, tag: str) -> None:
+    def res(key, n_imp):
+        return _pct(f[key]) if f[key] is not None else f"n/a (not resolvable with {n_imp} impostors)"
+    print(f"  {label}: EER {_pct(f['eer_ext'])} (extended, {f['n_impostor_ext']} impostors) / "
+          f"{_pct(f['eer_fvc'])} (FVC, {f['n_impostor_fvc']} impostors){tag}")
+    ni, nf = f["n_impostor_ext"], f["n_impostor_fvc"]
+    print(f"    FMR100 {res('fmr100_ext', ni)} ext / {res('fmr100_fvc', nf)} FVC;  "
+          f"FMR1000 {res('fmr1000_ext', ni)} ext / {res('fmr1000_fvc', nf)} FVC;  "
+          f"ZeroFMR {_pct(f['zerofmr_ext'])} ext / {_pct(f['zerofmr_fvc'])} FVC")
+    q = f.get("quality_nfiq2_spearman")
+    qtxt = "" if "quality_nfiq2_spearman" not in f else (
+        f";  quality~NFIQ2 Spearman {q:.2f}" if q is not None else ";  quality~NFIQ2 n/a")
+    print(f"    extraction median {f['extract_ms_median']:.1f} ms, p95 {f['extract_ms_p95']:.1f} ms;  "
+          f"{f['compare_per_s']:,.0f} comparisons/s (one core);  "
+          f"template {f['template_bytes_mean']:.0f} B (ISO);  "
+          f"failures to extract {f['failures_to_extract']}{qtxt}")
+
+
+def _bench_ours(files, dirname, nfiq2_scores):
+    from agent import extraction, fmr, matcher  # noqa: PLC0415
+    from agent.errors import NoUsableFingerprint  # noqa: PLC0415
+    from agent.template import MINUTIA_DTYPE, Template  # noqa: PLC0415
+
+    extraction.warm_up()
+    matcher.warm_up()
+    templates, times, quality, sizes = {}, [], {}, []
+    failures = 0
+    for n, path in enumerate(files):
+        pixels, ppi = _load(path)
+        t0 = time.perf_counter()
+        try:
+            ex = extraction.extract(pixels, ppi)
+            tpl, q = ex.template, ex.quality.score
+        except NoUsableFingerprint:
+            # a failure to extract still takes part in every comparison, scoring 0
+            failures += 1
+            tpl = Template(np.zeros(0, MINUTIA_DTYPE), pixels.shape[1], pixels.shape[0], ppi)
+            q = 0
+        times.append(time.perf_counter() - t0)
+        templates[path.name] = tpl
+        quality[path.name] = q
+        sizes.append(len(fmr.encode_iso(tpl)))
+        progress(f"{dirname}: extracting", n + 1, len(files))
+    prepared = {k: matcher.prepare(t) for k, t in templates.items()}
+    return prepared, times, quality, sizes, failures, matcher.compare_prepared
+
+
+def _bench_nbis(files, dirname):
+    from agent import fmr, nbis_ref  # noqa: PLC0415
+
+    nbis_ref.extract(files[0])  # load the library before timing
+    minutiae, times, sizes = {}, [], []
+    for n, path in enumerate(files):
+        t0 = time.perf_counter()
+        m = nbis_ref.extract(path)
+        times.append(time.perf_counter() - t0)
+        minutiae[path.name] = m
+        pixels, ppi = _load(path)
+        sizes.append(len(fmr.encode_iso(nbis_ref.to_template(m, pixels.shape[1], pixels.shape[0], ppi))))
+        progress(f"{dirname}: NBIS mindtct", n + 1, len(files))
+    return minutiae, times, sizes, nbis_ref.bozorth3
+
+
+def _score_all(label, items, compare, pairs, dirname):
+    scores = {}
+    total = len(pairs)
+    with Stopwatch() as sw:
+        for n, (a, b) in enumerate(pairs):
+            scores[(a, b)] = float(compare(items[a], items[b]))
+            if n % 500 == 0 or n + 1 == total:
+                progress(f"{dirname}: {label} comparing", n + 1, total)
+    return scores, total / max(sw.cpu, 1e-9)
+
+
+def run(args) -> int:
+    from agent.errors import UserError  # noqa: PLC0415
+
+    synthetic = _synthetic_folders(args.dirs)
+    want_nbis = args.against == "nbis"
+    nbis_ok = False
+    try:
+        from agent import nbis_ref  # noqa: PLC0415
+
+        nbis_ok = nbis_ref.available()
+    except Exception:  # noqa: BLE001
+        nbis_ok = False
+    if want_nbis and not nbis_ok:
+        raise UserError("--against nbis needs nbis-py 0.1.3: pip install 'fpagent[bench]'")
+    score_rows, nbis_rows = [], []
+    datasets = []
+    for d in args.dirs:
+        folder = pathlib.Path(d)
+        files = sorted(p for p in folder.iterdir() if _NAME.match(p.name)) if folder.is_dir() else []
+        if len(files) < 2:
+            raise UserError(f"{folder}: no NNN_I.png fingerprint images found")
+        name = folder.name
+        is_synth = synthetic.get(name, False)
+        tag = "  [SYNTHETIC images, not real-sensor accuracy]" if is_synth else ""
+        names = [p.name for p in files]
+        genuine, fvc, ext = protocol_pairs(names)
+        all_pairs = genuine + ext
+
+        nfiq2 = None
+        if nbis_ok:
+            from agent import nbis_ref  # noqa: PLC0415
+
+            nfiq2 = {}
+            for n, p in enumerate(files):
+                try:
+                    nfiq2[p.name] = nbis_ref.nfiq2_score(nbis_ref.extract(p, nfiq2=True))
+                except Exception:  # noqa: BLE001 - NFIQ 2 refuses some images; left out of the correlation
+                    nfiq2[p.name] = None
+                progress(f"{name}: NFIQ 2", n + 1, len(files))
+
+        prepared, times, quality, sizes, failures, compare = _bench_ours(files, name, nfiq2)
+        scores, per_s = _score_all("ours", prepared, compare, all_pairs, name)
+        g = [scores[p] for p in genuine]
+        rated = [n for n in names if nfiq2 and nfiq2.get(n) is not None]
+        fig = _figures(name, g, [scores[p] for p in fvc], [scores[p] for p in ext], times, per_s,
+                       sizes, quality=[quality[n] for n in rated],
+                       nfiq2=[nfiq2[n] for n in rated] if nfiq2 else None, failures=failures)
+        fig["nfiq2_rated_images"] = len(rated)
+        fig["synthetic"] = is_synth
+        score_rows += [(f"{name}/{a}", f"{name}/{b}", s) for (a, b), s in scores.items()]
+        print(f"{name}{' (synthetic)' if is_synth else ''}: {len(files)} images, "
+              f"{len(genuine)} genuine pairs")
+        _print_figures("ours", fig, tag)
+        if want_nbis:
+            minutiae, ntimes, nsizes, bz = _bench_nbis(files, name)
+            nscores, nper_s = _score_all("NBIS bozorth3", minutiae, bz, all_pairs, name)
+            nfig = _figures(name, [nscores[p] for p in genuine], [nscores[p] for p in fvc],
+                            [nscores[p] for p in ext], ntimes, nper_s, nsizes)
+            nbis_rows += [(f"{name}/{a}", f"{name}/{b}", s) for (a, b), s in nscores.items()]
+            fig["nbis"] = nfig
+            ratios = {
+                "eer_ext": fig["eer_ext"] / nfig["eer_ext"] if nfig["eer_ext"] else None,
+                "eer_fvc": fig["eer_fvc"] / nfig["eer_fvc"] if nfig["eer_fvc"] else None,
+                "extract_ms_median": fig["extract_ms_median"] / nfig["extract_ms_median"],
+                "compare_per_s": fig["compare_per_s"] / nfig["compare_per_s"],
+                "template_bytes_mean": fig["template_bytes_mean"] / nfig["template_bytes_mean"],
+            }
+            fig["ratio_to_nbis"] = ratios
+            _print_figures("NBIS mindtct+bozorth3", nfig, tag)
+
+            def r(v):
+                return "n/a" if v is None else f"{v:.2f}x"
+
+            print(f"  ours/NBIS: EER {r(ratios['eer_ext'])} (extended), {r(ratios['eer_fvc'])} (FVC); "
+                  f"extraction time {r(ratios['extract_ms_median'])}; comparisons/s "
+                  f"{r(ratios['compare_per_s'])}; template size {r(ratios['template_bytes_mean'])}")
+        datasets.append(fig)
+        sys.stdout.flush()
+    if args.scores_out:
+        out = pathlib.Path(args.scores_out)
+        _write_scores(out, score_rows)
+        if nbis_rows:
+            _write_scores(out.with_suffix(".nbis.tsv"), nbis_rows)
+    emit({"benchmark": "accuracy", "datasets": datasets}, args.json)
+    return 0
+
+
+def _write_scores(path: pathlib.Path, rows) -> None:
+    with open(path, "w") as f:
+        f.write("probe\treference\tscore\n")
+        for a, b, s in rows:
+            f.write(f"{a}\t{b}\t{s:.6g}\n")
