@@ -156,6 +156,24 @@ class WedgeablePart(service_mod.Part):
             self.unwedge.wait(30)
 
 
+_TEST_KEYS = {}
+
+
+def sealed(payload: bytes, seq: int = 1) -> tuple[str, bytes]:
+    """A real sealed envelope (the outbox accepts nothing else): (submission id, bytes)."""
+    import uuid
+
+    from agent import envelope, keys
+
+    if not _TEST_KEYS:
+        _TEST_KEYS["central"] = keys.generate_central_hpke_keys((keys.SUITE_X25519,)).public()
+        _TEST_KEYS["device"] = keys.generate_signing_key()
+    sid = str(uuid.uuid4())
+    return sid, envelope.seal(payload, device_id="booking-01", ori="XX0000000", sequence=seq,
+                              central_public_key=_TEST_KEYS["central"],
+                              device_signing_key=_TEST_KEYS["device"], submission_id=sid)
+
+
 def make_config(tmp_path, **service) -> config.Config:
     cfg = config.from_dict({
         "paths": {"state_dir": str(tmp_path / "state"), "cache_dir": str(tmp_path / "cache")},
@@ -371,7 +389,8 @@ def test_status_shows_a_full_queue(tmp_path, notify_socket):
         refused = False
         for i in range(20):
             try:
-                svc.store.outbox.enqueue(f"sub-{i}", f"TCN{i}", os.urandom(4000), {"seq": i})
+                sid, env = sealed(os.urandom(4000), seq=i)
+                svc.store.outbox.enqueue(sid, f"TCN{i}", env, {"seq": i})
             except StorageFull:
                 refused = True
                 break
@@ -389,6 +408,7 @@ def test_sigterm_waits_for_the_booking_in_progress(tmp_path, notify_socket):
     svc, thread = start_service(cfg, notify_socket)
     notify_socket.wait_for("READY")
     in_booking = threading.Event()
+    sid, env = sealed(b"a booking being sealed when SIGTERM came")
 
     def booking():
         with svc.booking():
@@ -396,7 +416,7 @@ def test_sigterm_waits_for_the_booking_in_progress(tmp_path, notify_socket):
                 sensor.capture(timeout=1)
             in_booking.set()
             time.sleep(0.7)  # sealing takes a moment
-            svc.store.outbox.enqueue("booking-during-stop", "TCN1", b"sealed", {"seq": 1})
+            svc.store.outbox.enqueue(sid, "TCN1", env, {"seq": 1})
 
     worker = threading.Thread(target=booking)
     worker.start()
@@ -409,7 +429,7 @@ def test_sigterm_waits_for_the_booking_in_progress(tmp_path, notify_socket):
     from agent.store import Store
     store = Store(cfg.paths.database(), cfg)
     try:
-        assert store.outbox.get("booking-during-stop") is not None
+        assert store.outbox.get(sid) is not None
     finally:
         store.close()
     with pytest.raises(Exception, match="stopping"):
