@@ -637,18 +637,21 @@ def submit(session: BookingSession, cfg, store, keys, *,
     return Submission(submission_id, tcn, sequence, len(data), len(sealed), t1 - t0, t2 - t1)
 
 
-def screen_with_galleries(galleries: Iterable, top: int = 3,
+def screen_with_galleries(galleries: Mapping[str, object], top: int = 3,
                           min_score: Optional[float] = None) -> Callable[[Template], list]:
-    """A prefilter hook over local galleries (agent.prefilter.Gallery objects):
-    the best `top` candidates per gallery at or above `min_score`."""
-    galleries = list(galleries)
+    """A prefilter hook over local galleries ({name: agent.prefilter.Gallery}):
+    the best `top` candidates overall, as ("name:id", matcher score), keeping
+    only scores at or above `min_score` (default: the matcher's threshold)."""
+    if min_score is None:
+        from agent.matcher import MATCH_THRESHOLD as min_score
+    galleries = dict(galleries)
 
     def screen(template: Template) -> list:
         found = []
-        for g in galleries:
+        for name, g in galleries.items():
             for gid, score in g.search(template, top=top):
-                if min_score is None or score >= min_score:
-                    found.append((gid, score))
+                if score >= min_score:
+                    found.append((f"{name}:{gid}", float(score)))
         return sorted(found, key=lambda c: -c[1])[:top]
 
     return screen
@@ -668,7 +671,7 @@ def local_screen(cfg, top: int = 3) -> Optional[Callable[[Template], list]]:
         names = gs.names()
         if not names:
             return None
-        galleries = [Gallery.load(gs.load(name)) for name in names]
+        galleries = {name: Gallery.from_bytes(gs.load(name)) for name in names}
     except Exception as exc:  # screening is a help to the officer, never a blocker
         log.warning("local galleries not used for screening: %s", exc)
         return None
