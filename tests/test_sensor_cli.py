@@ -107,3 +107,15 @@ def test_console_script_help():
     out = subprocess.run([sys.executable, "-m", "agent", "sensor", "--help"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "capture" in out.stdout and "test" in out.stdout
+
+
+@pytest.mark.slow
+def test_bench_sensor_runs_and_its_json_line_is_last(capsys):
+    # the benchmark must keep working; its figures are not judged here
+    import json
+
+    assert cli.main(["bench", "sensor", "--rates", "115200", "--json"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    (rate,) = json.loads(last)["rates"]
+    assert rate["baud"] == 115200 and rate["wire_bytes"] == 40056
+    assert {"wire_s", "upload_s", "ratio", "cpu_s"} <= set(rate)

@@ -28,11 +28,38 @@ def register(sub):
                         help="captures per baud rate (default 1; one takes ~7 s at 57600)")
     parser.add_argument("--rates", default=",".join(map(str, RATES)),
                         help="comma-separated baud rates (default 57600,115200)")
+    parser.add_argument("--reference", action="store_true",
+                        help="also time a byte-at-a-time reader (as pyfingerprint reads) on the "
+                        "same line, for the host CPU comparison (one more upload per rate)")
     add_json_flag(parser)
     parser.set_defaults(func=run)
 
 
-def measure_rate(baud: int, captures: int, seed: int = 1) -> dict:
+def reference_upload_cpu(sensor) -> float:
+    """Driver-thread CPU of one UpImage read one byte per read() call (the naive way).
+
+    Uses the same port, codec and emulator; only the read pattern differs.
+    """
+    from drivers.zfm import codec
+
+    port = sensor._port  # bench only: the reference reads the very same line
+    port.reset_input_buffer()
+    cpu0 = time.thread_time()
+    port.write(codec.command(codec.UP_IMAGE, address=sensor.address))
+    reader = codec.PacketReader()
+    deadline = time.monotonic() + sensor.timeout + 2 * sensor.wire_time(41000)
+    while time.monotonic() < deadline:
+        byte = port.read(1)
+        if not byte:
+            continue
+        reader.feed(byte)
+        packet = reader.next_packet()
+        if packet is not None and packet.pid == codec.PID_END:
+            return time.thread_time() - cpu0
+    raise RuntimeError("reference upload did not finish")
+
+
+def measure_rate(baud: int, captures: int, seed: int = 1, reference: bool = False) -> dict:
     """Capture `captures` images at `baud` (paced emulator) and return the figures."""
     import hal
     from drivers.zfm.emulator import ZfmEmulator
@@ -52,11 +79,15 @@ def measure_rate(baud: int, captures: int, seed: int = 1) -> dict:
                     raise RuntimeError("the driver decoded a different image than the emulator sent")
                 uploads.append(sensor.last_upload["seconds"])
                 wire_bytes = sensor.last_upload["wire_bytes"]
+            reference_cpu = reference_upload_cpu(sensor) if reference else None
     wire_s = wire_bytes * 10 / baud
     upload_s = float(np.median(uploads))
-    return dict(baud=baud, wire_bytes=wire_bytes, wire_s=round(wire_s, 4),
-                upload_s=round(upload_s, 4), ratio=round(upload_s / wire_s, 4),
-                cpu_s=round(float(np.median(cpus)), 4), captures=captures)
+    result = dict(baud=baud, wire_bytes=wire_bytes, wire_s=round(wire_s, 4),
+                  upload_s=round(upload_s, 4), ratio=round(upload_s / wire_s, 4),
+                  cpu_s=round(float(np.median(cpus)), 4), captures=captures)
+    if reference_cpu is not None:
+        result["reference_cpu_s"] = round(reference_cpu, 4)
+    return result
 
 
 def run(args) -> int:
@@ -64,7 +95,7 @@ def run(args) -> int:
     captures = max(1, args.captures)
     results = []
     for baud in rates:
-        r = measure_rate(baud, captures)
+        r = measure_rate(baud, captures, reference=args.reference)
         results.append(r)
         cpu_share = r["cpu_s"] / r["wire_s"]
         ok = r["ratio"] <= RATIO_TARGET and cpu_share < CPU_TARGET
@@ -72,6 +103,10 @@ def run(args) -> int:
               f"upload {r['upload_s']:.3f} s, ratio {r['ratio']:.3f} (target <= {RATIO_TARGET}), "
               f"host CPU {r['cpu_s'] * 1000:.1f} ms per capture = {cpu_share:.1%} of wire time "
               f"(target < {CPU_TARGET:.0%})  {'OK' if ok else 'MISSED'}", flush=True)
+        if "reference_cpu_s" in r:
+            print(f"{baud:>6} baud: reference byte-at-a-time reader: host CPU "
+                  f"{r['reference_cpu_s'] * 1000:.1f} ms per upload "
+                  f"({r['reference_cpu_s'] / max(r['cpu_s'], 1e-9):.1f}x ours)", flush=True)
     all_ok = all(r["ratio"] <= RATIO_TARGET and r["cpu_s"] / r["wire_s"] < CPU_TARGET
                  for r in results)
     emit({"rates": results, "targets_met": all_ok}, args.json)
