@@ -439,11 +439,16 @@ class Outbox:
         if queued[0] + incoming > limit:
             unacked = self._s.conn.execute(
                 "SELECT COUNT(*) FROM outbox WHERE state IN ('pending','sent')").fetchone()[0]
+            closed_mb = self._s.conn.execute(
+                "SELECT COALESCE(SUM(size), 0) FROM outbox WHERE envelope IS NOT NULL AND "
+                "state IN ('acknowledged','rejected')").fetchone()[0] / MB
+            hint = (f"{closed_mb:.2f} MB of that is already acknowledged: `fpagent queue purge "
+                    f"--acknowledged` frees it now. " if closed_mb > 0 else "")
             raise StorageFull(
                 f"outbox quota full: {queued[0] / MB:.1f} MB in {queued[1]} stored submissions "
                 f"({unacked} not yet acknowledged) of the [store] max_queue_mb = "
                 f"{cfg.max_queue_mb:g} MB allowed. This booking was NOT queued and nothing "
-                f"queued was dropped. Restore the link to central so queued bookings are "
+                f"queued was dropped. {hint}Restore the link to central so queued bookings are "
                 f"acknowledged and purged, or raise [store] max_queue_mb")
         free = shutil.disk_usage(self._s.path.parent).free
         need = cfg.min_free_mb * MB + 2 * incoming  # envelope + its WAL copy
@@ -583,6 +588,17 @@ class Outbox:
                 "(state = 'rejected' AND rejected_at <= ?)", (cutoff, cutoff))]
             for sid in ids:
                 self._purge_one(sid, now, actor, "retention")
+        return len(ids)
+
+    def purge_acknowledged(self, *, actor: str = "operator", now: float | None = None) -> int:
+        """Purge every acknowledged/rejected submission now, retention or not (frees space;
+        central already holds them). Unacknowledged ones are never touched."""
+        now = time.time() if now is None else now
+        with self._s.transaction():
+            ids = [r[0] for r in self._s.conn.execute(
+                "SELECT submission_id FROM outbox WHERE state IN ('acknowledged','rejected')")]
+            for sid in ids:
+                self._purge_one(sid, now, actor, "operator")
         return len(ids)
 
     def purge(self, submission_id: str, *, reason: str, actor: str = "operator",

@@ -159,6 +159,21 @@ def test_quota_refuses_new_keeps_old(tmp_path, sealer):
     assert s.check_consistency() == []
 
 
+def test_quota_full_of_acknowledged_says_purge_frees_it(tmp_path, sealer):
+    cfg = config_mod.from_dict({"store": {"max_queue_mb": 0.02, "min_free_mb": 0}})
+    s = Store(tmp_path / "q.sqlite3", cfg)
+    acked = [_enq(s, sealer(size=6000)) for _ in range(3)]
+    for sid in acked:
+        s.outbox.mark_acknowledged(sid, {"central_tcn": "C"})
+    env = sealer(size=6000)
+    sid = envelope.inspect(env).submission_id
+    with pytest.raises(StorageFull, match="fpagent queue purge --acknowledged"):
+        s.outbox.enqueue(sid, "T", env)
+    assert s.outbox.purge_acknowledged() == 3
+    assert s.outbox.enqueue(sid, "T", env)
+    assert s.check_consistency() == []
+
+
 def test_min_free_space_refuses(tmp_path, sealer):
     cfg = config_mod.from_dict({"store": {"min_free_mb": 10 ** 9}})  # a petabyte: never free
     s = Store(tmp_path / "q.sqlite3", cfg)
@@ -293,3 +308,39 @@ def test_two_processes_share_the_file(tmp_path, sealer):
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "1"
     assert s.inbox.get("m") is not None
+
+
+def test_threads_share_one_store(store, sealer):
+    """The daemon's booking thread and the MQTT link's thread use one Store object."""
+    import threading
+
+    envs = [sealer(size=500, seq=i) for i in range(60)]
+    errors = []
+
+    def booker():
+        try:
+            for env in envs:
+                store.outbox.enqueue(envelope.inspect(env).submission_id, "T", env)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    def link():
+        try:
+            done = 0
+            while done < len(envs):
+                for item in store.outbox.due(now=10 ** 12, limit=8):
+                    store.outbox.mark_sent(item.submission_id)
+                    if store.outbox.mark_acknowledged(item.submission_id, {"central_tcn": "C"}):
+                        done += 1
+                store.inbox.add(f"m{done}", "notification", {"n": done})
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=booker), threading.Thread(target=link)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    assert store.outbox.counts()["acknowledged"] == len(envs)
+    assert store.check_consistency() == []

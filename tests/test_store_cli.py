@@ -79,3 +79,15 @@ def test_check_finds_a_tampered_row(setup, capsys):
     conn.close()
     code, out = _run(capsys, "--config", cfg, "queue", "check")
     assert code == 1 and f"PROBLEM: {sids[2]}" in out.out
+
+
+def test_purge_command(setup, capsys):
+    cfg, sids, tmp_path = setup
+    code, out = _run(capsys, "--config", cfg, "queue", "purge")
+    assert code == 0 and "purged 0" in out.out  # retention not reached
+    code, out = _run(capsys, "--config", cfg, "queue", "purge", "--acknowledged")
+    assert code == 0 and "purged 1" in out.out
+    with Store(tmp_path / "agent.sqlite3") as s:
+        assert s.outbox.get(sids[1]).state == "purged"
+        assert s.outbox.get(sids[0]).state == "sent"  # unacknowledged untouched
+        assert s.audit.list(action="outbox.purged")[0].actor == "technician"

@@ -30,6 +30,13 @@ def register(sub):
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_counts)
 
+    p = qs.add_parser("purge", help="delete envelope bytes central has acknowledged "
+                      "(rows and audit entries stay)")
+    p.add_argument("--acknowledged", action="store_true",
+                   help="all acknowledged/rejected ones now, not only those past retention_days")
+    p.add_argument("--operator", default="technician", help="who does it (for the audit log)")
+    p.set_defaults(func=cmd_purge)
+
     p = qs.add_parser("check", help="full integrity check, audit chain and outbox consistency")
     p.set_defaults(func=cmd_check)
 
@@ -156,4 +163,20 @@ def cmd_check(args) -> int:
             print(f"PROBLEM: {p}")
         return 1
     print(f"{path}: integrity ok, audit chain intact, outbox consistent")
+    return 0
+
+
+def cmd_purge(args) -> int:
+    store = _open(args)
+    if store is None:
+        return 0
+    with store:
+        before = store.outbox.queued_bytes()
+        if args.acknowledged:
+            n = store.outbox.purge_acknowledged(actor=args.operator)
+        else:
+            n = store.outbox.purge_expired(actor=args.operator)
+        freed = before - store.outbox.queued_bytes()
+    print(f"purged {n} acknowledged submissions ({freed / 1048576:.1f} MB of envelopes); "
+          f"unacknowledged ones are never purged")
     return 0
