@@ -377,7 +377,7 @@ def test_guided_cli_asks_and_a_no_at_the_end_keeps_nothing(env, warm):
     answers = "BK-G-1\nofficer-3\nDOE,JANE\n1990-01-01\nF\n\n"
     no = subprocess.run(cmd, input=answers + "n\n", capture_output=True, text=True, timeout=120)
     assert no.returncode == 1, no.stderr
-    for question in ("Booking number:", "Operator id:", "Date of birth", "Submit this booking?"):
+    for question in ("Booking number:", "Operator id:", "Date of birth (YYYY-MM-DD)", "Submit this booking?"):
         assert question in no.stderr
     assert "nothing was kept" in no.stderr
     yes = subprocess.run(cmd, input=answers + "y\n", capture_output=True, text=True, timeout=120)

@@ -32,6 +32,18 @@ _FIELD_HELP = {
     "hair": "hair colour code (2.032 HAI)",
 }
 
+_FIELD_QUESTION = {
+    "name": "Name, as LAST,FIRST MIDDLE",
+    "dob": "Date of birth (YYYY-MM-DD)",
+    "sex": "Sex (M, F, X or U)",
+    "pob": "Place of birth (state or country code)",
+    "race": "Race code",
+    "height": "Height",
+    "weight": "Weight",
+    "eyes": "Eye colour code",
+    "hair": "Hair colour code",
+}
+
 
 def register(sub):
     p = sub.add_parser(
@@ -156,9 +168,12 @@ def run(args) -> int:
         operator = operator or _ask("Operator id:")
         for key in cfg.booking.descriptive_fields:
             if key not in descriptive and key in _FIELD_HELP:
-                answer = _ask(f"{_FIELD_HELP[key].capitalize()} (empty to leave out):")
+                answer = _ask(f"{_FIELD_QUESTION[key]} (empty to leave out):")
                 if answer:
                     descriptive[key] = answer
+        if not args.skip:
+            skip = parse_skip(_ask("Fingers that cannot be printed, as FINGER:XX (amputated) or "
+                                   "FINGER:UP (e.g. 5:XX,6:UP; empty for none):"))
     if not booking_number or not operator:
         raise UserError("--booking-number and --operator are required with --yes")
 
