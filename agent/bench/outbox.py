@@ -21,7 +21,6 @@ import sqlite3
 import statistics
 import subprocess
 import tempfile
-import time
 
 import numpy as np
 
