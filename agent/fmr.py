@@ -172,7 +172,7 @@ def detect_format(data: bytes) -> str:
     """'iso' or 'ansi' from the length field; FmrError when neither length matches."""
     data = bytes(data)
     head = MAGIC + VERSION_2005
-    if len(data) < 12 and head.startswith(data[:8]) and data:
+    if len(data) < 12 and head.startswith(data[:8]):
         raise FmrError(f"truncated record: {len(data)} bytes, a finger minutiae record "
                        f"starts with a {ISO_HEADER_LEN}-byte header")
     if data[:4] != MAGIC:
