@@ -534,8 +534,19 @@ def parse_transaction(data: bytes) -> ParsedTransaction:
         msg.parse(bytes(data))
     except nistitl.NistException as exc:
         raise TransactionError(f"transaction does not parse: {exc}") from None
-    except (ValueError, IndexError, UnicodeDecodeError) as exc:
-        raise TransactionError(f"transaction does not parse: {exc}") from None
+    except Exception as exc:  # untrusted bytes: nistitl can raise KeyError, struct.error...
+        raise TransactionError(
+            f"transaction does not parse: {type(exc).__name__}: {exc}"[:300]
+        ) from None
+    try:
+        return _read(msg)
+    except TransactionError:
+        raise
+    except Exception as exc:  # a field of the wrong shape in otherwise parseable bytes
+        raise TransactionError(f"transaction fields are malformed: {type(exc).__name__}: {exc}"[:300]) from None
+
+
+def _read(msg: nistitl.Message) -> ParsedTransaction:
     r1 = msg[0]
     minutiae: dict[int, int] = {}
     for r9 in msg.iter(9):
@@ -596,6 +607,15 @@ _TYPE9_378 = {126: "CBI", 128: "HLL", 129: "VLL", 134: "FGP", 136: "NOM"}
 
 def validate(parsed: ParsedTransaction) -> None:
     """Check the mandatory fields of this profile; TransactionError names the first gap."""
+    try:
+        _validate(parsed)
+    except TransactionError:
+        raise
+    except Exception as exc:  # a field of the wrong shape
+        raise TransactionError(f"transaction fields are malformed: {type(exc).__name__}: {exc}"[:300]) from None
+
+
+def _validate(parsed: ParsedTransaction) -> None:
     msg = parsed.message
     r1 = msg[0]
     for tag, name in _TYPE1_MANDATORY.items():

@@ -321,3 +321,43 @@ def test_type9_minutiae_read_back_as_templates(made_images):
         diff = np.abs((got["angle"] - sent["angle"] + math.pi) % (2 * math.pi) - math.pi)
         assert np.all(diff <= math.radians(1.0) + 1e-6)
         assert np.array_equal(got["kind"], sent["kind"]) and np.array_equal(got["quality"], sent["quality"])
+
+
+def _small_transaction() -> bytes:
+    images = {p: ridges(h=64, w=64, seed=p) for p in T.FINGERS}
+    return T.build_transaction(booking(images, missing={3: "XX"}), compression="png")
+
+
+SMALL = None
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_damaged_transactions_give_transaction_error_and_nothing_else(seed):
+    """Central parses bytes from the field: any flip, cut or insertion is either
+    still a valid transaction or a TransactionError, never another exception."""
+    global SMALL
+    SMALL = SMALL or _small_transaction()
+    rng = np.random.default_rng(seed)
+    outcomes = {"ok": 0, "rejected": 0}
+    for _ in range(300):
+        data = bytearray(SMALL)
+        for _ in range(int(rng.integers(1, 4))):
+            kind = rng.integers(0, 3)
+            at = int(rng.integers(0, len(data)))
+            if kind == 0:
+                data[at] = int(rng.integers(0, 256))
+            elif kind == 1:
+                del data[at:at + int(rng.integers(1, 50))]
+            else:
+                data[at:at] = bytes(rng.integers(0, 256, int(rng.integers(1, 8)), dtype=np.uint8))
+        try:
+            parsed = T.parse_transaction(bytes(data))
+            T.validate(parsed)
+            for f in parsed.fingers:
+                if not f.missing:
+                    f.pixels()
+            parsed.templates()
+            outcomes["ok"] += 1
+        except T.TransactionError:
+            outcomes["rejected"] += 1
+    assert outcomes["rejected"] > 100
