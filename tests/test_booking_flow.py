@@ -415,3 +415,23 @@ def test_kill_9_of_the_cli_in_the_middle_of_capture_leaves_no_booking(env, warm)
         assert store.audit.list(action="booking.completed") == []
     finally:
         store.close()
+
+
+def test_a_full_queue_refuses_the_booking_loudly(env, warm, tmp_path):
+    data = config_mod.to_toml(env.cfg).replace("max_queue_mb = 2048.0", "max_queue_mb = 0.001")
+    assert "max_queue_mb = 0.001" in data
+    toml = tmp_path / "full.toml"
+    toml.write_text(data)
+    skip = ",".join(f"{p}:UP" for p in range(2, 11))
+    proc = subprocess.run(
+        [sys.executable, "-m", "agent", "--config", str(toml), "book", "--yes",
+         "--booking-number", "BK-FULL", "--operator", "officer-1", "--skip", skip,
+         "--sensor", f"emulated://?source=synthetic&seed={SEED}&person={PERSON}"],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 75, proc.stderr  # EX_TEMPFAIL
+    assert "NOT queued" in proc.stderr and "max_queue_mb" in proc.stderr
+    store = Store(env.db, env.cfg)
+    try:
+        assert store.outbox.list() == []
+    finally:
+        store.close()

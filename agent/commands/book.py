@@ -217,8 +217,21 @@ def run(args) -> int:
                 session.handle(B.Cancel("not submitted by the officer"))
                 print("Booking cancelled; nothing was kept.", file=sys.stderr)
                 return 1
-        print("Sealing and queueing...", file=sys.stderr, flush=True)
-        sub = B.submit(session, cfg, store, device_keys)
+        from agent.errors import StorageFull
+
+        while True:
+            print("Sealing and queueing...", file=sys.stderr, flush=True)
+            try:
+                sub = B.submit(session, cfg, store, device_keys)
+                break
+            except StorageFull as exc:
+                # the prints are still in memory: let the officer free space and retry
+                if not interactive:
+                    raise
+                print(f"fpagent: {exc}", file=sys.stderr)
+                if not _ask_yes_no("The prints are still held here. Try again?"):
+                    session.handle(B.Cancel("storage full"))
+                    raise
     finally:
         store.close()
     result = {
