@@ -46,7 +46,10 @@ def test_fresh_store_settings(store):
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert store.schema_version() == SCHEMA_VERSION
-    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
+    store.inbox.add("m", "notification", {})  # makes the WAL and SHM exist
+    for p in store.file_paths():
+        assert stat.S_IMODE(p.stat().st_mode) == 0o600, p  # personal data: owner only
+    assert {p.name[-4:] for p in store.file_paths()} >= {"-wal", "-shm"}
 
 
 def test_life_of_a_submission(store, sealer):
