@@ -209,6 +209,8 @@ class Central:
         self._connected = threading.Event()
         self._pending_mids: dict[int, str] = {}  # publish mid -> notification id
         self.store: CentralStore | None = None
+        self._due_now = False
+        self._next_due = 0.0
         self.error: BaseException | None = None
 
     # -- lifecycle
@@ -265,6 +267,8 @@ class Central:
                         log.info("central %s: connect failed: %s", self.client_id, exc)
                         self._stop.wait(0.3)
                         continue
+                    from agent.link import _nodelay
+                    _nodelay(client)
                     deadline = time.monotonic() + 5
                     while not client.is_connected() and time.monotonic() < deadline \
                             and not self._stop.is_set():
@@ -272,8 +276,11 @@ class Central:
                                                               mqtt.MQTT_ERR_AGAIN):
                             break
                     continue
-                client.loop(timeout=0.05)
-                if client.is_connected():
+                if client.loop(timeout=0.05) == mqtt.MQTT_ERR_SUCCESS:
+                    client.loop_read(max_packets=64)  # what is already buffered, too
+                if client.is_connected() and (self._due_now or time.monotonic() >= self._next_due):
+                    self._due_now = False
+                    self._next_due = time.monotonic() + 0.2
                     self._publish_due()
             if client.is_connected():
                 client.disconnect()
@@ -408,7 +415,7 @@ class Central:
         self._send_ack(sid, ori, device, ack_id, ack_fields)
         self._event("submission", {"submission_id": sid, "tcn": tcn, "result": ack_fields["result"],
                                    "reason": reason, "device": device})
-        self._publish_due()
+        self._due_now = True
 
     def _duplicate(self, known: dict) -> None:
         """Same submission again: same ack (same id and fields), notifications sent again."""
@@ -418,10 +425,10 @@ class Central:
                        (known["submission_id"],))
             # what was already sent goes out again (the appliance drops what it has)
             db.execute("UPDATE notifications SET sent_at = NULL, claimed_until = NULL "
-                       "WHERE submission_id = ? AND sent_at IS NOT NULL", (known["submission_id"],))
+                       "WHERE submission_id = ?", (known["submission_id"],))
         self._send_ack(known["submission_id"], known["ori"], known["device"], known["ack_id"],
                        known["ack_fields"])
-        self._publish_due()
+        self._due_now = True
 
     def _sign(self, kind, fields, ori, device, msg_id) -> bytes:
         body = messages.message(kind, fields, ori=ori, device=device, msg_id=msg_id)

@@ -34,6 +34,7 @@ import os
 import queue
 import random
 import shutil
+import socket
 import ssl
 import subprocess
 import threading
@@ -52,6 +53,16 @@ log = logging.getLogger("fpagent.link")
 
 SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps our queue for a week offline
 CONNACK_TIMEOUT_S = 15.0
+
+
+def _nodelay(client) -> None:
+    """Small request/answer messages: don't let Nagle hold them (~40 ms per hop on loopback)."""
+    try:
+        sock = client.socket()
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError):
+        pass
 
 
 class NotificationHook:
@@ -116,13 +127,15 @@ class NotificationHook:
 class Link:
     """The appliance's side of the MQTT contract, over an H5 Store (outbox, inbox, audit).
 
-    `store_factory` is called inside the link thread (SQLite connections stay
-    in the thread that uses them). `central_verify_keys`: the pinned central
+    `store=`: the process's one Store (thread-safe; the booking code enqueues
+    through the same connection, so no SQLite lock contention), or
+    `store_factory=`: called inside the link thread, closed when it stops. `central_verify_keys`: the pinned central
     Ed25519 public key(s); `device_signing_key` signs the status message.
     `status_extra()` may add sensor state / last capture (the service's view).
     """
 
-    def __init__(self, config, *, store_factory: Callable, central_verify_keys,
+    def __init__(self, config, *, store_factory: Callable | None = None, store=None,
+                 central_verify_keys,
                  device_signing_key=None, status_extra: Callable[[], dict] | None = None,
                  on_notification: Callable[[dict], None] | None = None,
                  on_ack: Callable[[str, dict], None] | None = None,
@@ -132,7 +145,11 @@ class Link:
         self.ori = config.device.ori
         self.device = config.device.device_id
         self.root = self.mq.root
-        self.store_factory = store_factory
+        if (store is None) == (store_factory is None):
+            raise ValueError("give the Link either store= (shared, e.g. the service's one "
+                             "Store) or store_factory= (opened and closed by the link)")
+        self.store_factory = store_factory or (lambda: store)
+        self._owns_store = store is None
         self.verify_keys = central_verify_keys
         self.signing_key = device_signing_key
         self.status_extra = status_extra
@@ -149,6 +166,7 @@ class Link:
         self._subscribed = threading.Event()
         self._inflight: dict[str, float] = {}  # submission id -> monotonic time published
         self._mid_to_id: dict[int, str] = {}
+        self._incoming: list = []  # messages read, not yet stored (see _drain_incoming)
         self._last_error = ""
         self._last_connect = None
         self._store = None
@@ -264,6 +282,11 @@ class Link:
                     self._stop.wait(min(0.05, max(0.0, self._next_attempt - now)))
                     continue
                 rc = self._client.loop(timeout=0.02)
+                if rc == mqtt.MQTT_ERR_SUCCESS and self._incoming:
+                    rc = self._client.loop_read(max_packets=64)  # take what is buffered too
+                    if rc == mqtt.MQTT_ERR_AGAIN:
+                        rc = mqtt.MQTT_ERR_SUCCESS
+                self._drain_incoming()
                 if rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN) and self._state != "down":
                     self._lost(f"network error: {mqtt.error_string(rc)}")
                 if self._state == "up":
@@ -282,9 +305,8 @@ class Link:
         finally:
             self._connected.clear()
             self._close_socket()
-            close = getattr(self._store, "close", None)
-            if close:
-                close()
+            if self._owns_store:
+                self._store.close()
 
     def _close_socket(self) -> None:
         try:
@@ -318,6 +340,7 @@ class Link:
             self._close_socket()
             self._next_attempt = time.monotonic() + self._backoff()
             return
+        _nodelay(self._client)
         self._state = "connecting"
         self._connect_started = time.monotonic()
 
@@ -328,6 +351,7 @@ class Link:
         self._state = "down"
         self._inflight.clear()
         self._mid_to_id.clear()
+        self._incoming.clear()  # not acknowledged: the broker delivers them again
         self._close_socket()
         self._next_attempt = time.monotonic() + self._backoff()
 
@@ -374,18 +398,38 @@ class Link:
             log.warning("broker refused publish of %s: %s", sid, reason_code)
 
     def _on_message(self, client, userdata, msg):
-        try:
-            self._handle_incoming(msg.topic, bytes(msg.payload))
-        except Exception as exc:  # noqa: BLE001
-            # not stored: do NOT acknowledge; drop the connection so the broker
-            # redelivers it after the reconnect (e.g. the disk was full)
-            self.counters["store_errors"] += 1
-            log.error("could not store a message from %s (%s); will take it again", msg.topic, exc)
-            self._lost(f"could not store an incoming message: {exc}")
+        # handled in batches after the read (one commit for all), see _drain_incoming
+        self._incoming.append(msg)
+
+    def _drain_incoming(self) -> None:
+        """Verify, store and COMMIT what arrived; only then ack it to the broker, then act.
+
+        One transaction (one fsync) per batch. If storing fails (disk full...),
+        nothing is acknowledged and the connection is dropped, so the broker
+        redelivers everything after the reconnect.
+        """
+        if not self._incoming:
             return
-        # only now (stored and committed, or refused and audited) does the broker learn we have it
-        if msg.qos > 0:
-            client.ack(msg.mid, msg.qos)
+        batch, self._incoming = self._incoming, []
+        after: list = []
+        try:
+            with self._store.transaction():
+                for msg in batch:
+                    self._handle_incoming(msg.topic, bytes(msg.payload), after)
+        except Exception as exc:  # noqa: BLE001
+            self.counters["store_errors"] += 1
+            log.error("could not store %d incoming messages (%s); will take them again",
+                      len(batch), exc)
+            self._lost(f"could not store incoming messages: {exc}")
+            return
+        for msg in batch:
+            if msg.qos > 0:
+                self._client.ack(msg.mid, msg.qos)
+        for action in after:
+            try:
+                action()
+            except Exception:  # noqa: BLE001 - a display problem must not stop the link
+                log.exception("after-commit action failed")
 
     # ------------------------------------------------------------------ outgoing
 
@@ -403,6 +447,12 @@ class Link:
         self._pump_needed = False
         self._next_pump = now + 0.5
         rows = self._pending(len(self._inflight) + free)
+        if rows:
+            # one commit (one fsync) for the whole batch of publish attempts
+            with self._store.transaction():
+                self._publish_rows(rows, free, now, timeout)
+
+    def _publish_rows(self, rows, free: int, now: float, timeout: float) -> None:
         for row in rows:
             if free <= 0:
                 break
@@ -424,7 +474,7 @@ class Link:
             self._inflight[sid] = now
             self._store.outbox.mark_sent(sid, retry_after=timeout)
             free -= 1
-        if rows and free == 0:
+        if free == 0:
             self._pump_needed = True
 
     def _pending(self, limit: int):
@@ -479,7 +529,7 @@ class Link:
             entry["message_id"] = str(msg_id)[:64]
         self._store.audit.append("link", "message-rejected", entry)
 
-    def _handle_incoming(self, topic: str, payload: bytes) -> None:
+    def _handle_incoming(self, topic: str, payload: bytes, after: list) -> None:
         parts = messages.split_topic(topic)
         if not parts or parts[0] != self.root or parts[1] != self.ori or parts[2] != self.device \
                 or parts[3] not in messages.CENTRAL_KINDS:
@@ -495,11 +545,11 @@ class Link:
             self._reject(exc.reason, exc.detail, topic, None, len(payload))
             return
         if msg.kind == "ack":
-            self._handle_ack(msg, topic)
+            self._handle_ack(msg, topic, after)
         else:
-            self._handle_stored(msg, topic)
+            self._handle_stored(msg, topic, after)
 
-    def _handle_ack(self, msg: messages.Message, topic: str) -> None:
+    def _handle_ack(self, msg: messages.Message, topic: str, after: list) -> None:
         """Apply a verified ack. Idempotent: a redelivered ack changes nothing."""
         body = msg.body
         sid = body["submission_id"]
@@ -515,12 +565,12 @@ class Link:
         else:
             self.counters["acks_" + body["result"]] += 1
             if self.on_ack:
-                self.on_ack(sid, ack)
+                after.append(lambda: self.on_ack(sid, ack))
         if self._inflight.pop(sid, None) is not None:
             self._pump_needed = True
 
-    def _handle_stored(self, msg: messages.Message, topic: str) -> None:
-        """Notification or command: dedup by id, store, commit; then act (hook)."""
+    def _handle_stored(self, msg: messages.Message, topic: str, after: list) -> None:
+        """Notification or command: dedup by id, store; after the commit, act (hook)."""
         fresh = self._store.inbox.add(msg.id, msg.kind, msg.body)
         if not fresh:
             self._reject("replayed", "id already in the inbox", topic, msg.id, 0)
@@ -528,11 +578,8 @@ class Link:
         self.counters[msg.kind + "s"] += 1
         if msg.kind == "notification":
             if self.on_notification:
-                try:
-                    self.on_notification(msg.body)
-                except Exception:  # noqa: BLE001 - a display problem must not stop the link
-                    log.exception("notification callback failed")
-            self.hook.submit(msg.body)
+                after.append(lambda: self.on_notification(msg.body))
+            after.append(lambda: self.hook.submit(msg.body))
         else:
             # v1: commands are verified, stored and audited; the service acts on them
             self._store.audit.append("link", "command-received",

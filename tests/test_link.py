@@ -75,7 +75,8 @@ def test_duplicates_on_purpose_are_one_record_and_one_alert(tmp_path, pki, broke
             pub.loop_stop()
             pub.disconnect()
             wait_for(lambda: link.counters["duplicate_acks"] >= 2, 10, what="duplicate acks")
-            wait_for(lambda: link.rejected["replayed"] >= 4, 10, what="re-sent notifications dropped")
+            wait_for(lambda: link.rejected["replayed"] >= 2, 10, what="re-sent notifications dropped")
+            time.sleep(0.5)  # give any further re-sends the time to arrive
             assert store.inbox.count() == 2  # one criminal, one immigration alert
             assert store.outbox.get(sid).ack == first_ack  # the same ack (same id) each time
         sub = central.store.submission(sid)
@@ -149,12 +150,12 @@ def test_hook_gets_notification_json_and_failure_is_not_fatal(tmp_path, pki, bro
     central = make_central(pki, broker.port, tmp_path / "central.sqlite3").start()
     link = make_link(cfg, pki).start()
     try:
-        wait_for(lambda: link.hook.runs == 4, 20, what="four hook runs")
+        wait_for(lambda: link.hook.failures == 4, 20, what="four hook runs, each failing")
         lines = [json.loads(x) for x in out.read_text().splitlines() if x.strip()]
         assert len(lines) == 4
         imm = [x for x in lines if x["check"] == "immigration"]
         assert all(x["determination"] == "removable" and x["level"] == 2 for x in imm)
-        assert link.hook.failures == 4 and link.connected  # exit 3 is logged, not fatal
+        assert link.hook.runs == 4 and link.connected  # exit 3 is logged, not fatal
     finally:
         link.stop()
         central.stop()
