@@ -298,14 +298,25 @@ class Part:
 
 
 class CapturePart(Part):
-    """Keeps the sensor open; notices an unplugged sensor and reopens it when back."""
+    """Watches the sensor: notices an unplugged sensor and a replugged one.
+
+    By default it does NOT keep the serial port open: `fpagent book` (another
+    process) opens the sensor for a booking, and the ports are opened
+    exclusively. It watches the device node (/dev/fpsensor comes and goes
+    with the USB cable through the udev rule) and opens the sensor briefly
+    only when it appears, to learn what it is; a sensor busy with a booking
+    counts as present. With hold=True it keeps the sensor open for bookings
+    run inside the service (`session()`).
+    """
 
     name = "capture"
 
-    def __init__(self, url: str, period: float = 2.0, opener: Callable = hal.open_sensor):
+    def __init__(self, url: str, period: float = 2.0, opener: Callable = hal.open_sensor,
+                 hold: bool = False):
         super().__init__(period)
         self.url = url
         self.opener = opener
+        self.hold = hold
         self.sensor = None
         self.lock = threading.RLock()  # held by a booking while it captures
         self.state = "unknown"
@@ -318,43 +329,62 @@ class CapturePart(Part):
             parsed = hal.parse_sensor_url(self.url)
         except Exception:
             return ""
-        return parsed.path if parsed.path.startswith("/dev/") or parsed.path.startswith("/") else ""
+        return parsed.path if parsed.path.startswith("/") else ""
 
     def step(self) -> None:
         # a booking holding the lock is itself proof the sensor is in use: skip the check
         if not self.lock.acquire(timeout=0.05):
             return
         try:
-            if self.sensor is None:
-                self._open()
-            elif not self._still_there():
-                self._lost("sensor unplugged or not answering")
+            path = self._device_path()
+            if path and not os.path.exists(path):
+                if self.sensor is not None:
+                    self._lost("sensor unplugged")
+                elif self.state != "absent" or not self.detail.startswith("no device"):
+                    self._absent(f"no device at {path}", "check the cable; the service finds it again by itself")
+                return
+            if self.sensor is not None:
+                if not self._still_there():
+                    self._lost("sensor not answering")
+            elif self.state != "present":
+                self._probe()
         finally:
             self.lock.release()
 
-    def _open(self) -> None:
+    def _probe(self) -> None:
+        """Open the sensor to learn what it is; keep it open only with hold=True."""
         try:
             sensor = self.opener(self.url)
-            info = sensor.info()
-        except (hal.SensorError, OSError, ValueError) as exc:
-            hint = getattr(exc, "hint", "")
-            detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-            if self.state != "absent" or detail != self.detail:
-                _log(logging.WARNING, "sensor absent", url=_safe_url(self.url), reason=detail,
-                     hint=hint or "check the cable, then wait: the service reopens it by itself")
-            self.state, self.detail = "absent", detail
+        except hal.SensorBusy as exc:  # a booking in another process has it: it is there
+            self.state, self.detail = "present", "in use by a booking"
+            _log(logging.INFO, "sensor present (in use)", reason=str(exc)[:160])
             return
-        self.sensor = sensor
+        except (hal.SensorError, OSError, ValueError) as exc:
+            detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            self._absent(detail, getattr(exc, "hint", "") or "check the cable and the [sensor] url")
+            return
+        try:
+            info = sensor.info()
+        except (hal.SensorError, OSError) as exc:
+            sensor.close()
+            self._absent(f"sensor does not answer: {str(exc)[:120]}", getattr(exc, "hint", ""))
+            return
         self.model, self.port = info.model, info.port
         was = self.state
         self.state, self.detail = "present", ""
         _log(logging.INFO, "sensor present" + (" again" if was == "absent" else ""),
              model=info.model, port=info.port or "-", firmware=info.firmware or "-")
+        if self.hold:
+            self.sensor = sensor
+        else:
+            sensor.close()
+
+    def _absent(self, detail: str, hint: str) -> None:
+        if self.state != "absent" or detail != self.detail:
+            _log(logging.WARNING, "sensor absent", url=_safe_url(self.url), reason=detail, hint=hint)
+        self.state, self.detail = "absent", detail
 
     def _still_there(self) -> bool:
-        path = self._device_path()
-        if path.startswith("/dev/") and not os.path.exists(path):
-            return False
         check = getattr(self.sensor, "ping", None) or getattr(self.sensor, "check_present", None)
         if callable(check):
             try:
@@ -364,27 +394,37 @@ class CapturePart(Part):
         return True
 
     def _lost(self, reason: str) -> None:
-        try:
-            self.sensor.close()
-        except Exception:
-            pass
+        if self.sensor is not None:
+            try:
+                self.sensor.close()
+            except Exception:
+                pass
         self.sensor = None
         self.state, self.detail = "absent", reason
         _log(logging.WARNING, "sensor lost", reason=reason, url=_safe_url(self.url))
 
     @contextlib.contextmanager
     def session(self, timeout: float = 30.0):
-        """The open sensor, exclusively, for one booking's captures."""
+        """The open sensor, exclusively, for one booking run inside the service."""
         if not self.lock.acquire(timeout=timeout):
             raise UserError("the sensor is busy with another booking; try again")
+        opened_here = None
         try:
-            if self.sensor is None:
-                self._open()
-            if self.sensor is None:
-                raise hal.SensorNotFound(f"sensor absent: {self.detail}",
-                                         "Check the sensor cable; the service reopens it by itself.")
-            yield self.sensor
+            sensor = self.sensor
+            if sensor is None:
+                try:
+                    sensor = opened_here = self.opener(self.url)
+                except hal.SensorError as exc:
+                    self._absent(str(exc).splitlines()[0][:160], getattr(exc, "hint", ""))
+                    raise
+                self.state, self.detail = "present", ""
+            yield sensor
         finally:
+            if opened_here is not None:
+                try:
+                    opened_here.close()
+                except Exception:
+                    pass
             self.lock.release()
 
     def facts(self) -> dict:
@@ -601,6 +641,12 @@ class Service:
                     self.outbox = part
                 elif isinstance(part, LinkPart):
                     self.link = part
+        for part in self.parts:  # one round each first, so READY's status is already true
+            if part not in (self.capture, self.outbox) or self._custom_parts is not None:
+                try:
+                    part.step()
+                except Exception as exc:
+                    _log(logging.ERROR, f"{part.name} part failed", part=part.name, error=str(exc)[:200])
         for part in self.parts:
             part.start(self.beats)
         self.state = "running"

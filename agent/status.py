@@ -341,8 +341,10 @@ def human_age(seconds: float | None) -> str:
 def summary(facts: Facts) -> str:
     """The one line systemd shows as the unit's status."""
     sensor = facts.sensor.get("state", "unknown")
-    if sensor == "present" and facts.sensor.get("model"):
-        sensor = f"present ({facts.sensor['model']})"
+    if sensor == "present":
+        notes = [n for n in (facts.sensor.get("model"), facts.sensor.get("detail")) if n]
+        if notes:
+            sensor = f"present ({', '.join(notes)})"
     depth = facts.queue.get("depth")
     queue = "?" if depth is None else str(depth)
     if facts.queue.get("full"):

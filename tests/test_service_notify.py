@@ -10,6 +10,7 @@ that the service reacts to the link's thread dying.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pathlib
 import socket
@@ -99,12 +100,22 @@ class CableSensor(hal.Sensor):
     def __init__(self, path: str):
         super().__init__(f"h8cable://{path}")
         self.path = path
+        # opened exclusively, like the ZFM driver's serial port (pyserial exclusive=True)
+        self._fd = os.open(path, os.O_RDONLY)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            raise hal.SensorBusy(f"{path} is in use by another program") from None
 
     @classmethod
     def from_url(cls, parsed):
         if not os.path.exists(parsed.path):
             raise hal.SensorNotFound(f"no sensor at {parsed.path}", "Plug the sensor in.")
         return cls(parsed.path)
+
+    def _close_internal(self):
+        os.close(self._fd)
 
     def ping(self) -> bool:
         return os.path.exists(self.path)
@@ -375,6 +386,24 @@ def test_status_follows_the_sensor_being_unplugged_and_replugged(tmp_path, notif
         notify_socket.wait_for("STATUS", lambda v: v.startswith("sensor absent"), timeout=5,
                                after=time.monotonic())
         notify_socket.wait_for("WATCHDOG", timeout=2, after=time.monotonic() + 0.2)
+    finally:
+        stop_service(svc, thread)
+
+
+def test_the_service_leaves_the_sensor_free_for_a_booking_process(tmp_path, notify_socket):
+    cfg = make_config(tmp_path)
+    cable = tmp_path / "cable"
+    svc, thread = start_service(cfg, notify_socket)
+    try:
+        notify_socket.wait_for("READY")
+        cable.touch()
+        notify_socket.wait_for("STATUS", lambda v: v.startswith("sensor present (cable test sensor)"))
+        with hal.open_sensor(cfg.sensor.url) as sensor:  # what `fpagent book` does: not SensorBusy
+            # while the booking holds it, a replug is seen as present and in use
+            svc.capture.state = "unknown"
+            notify_socket.wait_for("STATUS", lambda v: v.startswith("sensor present (cable test sensor, in use"),
+                                   after=time.monotonic(), timeout=5)
+            assert sensor.capture(timeout=1).pixels.shape == (288, 256)
     finally:
         stop_service(svc, thread)
 
