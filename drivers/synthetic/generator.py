@@ -45,19 +45,21 @@ MASTER_SHAPE = (448, 384)
 
 # Gabor bank: tuned to quantised orientations x ridge periods; each pixel mixes
 # the responses of its two nearest orientations and periods (linear weights).
-_N_ORIENTATIONS = 16
+_N_ORIENTATIONS = 12
 _BANK_PERIODS = (7.5, 9.0, 10.5)
 _SIGMA_NORMAL = 3.6  # Gaussian envelope across ridges, px
 _SIGMA_TANGENT = 4.6  # and along ridges (elongated: smooth, continuous ridges)
-_GROWTH_ITERATIONS = 9
-PERIOD_VARIATION = 0.06  # relative amplitude of the smooth ridge-period wander
-PERIOD_CELLS = 4  # its scale: cells across the canvas height
+GROWTH_ITERATIONS = 9
+SEED_DENSITY = 1.0 / 700.0  # seeds per px of the fingertip
+PERIOD_VARIATION = 0.10  # relative amplitude of the smooth ridge-period wander
+PERIOD_CELLS = 6  # its scale: cells across the canvas height
 PERIOD_RANGE = (8.4, 9.6)
 TEXTURE = 0.25
 NOISE_SCALE = 1.0
 _GROWTH_GAIN = 2.0  # times the local mean |response|: saturates, a soft binarisation
 ORIENTATION_CORRECTION = 0.35  # rad, per control point of g(alpha)
-ORIENTATION_WANDER = 0.25  # rad, amplitude of the smooth random orientation term
+ORIENTATION_WANDER = 0.45  # rad, amplitude of the smooth random orientation term
+WANDER_CELLS = 4
 
 
 # ----------------------------------------------------------------------------
@@ -323,14 +325,20 @@ def _bank_weights(orientation: np.ndarray, period: np.ndarray):
     i0 = np.clip(np.searchsorted(periods, period, side="right") - 1, 0, len(periods) - 2)
     wi1 = ((period - periods[i0]) / (periods[i0 + 1] - periods[i0])).astype(np.float32)
     wi1 = np.clip(wi1, 0.0, 1.0)
+    orientation_weights = []
+    for j in range(_N_ORIENTATIONS):
+        wj = np.where(j0 == j, 1.0 - wj1, 0.0) + np.where(j1 == j, wj1, 0.0)
+        orientation_weights.append(wj.astype(np.float32) if wj.any() else None)
     terms = []
     for i in range(len(periods)):
         wi = np.where(i0 == i, 1.0 - wi1, 0.0) + np.where(i0 + 1 == i, wi1, 0.0)
         if not wi.any():
             continue
-        for j in range(_N_ORIENTATIONS):
-            wj = np.where(j0 == j, 1.0 - wj1, 0.0) + np.where(j1 == j, wj1, 0.0)
-            weight = (wi * wj).astype(np.float32)
+        wi = wi.astype(np.float32)
+        for j, wj in enumerate(orientation_weights):
+            if wj is None:
+                continue
+            weight = wi * wj
             if weight.any():
                 terms.append((i, j, weight))
     return terms
@@ -351,8 +359,8 @@ def grow_ridges(
     period: np.ndarray,
     mask: np.ndarray,
     rng: np.random.Generator,
-    iterations: int = _GROWTH_ITERATIONS,
-    seed_density: float = 1.0 / 700.0,
+    iterations: int | None = None,
+    seed_density: float | None = None,
 ) -> np.ndarray:
     """Grow a ridge pattern from sparse random noise by iterated Gabor filtering.
 
@@ -361,10 +369,13 @@ def grow_ridges(
     where they must, leaving endings and bifurcations behind.
     """
     shape = orientation.shape
+    iterations = GROWTH_ITERATIONS if iterations is None else iterations
     bank = _gabor_bank(shape)
     terms = _bank_weights(orientation, period)
     image = np.zeros(shape, np.float32)
     region = np.flatnonzero(_dilate_box(mask, 12).ravel())
+    if seed_density is None:
+        seed_density = SEED_DENSITY
     n_seeds = max(8, int(len(region) * seed_density))
     picks = rng.choice(region, size=n_seeds, replace=False)
     image.ravel()[picks] = rng.choice(np.array([-1.0, 1.0], np.float32), size=n_seeds)
@@ -437,7 +448,7 @@ def master_finger(person: int, finger: int, seed: int = 0) -> MasterFinger:
             delta_corrections=_random_corrections(rng, len(deltas), ORIENTATION_CORRECTION),
         )
     # low-frequency wander: no two fingers of a class flow quite alike
-    orientation = np.mod(orientation + ORIENTATION_WANDER * smooth_noise(rng, shape, 3), np.pi)
+    orientation = np.mod(orientation + ORIENTATION_WANDER * smooth_noise(rng, shape, WANDER_CELLS), np.pi)
     period = ridge_period_map(shape, center, rng)
     ridges = grow_ridges(orientation, period, mask, rng)
     return MasterFinger(
@@ -479,17 +490,25 @@ class ImpressionParams:
     valley_level: float  # grey level of a valley
 
 
+# How much impressions of one finger differ (tuned so that NBIS mindtct +
+# bozorth3 scores genuine pairs about as real optical-sensor prints score).
+PLACEMENT_RADIUS = 35.0  # px, sensor centre vs finger centre
+DISTORTION_SHIFT = 14.0  # px, elastic drag of the periphery
+DISTORTION_TWIST_DEG = 6.0
+SKIN_WARP = 3.0  # px, amplitude of the smooth random non-linear skin warp
+
+
 def draw_impression_params(rng: np.random.Generator) -> ImpressionParams:
     """Random variation between impressions, as volunteers produce on a sensor."""
     u = rng.uniform
     angle = u(0, 2 * np.pi)
-    radius = 22.0 * np.sqrt(u(0, 1))
+    radius = PLACEMENT_RADIUS * np.sqrt(u(0, 1))
     return ImpressionParams(
         dx=radius * np.cos(angle),
         dy=radius * np.sin(angle) + u(-5, 15),
         rotation=float(np.deg2rad(np.clip(rng.normal(0.0, 8.0), -20.0, 20.0))),
-        distortion_shift=(u(-9, 9), u(-9, 9)),
-        distortion_twist=np.deg2rad(u(-4, 4)),
+        distortion_shift=(u(-1, 1) * DISTORTION_SHIFT, u(-1, 1) * DISTORTION_SHIFT),
+        distortion_twist=float(np.deg2rad(u(-1, 1) * DISTORTION_TWIST_DEG)),
         pressure=float(np.clip(rng.normal(0.0, 0.45), -1.0, 1.0)),
         contact=u(0.72, 1.0),
         contact_dx=u(-25, 25),
@@ -519,7 +538,10 @@ def _bilinear(image: np.ndarray, xs: np.ndarray, ys: np.ndarray, outside: float)
 
 
 def impression_coordinates(
-    master: MasterFinger, params: ImpressionParams, size: tuple[int, int]
+    master: MasterFinger,
+    params: ImpressionParams,
+    size: tuple[int, int],
+    warp_rng: np.random.Generator | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Master coordinates (xs, ys) seen by each output pixel.
 
@@ -546,6 +568,9 @@ def impression_coordinates(
     ey = (st * xr + ct * yr - yr) + params.distortion_shift[1]
     xs = cx + xr + brake * ex
     ys = cy + yr + brake * ey
+    if warp_rng is not None and SKIN_WARP > 0:
+        xs += SKIN_WARP * smooth_noise(warp_rng, size, 2).astype(np.float32)
+        ys += SKIN_WARP * smooth_noise(warp_rng, size, 2).astype(np.float32)
     return xs, ys
 
 
@@ -557,7 +582,7 @@ def render_impression(
 ) -> np.ndarray:
     """One 8-bit impression of `master` (rows x cols), dark ridges on light glass."""
     rows, cols = size
-    xs, ys = impression_coordinates(master, params, size)
+    xs, ys = impression_coordinates(master, params, size, rng)
     ridges = _bilinear(master.ridges, xs, ys, outside=-1.0)
     # contact patch: the silhouette, shrunk and shifted by how the finger lies
     mcx, mcy = master.center
