@@ -132,6 +132,7 @@ def info(number="BK-2026-0001", **descriptive):
 # --- the whole booking ---------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_full_ten_print_booking_is_one_outbox_row_central_can_open(env, warm):
     # a local gallery (encrypted at rest) already holds this person's right thumb
     from agent import extraction
@@ -260,6 +261,7 @@ def _child_books_until_killed(env, captures, prefix, fd):
         os._exit(0)
 
 
+@pytest.mark.slow
 def test_kill_9_during_completion_leaves_each_booking_whole_or_absent(env, ready_captures):
     """At least 50 SIGKILLs at random moments of back-to-back completions.
     After each: the file is sound, the audit chain verifies, every booking
