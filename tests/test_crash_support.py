@@ -46,23 +46,48 @@ class _Reporter:
         os.write(self.fd, f"{kind} {ident}\n".encode())
 
 
-def _read_reports(fd: int) -> list[tuple[str, str]]:
+def _read_all(fd: int) -> bytes:
     chunks = []
     while True:
         b = os.read(fd, 65536)
         if not b:
             break
         chunks.append(b)
+    return b"".join(chunks)
+
+
+def _parse_reports(data: bytes) -> list[tuple[str, str]]:
     out = []
-    for line in b"".join(chunks).decode().splitlines():
+    for line in data.decode(errors="replace").splitlines():
         parts = line.split(" ", 1)
         if len(parts) == 2:  # a line cut by the kill is incomplete: ignore it
             out.append((parts[0], parts[1]))
     return out
 
 
-def fork_and_kill(db_path, work, delay_s: float) -> list[tuple[str, str]]:
-    """Run work(db_path, report) in a forked child, SIGKILL it after delay_s; return reports."""
+def _wait_ready(fd: int, timeout_s: float = 30.0) -> bytes:
+    """Read from the child until it reported "R ready" (its store is open); return what came."""
+    import select
+
+    got = b""
+    deadline = time.monotonic() + timeout_s
+    while b"R ready\n" not in got:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise AssertionError("worker never became ready")
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+def fork_and_kill(db_path, work, delay_s: float, *, after_ready: bool = False) -> list[tuple[str, str]]:
+    """Run work(db_path, report) in a forked child, SIGKILL it after delay_s; return reports.
+
+    after_ready: start the delay once the child reported ("R", "ready"), so the
+    kill lands in its work loop however slow the machine is at opening the store.
+    """
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: never return into pytest
@@ -76,10 +101,11 @@ def fork_and_kill(db_path, work, delay_s: float) -> list[tuple[str, str]]:
         finally:
             os._exit(code)
     os.close(w)
+    head = _wait_ready(r) if after_ready else b""
     time.sleep(delay_s)
     os.kill(pid, signal.SIGKILL)
     _, status = os.waitpid(pid, 0)
-    reports = _read_reports(r)
+    reports = _parse_reports(head + _read_all(r))
     os.close(r)
     if not (os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL):
         raise AssertionError(f"worker ended by itself (status {status}) before the kill: "
@@ -212,7 +238,7 @@ def store_worker(db_path: str, report) -> None:
     report("R", "ready")
     while True:
         op = rng.random()
-        if op < 0.45:
+        if op < 0.4:
             report("B", "enqueue")
             seq = s.next_sequence()
             env = envelope.seal(booking_payload(rng, rng.randrange(1000, 6000)),
@@ -221,12 +247,12 @@ def store_worker(db_path: str, report) -> None:
             sid = envelope.inspect(env).submission_id
             s.outbox.enqueue(sid, f"TCN{seq}", env, {"booking_number": f"B{seq}", "seq": seq})
             report("E", sid)
-        elif op < 0.6:
+        elif op < 0.55:
             report("B", "sent")
             for item in s.outbox.due(now=time.time() + 10 ** 6, limit=3):
                 s.outbox.mark_sent(item.submission_id)
                 report("S", item.submission_id)
-        elif op < 0.8:
+        elif op < 0.75:
             report("B", "acknowledge")
             items = s.outbox.pending(limit=5)
             if items:
@@ -234,8 +260,10 @@ def store_worker(db_path: str, report) -> None:
                 if s.outbox.mark_acknowledged(it.submission_id, {"central_tcn": "C" + it.tcn}):
                     report("A", it.submission_id)
         elif op < 0.9:
-            report("B", "purge")
             acked = [i.submission_id for i in s.outbox.list(state="acknowledged", limit=1000)]
+            if not acked:
+                continue
+            report("B", "purge")
             n = s.outbox.purge_expired()
             if n:
                 for sid in acked:
