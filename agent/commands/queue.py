@@ -140,7 +140,8 @@ def cmd_counts(args) -> int:
     for state in ("pending", "sent", "acknowledged", "rejected", "purged", "total"):
         print(f"{state:13} {counts[state]:>7}")
     print(f"oldest unacknowledged: {_age(age)}")
-    print(f"stored envelopes: {queued / 1048576:.1f} MB")
+    print(f"stored envelopes: " + (f"{queued / 1048576:.1f} MB" if queued >= 1048576
+                                     else f"{queued / 1024:.0f} KiB"))
     if inbox_new:
         print(f"notifications not yet acknowledged by an officer: {inbox_new}")
     return 0
