@@ -755,6 +755,19 @@ class Inbox:
                                  {"message_id": message_id}, now=now)
         return True
 
+    def purge_expired(self, now: float | None = None, *, actor: str = "agent") -> int:
+        """Delete notifications an officer acknowledged more than retention_days ago
+        (personal data kept no longer than needed). Unacknowledged ones are kept."""
+        now = time.time() if now is None else now
+        cutoff = now - self._s.config.retention_days * 86400.0
+        with self._s.transaction():
+            n = self._s.conn.execute(
+                "DELETE FROM inbox WHERE acknowledged_at IS NOT NULL AND acknowledged_at <= ?",
+                (cutoff,)).rowcount
+            if n:
+                self._s.audit.append(actor, "inbox.purged", {"count": n}, now=now)
+        return n
+
     def count(self, *, unacknowledged: bool = False) -> int:
         sql = "SELECT COUNT(*) FROM inbox" + (" WHERE acknowledged_at IS NULL" if unacknowledged else "")
         with self._s._lock:

@@ -198,6 +198,16 @@ def test_inbox_dedup_and_acknowledge(store):
     assert store.inbox.get("nope") is None
 
 
+def test_inbox_retention(store):
+    store.inbox.add("old", "notification", {}, now=1000.0)
+    store.inbox.add("unread", "notification", {}, now=1000.0)
+    store.inbox.acknowledge("old", "officer-1", now=1000.0)
+    assert store.inbox.purge_expired(now=1000.0 + 29 * 86400) == 0
+    assert store.inbox.purge_expired(now=1000.0 + 31 * 86400) == 1
+    assert store.inbox.get("old") is None and store.inbox.get("unread") is not None
+    assert store.audit.list(action="inbox.purged")[0].detail == {"count": 1}
+
+
 def test_seen_ids_expire(store):
     assert store.seen.add("ack", "x", ttl_s=10, now=100.0)
     assert not store.seen.add("ack", "x", ttl_s=10, now=105.0)
@@ -347,3 +357,38 @@ def test_threads_share_one_store(store, sealer):
     assert errors == []
     assert store.outbox.counts()["acknowledged"] == len(envs)
     assert store.check_consistency() == []
+
+
+def test_migration_runner_applies_and_rolls_back(tmp_path, monkeypatch, sealer):
+    """A later schema version: applied once in its own transaction; a failing one leaves
+    the file at the old version with its data (never half-migrated, never reset)."""
+    import agent.store as store_mod
+
+    path = tmp_path / "m.sqlite3"
+    s = Store(path)
+    sid = _enq(s, sealer())
+    s.close()
+
+    def broken(db):
+        db["outbox"].add_column("priority", int)
+        raise RuntimeError("migration bug")
+
+    monkeypatch.setattr(store_mod, "MIGRATIONS", store_mod.MIGRATIONS + [broken])
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", len(store_mod.MIGRATIONS))
+    with pytest.raises(RuntimeError, match="migration bug"):
+        Store(path)
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert "priority" not in [r[1] for r in conn.execute("PRAGMA table_info(outbox)")]
+    conn.close()
+
+    def good(db):
+        db["outbox"].add_column("priority", int)
+
+    monkeypatch.setattr(store_mod, "MIGRATIONS", store_mod.MIGRATIONS[:1] + [good])
+    s = Store(path)
+    assert s.schema_version() == 2
+    assert s.outbox.get(sid).state == "pending"  # data kept across the migration
+    assert s.check_consistency() == []
+    s.close()
+    assert Store(path).schema_version() == 2  # not applied twice
