@@ -1,0 +1,130 @@
+"""`fpagent central ...`: the reference central responder (a reference, NOT the real system).
+
+    fpagent central keys DIR            create central's HPKE + signing keys (once)
+    fpagent central run --port 8883 --certs PKI --keys DIR --devices DIR --db FILE \\
+        [--gallery synthetic | --gallery DIR] [--group central]
+    fpagent central counts --db FILE    submissions and notifications stored
+
+Run several `central run` with the same --group and --db: the MQTT 5 shared
+subscription splits the submissions between them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import signal
+import threading
+
+from agent.errors import UserError
+
+
+def _keys(args) -> int:
+    from agent.central import make_central_keys
+    path = make_central_keys(args.dir)
+    print(f"central keys in {path}: give central-hpke.pub and central-sign.pub to each appliance; "
+          f"keep the .key files on the central system")
+    return 0
+
+
+def _galleries(spec: str, seed: int):
+    from agent.central import Galleries, folder_entries
+    from agent.commands.demo import KNOWN, SEED
+    from agent.central import demo_galleries
+    if spec == "none":
+        return Galleries()
+    if spec == "synthetic":
+        return demo_galleries(seed or SEED, KNOWN,
+                              progress=lambda text: print(f"central: {text}", flush=True))
+    root = pathlib.Path(spec)
+    if not root.is_dir():
+        raise UserError(f"--gallery {spec}: give 'synthetic', 'none' or a folder with "
+                        f"criminal/<subject>/<finger>.png and immigration/<subject>/... ")
+    return Galleries(criminal=folder_entries(root / "criminal") if (root / "criminal").is_dir() else [],
+                     immigration=folder_entries(root / "immigration")
+                     if (root / "immigration").is_dir() else [])
+
+
+def _run(args) -> int:
+    from agent.central import Central, CentralKeys, TransactionScreen
+    certs = pathlib.Path(args.certs)
+    tls = {"ca_file": str(certs / "ca.crt"), "cert_file": str(certs / f"{args.cn}.crt"),
+           "key_file": str(certs / f"{args.cn}.key")}
+    for f in tls.values():
+        if not pathlib.Path(f).exists():
+            raise UserError(f"{f} is missing; make development certificates with scripts/dev-ca")
+    keys = CentralKeys.load(args.keys, args.devices)
+    if not keys.devices:
+        raise UserError(f"no device keys (<device id>.pub) in {args.devices}: central could "
+                        f"not verify any submission")
+    galleries = _galleries(args.gallery, args.seed)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: stop.set())
+
+    def event(name, detail):
+        if name == "submission":
+            print(f"central: submission {detail['submission_id'][:8]} from {detail['device']}: "
+                  f"{detail['result']} {detail.get('reason') or ''}", flush=True)
+
+    central = Central(host=args.host, port=args.port, root=args.root, keys=keys,
+                      db_path=args.db, screen=TransactionScreen(galleries), group=args.group,
+                      tls=tls, immigration_delay_s=args.immigration_delay, on_event=event)
+    central.start()
+    if not central.wait_connected(15):
+        central.stop()
+        raise UserError(f"could not connect to {args.host}:{args.port} with {tls['cert_file']}")
+    print(f"central: reference responder subscribed to $share/{args.group}/{args.root}/v1/+/+/"
+          f"submission ({len(galleries.criminal)} criminal, {len(galleries.immigration)} "
+          f"immigration gallery entries); Ctrl-C stops", flush=True)
+    try:
+        while not stop.wait(0.5):
+            if central.error:
+                raise UserError(f"central stopped: {central.error}")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        central.stop()
+    return 0
+
+
+def _counts(args) -> int:
+    from agent.central import CentralStore
+    if not pathlib.Path(args.db).exists():
+        raise UserError(f"{args.db} does not exist")
+    store = CentralStore(args.db)
+    try:
+        print(json.dumps(store.counts(), sort_keys=True))
+    finally:
+        store.close()
+    return 0
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("central", help="reference central responder (for demos, tests, "
+                            "integrators; not the real central system)", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.set_defaults(_parser=parser)
+    cmds = parser.add_subparsers(dest="central_cmd", metavar="ACTION")
+    p = cmds.add_parser("keys", help="create central's HPKE and signing keys in DIR")
+    p.add_argument("dir")
+    p.set_defaults(func=_keys)
+    p = cmds.add_parser("run", help="answer submissions until stopped")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8883)
+    p.add_argument("--root", default="fpagent", help="topic root (default fpagent)")
+    p.add_argument("--certs", required=True, help="folder with ca.crt and <cn>.crt/.key (scripts/dev-ca)")
+    p.add_argument("--cn", default="central", help="client certificate name (default central)")
+    p.add_argument("--keys", required=True, help="folder with central-hpke.key and central-sign.key")
+    p.add_argument("--devices", required=True, help="folder of appliance public keys <device id>.pub")
+    p.add_argument("--db", required=True, help="central's SQLite file (instances may share it)")
+    p.add_argument("--group", default="central", help="shared-subscription group")
+    p.add_argument("--gallery", default="synthetic",
+                   help="'synthetic' (demo people), 'none', or a folder criminal/ immigration/")
+    p.add_argument("--seed", type=int, default=0, help="synthetic gallery seed (default: the demo's)")
+    p.add_argument("--immigration-delay", type=float, default=2.0, metavar="S",
+                   help="seconds between the criminal-history and the immigration answer")
+    p.set_defaults(func=_run)
+    p = cmds.add_parser("counts", help="what central has stored")
+    p.add_argument("--db", required=True)
+    p.set_defaults(func=_counts)
