@@ -10,8 +10,9 @@ compared by cosine after subtracting the gallery mean (which removes what
 all fingerprints share, e.g. mostly parallel ridges).
 
 `Gallery` keeps every descriptor in one contiguous (capacity, D) uint8 array
-(D = 624 bytes per template) plus the ISO 19794-2 record of each template, so
-100,000 entries take about 624 + 4 + ~220 bytes each, ~85 MB. `search` scans all
+(D = 440 bytes per template) plus the ISO 19794-2 record of each template, so
+100,000 entries take about 440 + 4 + ~220 (at most 390) + id bytes each: ~70 MB
+(at most ~87 MB). `search` scans all
 descriptors (agent.kernels_match.prefilter_scan), keeps the best fraction
 (`penetration`) and lets the 1:1 matcher rank those.
 
@@ -31,9 +32,9 @@ from agent.template import Template
 
 LEN_BINS = 8
 LEN_MAX = 120.0  # px at 500 ppi: every minutia pair closer than this is an edge
-ANG_BINS = 12
+ANG_BINS = 10
 _UPPER = np.triu_indices(ANG_BINS)
-DESCRIPTOR_BYTES = LEN_BINS * len(_UPPER[0])  # 8 x 78 = 624
+DESCRIPTOR_BYTES = LEN_BINS * len(_UPPER[0])  # 8 x 55 = 440
 QUANT_SCALE = 1000.0  # unit-norm histogram -> uint8 (clipped at 255)
 DEFAULT_PENETRATION = 0.05
 MIN_CANDIDATES = 100  # small galleries: the matcher ranks at least this many (it is cheap)
