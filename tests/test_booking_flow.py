@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import random
+import select
 import signal
 import subprocess
 import sys
@@ -251,9 +252,11 @@ def _child_books_until_killed(env, captures, prefix, fd):
     one that complete_booking returned for."""
     try:
         store = Store(env.db, env.cfg)
+        os.write(fd, b"ready\n")  # the kill timer starts now, so kills land in the work
         n = 0
         while True:
             number = f"{prefix}-{n}"
+            os.write(fd, f"start:{number}\n".encode())
             sid = B.complete_booking(_ready_session(env.cfg, captures, number), env.cfg, store, env.keys)
             os.write(fd, f"{number} {sid}\n".encode())
             n += 1
@@ -270,6 +273,7 @@ def test_kill_9_during_completion_leaves_each_booking_whole_or_absent(env, ready
     rnd = random.Random(20261128)
     trials, reported_total, checked = 50, 0, set()
     killed_mid_booking = 0
+    killed_during_completion = 0  # the child was inside complete_booking when killed
     for trial in range(trials):
         r, w = os.pipe()
         pid = os.fork()
@@ -277,12 +281,24 @@ def test_kill_9_during_completion_leaves_each_booking_whole_or_absent(env, ready
             os.close(r)
             _child_books_until_killed(env, ready_captures, f"T{trial}", w)
         os.close(w)
-        time.sleep(rnd.uniform(0.0, 0.35))
+        head = b""
+        ready_by = time.monotonic() + 60
+        while b"ready\n" not in head and time.monotonic() < ready_by:
+            if select.select([r], [], [], 1.0)[0]:
+                chunk = os.read(r, 4096)
+                if not chunk:
+                    break
+                head += chunk
+        time.sleep(rnd.uniform(0.0, 0.3))
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         with os.fdopen(r, "rb") as pipe:
-            reported = dict(line.split() for line in pipe.read().decode().splitlines() if " " in line)
+            text = (head + pipe.read()).decode()
+        reported = dict(line.split() for line in text.splitlines() if " " in line)
+        started = [line[6:] for line in text.splitlines() if line.startswith("start:")]
         reported_total += len(reported)
+        if started and started[-1] not in reported:
+            killed_during_completion += 1
 
         store = Store(env.db, env.cfg, check="full")
         try:
@@ -312,10 +328,11 @@ def test_kill_9_during_completion_leaves_each_booking_whole_or_absent(env, ready
         finally:
             store.close()
     print(f"\nkill -9 trials: {trials}; bookings reported committed: {reported_total}; "
-          f"trials where the in-flight booking had committed unreported: {killed_mid_booking}; "
+          f"killed inside complete_booking: {killed_during_completion}; "
+          f"of those, the booking had already committed: {killed_mid_booking}; "
           f"envelopes opened and parsed: {len(checked)}")
     assert reported_total > 0  # the kills did land after some completions
-    assert reported_total < trials * 10  # ...and also early, mid-way through bookings
+    assert killed_during_completion >= trials // 2  # most kills hit a completion in progress
     # TCNs never repeat across crashes (the sequence counter is durable)
     store = Store(env.db, env.cfg)
     try:
