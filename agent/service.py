@@ -610,6 +610,7 @@ class Service:
         for warning in check_key_files(self.cfg):
             _log(logging.WARNING, "not provisioned", detail=warning)
         prepare_directories(self.cfg)
+        self._take_lock()
         self._write_live()
 
         self._say("checking database")
@@ -658,6 +659,23 @@ class Service:
         self._write_live(facts)
         _log(logging.INFO, "ready", device=self.cfg.device.device_id,
              watchdog_s=self.watchdog_s or "off", status=line)
+
+    def _take_lock(self) -> None:
+        """One service per state directory: a second `fpagent run` would send twice."""
+        import fcntl
+
+        path = status_mod.runtime_dir(self.cfg) / "service.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise StartupError(f"another fpagent service (pid {other}) already runs on "
+                               f"{self.cfg.paths.state_dir}; stop it first (systemctl stop fpagent)") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
 
     def _say(self, what: str) -> None:
         _log(logging.INFO, what)
@@ -862,6 +880,9 @@ class Service:
         self._write_live()
         _log(logging.INFO, "stopped")
         self.notifier.close()
+        fd, self._lock_fd = getattr(self, "_lock_fd", None), None
+        if fd is not None:
+            os.close(fd)
 
 
 class _NoStore:

@@ -310,6 +310,8 @@ def evaluate(facts: Facts, *, stale_pending_s: float = 3600.0) -> tuple[int, lis
     link_state = facts.link.get("state")
     if link_state == "disconnected" and state in ("running", "ready"):
         found.append((WARNING, "link to central down" + _detail(facts.link)))
+    elif link_state == "unavailable" and state in ("running", "ready"):
+        found.append((WARNING, "link not started" + _detail(facts.link)))
     found.sort(key=lambda item: -_rank(item[0]))
     worst = max((code for code, _ in found), key=_rank, default=OK)
     return worst, [text for _, text in found]

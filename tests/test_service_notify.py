@@ -488,6 +488,19 @@ def test_status_file_and_fpagent_status_agree(tmp_path, notify_socket):
     assert status.evaluate(facts)[0] == status.CRITICAL
 
 
+def test_a_second_service_on_the_same_state_is_refused(tmp_path, notify_socket):
+    cfg = make_config(tmp_path)
+    svc, thread = start_service(cfg, notify_socket)
+    try:
+        notify_socket.wait_for("READY")
+        second = service_mod.Service(cfg, notifier=sdnotify.Notifier(None), warmups=[], parts=[],
+                                     store=object())
+        with pytest.raises(service_mod.StartupError, match=f"pid {os.getpid()}"):
+            second.start()
+    finally:
+        stop_service(svc, thread)
+
+
 def test_numba_cache_dir_follows_the_configuration(tmp_path, monkeypatch):
     monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
     cfg = make_config(tmp_path)
