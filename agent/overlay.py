@@ -47,8 +47,8 @@ def render(pixels: np.ndarray, extraction=None, quality=None, zoom: int = 2,
                                   dtype=np.float32)[np.clip((qmap * 100).astype(int), 0, 100)]
         fgm = np.zeros((h, w), dtype=bool)
         fgm[:qh, :qw] = fg
-        base[fgm] = 0.72 * base[fgm] + 0.28 * tint[fgm]
-        base[~fgm] = 0.45 * base[~fgm] + 0.55 * np.array([40, 40, 60], dtype=np.float32)
+        base[fgm] = 0.8 * base[fgm] + 0.2 * tint[fgm]
+        base[~fgm] = 0.6 * base[~fgm] + 0.4 * np.array([40, 40, 70], dtype=np.float32)
     if skeleton and extraction is not None:
         sk = extraction.skeleton.astype(bool)
         if extraction.scale != 1.0:

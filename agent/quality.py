@@ -26,6 +26,9 @@ from agent.kernels import boxfilter
 TARGET_PPI = 500
 BLOCK = 16  # quality map block (pixels at 500 ppi), ~ 1.7 ridge periods
 MIN_PERIOD, MAX_PERIOD = 5.0, 15.0  # ridge period limits at 500 ppi (px)
+PERIOD_CORRECTION = 0.80  # smoothing/differencing bias and sharp ridge profiles; chosen on FVC2002
+FG_CONTRAST_REL = 0.15  # foreground: local std above this share of the image's 95th percentile
+FG_COHERENCE = 0.25  # ... and an orientation certainty above this
 
 
 @dataclasses.dataclass(eq=False)
@@ -162,14 +165,14 @@ def analyse(img500: np.ndarray) -> Fields:
     # ridge period from gradient energy / variance; the 3x3 smoothing and the
     # central difference attenuate the gradient: corrected by the factor below
     raw_period = 2 * np.pi * np.sqrt(np.maximum(box_mean((sm - box_mean(sm, 8)) ** 2, 8), 0) / (energy + 1e-3))
-    raw_period = raw_period * 0.80
+    raw_period = raw_period * PERIOD_CORRECTION
 
     # foreground: enough contrast, a coherent ridge flow and a ridge-like period
     s_blk = _blocks(std, 8)
     c_blk = _blocks(coherence, 8)
     p_blk = _blocks(raw_period, 8, np.median)
     ref = max(float(np.percentile(s_blk, 95)), 1e-3)
-    fg = (s_blk > max(0.25 * ref, 6.0)) & (c_blk > 0.25) & (p_blk > 3.5) & (p_blk < 20)
+    fg = (s_blk > max(FG_CONTRAST_REL * ref, 6.0)) & (c_blk > FG_COHERENCE) & (p_blk > 3.5) & (p_blk < 20)
     fg = _erode(_dilate(fg, 1), 1)  # close small gaps
     fg = _dilate(_erode(fg, 1), 1)  # drop specks
     reason = ""

@@ -1,0 +1,162 @@
+"""Minutiae extraction on the shared real prints: sane, stable across resolutions, never garbage."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFilter
+
+import hal
+from agent import extraction
+from agent.errors import NoUsableFingerprint
+from agent.template import BIFURCATION, MINUTIA_DTYPE, RIDGE_ENDING, Template
+
+SETS = ("fvc2002_db1_b", "fvc2002_db3_b", "fvc2002_db4_b")
+
+
+def _load(fingerprints_dir, folder, name):
+    return np.asarray(Image.open(fingerprints_dir / folder / name).convert("L"))
+
+
+def _all_paths(fingerprints_dir):
+    return [p for s in SETS for p in sorted((fingerprints_dir / s).glob("*.png"))]
+
+
+@pytest.mark.slow
+def test_every_shared_image_gives_a_sane_template(fingerprints_dir):
+    """No failure to extract on the 240 shared images; counts and fields in range."""
+    paths = _all_paths(fingerprints_dir)
+    assert len(paths) == 240
+    counts = []
+    for path in paths:
+        px = np.asarray(Image.open(path).convert("L"))
+        ext = extraction.extract(px)
+        t = ext.template
+        m = t.minutiae
+        assert isinstance(t, Template) and m.dtype == MINUTIA_DTYPE
+        assert extraction.MIN_MINUTIAE <= len(t) <= extraction.MAX_MINUTIAE, path.name
+        assert (m["x"] >= 0).all() and (m["x"] < px.shape[1]).all()
+        assert (m["y"] >= 0).all() and (m["y"] < px.shape[0]).all()
+        assert (m["angle"] >= 0).all() and (m["angle"] < 2 * math.pi).all()
+        assert set(np.unique(m["kind"])) <= {RIDGE_ENDING, BIFURCATION}
+        assert (m["quality"] >= 1).all() and (m["quality"] <= 100).all()
+        assert (t.width, t.height, t.ppi) == (px.shape[1], px.shape[0], 500)
+        assert 1 <= ext.quality.score <= 100 and t.quality == ext.quality.score
+        counts.append(len(t))
+    counts = np.array(counts)
+    # a plain impression of a finger holds some 20-70 minutiae
+    assert 20 <= np.median(counts) <= 60, np.median(counts)
+    # ISO 19794-2: 28 header bytes + 6 per minutia (+2): <= 400 bytes on average
+    assert 30 + 6 * counts.mean() <= 400
+
+
+def test_finger_image_input_keeps_its_facts(fingerprints_dir):
+    px = _load(fingerprints_dir, "fvc2002_db1_b", "105_2.png")
+    img = hal.FingerImage(px, ppi=500, finger_position=hal.FingerPosition.LEFT_INDEX)
+    t = extraction.extract(img).template
+    assert t.finger_position == 7 and t.ppi == 500
+    again = extraction.extract(px).template
+    np.testing.assert_array_equal(t.minutiae, again.minutiae)  # deterministic
+
+
+def test_minutiae_lie_on_the_skeleton_inside_the_foreground(fingerprints_dir):
+    ext = extraction.extract(_load(fingerprints_dir, "fvc2002_db3_b", "104_1.png"))
+    m = ext.template.minutiae
+    ys, xs = m["y"].astype(int), m["x"].astype(int)
+    assert ext.skeleton[ys, xs].all()
+    assert ext.mask[ys, xs].all()
+    assert (m["kind"] == RIDGE_ENDING).any() and (m["kind"] == BIFURCATION).any()
+
+
+@pytest.mark.parametrize("ppi", [1000, 700, 450])
+@pytest.mark.parametrize("folder,name", [("fvc2002_db1_b", "106_1.png"),
+                                         ("fvc2002_db3_b", "101_1.png")])
+def test_other_resolutions_find_the_same_minutiae(fingerprints_dir, folder, name, ppi):
+    """An upsampled (or downsampled) copy at its true ppi gives the same minutiae, scaled."""
+    px = _load(fingerprints_dir, folder, name)
+    ref = extraction.extract(px).template.minutiae
+    s = ppi / 500
+    other = np.asarray(Image.fromarray(px).resize(
+        (round(px.shape[1] * s), round(px.shape[0] * s)), Image.Resampling.BICUBIC))
+    t = extraction.extract(other, ppi=ppi).template
+    assert t.ppi == ppi and (t.width, t.height) == (other.shape[1], other.shape[0])
+    m = t.minutiae
+    d = np.hypot(ref["x"][:, None] * s - m["x"][None], ref["y"][:, None] * s - m["y"][None])
+    j = d.argmin(axis=1)
+    near = d[np.arange(len(ref)), j] < 6 * s
+    da = np.abs((ref["angle"] - m["angle"][j] + np.pi) % (2 * np.pi) - np.pi)
+    assert (near & (da < 0.5)).mean() >= 0.65
+    assert abs(len(m) - len(ref)) <= 0.25 * len(ref)
+
+
+def _photo(h=300, w=300):
+    """A synthetic 'photo': smooth shading, a few shapes with soft edges, sensor noise."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = 60 + 120 * (xx / w) + 30 * np.sin(yy / 60.0)
+    img = Image.fromarray(base.astype(np.uint8))
+    d = ImageDraw.Draw(img)
+    d.ellipse([60, 50, 200, 230], fill=200)
+    d.rectangle([150, 150, 280, 270], fill=40)
+    d.ellipse([100, 100, 130, 130], fill=10)
+    img = img.filter(ImageFilter.GaussianBlur(2))
+    noise = np.random.default_rng(1).normal(0, 3, (h, w))
+    return np.clip(np.asarray(img, dtype=float) + noise, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("kind", ["blank", "black", "noise", "photo", "gradient", "tiny"])
+def test_non_fingerprints_raise_no_usable_fingerprint(kind):
+    rng = np.random.default_rng(7)
+    img = {
+        "blank": np.full((300, 300), 230, np.uint8),
+        "black": np.zeros((288, 256), np.uint8),
+        "noise": rng.integers(0, 256, (300, 300), dtype=np.uint8),
+        "photo": _photo(),
+        "gradient": np.tile(np.linspace(0, 255, 300).astype(np.uint8), (300, 1)),
+        "tiny": np.full((20, 20), 128, np.uint8),
+    }[kind]
+    with pytest.raises(NoUsableFingerprint, match="no usable fingerprint") as info:
+        extraction.extract(img)
+    q = info.value.quality
+    assert q is None or q.score <= 10
+
+
+def test_a_small_patch_of_a_print_is_refused(fingerprints_dir):
+    px = _load(fingerprints_dir, "fvc2002_db1_b", "101_1.png").copy()
+    h, w = px.shape
+    patch = np.full_like(px, 235)
+    patch[h // 2 - 20: h // 2 + 20, w // 2 - 20: w // 2 + 20] = px[h // 2 - 20: h // 2 + 20,
+                                                                   w // 2 - 20: w // 2 + 20]
+    with pytest.raises(NoUsableFingerprint):
+        extraction.extract(patch)
+
+
+def test_angles_follow_the_nbis_convention(fingerprints_dir):
+    """Minutiae we and NBIS mindtct both find point the same way (ISO angles)."""
+    nbis = pytest.importorskip("nbis", reason="nbis-py (test extra) not installed")
+    settings = nbis.NbisExtractorSettings(min_quality=0.0, get_center=False,
+                                          check_fingerprint=False, compute_nfiq2=False, ppi=500.0)
+    ex = nbis.new_nbis_extractor(settings)
+    diffs = []
+    for folder, name in [("fvc2002_db1_b", "102_1.png"), ("fvc2002_db3_b", "103_2.png"),
+                         ("fvc2002_db1_b", "108_4.png")]:
+        path = fingerprints_dir / folder / name
+        ours = extraction.extract(_load(fingerprints_dir, folder, name)).template.minutiae
+        theirs = ex.extract_minutiae(path.read_bytes()).get()
+        tx = np.array([m.x() for m in theirs], float)
+        ty = np.array([m.y() for m in theirs], float)
+        ta = np.radians([m.angle() for m in theirs])  # NBIS: degrees, as in its ISO record
+        for m in ours:
+            d = np.hypot(tx - m["x"], ty - m["y"])
+            j = int(d.argmin())
+            if d[j] < 5:
+                diffs.append(abs((m["angle"] - ta[j] + np.pi) % (2 * np.pi) - np.pi))
+    diffs = np.array(diffs)
+    assert len(diffs) >= 30
+    assert np.median(diffs) < math.radians(20)
+    assert (diffs < math.radians(45)).mean() > 0.85
+
+
+def test_warm_up_runs():
+    extraction.warm_up()
