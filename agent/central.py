@@ -567,12 +567,11 @@ def demo_galleries(seed: int, people: dict, progress: Callable[[str], None] | No
     for person, what in people.items():
         if progress:
             progress(f"enrolling synthetic person {person} in the central galleries")
-        if "criminal" in what:
-            galleries.criminal.append(synthetic_entry(f"P{person}", what["criminal"],
-                                                      person=person, seed=seed))
-        if "immigration" in what:
-            galleries.immigration.append(synthetic_entry(f"P{person}", what["immigration"],
-                                                         person=person, seed=seed))
+        entry = synthetic_entry(f"P{person}", {}, person=person, seed=seed)
+        for name in ("criminal", "immigration"):
+            if name in what:
+                getattr(galleries, name).append(GalleryEntry(entry.subject, what[name],
+                                                             entry.templates))
     return galleries
 
 

@@ -1,0 +1,51 @@
+"""The README's main job, end to end: `fpagent demo` books arrestees and shows what came back.
+
+Real everything: mosquitto with TLS and the ACL, the emulated ZFM sensor over a
+pty with synthetic fingerprints, extraction, the ANSI/NIST transaction, the
+HPKE envelope, the link, the reference central matching its galleries.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+from agent.devbroker import find_mosquitto
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(find_mosquitto() is None,
+                                                   reason="mosquitto is not installed")]
+
+
+def test_demo_runs_the_whole_loop_and_stops_what_it_started():
+    env = {**os.environ}
+    env.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".numba-cache"))
+    run = subprocess.run([sys.executable, "-m", "agent", "demo", "--bookings", "3"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=240, env=env)
+    out = run.stdout
+    assert run.returncode == 0, out[-2000:] + run.stderr[-2000:]
+    # person 1 is known to the criminal gallery, 2 also removable level 1, 3 a U.S. citizen
+    blocks = re.split(r"\n(?=booking DEMO-)", out)
+    by_booking = {b.split()[1]: b for b in blocks if b.startswith("booking DEMO-")}
+    assert set(by_booking) == {"DEMO-0001", "DEMO-0002", "DEMO-0003"}
+    assert all("accepted by central, central TCN C" in b for b in by_booking.values())
+    assert "CRIMINAL HISTORY: HIT" in by_booking["DEMO-0001"]
+    assert "immigration: no record found" in by_booking["DEMO-0001"]
+    assert "IMMIGRATION: REMOVABLE, OFFENCE LEVEL 1" in by_booking["DEMO-0002"]
+    assert "#" * 72 in by_booking["DEMO-0002"]  # the level-1 banner
+    assert "U.S. CITIZEN OR LAWFUL STATUS - NO ACTION" in by_booking["DEMO-0003"]
+    assert "criminal history: no record found" in by_booking["DEMO-0003"]
+    assert "0 messages refused" in out
+    work = re.search(r"working in (\S+)", out).group(1)
+    assert not pathlib.Path(work).exists()  # cleaned up
+    for cmdline in pathlib.Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            assert work not in cmdline.read_bytes().decode(errors="replace")  # broker stopped
+        except OSError:
+            pass
