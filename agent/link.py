@@ -208,6 +208,10 @@ class Link:
         self.stop()
         return False
 
+    def is_alive(self) -> bool:
+        """The link thread runs (False after a crash of the thread: the service's watchdog stops)."""
+        return self._thread is not None and self._thread.is_alive() and self.error is None
+
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
@@ -509,8 +513,11 @@ class Link:
                 extra = self.status_extra() or {}
             except Exception:  # noqa: BLE001
                 extra = {}
+        sensor = extra.get("sensor")
+        if sensor is not None and not isinstance(sensor, dict):
+            sensor = {"state": str(sensor)}
         return messages.status_body(state=state, version=agent.__version__, queue=queue_info,
-                                    sensor=extra.get("sensor"),
+                                    sensor=sensor,
                                     last_capture_at=extra.get("last_capture_at"),
                                     disk_free_mb=disk if state == "online" else None)
 
@@ -586,8 +593,12 @@ class Link:
                                      {"message_id": msg.id, "action": msg.body.get("action")})
 
 
-def build_link(config, **kw) -> Link:
-    """A Link from the configuration: the Store in the state dir and the pinned keys."""
+def build_link(config, store=None, **kw) -> Link:
+    """A Link from the configuration and the pinned keys.
+
+    `store`: the process's Store to share (recommended: one per process); without
+    it the link opens its own on the state dir's database.
+    """
     from agent import keys as keys_mod
     from agent.store import Store
 
@@ -599,5 +610,7 @@ def build_link(config, **kw) -> Link:
     path = config.key_path(env.device_signing_key, keys_mod.DEVICE_SIGNING_KEY)
     if os.path.exists(path):
         signing = keys_mod.load_signing_key(path, "device signing key")
+    if store is not None:
+        return Link(config, store=store, central_verify_keys=verify, device_signing_key=signing, **kw)
     return Link(config, store_factory=lambda: Store(config.paths.database(), config),
                 central_verify_keys=verify, device_signing_key=signing, **kw)

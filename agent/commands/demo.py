@@ -204,16 +204,16 @@ def run_demo(bookings: int = 4, images: str | None = None, keep: bool = False,
             raise UserError("the reference central responder could not connect to the local broker")
         say("central: reference responder subscribed ($share/central/fpagent/v1/+/+/submission)")
 
+        store = Store(cfg.paths.database(), cfg)  # one per process, shared with the link
+        started.append(("store", store.close))
         came_back = []
-        link = build_link(cfg, on_notification=lambda body: came_back.append(body))
+        link = build_link(cfg, store=store, on_notification=lambda body: came_back.append(body))
         link.start()
         started.append(("link", link.stop))
         if not link.wait_connected(15):
             raise UserError(f"the agent's link could not connect: {link.health()['last_error']}")
         say(f"agent: link up as {cfg.device.ori}/{device} (TLS, persistent session)")
 
-        store = Store(cfg.paths.database(), cfg)
-        started.append(("store", store.close))
         device_keys = keys_mod.load_device_keys(cfg)
         sids = {}
         shared_sensor = None
