@@ -258,12 +258,38 @@ def _as_dict(cfg: Config) -> dict:
 
 
 def write_config(cfg: Config, path: pathlib.Path) -> None:
-    """Rewrite the configuration atomically, keeping its mode (0640 for a new file)."""
-    from agent.keys import write_file_atomic
+    """Rewrite the configuration atomically, keeping its mode and owner (root:fpagent 0640).
 
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o640
-    text = "# fpagent configuration (rewritten by provisioning; comments are not kept)\n"
-    write_file_atomic(path, (text + config_mod.to_toml(cfg)).encode(), mode=mode, overwrite=True)
+    The service reads it through its group: a rewrite by root must not
+    leave it root:root, or the next start fails.
+    """
+    import tempfile
+
+    text = ("# fpagent configuration (rewritten by provisioning; comments are not kept)\n"
+            + config_mod.to_toml(cfg)).encode()
+    try:
+        old = path.stat()
+        mode, owner = old.st_mode & 0o777, (old.st_uid, old.st_gid)
+    except FileNotFoundError:
+        mode, owner = 0o640, None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except PermissionError:
+        raise UserError(f"cannot write the configuration {path} as this user; run it with sudo") from None
+    try:
+        os.fchmod(fd, mode)
+        if owner is not None and os.geteuid() == 0:
+            os.fchown(fd, *owner)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        tmp = None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 # -- key rotation ------------------------------------------------------------------

@@ -243,3 +243,24 @@ def test_factory_reset(tmp_path):
     assert not cfg.paths.database().exists() and not cfg.paths.keys().exists()
     assert not list(pathlib.Path(cfg.paths.state_dir).iterdir())
     assert cfg_path.exists()  # the configuration stays
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="ownership hand-over happens only when run as root")
+def test_provision_as_root_keeps_the_service_users_access(tmp_path, central_keys):
+    """Provisioning runs as root; the service (another user) must still read config and keys."""
+    service_uid, service_gid = 54321, 54321
+    cfg_path = write_config(tmp_path)
+    os.chown(cfg_path, 0, service_gid)
+    cfg_path.chmod(0o640)
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    os.chown(state, service_uid, service_gid)
+    proc = script("provision", "--config", cfg_path, "--device-id", "booking-13",
+                  "--central-verify", central_keys / "central-sign.pub")
+    assert proc.returncode == 0, proc.stderr
+    st = cfg_path.stat()
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (0, service_gid, 0o640)
+    keys_dir = state / "keys"
+    for path in [keys_dir, *keys_dir.iterdir()]:
+        assert path.stat().st_uid == service_uid, path
+    assert (keys_dir / "device-sign.key").stat().st_mode & 0o777 == 0o600
