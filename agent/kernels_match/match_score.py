@@ -7,10 +7,12 @@ then refitted by least squares on its pairs (this absorbs part of the skin
 distortion) and paired again. The score is
 
     closeness^2 / (max(overlap_a, min_overlap) * max(overlap_b, min_overlap))
+        * (1 - exp(-closeness / saturation))
 
 i.e. the square of the (tolerance-weighted) matched count over the product of
-the minutiae counts each print has inside the other's area: 1.0 for a
-perfect match of the shared area, near 0 for unrelated prints.
+the minutiae counts each print has inside the other's area (1.0 for a
+perfect match of the shared area, near 0 for unrelated prints), damped when
+only a handful of minutiae agree (a tiny overlap proves little).
 """
 
 from __future__ import annotations
@@ -25,16 +27,16 @@ from agent.kernels_match.match_pairing import pair_under_alignment
 
 # indices into the params vector
 P_LEN_TOL, P_LEN_TOL_REL, P_EDGE_ANG, P_DIST_TOL, P_DIST_TOL_REL, P_DIST_TOL_MAX, P_PAIR_ANG, \
-    P_ANCHORS, P_MIN_OVERLAP, P_CELL, P_MIN_VOTES, P_SELECT_BY_SCORE = range(12)
+    P_ANCHORS, P_MIN_OVERLAP, P_CELL, P_MIN_VOTES, P_SELECT_BY_SCORE, P_SATURATION = range(13)
 
 
 @njit(cache=True, inline="always")
-def _score(matched, closeness, oa, ob, min_overlap):
+def _score(matched, closeness, oa, ob, min_overlap, saturation):
     if matched < 2:
         return 0.0
     da = max(float(oa), float(matched), min_overlap)
     db = max(float(ob), float(matched), min_overlap)
-    return closeness * closeness / (da * db)
+    return closeness * closeness / (da * db) * (1.0 - math.exp(-closeness / saturation))
 
 
 @njit(cache=True)
@@ -94,7 +96,7 @@ def match_prepared(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_bstart, a_
             a_grid, b_grid, cell, pair_a, pair_b)
         for t in range(m):
             covered[pair_a[t], pair_b[t]] = True
-        sc = _score(m, cl, oa, ob, min_overlap)
+        sc = _score(m, cl, oa, ob, min_overlap, params[P_SATURATION])
         if (sc if by_score else cl) > best_cl:
             best_cl = sc if by_score else cl
             best = sc
@@ -135,7 +137,7 @@ def match_prepared(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_bstart, a_
             ax, ay, ath, bx, by, bth, sax, say, sbx, sby, rot,
             params[P_DIST_TOL], params[P_DIST_TOL_REL], params[P_DIST_TOL_MAX], params[P_PAIR_ANG],
             a_grid, b_grid, cell, pair_a, pair_b)
-        sc = _score(m, cl, oa, ob, min_overlap)
+        sc = _score(m, cl, oa, ob, min_overlap, params[P_SATURATION])
         if (sc if by_score else cl) > best_cl:
             best = sc
             details[0] = m
