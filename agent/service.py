@@ -505,7 +505,7 @@ class LinkPart(Part):
                 self.state, self.detail = "unavailable", f"link module missing ({exc})"
                 _log(logging.WARNING, "link unavailable", reason=self.detail)
                 return
-            factory = lambda cfg, store: module.build_link(cfg, status_extra=status_extra)  # noqa: E731
+            factory = lambda cfg, store: module.build_link(cfg, store, status_extra=status_extra)  # noqa: E731
         try:
             self.link = factory(self.cfg, self.store)
             starter = getattr(self.link, "start", None)
@@ -796,7 +796,9 @@ class Service:
     # -- facts --
     def _link_status_extra(self) -> dict:
         """What the link's retained status message says about the sensor."""
-        return {"sensor": self.capture.state if self.capture else "unknown"}
+        if self.capture is None:
+            return {"sensor": {"state": "unknown"}}
+        return {"sensor": {"state": self.capture.state, "model": self.capture.model}}
 
     def live(self) -> dict:
         parts = {p.name: {"alive": self.beats.age(p.name) <= self.part_timeout_s,
