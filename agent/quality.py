@@ -233,7 +233,9 @@ def report_from_fields(f: Fields, clarity: np.ndarray | None = None, scale: floa
     # constants were chosen so that it ranks the shared FVC2002 sets like NFIQ 2
     # (Spearman 0.76-0.82 per set, `fpagent bench quality`) on the same scale.
     m_term = 1.0 if minutiae_count is None else math.sqrt(max(minutiae_count, 1) / 30.0)
-    x = good_blocks / 100.0 * float(block_q[block_fg].mean()) * rc * m_term
+    contrast = float(np.median(f.std[f.mask]))
+    c_term = min(1.0, contrast / 15.0) ** 2  # faint or blurred ridges (the shared sets: >= 17)
+    x = good_blocks / 100.0 * float(block_q[block_fg].mean()) * rc * m_term * c_term
     score = int(np.clip(round(100.0 * (1.0 - math.exp(-x / 2.2))), 1, 100))
 
     # advice for the officer, most useful first

@@ -1,0 +1,118 @@
+"""The quality score ranks prints sensibly and tells the officer what to do."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+from agent import quality
+from agent.bench.quality import spearman
+
+SAMPLES = [("fvc2002_db1_b", "101_1.png"), ("fvc2002_db1_b", "106_3.png"),
+           ("fvc2002_db3_b", "104_5.png"), ("fvc2002_db4_b", "102_1.png")]
+
+
+def _load(fingerprints_dir, folder, name):
+    return np.asarray(Image.open(fingerprints_dir / folder / name).convert("L"))
+
+
+def _blur(px, radius):
+    return np.asarray(Image.fromarray(px).filter(ImageFilter.GaussianBlur(radius)))
+
+
+def _low_contrast(px, factor):
+    return np.clip(128 + (px.astype(float) - 128) * factor, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("folder,name", SAMPLES)
+def test_degraded_copies_score_below_the_original(fingerprints_dir, folder, name):
+    px = _load(fingerprints_dir, folder, name)
+    original = quality.assess(px)
+    assert 1 <= original.score <= 100
+    blurred = quality.assess(_blur(px, 3.5))
+    flat = quality.assess(_low_contrast(px, 0.12))
+    noisy = quality.assess(np.clip(px + np.random.default_rng(0).normal(0, 60, px.shape), 0, 255)
+                           .astype(np.uint8))
+    assert blurred.score < original.score
+    assert flat.score < original.score
+    assert noisy.score < original.score
+
+
+def test_report_shape_and_components(fingerprints_dir):
+    px = _load(fingerprints_dir, "fvc2002_db1_b", "103_2.png")
+    r = quality.assess(px)
+    bh, bw = r.block_map.shape
+    assert r.block_size == quality.BLOCK
+    assert (bh, bw) == (-(-px.shape[0] // r.block_size), -(-px.shape[1] // r.block_size))
+    assert r.foreground.shape == r.block_map.shape and r.foreground.dtype == bool
+    assert 0 <= r.block_map.min() and r.block_map.max() <= 1
+    assert (r.block_map[~r.foreground] == 0).all()
+    assert 0.2 < r.usable_area < 0.95
+    assert 0.3 < r.orientation_certainty <= 1 and 0.3 < r.ridge_clarity <= 1
+    assert 6 <= r.ridge_period <= 12  # ~0.5 mm ridges at 500 ppi
+    assert r.minutiae_count and r.minutiae_count > 10
+    assert "minutiae" not in repr(r).lower() or "=" not in repr(r).split("minutiae")[-1][:2]
+
+
+def test_resolution_does_not_change_the_judgement(fingerprints_dir):
+    px = _load(fingerprints_dir, "fvc2002_db4_b", "105_4.png")
+    r500 = quality.assess(px)
+    big = np.asarray(Image.fromarray(px).resize((px.shape[1] * 2, px.shape[0] * 2),
+                                                Image.Resampling.BICUBIC))
+    r1000 = quality.assess(big, ppi=1000)
+    assert abs(r1000.score - r500.score) <= 12
+    assert r1000.block_size == 2 * r500.block_size
+    assert abs(r1000.ridge_period - 2 * r500.ridge_period) < 2
+
+
+def test_blank_sensor_scores_zero_with_advice():
+    r = quality.assess(np.full((288, 256), 235, np.uint8))
+    assert r.score == 0
+    assert "no usable fingerprint" in r.advice or "finger" in r.advice
+
+
+def test_poor_prints_get_advice_and_good_ones_none(fingerprints_dir):
+    good = quality.assess(_load(fingerprints_dir, "fvc2002_db1_b", "101_1.png"))
+    assert good.score >= 35 and good.advice == ""
+    faint = quality.assess(_low_contrast(_load(fingerprints_dir, "fvc2002_db1_b", "101_1.png"), 0.12))
+    assert faint.score < 35 and faint.advice  # something to do
+    px = _load(fingerprints_dir, "fvc2002_db1_b", "104_1.png")
+    h, w = px.shape
+    corner = np.full_like(px, 245)
+    corner[: h // 2, : w // 2] = px[h // 4: h // 4 + h // 2, w // 4: w // 4 + w // 2]
+    off = quality.assess(corner)
+    assert off.score < good.score
+    if off.score < 35:
+        assert "centre" in off.advice or "flat" in off.advice
+
+
+def test_spearman_helper():
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 1, 2, 3], [1, 2, 3, 4]) > 0.9  # ties take average ranks
+
+
+@pytest.mark.slow
+def test_bench_quality_ranks_like_nfiq2(fingerprints_dir, tmp_path):
+    """`fpagent bench quality` on a 2 x 20-image sample: JSON last line, ranks like NFIQ 2."""
+    pytest.importorskip("nbis", reason="NFIQ 2 comes from nbis-py (bench/test extra)")
+    dirs = []
+    for folder in ("fvc2002_db1_b", "fvc2002_db3_b"):
+        sample = tmp_path / folder
+        sample.mkdir()
+        for p in sorted((fingerprints_dir / folder).glob("*.png"))[1::4]:
+            (sample / p.name).symlink_to(p)
+        dirs.append(str(sample))
+    out = subprocess.run([sys.executable, "-m", "agent", "bench", "quality", *dirs, "--json"],
+                         capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr
+    assert "Spearman vs NFIQ 2" in out.stdout
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert [d["images"] for d in result["datasets"]] == [20, 20]
+    print(result)
+    assert result["spearman_nfiq2_all"] >= 0.7
