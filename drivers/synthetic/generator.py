@@ -46,20 +46,20 @@ MASTER_SHAPE = (448, 384)
 # Gabor bank: tuned to quantised orientations x ridge periods; each pixel mixes
 # the responses of its two nearest orientations and periods (linear weights).
 _N_ORIENTATIONS = 12
-_BANK_PERIODS = (7.5, 9.0, 10.5)
+_BANK_PERIODS = (7.0, 8.5, 10.0, 11.5)
 _SIGMA_NORMAL = 3.6  # Gaussian envelope across ridges, px
 _SIGMA_TANGENT = 4.6  # and along ridges (elongated: smooth, continuous ridges)
 GROWTH_ITERATIONS = 9
 SEED_DENSITY = 1.0 / 700.0  # seeds per px of the fingertip
 PERIOD_VARIATION = 0.10  # relative amplitude of the smooth ridge-period wander
 PERIOD_CELLS = 6  # its scale: cells across the canvas height
-PERIOD_RANGE = (8.4, 9.6)
+PERIOD_RANGE = (7.8, 10.6)  # px, a finger's mean ridge period (people differ)
 TEXTURE = 0.25
 NOISE_SCALE = 1.0
 _GROWTH_GAIN = 2.0  # times the local mean |response|: saturates, a soft binarisation
 ORIENTATION_CORRECTION = 0.35  # rad, per control point of g(alpha)
-ORIENTATION_WANDER = 0.45  # rad, amplitude of the smooth random orientation term
-WANDER_CELLS = 4
+ORIENTATION_WANDER = 0.6  # rad, amplitude of the smooth random orientation term
+WANDER_CELLS = 3
 
 
 # ----------------------------------------------------------------------------

@@ -1,0 +1,92 @@
+"""`fpagent synth`: write synthetic fingerprints (no real person's prints) to PNG files.
+
+For demos, load tests and galleries: the same seed, person, finger and
+impression always give the same image (see drivers/synthetic/generator.py).
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+from agent.errors import UserError
+
+
+def _fingers(text: str) -> list[int]:
+    """"2", "1,6" or "1-10" -> finger position codes."""
+    fingers: list[int] = []
+    try:
+        for part in text.split(","):
+            lo, sep, hi = part.partition("-")
+            fingers.extend(range(int(lo), int(hi) + 1) if sep else [int(lo)])
+    except ValueError:
+        raise UserError(f"--finger {text!r}: use a number, a list (1,6) or a range (1-10)") from None
+    if not fingers or any(not 1 <= f <= 10 for f in fingers):
+        raise UserError(f"--finger {text!r}: finger positions are 1 (right thumb) to 10 (left little)")
+    return fingers
+
+
+def _size(text: str) -> tuple[int, int]:
+    """"256x288" (width x height) -> (rows, cols)."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UserError(f"--size {text!r}: use WIDTHxHEIGHT, e.g. 256x288") from None
+    if not (16 <= width <= 2048 and 16 <= height <= 2048):
+        raise UserError(f"--size {text!r}: each side must be 16..2048 pixels")
+    return height, width
+
+
+def register(sub):
+    p = sub.add_parser(
+        "synth",
+        help="write synthetic fingerprint images (PNG, 500 ppi) for demos and tests",
+        description="Generate seeded synthetic fingerprints (SFinGe-style: orientation model, "
+        "Gabor-grown ridges, varied impressions). Files are named "
+        "PERSON_FINGER_IMPRESSION.png with impressions counted from 1 as FVC does "
+        "(generator impression 0 is _1); the same arguments always give the same images.",
+    )
+    p.add_argument("--person", type=int, default=0, metavar="P", help="synthetic person number (default 0)")
+    p.add_argument("--persons", type=int, default=1, metavar="N",
+                   help="how many persons, starting at --person (default 1)")
+    p.add_argument("--finger", default="1", metavar="F",
+                   help="finger position(s) 1-10: 2, 1,6 or 1-10 (default 1)")
+    p.add_argument("--impressions", type=int, default=1, metavar="N",
+                   help="impressions per finger (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+    p.add_argument("--size", default="256x288", metavar="WxH",
+                   help="image width x height in pixels (default 256x288, a ZFM module's image)")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write into (created)")
+    p.set_defaults(func=cmd_synth)
+
+
+def cmd_synth(args) -> int:
+    from PIL import Image
+
+    from agent.bench import progress
+    from drivers.synthetic.generator import PPI, finger_image
+
+    fingers = _fingers(args.finger)
+    size = _size(args.size)
+    if args.person < 0 or args.persons < 1 or args.impressions < 1 or args.seed < 0:
+        raise UserError("--person and --seed must be >= 0, --persons and --impressions >= 1")
+    out = pathlib.Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create {out}: {exc.strerror}") from None
+    jobs = [
+        (person, finger, imp)
+        for person in range(args.person, args.person + args.persons)
+        for finger in fingers
+        for imp in range(args.impressions)
+    ]
+    for done, (person, finger, imp) in enumerate(jobs):
+        progress("synth", done, len(jobs))
+        pixels = finger_image(person, finger, imp, seed=args.seed, size=size)
+        path = out / f"{person}_{finger}_{imp + 1}.png"
+        tmp = path.with_suffix(".png.tmp")
+        Image.fromarray(pixels).save(tmp, format="PNG", dpi=(PPI, PPI))
+        tmp.replace(path)  # never a half-written image under the final name
+    progress("synth", len(jobs), len(jobs))
+    print(f"wrote {len(jobs)} images to {out}")
+    return 0
