@@ -116,3 +116,20 @@ def test_thin_keeps_a_line_and_removes_nothing_else():
     assert sk.sum() >= 18 and sk[:, 5:25].sum(axis=0).max() == 1
     cn = skeleton.crossing_numbers(sk)
     assert (cn == 1).sum() == 2  # two ridge endings
+
+
+@pytest.mark.slow
+def test_bench_kernels_reports_cold_and_cached_start():
+    """`fpagent bench kernels` runs fresh processes on an empty cache, then the warm one."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "agent", "bench", "kernels", "--repeats", "1",
+                          "--json"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "cold start" in out.stdout and "cached start" in out.stdout
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["benchmark"] == "kernels"
+    assert r["cache_files"] >= 6  # every kernel left its compiled code on disk
+    assert r["cold_ready_s"] > 0 and r["cached_ready_s"] > 0
