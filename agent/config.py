@@ -164,6 +164,8 @@ def _check_value(section: str, key: str, value, annotation: str):
     choices = _CHOICES.get((section, key))
     if choices and value not in choices:
         raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    if section == "paths" and value and not os.path.isabs(value):
+        raise ConfigError(f"{name} must be an absolute path (the service runs from /), got {value!r}")
     if (section, key) == ("device", "ori") and (len(value) != 9 or not value.isalnum()):
         raise ConfigError(f"{name} must be the 9-character agency ORI, got {value!r}")
     return value

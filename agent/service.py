@@ -791,7 +791,7 @@ class Service:
                 _log(logging.INFO, "status", status=line)
             self.notifier.status(line)
             self._last_status, self._last_status_sent = line, now
-        self._write_live(facts)
+        self._write_live(facts, line)
 
     # -- facts --
     def _link_status_extra(self) -> dict:
@@ -821,7 +821,15 @@ class Service:
             facts.queue = {"depth": None, "detail": "no outbox", "full": False}
         return facts
 
-    def _write_live(self, facts: status_mod.Facts | None = None) -> None:
+    def _write_live(self, facts: status_mod.Facts | None = None, line: str | None = None) -> None:
+        """Publish the live facts for `fpagent status` (on change, else every few seconds)."""
+        now = time.monotonic()
+        if line is not None and line == getattr(self, "_written_line", None) \
+                and now - getattr(self, "_written_at", 0.0) < 5.0 \
+                and tuple(self.wedged_parts()) == getattr(self, "_written_wedged", ()):
+            return
+        self._written_line, self._written_at = line, now
+        self._written_wedged = tuple(self.wedged_parts())
         live = self.live()
         if facts is not None:
             live["queue"], live["database"] = facts.queue, facts.database

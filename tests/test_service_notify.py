@@ -508,3 +508,16 @@ def test_numba_cache_dir_follows_the_configuration(tmp_path, monkeypatch):
     assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / "cache" / "numba")
     assert (made["state"].stat().st_mode & 0o777) == 0o700
     assert pathlib.Path(os.environ["NUMBA_CACHE_DIR"]).is_dir()
+
+
+def test_journal_lines_carry_priority_and_fields():
+    import logging
+
+    formatter = service_mod.JournalFormatter(journal=True)
+    record = logging.LogRecord("fpagent.service", logging.WARNING, __file__, 1, "sensor absent", None, None)
+    record.fields = {"url": "zfm:///dev/fpsensor", "reason": 'no device at "/dev/fpsensor"'}
+    assert formatter.format(record) == \
+        '<4>sensor absent url=zfm:///dev/fpsensor reason="no device at \\"/dev/fpsensor\\""'
+    plain = service_mod.JournalFormatter(journal=False).format(record)
+    assert plain.endswith('warning sensor absent url=zfm:///dev/fpsensor reason="no device at \\"/dev/fpsensor\\""')
+    assert service_mod._safe_url("zfm:///dev/x?baud=57600&password=1234") == "zfm:///dev/x?baud=57600&password=***"

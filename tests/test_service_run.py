@@ -42,6 +42,7 @@ def assert_one_clear_error(proc, fragment):
     ("[service]\nwatchdog = 'yes'\n", "[service] watchdog must be true or false"),
     ("[store]\nmax_queue_mb = -1\n", "[store] max_queue_mb must not be negative"),
     ("[device\nori = 1\n", "not valid TOML"),
+    ("[paths]\nstate_dir = 'var/lib/fpagent'\n", "[paths] state_dir must be an absolute path"),
 ])
 def test_bad_configuration_gives_one_clear_error(tmp_path, text, fragment):
     bad = tmp_path / "agent.toml"
