@@ -355,8 +355,7 @@ class Central:
                       else "decrypt-failed" if "decrypt" in text or "central key" in text
                       else "device-mismatch" if "does not belong" in text
                       else "bad-signature" if "signature" in text else "malformed-envelope")
-            self._record(sid, ori, device, header.tcn if hasattr(header, "tcn") else "",
-                         None, reason, text)
+            self._record(sid, ori, device, "", None, reason, text)
             return
         if opened.header.device_id != device or opened.header.ori != ori:
             self._record(sid, ori, device, "", None, "device-mismatch",

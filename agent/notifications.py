@@ -74,8 +74,8 @@ def banner(body: dict) -> list[str]:
                         "an immigration record match is NOT a finding of removability"], "=")
     if sev == "alert":
         bar = "!" * WIDTH
-        return [bar, f"!!! {headline(body)} - booking TCN {body.get('tcr', '')}".ljust(WIDTH - 3)
-                + "!!!", bar]
+        text = f"!!! {headline(body)} - booking TCN {body.get('tcr', '')}"
+        return [bar, text.ljust(WIDTH - 4) + " !!!", bar]
     return []
 
 

@@ -49,3 +49,16 @@ def test_demo_runs_the_whole_loop_and_stops_what_it_started():
             assert work not in cmdline.read_bytes().decode(errors="replace")  # broker stopped
         except OSError:
             pass
+
+
+def test_demo_with_a_folder_of_real_images(fingerprints_dir):
+    """--images: the emulated sensor serves real FVC images; central finds real matches."""
+    env = {**os.environ}
+    env.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".numba-cache"))
+    run = subprocess.run([sys.executable, "-m", "agent", "demo", "--bookings", "2", "--images",
+                          str(fingerprints_dir / "fvc2002_db1_b")], cwd=ROOT,
+                         capture_output=True, text=True, timeout=180, env=env)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert run.stdout.count("accepted by central") == 2
+    assert "HIT" in run.stdout or "REMOVABLE" in run.stdout or "CITIZEN" in run.stdout
+    assert "subject=finger-group-" in run.stdout  # a match across impressions of a real finger

@@ -92,7 +92,9 @@ def _results_lines(store, sids: dict) -> list[str]:
         row = store.outbox.get(sid)
         ack = row.ack or {}
         out.append("")
-        out.append(f"booking {label}  TCN {row.tcn}  (synthetic person {person}: {WHO.get(person, '')})")
+        who = (f"synthetic person {person}: {WHO.get(person, '')}" if person
+               else "real images: see which finger group was known")
+        out.append(f"booking {label}  TCN {row.tcn}  ({who})")
         if row.state == "acknowledged":
             out.append(f"  ack               accepted by central, central TCN {ack.get('central_tcn')}")
         elif row.state == "rejected":
@@ -182,8 +184,10 @@ def run_demo(bookings: int = 4, images: str | None = None, keep: bool = False,
             finally:
                 gallery_ready.set()
 
-        say("central: enrolling the 'already known' synthetic people in its galleries "
-            "(in the background)")
+        if images:
+            say(f"sensor: the emulated ZFM module serves the images of {images} in name order "
+                f"(duplicate-finger check off); 'known' people are finger groups of that folder")
+        say("central: enrolling the 'already known' people in its galleries (in the background)")
         threading.Thread(target=enroll, daemon=True, name="demo-enroll").start()
 
         screen = TransactionScreen(galleries)
@@ -230,8 +234,12 @@ def run_demo(bookings: int = 4, images: str | None = None, keep: bool = False,
                     f"emulated://?source=synthetic&seed={SEED}&person={person}&baud=115200")
             info = booking_mod.BookingInfo(booking_number=label, ori=cfg.device.ori,
                                            operator_id="demo-officer")
-            session = booking_mod.new_session(cfg, info)
-            sys.stdout.write(f"demo: booking {label} (synthetic person {person}) fingers ")
+            # with --images the emulator cycles the folder (FVC sets hold 8 impressions of
+            # each finger in a row): the duplicate-finger check would refuse most of them
+            session = booking_mod.new_session(cfg, info, sequence_check=not images)
+            sys.stdout.write(f"demo: booking {label} ("
+                             + (f"images of {images}" if images else f"synthetic person {person}")
+                             + ") fingers ")
             sys.stdout.flush()
             t0 = time.monotonic()
             try:
@@ -241,7 +249,7 @@ def run_demo(bookings: int = 4, images: str | None = None, keep: bool = False,
                     sensor.close()
             sid = booking_mod.complete_booking(session, cfg, store, device_keys)
             link.poke()
-            sids[sid] = (label, person)
+            sids[sid] = (label, 0 if images else person)
             print(f" sealed and queued in {time.monotonic() - t0:.1f} s", flush=True)
 
         say("waiting for central's answers (ack, criminal history, then immigration)")
@@ -284,7 +292,12 @@ def run_demo(bookings: int = 4, images: str | None = None, keep: bool = False,
 
 
 def _folder_galleries(folder: str, known: dict):
-    """With --images: each known person is the image the emulator will give that booking's index fingers."""
+    """With --images: known person k is the k-th finger group of the folder (files named
+    like FVC's `<finger>_<impression>.png`), enrolled from that group's LAST impression;
+    a booking whose index fingers the emulator serves from that group gets a real hit
+    across impressions (which booking that is depends on the quality re-captures)."""
+    import collections
+
     import numpy as np
     from PIL import Image
 
@@ -294,16 +307,18 @@ def _folder_galleries(folder: str, known: dict):
     files = sorted(p for p in pathlib.Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise UserError(f"no images in {folder}")
+    groups = collections.OrderedDict()
+    for path in files:
+        groups.setdefault(path.stem.split("_")[0], []).append(path)
     galleries = Galleries()
-    for person, what in known.items():
-        templates = {}
-        for f in SCREEN_FINGERS:
-            path = files[(10 * (person - 1) + f - 1) % len(files)]
-            with Image.open(path) as img:
-                templates[f] = _extract(fit_to_module(np.asarray(img.convert("L"))))
+    for (person, what), (group, paths) in zip(sorted(known.items()), groups.items()):
+        with Image.open(paths[-1]) as img:
+            template = _extract(fit_to_module(np.asarray(img.convert("L"))))
+        templates = {f: template for f in SCREEN_FINGERS}
         for gallery in ("criminal", "immigration"):
             if gallery in what:
-                getattr(galleries, gallery).append(GalleryEntry(f"P{person}", what[gallery], templates))
+                getattr(galleries, gallery).append(
+                    GalleryEntry(f"finger-group-{group}", what[gallery], templates))
     return galleries
 
 
