@@ -48,7 +48,7 @@ GRID_DILATE = 2  # cells
 
 # kernel parameters (see agent.kernels_match.match_score P_*), px at 500 ppi, radians
 PARAMS = np.array([
-    8.0,                 # P_LEN_TOL: edge length tolerance
+    6.0,                 # P_LEN_TOL: edge length tolerance
     0.06,                # P_LEN_TOL_REL: ... plus this fraction of the length
     math.radians(22),    # P_EDGE_ANG: edge angle tolerance
     10.0,                # P_DIST_TOL: pairing distance tolerance at the anchor
