@@ -521,3 +521,29 @@ def test_journal_lines_carry_priority_and_fields():
     plain = service_mod.JournalFormatter(journal=False).format(record)
     assert plain.endswith('warning sensor absent url=zfm:///dev/fpsensor reason="no device at \\"/dev/fpsensor\\""')
     assert service_mod._safe_url("zfm:///dev/x?baud=57600&password=1234") == "zfm:///dev/x?baud=57600&password=***"
+
+
+def test_native_journal_fields():
+    """The native protocol against a real datagram socket standing in for journald's."""
+    import logging
+
+    sock = NotifySocket()  # any datagram socket that records what arrives
+    handler = service_mod.JournalHandler(sock.address)
+    logger = logging.getLogger("fpagent.test-journal")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("sensor absent", extra={"fields": {"url": "zfm:///dev/fpsensor", "reason": "two\nlines"}})
+        deadline = time.monotonic() + 5
+        while not sock.messages and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+        sock.close()
+    raw = sock.messages[0][1]
+    assert "PRIORITY=4\n" in raw and "SYSLOG_IDENTIFIER=fpagent\n" in raw
+    assert "FPAGENT_EVENT=sensor-absent\n" in raw and "FPAGENT_URL=zfm:///dev/fpsensor\n" in raw
+    assert "MESSAGE=sensor absent url=zfm:///dev/fpsensor" in raw
+    # a value with a newline goes length-prefixed, as journald's protocol says
+    assert "FPAGENT_REASON\n" + (9).to_bytes(8, "little").decode() + "two\nlines\n" in raw
