@@ -60,6 +60,8 @@ _GROWTH_GAIN = 2.0  # times the local mean |response|: saturates, a soft binaris
 ORIENTATION_CORRECTION = 0.35  # rad, per control point of g(alpha)
 ORIENTATION_WANDER = 0.6  # rad, amplitude of the smooth random orientation term
 WANDER_CELLS = 3
+LOOP_DELTA_DX = (30, 150)  # px, delta offset from the core of a loop
+LOOP_DELTA_DY = (50, 180)
 
 
 # ----------------------------------------------------------------------------
@@ -138,7 +140,7 @@ def singular_points(
     if pattern in ("left_loop", "right_loop"):
         side = 1.0 if pattern == "left_loop" else -1.0
         core = (cx - side * u(0, 30), cy + u(-60, 10))
-        delta = (core[0] + side * u(60, 110), core[1] + u(80, 130))
+        delta = (core[0] + side * u(*LOOP_DELTA_DX), core[1] + u(*LOOP_DELTA_DY))
         return np.array([core]), np.array([delta])
     if pattern == "whorl":
         gap = u(15, 40)
@@ -206,8 +208,8 @@ def arch_orientation(
     h, w = shape
     cx, cy = center
     y, x = np.mgrid[0:h, 0:w].astype(float)
-    width = rng.uniform(70, 110)  # px, half-width of the hump
-    height = rng.uniform(45, 80)  # px, hump height at the top
+    width = rng.uniform(60, 100)  # px, half-width of the hump
+    height = rng.uniform(90, 150)  # px, hump height at the top
     top, bottom = cy - rng.uniform(140, 180), cy + rng.uniform(60, 110)
     depth = np.clip((bottom - y) / (bottom - top), 0.0, 1.0) ** 1.5
     g = np.exp(-(((x - cx) / width) ** 2))
@@ -448,7 +450,8 @@ def master_finger(person: int, finger: int, seed: int = 0) -> MasterFinger:
             delta_corrections=_random_corrections(rng, len(deltas), ORIENTATION_CORRECTION),
         )
     # low-frequency wander: no two fingers of a class flow quite alike
-    orientation = np.mod(orientation + ORIENTATION_WANDER * smooth_noise(rng, shape, WANDER_CELLS), np.pi)
+    wander = ORIENTATION_WANDER * (0.4 if pattern == "arch" else 1.0)  # keep the hump visible
+    orientation = np.mod(orientation + wander * smooth_noise(rng, shape, WANDER_CELLS), np.pi)
     period = ridge_period_map(shape, center, rng)
     ridges = grow_ridges(orientation, period, mask, rng)
     return MasterFinger(
