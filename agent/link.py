@@ -167,6 +167,8 @@ class Link:
         self._inflight: dict[str, float] = {}  # submission id -> monotonic time published
         self._mid_to_id: dict[int, str] = {}
         self._incoming: list = []  # messages read, not yet stored (see _drain_incoming)
+        self._resync: set = set()  # submissions whose answers came stale: ask again
+        self._resync_at: dict[str, float] = {}
         self._last_error = ""
         self._last_connect = None
         self._store = None
@@ -439,6 +441,8 @@ class Link:
 
     def _pump(self, now: float) -> None:
         """Publish due outbox rows, keeping at most `inflight` unanswered."""
+        if self._resync:
+            self._publish_resync()
         timeout = getattr(self.mq, "ack_timeout_s", 30.0)
         for sid, sent in list(self._inflight.items()):
             if now - sent > timeout:
@@ -464,11 +468,8 @@ class Link:
             if sid in self._inflight or row.envelope is None:
                 continue
             env = row.envelope
-            props = Properties(PacketTypes.PUBLISH)
-            props.UserProperty = [("fp-kind", "submission"), ("fp-id", str(sid))]
-            props.ContentType = "application/vnd.fpagent.envelope"
             info = self._client.publish(self.topic("submission"), bytes(env), qos=1,
-                                        properties=props)
+                                        properties=self._submission_props(sid))
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 self._last_error = f"publish failed: {mqtt.error_string(info.rc)}"
                 self._pump_needed = True
@@ -480,6 +481,13 @@ class Link:
             free -= 1
         if free == 0:
             self._pump_needed = True
+
+    @staticmethod
+    def _submission_props(sid: str) -> Properties:
+        props = Properties(PacketTypes.PUBLISH)
+        props.UserProperty = [("fp-kind", "submission"), ("fp-id", str(sid))]
+        props.ContentType = "application/vnd.fpagent.envelope"
+        return props
 
     def _pending(self, limit: int):
         """Unacknowledged rows whose retry time has come (mark_sent pushes it by ack_timeout_s)."""
@@ -550,11 +558,45 @@ class Link:
                 max_bytes=getattr(self.mq, "max_message_bytes", messages.MAX_MESSAGE_BYTES))
         except messages.MessageError as exc:
             self._reject(exc.reason, exc.detail, topic, None, len(payload))
+            if exc.reason == "stale" and exc.verified_body:
+                self._stale_answer(exc.verified_body)
             return
         if msg.kind == "ack":
             self._handle_ack(msg, topic, after)
         else:
             self._handle_stored(msg, topic, after)
+
+    def _stale_answer(self, body: dict) -> None:
+        """A genuine but stale answer (it waited in the broker too long): ask again.
+
+        Its content is NOT used. The only effect: the submission it names, if it
+        is ours, is published again with the same id; central then answers that
+        duplicate with the same ack and freshly signed notifications. At most
+        once a minute per submission, so a replayed old message cannot make the
+        link flood the broker.
+        """
+        sid = body.get("submission_id")
+        if not isinstance(sid, str) or body.get("ori") != self.ori or body.get("device") != self.device:
+            return
+        now = time.monotonic()
+        if now - self._resync_at.get(sid, -1e9) < 60.0:
+            return
+        self._resync_at[sid] = now
+        self._resync.add(sid)
+        self._pump_needed = True
+
+    def _publish_resync(self) -> None:
+        """Re-publish submissions whose answers arrived stale (see _stale_answer)."""
+        while self._resync:
+            sid = self._resync.pop()
+            row = self._store.outbox.get(sid, with_envelope=True)
+            if row is None or row.envelope is None:
+                continue
+            self._client.publish(self.topic("submission"), bytes(row.envelope), qos=1,
+                                 properties=self._submission_props(sid))
+            self.counters["resync_requests"] += 1
+            self._store.audit.append("link", "answers-requested-again",
+                                     {"submission_id": sid, "why": "stale answer"})
 
     def _handle_ack(self, msg: messages.Message, topic: str, after: list) -> None:
         """Apply a verified ack. Idempotent: a redelivered ack changes nothing."""

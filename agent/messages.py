@@ -76,10 +76,12 @@ COMMAND_ACTIONS = ("watchlist-update", "config-change", "purge", "key-rotation")
 class MessageError(ValueError):
     """A payload that must be refused; `reason` is a key of REJECT_REASONS."""
 
-    def __init__(self, reason: str, detail: str = ""):
+    def __init__(self, reason: str, detail: str = "", verified_body: dict | None = None):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+        # set only for "stale": the signature verified, the body is central's (but old)
+        self.verified_body = verified_body
 
 
 def new_id() -> str:
@@ -245,7 +247,8 @@ def parse_and_verify(payload: bytes, *, verify_keys, ori: str, device: str,
     _require(_is_str(obj.get("id"), 64), "id must be a short string")
     issued = parse_rfc3339(obj.get("issued_at"))
     if abs(now - issued) > freshness_s:
-        raise MessageError("stale", f"issued {now - issued:.0f} s from now; window {freshness_s:.0f} s")
+        raise MessageError("stale", f"issued {now - issued:.0f} s from now; window {freshness_s:.0f} s",
+                           verified_body=obj)
     if obj.get("ori") != ori or obj.get("device") != device:
         raise MessageError("wrong-addressee", f"for {obj.get('ori')}/{obj.get('device')}")
     if topic_kind is not None and obj["kind"] != topic_kind:

@@ -159,3 +159,37 @@ def test_hook_gets_notification_json_and_failure_is_not_fatal(tmp_path, pki, bro
     finally:
         link.stop()
         central.stop()
+
+
+def test_answer_gone_stale_in_the_broker_is_asked_for_again(tmp_path, pki, broker):
+    """The immigration answer waits in the broker while the appliance is off, past the
+    freshness window: it is refused (stale, audited), and the link re-publishes the
+    submission so central sends it again, freshly signed. Nothing is lost."""
+    cfg = appliance_config(tmp_path, pki, broker.port)
+    cfg.envelope.freshness_s = 1.5
+    central = make_central(pki, broker.port, tmp_path / "central.sqlite3",
+                           immigration_delay_s=1.0).start()
+    sid, tcn, env = seal_test_booking(pki, "booking-01", 3, determination="removable", level=3)
+    link = make_link(cfg, pki).start()
+    try:
+        assert link.wait_connected() and central.wait_connected()
+        with _store(cfg) as store:
+            store.outbox.enqueue(sid, tcn, env, {})
+            link.poke()
+            wait_for(lambda: store.inbox.count() == 1, 10, what="the criminal-history answer")
+        link.stop()  # off before the immigration answer comes; it waits in the broker
+        wait_for(lambda: central.counters["notifications_sent"] >= 2, 10, what="immigration sent")
+        time.sleep(2.0)  # now older than the freshness window
+        link = make_link(cfg, pki).start()
+        with _store(cfg) as store:
+            wait_for(lambda: store.inbox.count() == 2, 15, what="the immigration answer, again")
+            imm = [m for m in store.inbox.list() if m["body"]["check"] == "immigration"][0]
+            assert imm["body"]["level"] == 3
+            # the stale one refused; central's re-sent criminal answer dropped as a replay
+            assert sorted(e.detail["reason"] for e in
+                          store.audit.list(action="message-rejected")) == ["replayed", "stale"]
+        assert link.counters["resync_requests"] == 1
+        assert central.store.submission(sid)["deliveries"] == 2
+    finally:
+        link.stop()
+        central.stop()
