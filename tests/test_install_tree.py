@@ -125,3 +125,29 @@ def test_install_help_and_bad_options(source_copy):
     assert proc.returncode == 2 and "unknown option --frobnicate" in proc.stderr
     proc = install(source_copy, "--prefix", "relative/dir", "--destdir", "/nonexistent-never")
     assert proc.returncode == 2 and "absolute" in proc.stderr
+
+
+@pytest.mark.slow
+def test_install_with_another_prefix(tmp_path, source_copy):
+    """--prefix moves the venv, the scripts and every unit's ExecStart. The venv
+    itself is stood in (a python and the source stamp), so pip does not run again
+    here; the real venv install is covered by the test above."""
+    root = tmp_path / "root"
+    venv = root / "srv/fp/venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin/python").write_text("#!/bin/sh\nexit 1\n")
+    (venv / "bin/python").chmod(0o755)
+    stamp = subprocess.run(
+        "find pyproject.toml agent hal drivers -type f -name '*.py' -o -name pyproject.toml "
+        "| LC_ALL=C sort | xargs sha256sum | sha256sum | cut -d' ' -f1",
+        shell=True, cwd=source_copy, capture_output=True, text=True).stdout.strip()
+    (venv / ".fpagent-source").write_text(f"{stamp} no_deps=1\n")
+    proc = install(source_copy, "--destdir", str(root), "--prefix", "/srv/fp", "--no-deps")
+    assert proc.returncode == 0, proc.stderr
+    assert "installing fpagent" not in proc.stdout
+    for unit in ("fpagent.service", "fpagent-identity.service"):
+        text = (root / "etc/systemd/system" / unit).read_text()
+        assert "ExecStart=/srv/fp/venv/bin/fpagent" in text and "/opt/fpagent" not in text.replace(
+            "file:///opt/fpagent", "")
+    assert os.readlink(root / "usr/local/bin/fpagent") == "/srv/fp/venv/bin/fpagent"
+    assert (root / "srv/fp/scripts/healthcheck").is_file()
