@@ -644,6 +644,14 @@ def build_link(config, store=None, **kw) -> Link:
     from agent import keys as keys_mod
     from agent.store import Store
 
+    from agent.errors import ConfigError
+
+    if not config.mqtt.port:
+        raise ConfigError("no broker configured: set [mqtt] host and port (port 0 only means "
+                          "'start a local broker' to `fpagent demo`)")
+    if config.mqtt.tls and not (config.mqtt.cert_file and config.mqtt.key_file):
+        raise ConfigError("[mqtt] tls = true needs cert_file and key_file (this appliance's "
+                          "client certificate, CN = its device id) and ca_file")
     env = config.envelope
     verify = keys_mod.load_verify_key(config.key_path(env.central_verify_key,
                                                       keys_mod.CENTRAL_VERIFY_KEY),
