@@ -597,6 +597,9 @@ class LinkPart(Part):
                 self.beats.beat(self.name)
             self._stop.wait(self.period)
 
+    def step(self) -> None:
+        self.step_alive()
+
     def step_alive(self) -> bool:
         """Read the link's state; False when its thread died (the watchdog then stops)."""
         link = self.link
@@ -612,8 +615,11 @@ class LinkPart(Part):
         if callable(connected):
             connected = connected()
         health = link.health() if callable(getattr(link, "health", None)) else {}
-        if connected is not None:
-            self.state = "connected" if connected else "disconnected"
+        if connected:
+            self.state = "connected"
+        elif connected is not None:
+            never_tried = health.get("last_connect_at") is None and not health.get("last_error")
+            self.state = "connecting" if never_tried else "disconnected"
         if not alive:
             self.state = "dead"
         self.detail = "" if connected else str(health.get("last_error") or "")[:200]
