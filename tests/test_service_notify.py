@@ -547,3 +547,17 @@ def test_native_journal_fields():
     assert "MESSAGE=sensor absent url=zfm:///dev/fpsensor" in raw
     # a value with a newline goes length-prefixed, as journald's protocol says
     assert "FPAGENT_REASON\n" + (9).to_bytes(8, "little").decode() + "two\nlines\n" in raw
+
+
+def test_the_cli_does_not_import_numba_before_the_service_sets_its_cache():
+    """Numba picks its cache directory when a kernel module is imported: `fpagent run`
+    must get to prepare_directories() before any kernel module loads."""
+    import subprocess
+    import sys
+
+    code = ("import sys, agent.cli; agent.cli.build_parser(); "
+            "print(sorted(m for m in sys.modules if m == 'numba' or m.startswith('agent.kernels')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=pathlib.Path(__file__).resolve().parent.parent)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", "a command module imports numba at start-up: " + out.stdout
