@@ -194,12 +194,18 @@ def check_key_files(cfg: Config) -> list[str]:
     ]
     if cfg.mqtt.tls:
         explicit += [("mqtt", "ca_file"), ("mqtt", "cert_file"), ("mqtt", "key_file")]
+    warnings = []
     for section, key in explicit:
         value = getattr(getattr(cfg, section), key)
         if not value:
             continue  # TLS without ca_file uses the system's CAs; no client cert is allowed too
+        if section == "mqtt" and not os.path.lexists(value):
+            # e.g. after rotate-keys, until the new certificate is installed: the
+            # service runs with the link down rather than not at all
+            warnings.append(f"[mqtt] {key}: {value} is missing; the link stays down until it is "
+                            "installed (scripts/provision --cert)")
+            continue
         _readable(cfg, f"[{section}] {key}", pathlib.Path(value))
-    warnings = []
     defaults = {"device_signing_key": "device-sign.key", "central_public_key": "central-hpke.pub",
                 "central_verify_key": "central-sign.pub"}
     for key, name in defaults.items():

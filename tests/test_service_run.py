@@ -194,3 +194,14 @@ def test_real_process_ready_watchdog_and_sigterm(tmp_path):
     assert err.index("kernels ready module=extraction") < err.index(" ready device=")
     assert "Traceback" not in err
     assert key_body not in err and "PRIVATE KEY" not in err
+
+
+def test_missing_tls_certificate_degrades_instead_of_failing(tmp_path):
+    """After rotate-keys the old certificate is retired; the service must still run."""
+    from agent import config
+    from agent.service import check_key_files
+
+    cfg = config.from_dict({"paths": {"state_dir": str(tmp_path / "state")},
+                            "mqtt": {"tls": True, "cert_file": str(tmp_path / "device-tls.crt")}})
+    warnings = check_key_files(cfg)
+    assert any("[mqtt] cert_file" in w and "link stays down" in w for w in warnings)
