@@ -684,7 +684,7 @@ class Service:
     def start(self) -> None:
         self._say("checking configuration")
         for warning in check_key_files(self.cfg):
-            _log(logging.WARNING, "not provisioned", detail=warning)
+            _log(logging.WARNING, "provisioning incomplete", detail=warning)
         prepare_directories(self.cfg)
         self._take_lock()
         self._write_live()
