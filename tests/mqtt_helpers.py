@@ -26,6 +26,7 @@ from agent.link import Link
 from agent.store import Store
 
 ORI = "XX0000000"
+ROOT_DIR = pathlib.Path(__file__).resolve().parent.parent
 DEVICES = ("booking-01", "booking-02")
 
 needs_mosquitto = pytest.mark.skipif(

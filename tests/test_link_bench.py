@@ -1,0 +1,24 @@
+"""`fpagent bench link` runs and its last line holds the agreed keys (figures are not judged here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.mqtt_helpers import needs_mosquitto, ROOT_DIR
+
+
+@needs_mosquitto
+def test_bench_link_json_last_line():
+    run = subprocess.run([sys.executable, "-m", "agent", "bench", "link", "--bookings", "20",
+                          "--idle", "5", "--payload-kb", "4", "--json"], cwd=ROOT_DIR,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    for key in ("bookings_per_s", "p50_ms", "p99_ms", "agent_rss_mb", "broker_rss_mb",
+                "ratio_to_reference"):
+        assert key in result
+    assert result["bookings"] == 20 and result["bookings_per_s"] > 0
+    assert 0 < result["p50_ms"] <= result["p99_ms"]
+    assert "bookings/s" in run.stdout
