@@ -62,3 +62,33 @@ def test_demo_with_a_folder_of_real_images(fingerprints_dir):
     assert run.stdout.count("accepted by central") == 2
     assert "HIT" in run.stdout or "REMOVABLE" in run.stdout or "CITIZEN" in run.stdout
     assert "subject=finger-group-" in run.stdout  # a match across impressions of a real finger
+
+
+def test_demo_interrupted_stops_everything_it_started():
+    import signal
+    import time
+    env = {**os.environ}
+    env.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".numba-cache"))
+    proc = subprocess.Popen([sys.executable, "-m", "agent", "demo", "--bookings", "2"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    work = None
+    lines = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        lines.append(line)
+        if "working in" in line:
+            work = line.split("working in", 1)[1].split()[0]
+        if "link up" in line:  # broker, central and link are all running now
+            break
+    assert work and "link up" in lines[-1], "".join(lines)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    assert "stopped everything it started" in out
+    assert not pathlib.Path(work).exists()
+    for cmdline in pathlib.Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            assert work not in cmdline.read_bytes().decode(errors="replace")
+        except OSError:
+            pass

@@ -115,9 +115,13 @@ def test_thousand_bookings_survive_broker_restart_cuts_kills_and_a_dead_central(
         # --- central: one record per booking, none extra
         with sqlite3.connect(db) as cdb:
             rows = dict(cdb.execute("SELECT submission_id, deliveries FROM submissions"))
+            ack_ids = dict(cdb.execute("SELECT submission_id, ack_id FROM submissions"))
             n_notes = cdb.execute("SELECT COUNT(*) FROM notifications").fetchone()[0]
         assert set(rows) == set(enqueued) and len(rows) == TOTAL
         assert n_notes == 2 * TOTAL
+        # one ack per booking: the ack the appliance kept is the one central recorded
+        kept = {sid: store.outbox.get(sid).ack["id"] for sid in enqueued}
+        assert kept == ack_ids
         redelivered = sum(v - 1 for v in rows.values())
         replayed = store.counters.get("link.rejected.replayed")
         print(f"\nchaos: {TOTAL} bookings; events: "
