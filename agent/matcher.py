@@ -185,6 +185,7 @@ def build_grid(x: np.ndarray, y: np.ndarray, width: float, height: float,
 def prepare(template: Template) -> Prepared:
     """Features of one template for `compare_prepared` (do this once per gallery entry)."""
     m = template.minutiae
+    m = m[np.isfinite(m["x"]) & np.isfinite(m["y"]) & np.isfinite(m["angle"])]
     if len(m) > MAX_MINUTIAE:
         m = m[np.argsort(-m["quality"].astype(np.int64), kind="stable")[:MAX_MINUTIAE]]
     m = m[np.argsort(m["x"], kind="stable")]  # sorted by x: the pairing kernel searches x windows

@@ -93,6 +93,13 @@ def test_tiny_and_empty_templates_score_zero():
     assert matcher.compare(empty, one) == 0.0 == matcher.compare(one, one)
 
 
+def test_non_finite_minutiae_are_ignored(real):
+    a = real[("fvc2002_db1_b", "101_1")]
+    m = np.concatenate([a.minutiae, np.array([(np.nan, 5, 1.0, 1, 0), (5, np.inf, 1.0, 1, 0)],
+                                             MINUTIA_DTYPE)])
+    assert matcher.compare(a, Template(m, a.width, a.height)) == matcher.compare(a, a)
+
+
 def test_resolution_is_normalised(real):
     a = real[("fvc2002_db1_b", "101_1")]
     m = a.minutiae.copy()
