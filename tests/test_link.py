@@ -193,3 +193,48 @@ def test_answer_gone_stale_in_the_broker_is_asked_for_again(tmp_path, pki, broke
     finally:
         link.stop()
         central.stop()
+
+
+def test_message_not_stored_is_not_acknowledged_and_comes_again(tmp_path, pki, broker):
+    """Storing fails once (stand-in for a full disk: the store raises, as H5's does): the
+    link does not ack to the broker, drops the connection, and the broker redelivers."""
+    cfg = appliance_config(tmp_path, pki, broker.port)
+    store = _store(cfg)
+    real_add = store.inbox.add
+    failures = []
+
+    def add_failing_once(*args, **kw):
+        if not failures:
+            failures.append(1)
+            raise OSError(28, "No space left on device")
+        return real_add(*args, **kw)
+
+    store.inbox.add = add_failing_once
+    central = make_central(pki, broker.port, tmp_path / "central.sqlite3").start()
+    link = make_link_shared(cfg, pki, store).start()
+    try:
+        enqueue_bookings(cfg, pki, 1, criminal=True)
+        link.poke()
+        wait_for(lambda: store.inbox.count() == 2, 20, what="both notifications stored")
+        assert failures and link.counters["store_errors"] == 1
+        assert link.counters["connects"] >= 2  # it reconnected to get the message again
+        assert store.outbox.counts()["acknowledged"] == 1
+    finally:
+        link.stop()
+        central.stop()
+        store.close()
+
+
+def make_link_shared(cfg, pki, store):
+    from agent.link import Link
+    return Link(cfg, store=store, central_verify_keys=pki.central_signing.public_key(),
+                device_signing_key=pki.device_signing[cfg.device.device_id])
+
+
+def test_reconnect_backoff_has_jitter_and_a_ceiling(tmp_path, pki):
+    cfg = appliance_config(tmp_path, pki, 1, reconnect_min_s=0.5, reconnect_max_s=8.0)
+    link = make_link(cfg, pki)
+    delays = [link._backoff() for _ in range(40)]
+    assert all(0.5 <= d <= 8.0 for d in delays)
+    assert len({round(d, 3) for d in delays}) > 30  # jittered, not a fixed ladder
+    assert max(delays[10:]) > 4.0  # grows towards the ceiling
