@@ -55,6 +55,7 @@ PERIOD_VARIATION = 0.10  # relative amplitude of the smooth ridge-period wander
 PERIOD_CELLS = 6  # its scale: cells across the canvas height
 PERIOD_RANGE = (7.8, 10.6)  # px, a finger's mean ridge period (people differ)
 TEXTURE = 0.25
+PRESSURE_PX = 1.5  # px of ridge-width change per side at the extreme pressures
 NOISE_SCALE = 1.0
 _GROWTH_GAIN = 2.0  # times the local mean |response|: saturates, a soft binarisation
 ORIENTATION_CORRECTION = 0.35  # rad, per control point of g(alpha)
@@ -577,6 +578,27 @@ def impression_coordinates(
     return xs, ys
 
 
+def _max3(a: np.ndarray) -> np.ndarray:
+    p = np.pad(a, 1, mode="edge")
+    h = np.maximum(np.maximum(p[:, :-2], p[:, 1:-1]), p[:, 2:])
+    return np.maximum(np.maximum(h[:-2], h[1:-1]), h[2:])
+
+
+def _thicken_ridges(ridges: np.ndarray, pixels: float) -> np.ndarray:
+    """Grey-level dilation (pixels > 0) or erosion (< 0) of the ridges by about
+    |pixels| on each side; fractional amounts blend the last 3x3 step."""
+    if abs(pixels) < 1e-3:
+        return ridges
+    sign = 1.0 if pixels > 0 else -1.0
+    steps = int(np.ceil(abs(pixels)))
+    out = ridges * sign  # erosion of ridges == dilation of valleys
+    for k in range(steps):
+        grown = _max3(out)
+        frac = min(1.0, abs(pixels) - k)
+        out = out + frac * (grown - out)
+    return out * sign
+
+
 def render_impression(
     master: MasterFinger,
     params: ImpressionParams,
@@ -599,10 +621,16 @@ def render_impression(
     strength = np.clip((1.0 - patch) / 0.25, 0.0, 1.0) * np.clip(silhouette * 1.6 - 0.3, 0.0, 1.0)
     strength *= 0.85 + 0.15 * (0.5 + 0.5 * smooth_noise(rng, size, 3)).astype(np.float32)
 
-    # pressure: heavy -> thicker ridges (lower threshold); light/dry -> thin,
-    # broken ridges (higher threshold plus blotchy skin texture)
-    threshold = -0.35 * params.pressure + 0.25 * (1.0 - strength)
+    # pressure: a heavy (or wet) finger spreads its ridges, a light (or dry)
+    # one leaves them thin -- grey-level dilation / erosion of the ridge field
+    ridges = _thicken_ridges(ridges, params.pressure * PRESSURE_PX)
     dryness = max(0.0, -params.pressure)
+    if dryness > 0.1:
+        # dry skin: ridges break up in blotches a few pixels across
+        blotch = smooth_noise(rng, size, max(4, rows // 6))
+        breaks = np.clip((blotch - (1.0 - 0.5 * dryness)) / 0.15, 0.0, 1.0).astype(np.float32)
+        ridges = ridges - 2.0 * breaks * np.maximum(ridges, 0.0)
+    threshold = 0.25 * (1.0 - strength)  # ridges fade towards the rim of the contact
     texture = rng.normal(0.0, 1.0, size).astype(np.float32)
     texture = _box_mean(texture, 1) * (0.9 + 2.2 * dryness)
     value = ridges - threshold + TEXTURE * texture
