@@ -863,8 +863,8 @@ class Service:
         line = status_mod.summary(facts)
         now = time.monotonic()
         if line != self._last_status or now - self._last_status_sent >= self.cfg.service.status_interval_s:
-            if line != self._last_status:
-                _log(logging.INFO, "status", status=line)
+            if line.split("; disk")[0] != self._last_status.split("; disk")[0]:
+                _log(logging.INFO, "status changed", status=line)
             self.notifier.status(line)
             self._last_status, self._last_status_sent = line, now
         self._write_live(facts, line)

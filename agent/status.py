@@ -340,6 +340,17 @@ def human_age(seconds: float | None) -> str:
     return f"{seconds / 86400:.1f} d"
 
 
+def human_mb(mb: float | None) -> str:
+    """Coarse on purpose: the status line should change when something happens, not per write."""
+    if mb is None:
+        return "?"
+    if mb >= 10240:
+        return f"{mb / 1024:.0f} GB"
+    if mb >= 1024:
+        return f"{mb / 1024:.1f} GB"
+    return f"{mb:.0f} MB"
+
+
 def summary(facts: Facts) -> str:
     """The one line systemd shows as the unit's status."""
     sensor = facts.sensor.get("state", "unknown")
@@ -353,8 +364,7 @@ def summary(facts: Facts) -> str:
         queue += " FULL"
     age = facts.queue.get("oldest_pending_age_s")
     oldest = f", oldest {human_age(age)}" if age is not None and depth else ""
-    free = facts.disk.get("free_mb")
-    disk = "?" if free is None else f"{free:.0f} MB free"
+    disk = human_mb(facts.disk.get("free_mb")) + " free"
     text = f"sensor {sensor}; link {facts.link.get('state', 'unknown')}; queue {queue}{oldest}; disk {disk}"
     wedged = [n for n, p in (facts.service.get("parts") or {}).items() if not p.get("alive", True)]
     if wedged:
