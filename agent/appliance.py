@@ -445,11 +445,19 @@ def _listing(cfg: Config) -> str:
 
 # -- factory reset -----------------------------------------------------------------
 
-def factory_reset(cfg: Config) -> list[str]:
-    """Delete the queue (database), inbox, galleries, keys and live status. Returns what went.
+# What a factory reset deletes under the state directory: the agent's own data,
+# nothing else (a mistyped state_dir must never become `rm -rf /var/lib`).
+RESET_PATTERNS = ("agent.sqlite3", "agent.sqlite3-*", "agent.sqlite3.corrupt-*", "galleries",
+                  "bookings", "inbox", "run", "*.tmp")
 
-    The configuration file and the Numba cache stay (neither holds personal
-    data or secrets). Refuses while the service runs.
+
+def factory_reset(cfg: Config) -> dict:
+    """Delete the queue (database), galleries, keys and live status.
+
+    Returns {"removed": [...], "left": [...]}: files in the state directory
+    that are not the agent's are left alone and listed. The configuration
+    file and the Numba cache stay (no personal data, no secrets). Refuses
+    while the service runs.
     """
     from agent import status
 
@@ -457,11 +465,12 @@ def factory_reset(cfg: Config) -> list[str]:
     if facts_service.get("state") in ("running", "starting"):
         raise UserError("the service is running; stop it first: sudo systemctl stop fpagent")
     state = pathlib.Path(cfg.paths.state_dir)
-    removed = []
     targets = [cfg.paths.keys(), status.runtime_dir(cfg)]
-    if state.exists():
-        targets += [p for p in state.iterdir() if p.name not in ("keys", "run")]
-    for path in targets:
+    if state.is_dir():
+        for pattern in RESET_PATTERNS:
+            targets += sorted(state.glob(pattern))
+    removed = []
+    for path in dict.fromkeys(targets):  # unique, in order
         if not path.exists() and not path.is_symlink():
             continue
         if path.is_dir() and not path.is_symlink():
@@ -469,4 +478,5 @@ def factory_reset(cfg: Config) -> list[str]:
         else:
             path.unlink()
         removed.append(str(path))
-    return removed
+    left = sorted(str(p) for p in state.iterdir()) if state.is_dir() else []
+    return {"removed": removed, "left": left}

@@ -242,10 +242,16 @@ def test_factory_reset(tmp_path):
     assert proc.returncode != 0 and "stop it first" in proc.stderr
     (run_dir / "status.json").unlink()
 
+    galleries = pathlib.Path(cfg.paths.state_dir) / "galleries"
+    galleries.mkdir()
+    (galleries / "watchlist.sealed").write_bytes(b"sealed gallery")
+    stranger = pathlib.Path(cfg.paths.state_dir) / "not-ours.txt"
+    stranger.write_text("someone else's file")
     proc = script("factory-reset", "--config", cfg_path, "--yes")
     assert proc.returncode == 0, proc.stderr
-    assert not cfg.paths.database().exists() and not cfg.paths.keys().exists()
-    assert not list(pathlib.Path(cfg.paths.state_dir).iterdir())
+    assert not cfg.paths.database().exists() and not cfg.paths.keys().exists() and not galleries.exists()
+    assert [p.name for p in pathlib.Path(cfg.paths.state_dir).iterdir()] == ["not-ours.txt"]
+    assert f"left in place (not the agent's): {stranger}" in proc.stdout
     assert cfg_path.exists()  # the configuration stays
 
 

@@ -56,7 +56,7 @@ def register(sub):
     p.set_defaults(func=cmd_diag)
 
     p = sub.add_parser("factory-reset", help="wipe queued bookings, inbox, galleries and keys",
-                       description="Deletes everything under the state directory (queue, inbox, "
+                       description="Deletes the agent's data in the state directory (queue, inbox, "
                        "galleries, keys). The configuration file stays. Stop the service first.")
     p.add_argument("--yes", action="store_true", help="do not ask for the typed confirmation")
     p.set_defaults(func=cmd_reset)
@@ -173,6 +173,10 @@ def cmd_reset(args) -> int:
             f"{cfg.paths.state_dir}. This cannot be undone.", "erase everything"):
         print("nothing deleted", file=sys.stderr)
         return 1
-    removed = appliance.factory_reset(cfg)
-    print(f"removed {len(removed)} items; run scripts/provision to set the appliance up again")
+    result = appliance.factory_reset(cfg)
+    for path in result["removed"]:
+        print(f"removed {path}")
+    for path in result["left"]:
+        print(f"left in place (not the agent's): {path}")
+    print("done; run scripts/provision to set the appliance up again")
     return 0
