@@ -427,17 +427,23 @@ def _ports() -> list:
 
 
 def _listing(cfg: Config) -> str:
-    """Names, sizes and modes under the state dir (no contents)."""
+    """Top-level names, modes and sizes under the state dir; folders only as counts
+    (file names inside could be booking numbers or gallery names)."""
     root = pathlib.Path(cfg.paths.state_dir)
     out = []
     if root.exists():
-        for path in sorted(root.rglob("*")):
+        for path in sorted(root.iterdir()):
             try:
                 st = path.lstat()
             except OSError:
                 continue
-            out.append(f"{oct(st.st_mode & 0o7777)} {st.st_uid}:{st.st_gid} {st.st_size:>10} "
-                       f"{path.relative_to(root)}")
+            if path.is_dir() and not path.is_symlink():
+                files = [f for f in path.rglob("*") if f.is_file()]
+                size = sum(f.stat().st_size for f in files)
+                out.append(f"{oct(st.st_mode & 0o7777)} {st.st_uid}:{st.st_gid} {size:>10} "
+                           f"{path.name}/ ({len(files)} files)")
+            else:
+                out.append(f"{oct(st.st_mode & 0o7777)} {st.st_uid}:{st.st_gid} {st.st_size:>10} {path.name}")
     for dev in ("/dev/fpsensor",):
         out.append(f"{dev} -> {os.path.realpath(dev)}" if os.path.exists(dev) else f"{dev} absent")
     return "\n".join(out) + "\n"

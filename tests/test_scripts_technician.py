@@ -191,6 +191,8 @@ def test_diag_bundle_holds_no_biometric_data_or_secrets(tmp_path):
     store.close()
     state = pathlib.Path(cfg.paths.state_dir)
     (state / "last-capture.png").write_bytes(b"\x89PNG\r\n\x1a\n" + marker)
+    (state / "galleries").mkdir()
+    (state / "galleries" / "BOOKING-2024-0042.sealed").write_bytes(b"sealed")
     key_body = "".join((cfg.paths.keys() / "device-sign.key").read_text().strip().splitlines()[1:-1])
     tls_body = "".join((cfg.paths.keys() / "device-tls.key").read_text().strip().splitlines()[1:-1])
 
@@ -204,7 +206,7 @@ def test_diag_bundle_holds_no_biometric_data_or_secrets(tmp_path):
                             "sensor-test.json", "serial-ports.json", "files.txt"}
     everything = b"\n".join(members.values())
     for forbidden in (marker, b"\x89PNG", b"SQLite format 3", b"PRIVATE KEY", key_body.encode(),
-                      tls_body.encode(), b"TCN-DIAG-1"):
+                      tls_body.encode(), b"TCN-DIAG-1", b"BOOKING-2024-0042"):
         assert forbidden not in everything, forbidden[:20]
     status = json.loads(members["status.json"])
     assert status["queue"]["depth"] == 1 and status["device_id"] == "booking-11"
@@ -213,6 +215,7 @@ def test_diag_bundle_holds_no_biometric_data_or_secrets(tmp_path):
     import tomllib
     assert tomllib.loads(members["config.toml"].decode())["device"]["device_id"] == "booking-11"
     assert b"fpagent " in members["versions.txt"] and b"numba " in members["versions.txt"]
+    assert b"galleries/ (1 files)" in members["files.txt"] and b"agent.sqlite3" in members["files.txt"]
 
 
 # -- factory reset ----------------------------------------------------------------------------
