@@ -29,3 +29,16 @@ def test_synth_refuses_bad_fingers_and_sizes_with_one_line(tmp_path, capsys):
     assert main(["synth", "--size", "huge", "--out", str(tmp_path)]) == 2
     assert "WIDTHxHEIGHT" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_synthetic_prints_figures_and_a_json_line(capsys):
+    import json
+
+    assert main(["bench", "synthetic", "--fingers", "2", "--impressions", "2",
+                 "--no-nbis", "--json"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert any(line.startswith("master finger:") for line in out)
+    result = json.loads(out[-1])
+    assert result["fingers"] == 2 and result["impressions"] == 2
+    assert result["master_s_median"] > 0 and result["impression_s_median"] > 0
+    assert sum(result["patterns"].values()) == 2

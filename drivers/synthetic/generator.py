@@ -49,7 +49,7 @@ _N_ORIENTATIONS = 12
 _BANK_PERIODS = (7.0, 8.5, 10.0, 11.5)
 _SIGMA_NORMAL = 3.6  # Gaussian envelope across ridges, px
 _SIGMA_TANGENT = 4.6  # and along ridges (elongated: smooth, continuous ridges)
-GROWTH_ITERATIONS = 9
+GROWTH_ITERATIONS = 7
 SEED_DENSITY = 1.0 / 700.0  # seeds per px of the fingertip
 PERIOD_VARIATION = 0.10  # relative amplitude of the smooth ridge-period wander
 PERIOD_CELLS = 6  # its scale: cells across the canvas height
@@ -84,8 +84,8 @@ class MasterFinger:
     pattern: str
     cores: np.ndarray
     deltas: np.ndarray
-    orientation: np.ndarray  # float32 HxW, ridge tangent angle in [0, pi)
-    period: np.ndarray  # float32 HxW, ridge period in px
+    orientation: np.ndarray  # float16 HxW, ridge tangent angle in [0, pi)
+    period: np.ndarray  # float16 HxW, ridge period in px
     mask: np.ndarray  # bool HxW, fingertip silhouette
     ridges: np.ndarray  # float32 HxW in [-1, 1]
     center: tuple[float, float]  # (x, y) of the silhouette's centre
@@ -286,7 +286,7 @@ def ridge_period_map(
     return np.clip(period, _BANK_PERIODS[0], _BANK_PERIODS[-1]).astype(np.float32)
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=2)  # ~17 MB per canvas shape
 def _gabor_bank(shape: tuple[int, int]) -> np.ndarray:
     """Frequency responses (rfft2 layout) of the Gabor bank, peak gain 1.
 
@@ -424,7 +424,8 @@ def _random_corrections(rng: np.random.Generator, count: int, amplitude: float):
     return [rng.uniform(-amplitude, amplitude, size=8) for _ in range(count)]
 
 
-@functools.lru_cache(maxsize=32)
+# 12 masters (~1.2 MB each): a ten-print booking re-captures without regrowing.
+@functools.lru_cache(maxsize=12)
 def master_finger(person: int, finger: int, seed: int = 0) -> MasterFinger:
     """The master finger for (seed, person, finger); cached, so the impressions
     of one finger cost one master. Deterministic."""
@@ -462,8 +463,8 @@ def master_finger(person: int, finger: int, seed: int = 0) -> MasterFinger:
         pattern=pattern,
         cores=cores,
         deltas=deltas,
-        orientation=orientation.astype(np.float32),
-        period=period,
+        orientation=orientation.astype(np.float16),  # for inspection only: keep it small
+        period=period.astype(np.float16),
         mask=mask,
         ridges=ridges,
         center=(float(center[0]), float(center[1])),
