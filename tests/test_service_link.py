@@ -30,7 +30,7 @@ def test_status_follows_the_real_link(tmp_path, pki, broker):  # noqa: F811
         cfg, notifier=sdnotify.Notifier(notify.address), warmups=[], store=store,
         parts=[service_mod.CapturePart(cfg.sensor.url, period=0.05),
                service_mod.OutboxPart(cfg, store, period=0.05), link_part],
-        part_timeout_s=1.0, tick_s=0.05)
+        part_timeout_s=5.0, tick_s=0.05)
     svc.watchdog_s = 0.05
     link_part.open(status_extra=svc._link_status_extra)  # the real agent.link.build_link
     thread = threading.Thread(target=svc.run, daemon=True)

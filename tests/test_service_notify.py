@@ -194,7 +194,7 @@ def make_config(tmp_path, **service) -> config.Config:
     return cfg
 
 
-def start_service(cfg, notify, *, warmups=(), extra_parts=(), link=None, part_timeout_s=0.5, env=None):
+def start_service(cfg, notify, *, warmups=(), extra_parts=(), link=None, part_timeout_s=3.0, env=None):
     from agent.store import Store
 
     store = Store(cfg.paths.database(), cfg)
@@ -308,7 +308,7 @@ def test_watchdog_stops_when_a_part_is_wedged(tmp_path, notify_socket):
     cfg = make_config(tmp_path)
     (tmp_path / "cable").touch()
     wedgy = WedgeablePart()
-    svc, thread = start_service(cfg, notify_socket, extra_parts=[wedgy], part_timeout_s=0.4)
+    svc, thread = start_service(cfg, notify_socket, extra_parts=[wedgy], part_timeout_s=0.8)
     try:
         notify_socket.wait_for("READY")
         time.sleep(0.5)
@@ -353,7 +353,7 @@ def test_watchdog_stops_when_the_link_thread_dies(tmp_path, notify_socket):
     cfg = make_config(tmp_path)
     (tmp_path / "cable").touch()
     link = StandInLink()
-    svc, thread = start_service(cfg, notify_socket, link=link, part_timeout_s=0.4)
+    svc, thread = start_service(cfg, notify_socket, link=link, part_timeout_s=0.8)
     try:
         notify_socket.wait_for("STATUS", lambda v: "link connected" in v)
         link.die()
