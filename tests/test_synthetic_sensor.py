@@ -57,3 +57,12 @@ def test_two_sensor_objects_are_independent_and_repeatable():
 def test_bad_urls_give_a_clear_error(url):
     with pytest.raises(ValueError):
         hal.open_sensor(url)
+
+
+def test_a_capture_past_its_deadline_times_out_and_does_not_skip_an_impression():
+    sensor = hal.open_sensor("synthetic://?seed=1&person=2")
+    with pytest.raises(hal.CaptureTimeout):
+        sensor.capture(timeout=1e-9, finger_position=3)
+    assert sensor.next_impression(3) == 0  # the lost capture is not counted
+    img = sensor.capture(5.0, None, 3, hal.ImpressionType.LIVE_PLAIN)  # positional, as the base class
+    assert np.array_equal(img.pixels, finger_image(2, 3, 0, seed=1))

@@ -16,7 +16,7 @@ import datetime as _dt
 import threading
 import time
 
-from hal.image import FingerImage, FingerPosition
+from hal.image import FingerImage, FingerPosition, ImpressionType
 from hal.sensor import Progress, Sensor, SensorInfo
 
 from drivers.synthetic.generator import PPI, finger_image
@@ -69,14 +69,18 @@ class SyntheticSensor(Sensor):
             url=parsed.raw,
         )
 
-    def capture(self, timeout=20.0, progress=None, finger_position=FingerPosition.UNKNOWN, **kw):
+    def capture(
+        self,
+        timeout: float = 20.0,
+        progress: Progress | None = None,
+        finger_position: int = FingerPosition.UNKNOWN,
+        impression_type: int = ImpressionType.LIVE_PLAIN,
+    ) -> FingerImage:
         # The finger being presented is known out of band (it is synthetic):
         # remember it for _capture_internal, which the base class calls.
         with self._lock:
             self._finger = int(finger_position) or 1
-            return super().capture(
-                timeout=timeout, progress=progress, finger_position=finger_position, **kw
-            )
+            return super().capture(timeout, progress, finger_position, impression_type)
 
     def next_impression(self, finger: int) -> int:
         """The impression number the next capture of `finger` will return."""
