@@ -145,3 +145,40 @@ def test_sysusers_and_tmpfiles_in_a_temporary_root(tmp_path):
         st = (root / path).stat()
         assert st.st_mode & 0o777 == mode, path
     assert (root / "var/lib/fpagent").stat().st_uid == uid
+
+
+# PR_SET_MDWE (Linux 6.3+) is what MemoryDenyWriteExecute=yes sets up for a unit.
+_MDWE = """
+import ctypes, sys
+if ctypes.CDLL(None, use_errno=True).prctl(65, 1, 0, 0, 0) != 0:
+    sys.exit(99)  # this kernel cannot deny W+X memory
+"""
+_RUN_FPAGENT = "import runpy; sys.argv = sys.argv[1:]; runpy.run_module('agent', run_name='__main__', alter_sys=True)"
+_JIT_ONE_FUNCTION = "import numba\nf = numba.njit(lambda x: x + 1)\nf(1)\n"
+
+
+def under_mdwe(code: str, *argv: str, env=None) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-c", _MDWE + code, *argv], capture_output=True, text=True,
+                          cwd=ROOT, env=env, timeout=120)
+    if proc.returncode == 99:
+        pytest.skip("this kernel has no PR_SET_MDWE (Linux < 6.3)")
+    return proc
+
+
+def test_why_the_service_unit_has_no_memory_deny_write_execute(tmp_path):
+    """The identity unit sets MemoryDenyWriteExecute=yes and works under it; the
+    service unit cannot, because the Numba JIT needs W+X memory: both shown for real."""
+    import os
+
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text(f'[paths]\nstate_dir = "{tmp_path}/state"\n')
+    ident = under_mdwe(_RUN_FPAGENT, "agent", "--config", str(cfg), "identity", "--ensure")
+    assert ident.returncode == 0, ident.stderr
+    assert (tmp_path / "state/keys/device-sign.key").exists()
+    assert "MemoryDenyWriteExecute=yes" in (SYSTEMD / "fpagent-identity.service").read_text()
+
+    jit = under_mdwe(_JIT_ONE_FUNCTION, env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")})
+    assert jit.returncode != 0 and "executable memory" in jit.stderr, jit.stderr[-500:]
+    plain = subprocess.run([sys.executable, "-c", _JIT_ONE_FUNCTION], capture_output=True, text=True,
+                           cwd=ROOT, timeout=120)
+    assert plain.returncode == 0, plain.stderr[-500:]  # the same code without the restriction
