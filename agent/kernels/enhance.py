@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def line_filter(img, ux, uy, idx, mask, table):
     """out[y, x] = sum_t table[idx[y, x], t] * img(x + (t-R)*ux, y + (t-R)*uy), inside mask.
 
@@ -27,7 +27,11 @@ def line_filter(img, ux, uy, idx, mask, table):
     h, w = img.shape
     n = table.shape[1]
     r = (n - 1) // 2
-    pad = r + 2
+    umax = 1.0
+    for y in range(h):
+        for x in range(w):
+            umax = max(umax, abs(ux[y, x]), abs(uy[y, x]))
+    pad = int(r * umax) + 2  # every sample stays inside the padded copy
     # edge-replicated copy: sampling it equals sampling with clamped coordinates
     big = np.empty((h + 2 * pad, w + 2 * pad), dtype=np.float32)
     for y in range(h + 2 * pad):
@@ -81,9 +85,12 @@ def line_filter_reference(img, ux, uy, idx, mask, table):
     return out
 
 
-def gaussian_row(sigma: float, radius: int) -> np.ndarray:
-    """A normalised Gaussian smoothing row of 2*radius+1 taps (table with one row)."""
-    t = np.arange(-radius, radius + 1, dtype=np.float64)
+def gaussian_row(sigma: float, radius: int, step: float = 1.0) -> np.ndarray:
+    """A normalised Gaussian smoothing row of 2*radius+1 taps `step` pixels apart (one-row table).
+
+    Use it with the direction vectors multiplied by `step`.
+    """
+    t = np.arange(-radius, radius + 1, dtype=np.float64) * step
     g = np.exp(-0.5 * (t / sigma) ** 2)
     return (g / g.sum()).astype(np.float32)[None, :]
 
