@@ -53,6 +53,7 @@ log = logging.getLogger("fpagent.link")
 
 SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps our queue for a week offline
 CONNACK_TIMEOUT_S = 15.0
+MAX_LOOP_ERRORS = 20  # consecutive loop failures before the link thread gives up
 
 
 def _nodelay(client) -> None:
@@ -180,6 +181,7 @@ class Link:
         self._next_attempt = 0.0
         self._connect_started = 0.0
         self._ever_tried = False
+        self._status_due = True
         self.error: BaseException | None = None
 
     # ------------------------------------------------------------------ topics
@@ -277,30 +279,19 @@ class Link:
         self._store = self.store_factory()
         self._client = self._make_client()
         next_status = 0.0
+        errors_in_a_row = 0
         try:
             while not self._stop.is_set():
-                now = time.monotonic()
-                if self._state == "down" and now >= self._next_attempt:
-                    self._try_connect()
-                if self._state == "connecting" and now - self._connect_started > CONNACK_TIMEOUT_S:
-                    self._lost("no CONNACK from the broker")
-                if self._state == "down":
-                    self._stop.wait(min(0.05, max(0.0, self._next_attempt - now)))
-                    continue
-                rc = self._client.loop(timeout=0.02)
-                if rc == mqtt.MQTT_ERR_SUCCESS and self._incoming:
-                    rc = self._client.loop_read(max_packets=64)  # take what is buffered too
-                    if rc == mqtt.MQTT_ERR_AGAIN:
-                        rc = mqtt.MQTT_ERR_SUCCESS
-                self._drain_incoming()
-                if rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN) and self._state != "down":
-                    self._lost(f"network error: {mqtt.error_string(rc)}")
-                if self._state == "up":
-                    now = time.monotonic()
-                    if now >= next_status:
-                        self._publish_status("online")
-                        next_status = now + self.config.service.status_interval_s
-                    self._pump(now)
+                try:
+                    next_status = self._step(next_status)
+                    errors_in_a_row = 0
+                except Exception as exc:  # noqa: BLE001 - e.g. the database briefly unusable
+                    errors_in_a_row += 1
+                    self.counters["loop_errors"] += 1
+                    log.error("link loop error (%d in a row): %s", errors_in_a_row, exc)
+                    if errors_in_a_row >= MAX_LOOP_ERRORS:
+                        raise  # crash-only: the service's watchdog restarts the agent
+                    self._lost(f"link loop error: {exc}")
             if self._state == "up":
                 self._publish_status("offline")
                 deadline = time.monotonic() + 2.0
@@ -313,6 +304,33 @@ class Link:
             self._close_socket()
             if self._owns_store:
                 self._store.close()
+
+    def _step(self, next_status: float) -> float:
+        """One turn of the loop: connect when due, network I/O, store, publish."""
+        now = time.monotonic()
+        if self._state == "down" and now >= self._next_attempt:
+            self._try_connect()
+        if self._state == "connecting" and now - self._connect_started > CONNACK_TIMEOUT_S:
+            self._lost("no CONNACK from the broker")
+        if self._state == "down":
+            self._stop.wait(min(0.05, max(0.0, self._next_attempt - now)))
+            return next_status
+        rc = self._client.loop(timeout=0.02)
+        if rc == mqtt.MQTT_ERR_SUCCESS and self._incoming:
+            rc = self._client.loop_read(max_packets=64)  # take what is buffered too
+            if rc == mqtt.MQTT_ERR_AGAIN:
+                rc = mqtt.MQTT_ERR_SUCCESS
+        self._drain_incoming()
+        if rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN) and self._state != "down":
+            self._lost(f"network error: {mqtt.error_string(rc)}")
+        if self._state == "up":
+            now = time.monotonic()
+            if now >= next_status or self._status_due:
+                self._status_due = False  # right after every (re)connect: the will may have said offline
+                self._publish_status("online")
+                next_status = now + self.config.service.status_interval_s
+            self._pump(now)
+        return next_status
 
     def _close_socket(self) -> None:
         try:
@@ -338,6 +356,9 @@ class Link:
                 self._client.connect(self.mq.host, self.mq.port, keepalive=self.mq.keepalive_s,
                                      clean_start=False, properties=props)
             else:
+                # a fresh "offline" will (its issued_at) for this connection
+                self._client.will_set(self.topic("status"), self._status_payload("offline"),
+                                      qos=1, retain=True)
                 self._client.reconnect()
         except (OSError, ssl.SSLError, ValueError) as exc:
             self._last_error = f"connect to {self.mq.host}:{self.mq.port} failed: {exc}"
@@ -379,6 +400,7 @@ class Link:
         self._inflight.clear()
         self._mid_to_id.clear()
         self._pump_needed = True
+        self._status_due = True
         self._connected.set()
         self._subscribed.clear()
         log.info("connected to %s:%s (session present: %s)", self.mq.host, self.mq.port,

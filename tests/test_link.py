@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 
 import paho.mqtt.client as mqtt
@@ -132,10 +133,12 @@ def test_retained_status_and_will(tmp_path, pki, broker):
         assert body["kind"] == "status" and body["device"] == "booking-01"
         assert body["sensor"] == {"state": "ready"} and "pending" in body["queue"]
         assert got["last"][1]["sig"]  # signed with the device key
-        # the connection dies without a DISCONNECT: the broker publishes the will
-        link._client.socket().close()
-        link._stop.set()
+        # the connection dies without a DISCONNECT: the broker publishes the will...
+        link._client.socket().shutdown(socket.SHUT_RDWR)
         wait_for(lambda: got["last"][1]["body"]["state"] == "offline", 15, what="will (offline)")
+        # ...and the link, reconnected, says it is online again
+        wait_for(lambda: got["last"][1]["body"]["state"] == "online", 15, what="online again")
+        assert link.counters["connects"] == 2
     finally:
         link.stop()
         watcher.loop_stop()
