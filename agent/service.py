@@ -797,6 +797,7 @@ class Service:
             while not done.wait(0 if not keep_extending.sent else extend_s / 3):
                 keep_extending.sent = True
                 self.notifier.extend_timeout(extend_s)
+                self._write_live()  # `fpagent status` sees "starting", not a stale service
         keep_extending.sent = False
         keeper = threading.Thread(target=keep_extending, name="fpagent-extend", daemon=True)
         keeper.start()
