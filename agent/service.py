@@ -754,6 +754,7 @@ class Service:
         self._lock_fd = fd
 
     def _say(self, what: str) -> None:
+        self.step = what
         _log(logging.INFO, what)
         self.notifier.status(what)
 
@@ -882,6 +883,7 @@ class Service:
                           "age_s": round(min(self.beats.age(p.name), 1e9), 1)} for p in self.parts}
         return {
             "service": {"state": self.state, "pid": os.getpid(), "started_at": self.started_at,
+                        "detail": getattr(self, "step", "") if self.state == "starting" else "",
                         "updated_at": time.time(), "parts": parts,
                         "stale_after_s": max(3 * self.tick_s, 10.0) + 2 * self.part_timeout_s,
                         "watchdog_s": self.watchdog_s},
