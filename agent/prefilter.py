@@ -1,6 +1,6 @@
 """1:N screen: a compact fixed-length descriptor per template and a gallery scan.
 
-Descriptor: a soft histogram of every minutia pair closer than 120 px
+Descriptor: a histogram of every minutia pair closer than 120 px
 (at 500 ppi) over (length, angle at one end, angle at the other end).
 Those features ignore rotation and translation, and a partial print still
 shares most of its local edges with its mate, so two impressions of one
@@ -49,7 +49,7 @@ class GalleryError(ValueError):
 def descriptor_from_prepared(p: matcher.Prepared) -> np.ndarray:
     """uint8 descriptor (DESCRIPTOR_BYTES) of a prepared template.
 
-    Soft histogram of every minutia pair closer than LEN_MAX over (length,
+    Histogram of every minutia pair closer than LEN_MAX over (length,
     angle at one end, angle at the other), folded so the order of the ends
     does not matter, square-rooted, scaled to unit length and quantised.
     """
@@ -63,19 +63,11 @@ def descriptor_from_prepared(p: matcher.Prepared) -> np.ndarray:
         direction = np.arctan2(dy[ii, jj], dx[ii, jj])
         a = np.mod(direction - th[ii], 2 * math.pi)
         b = np.mod(direction + math.pi - th[jj], 2 * math.pi)
-        fl = np.clip(d[ii, jj] / (LEN_MAX / LEN_BINS) - 0.5, 0, LEN_BINS - 1)
-        fa = a * (ANG_BINS / (2 * math.pi)) - 0.5  # circular
-        fb = b * (ANG_BINS / (2 * math.pi)) - 0.5
-        l0, a0, b0 = (np.floor(v).astype(np.int64) for v in (fl, fa, fb))
-        wl, wa, wb = fl - l0, fa - a0, fb - b0
-        for dl in (0, 1):
-            li = np.minimum(l0 + dl, LEN_BINS - 1)
-            w1 = wl if dl else 1 - wl
-            for da in (0, 1):
-                ai = (a0 + da) % ANG_BINS
-                w2 = w1 * (wa if da else 1 - wa)
-                for db in (0, 1):
-                    np.add.at(hist, (li, ai, (b0 + db) % ANG_BINS), w2 * (wb if db else 1 - wb))
+        # hard bins: measured better than linear soft assignment on the dev sets
+        li = np.minimum((d[ii, jj] * (LEN_BINS / LEN_MAX)).astype(np.int64), LEN_BINS - 1)
+        ai = (a * (ANG_BINS / (2 * math.pi))).astype(np.int64) % ANG_BINS
+        bi = (b * (ANG_BINS / (2 * math.pi))).astype(np.int64) % ANG_BINS
+        np.add.at(hist, (li, ai, bi), 1.0)
     hist = hist + hist.transpose(0, 2, 1)
     h = np.sqrt(hist[:, _UPPER[0], _UPPER[1]].reshape(-1))
     norm = np.linalg.norm(h)
