@@ -81,17 +81,18 @@ def _as_pixels(image, ppi):
 
 def _enhance(f: _q.Fields):
     """Contextual filtering; returns (enhanced, clarity 0..1 per pixel)."""
-    work = _q._dilate(f.block_fg, 1)
-    work_mask = _q._upsample_blocks(work, _q.BLOCK, f.mask.shape) | f.mask
+    h, w = f.mask.shape
+    # filter the foreground and a band of 8 px around it (the across pass reads it)
+    near = _q._full(_q._dilate(f.mask[::2, ::2], 4), (h, w)) | f.mask
     ct, st = np.cos(f.theta).astype(np.float32), np.sin(f.theta).astype(np.float32)
     zero = np.zeros(f.mask.shape, dtype=np.int64)
-    along = enhance.line_filter(f.normalised, ct * _ALONG_STEP, st * _ALONG_STEP, zero, work_mask,
+    along = enhance.line_filter(f.normalised, ct * _ALONG_STEP, st * _ALONG_STEP, zero, near,
                                 _ALONG)
     idx = np.clip(np.rint((f.period - _q.MIN_PERIOD) / 0.5), 0, len(_PERIODS) - 1).astype(np.int64)
     # across the ridges: the normal (-sin, cos) of the ridge direction
-    out = enhance.line_filter(along, -st, ct, idx, work_mask, _ACROSS)
-    e2 = _q.box_mean(np.stack([out * out, f.normalised * f.normalised]), 6)
-    clarity = np.clip(e2[0] / (e2[1] + 1e-3) * 1.6, 0, 1)
+    out = enhance.line_filter(along, -st, ct, idx, near, _ACROSS)
+    e2 = _q.box_mean(_q._half(np.stack([out * out, f.normalised * f.normalised])), 3)
+    clarity = _q._full(np.clip(e2[0] / (e2[1] + 1e-3) * 1.6, 0, 1), (h, w))
     return out, clarity
 
 
@@ -168,12 +169,11 @@ def _minutiae(skel: np.ndarray, f: _q.Fields, clarity: np.ndarray) -> np.ndarray
     # merge bifurcation pixels that touch (one junction drawn as 2-3 pixels)
     keep = np.ones(len(ys), dtype=bool)
     bif = np.nonzero(kinds == BIFURCATION)[0]
-    for a_i, a in enumerate(bif):
-        if not keep[a]:
-            continue
-        for b in bif[a_i + 1:]:
-            if keep[b] and abs(int(ys[a]) - int(ys[b])) <= 2 and abs(int(xs[a]) - int(xs[b])) <= 2:
-                keep[b] = False
+    by, bx = ys[bif].astype(np.int32), xs[bif].astype(np.int32)
+    touch = (np.abs(by[:, None] - by[None, :]) <= 2) & (np.abs(bx[:, None] - bx[None, :]) <= 2)
+    for a, b in zip(*np.nonzero(np.triu(touch, 1))):  # (row-major order: first one wins)
+        if keep[bif[a]]:
+            keep[bif[b]] = False
     ys, xs, kinds = ys[keep], xs[keep], kinds[keep]
     n = len(ys)
     if n == 0:
@@ -226,10 +226,8 @@ def _minutiae(skel: np.ndarray, f: _q.Fields, clarity: np.ndarray) -> np.ndarray
                     alive[i] = alive[j] = False
 
     # border: too close to the edge of the foreground
-    r = BORDER_PX
-    padded = np.pad(f.mask, r).astype(np.float32)  # outside the image is background too
-    inside = _q.box_mean(padded, r)[r:-r, r:-r] > 0.999
-    alive &= inside[ys, xs]
+    # (outside the image is background too)
+    alive &= _window_share(f.mask, ys, xs, BORDER_PX) > 0.999
 
     # clusters: many minutiae in a small area are noise, not ridges
     idx = np.nonzero(alive)[0]
@@ -241,10 +239,9 @@ def _minutiae(skel: np.ndarray, f: _q.Fields, clarity: np.ndarray) -> np.ndarray
 
     idx = np.nonzero(alive)[0]
     # reliability: local orientation certainty x ridge clarity x distance from the border
-    coh = _q.box_mean(f.coherence, 6)
-    deep = _q.box_mean(f.mask.astype(np.float32), 20)
-    rel = (np.sqrt(np.clip(coh[ys[idx], xs[idx]], 0, 1) * clarity[ys[idx], xs[idx]])
-           * (0.5 + 0.5 * deep[ys[idx], xs[idx]]))
+    deep = _window_share(f.mask, ys[idx], xs[idx], 20)
+    rel = (np.sqrt(np.clip(f.coherence[ys[idx], xs[idx]], 0, 1) * clarity[ys[idx], xs[idx]])
+           * (0.5 + 0.5 * deep))
     good = rel >= MIN_RELIABILITY
     if good.sum() >= MIN_MINUTIAE:  # a poor print keeps its best minutiae rather than none
         idx, rel = idx[good], rel[good]
@@ -257,6 +254,16 @@ def _minutiae(skel: np.ndarray, f: _q.Fields, clarity: np.ndarray) -> np.ndarray
     out["kind"] = kinds[idx]
     out["quality"] = np.clip(np.rint(rel * 100), 1, 100).astype(np.uint8)
     return out
+
+
+def _window_share(mask: np.ndarray, ys, xs, r: int) -> np.ndarray:
+    """Share of foreground in the (2r+1)^2 window round each point (outside the image counts as not)."""
+    h, w = mask.shape
+    c = np.zeros((h + 1, w + 1), dtype=np.int32)
+    c[1:, 1:] = np.cumsum(np.cumsum(mask, axis=0, dtype=np.int32), axis=1)
+    y0, y1 = np.clip(ys - r, 0, h), np.clip(ys + r + 1, 0, h)
+    x0, x1 = np.clip(xs - r, 0, w), np.clip(xs + r + 1, 0, w)
+    return (c[y1, x1] - c[y0, x1] - c[y1, x0] + c[y0, x0]) / float((2 * r + 1) ** 2)
 
 
 def _directions(kinds, ys, xs, nbranch, dy, dx, theta) -> np.ndarray:
