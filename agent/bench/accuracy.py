@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import os
 import pathlib
 import re
 import sys
@@ -334,8 +335,46 @@ def run(args) -> int:
         _write_scores(out, score_rows)
         if nbis_rows:
             _write_scores(out.with_suffix(".nbis.tsv"), nbis_rows)
-    emit({"benchmark": "accuracy", "datasets": datasets}, args.json)
+    progress("matcher kernels: first compile and cached start", 0, 1)
+    starts = kernel_start_times()
+    progress("matcher kernels: first compile and cached start", 1, 1)
+
+    def sec(v):
+        return "n/a" if v is None else f"{v:.2f} s"
+
+    print(f"matcher + prefilter kernels (import to ready): first compile {sec(starts['first_compile_s'])}, "
+          f"cached start {sec(starts['cached_start_s'])}")
+    emit({"benchmark": "accuracy", "datasets": datasets, "matcher_kernels": starts}, args.json)
     return 0
+
+
+_START_PROBE = (
+    "import time, numpy as np; t = time.perf_counter(); "
+    "from agent import matcher, prefilter; matcher.warm_up(); "
+    "from agent.kernels_match.prefilter_scan import scan; "
+    "d = np.zeros((1, prefilter.DESCRIPTOR_BYTES), np.uint8); "
+    "scan(d, np.ones(1, np.float32), np.zeros(prefilter.DESCRIPTOR_BYTES, np.float32), np.float32(0), 1); "
+    "print(time.perf_counter() - t)"
+)
+
+
+def kernel_start_times() -> dict:
+    """Import-to-ready time of the matcher and prefilter kernels: cold (first compile into an
+    empty Numba cache) and cached (the same cache again), each in a fresh process."""
+    import subprocess  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="fpagent-numba-") as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        for label in ("first_compile_s", "cached_start_s"):
+            res = subprocess.run([sys.executable, "-c", _START_PROBE], env=env, capture_output=True,
+                                 text=True, timeout=300)
+            try:
+                out[label] = float(res.stdout.strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                out[label] = None
+    return out
 
 
 def _write_scores(path: pathlib.Path, rows) -> None:
