@@ -206,3 +206,43 @@ def test_unsigned_ack_or_command_is_not_acted_on(tmp_path, pki, broker, leaf):
     finally:
         _stop(cen)
         link.stop()
+
+
+def test_shipped_broker_config_and_acl_work_as_they_are(tmp_path, pki):
+    """systemd/mosquitto/ itself (paths pointed at a temp dir), not only agent.devbroker's copy."""
+    from agent.devbroker import acl_text, find_mosquitto, free_port
+    shipped = ROOT / "systemd" / "mosquitto"
+    assert (shipped / "acl").read_text() == acl_text()  # the two never drift apart
+    port = free_port()
+    (tmp_path / "persist").mkdir()
+    conf = (shipped / "mosquitto.conf").read_text()
+    conf = (conf.replace("/etc/mosquitto/certs/", f"{pki.certs}/")
+            .replace("/etc/mosquitto/conf.d/fpagent.acl", str(shipped / "acl"))
+            .replace("/var/lib/mosquitto/", f"{tmp_path / 'persist'}/")
+            .replace("listener 8883", f"listener {port} 127.0.0.1"))
+    for directive in ("require_certificate true", "use_identity_as_username true",
+                      "allow_anonymous false", "persistence true"):
+        assert directive in conf
+    if os.geteuid() == 0:
+        conf = "user root\n" + conf
+    (tmp_path / "m.conf").write_text(conf)
+    proc = subprocess.Popen([find_mosquitto(), "-c", str(tmp_path / "m.conf")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: not _connect_fails(port, pki.tls("booking-01")), 10, interval=0.1,
+                 what="the shipped configuration accepting a good client")
+        assert _connect_fails(port, {"ca_file": str(pki.certs / "ca.crt")})
+        got = []
+        a2 = _client(port, pki.tls("booking-02"), "b2", on_message=lambda c, u, m: got.append(m.topic))
+        a1 = _client(port, pki.tls("booking-01"), "b1", on_message=lambda c, u, m: got.append(m.topic))
+        a1.subscribe(f"fpagent/v1/{ORI}/booking-02/#", qos=1)
+        a2.subscribe(f"fpagent/v1/{ORI}/booking-02/submission", qos=1)
+        time.sleep(0.3)
+        a2.publish(f"fpagent/v1/{ORI}/booking-02/submission", b"x", qos=1).wait_for_publish(5)
+        time.sleep(0.3)
+        assert got == []  # booking-02 cannot read submissions (its own, even); booking-01 nothing
+        _stop(a1, a2)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        proc.stderr.close()
