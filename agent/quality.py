@@ -234,6 +234,39 @@ def analyse(img500: np.ndarray) -> Fields:
 
 # --------------------------------------------------------------------------- scoring
 
+ADVICE_BELOW = 35  # the capture gate's default minimum (config quality.min_score)
+
+
+def _advice(f: Fields, usable: float, contrast: float, clarity: float) -> str:
+    """One instruction for the officer about a poor capture, most likely cause first.
+
+    Wet fingers print dark, with ridges run together (little contrast); dry
+    ones print pale and broken (little ridge clarity); a finger off the
+    glass's centre leaves a small print away from the middle; light pressure
+    leaves a small or faint one.
+    """
+    h, w = f.image.shape
+    if usable < 0.02:
+        grey_all = float(np.median(f.image[::3, ::3]))
+        if grey_all < 70:
+            return "finger too wet (the image is dark): dry it and capture again"
+        return "no finger found on the glass: place the finger flat and press gently"
+    grey = float(np.median(f.image[f.mask][::5]))
+    if grey < 100 and (contrast < 20 or clarity < 0.5):
+        return "finger too wet: dry it and capture again"
+    if grey > 150 and clarity < 0.45:
+        return "finger too dry: moisten it slightly and press a little harder"
+    if contrast < 18:
+        return "press a little harder"
+    if usable < 0.3:
+        ys, xs = np.nonzero(f.mask[::4, ::4])
+        cy, cx = 4 * ys.mean() / h, 4 * xs.mean() / w
+        if abs(cx - 0.5) > 0.15 or abs(cy - 0.5) > 0.15:
+            return "place the finger in the centre of the glass"
+        return "press the finger flat on the glass (too little of it touches)"
+    return "clean the glass and the finger, then capture again"
+
+
 def report_from_fields(f: Fields, clarity: np.ndarray | None = None, scale: float = 1.0,
                        minutiae_count: int | None = None) -> QualityReport:
     """Score, block map and advice from the fields (and the enhancement clarity, if known).
@@ -253,8 +286,8 @@ def report_from_fields(f: Fields, clarity: np.ndarray | None = None, scale: floa
     usable = float(f.mask.mean())
     if n_fg == 0:
         return QualityReport(0, int(round(BLOCK * scale)), block_q, block_fg,
-                             "no finger on the sensor: place the finger flat on the glass",
-                             usable_area=0.0, minutiae_count=minutiae_count)
+                             _advice(f, 0.0, 0.0, 0.0), usable_area=0.0,
+                             minutiae_count=minutiae_count)
     oc = float(coh_b[block_fg].mean())
     rc = float(clar_b[block_fg].mean())
     good_blocks = float((block_q[block_fg] > 0.55).sum())
@@ -270,23 +303,7 @@ def report_from_fields(f: Fields, clarity: np.ndarray | None = None, scale: floa
     score = int(np.clip(round(100.0 * (1.0 - math.exp(-x / 2.2))), 1, 100))
 
     # advice for the officer, most useful first
-    advice = ""
-    if score < 35:
-        ys, xs = np.nonzero(f.mask)
-        cy, cx = ys.mean() / h, xs.mean() / w
-        grey = float(np.median(f.image[f.mask][::5]))
-        if usable < 0.25 and (abs(cx - 0.5) > 0.2 or abs(cy - 0.5) > 0.2):
-            advice = "place the finger in the centre of the glass"
-        elif usable < 0.25:
-            advice = "press the finger flat on the glass (too little of it touches)"
-        elif contrast < 18:
-            advice = "press a little harder"
-        elif grey < 90 and rc < 0.45:
-            advice = "finger too wet: dry it and capture again"
-        elif grey > 150 and rc < 0.45:
-            advice = "finger too dry: moisten it slightly and press a little harder"
-        else:
-            advice = "clean the glass and the finger, then capture again"
+    advice = _advice(f, usable, contrast, rc) if score < ADVICE_BELOW else ""
     return QualityReport(
         score=score, block_size=int(round(BLOCK * scale)), block_map=block_q,
         foreground=block_fg, advice=advice, orientation_certainty=oc, ridge_clarity=rc,
