@@ -169,7 +169,7 @@ class Link:
         self._mid_to_id: dict[int, str] = {}
         self._incoming: list = []  # messages read, not yet stored (see _drain_incoming)
         self._resync: set = set()  # submissions whose answers came stale: ask again
-        self._resync_at: dict[str, float] = {}
+        self._resync_at: dict[str, tuple] = {}  # sid -> (last time asked, times asked)
         self._last_error = ""
         self._last_connect = None
         self._store = None
@@ -594,16 +594,19 @@ class Link:
         Its content is NOT used. The only effect: the submission it names, if it
         is ours, is published again with the same id; central then answers that
         duplicate with the same ack and freshly signed notifications. At most
-        once a minute per submission, so a replayed old message cannot make the
-        link flood the broker.
+        once a minute and five times per submission, so a replayed old message
+        (or a wrong clock) cannot make the link flood the broker.
         """
         sid = body.get("submission_id")
         if not isinstance(sid, str) or body.get("ori") != self.ori or body.get("device") != self.device:
             return
         now = time.monotonic()
-        if now - self._resync_at.get(sid, -1e9) < 60.0:
+        last, tries = self._resync_at.get(sid, (-1e9, 0))
+        if now - last < 60.0 or tries >= 5:  # e.g. our clock is wrong: don't ask forever
+            if tries >= 5:
+                self._last_error = "answers keep arriving stale: check this appliance's clock (NTP)"
             return
-        self._resync_at[sid] = now
+        self._resync_at[sid] = (now, tries + 1)
         self._resync.add(sid)
         self._pump_needed = True
 
