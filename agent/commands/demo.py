@@ -50,36 +50,21 @@ def say(text: str) -> None:
     print(f"demo: {text}", flush=True)
 
 
-class _DemoUI:
-    """Prints one compact line per finger; confirms sequence overrides (demo only)."""
+def _demo_ui():
+    """A BookingUI that prints one mark per finger and confirms overrides (demo only)."""
+    from agent.booking import BookingUI
 
-    def __init__(self, label: str):
-        from agent.booking import BookingUI  # noqa: F401 - shape reference
-        self.label = label
-        self.line = ""
+    class DemoUI(BookingUI):
+        def outcome(self, outcome):
+            if outcome.position:
+                result = getattr(outcome.result, "value", str(outcome.result))
+                sys.stdout.write({"accepted": "+", "accepted_below_gate": "~"}.get(result, "-"))
+                sys.stdout.flush()
 
-    def prompt(self, text, position):
-        pass
+        def confirm(self, question):
+            return True  # the emulated officer confirms (a real UI asks a person)
 
-    def progress(self, stage, done, total):
-        pass
-
-    def outcome(self, outcome):
-        if outcome.position:
-            mark = {"accepted": "+", "accepted_below_gate": "~"}.get(
-                getattr(outcome.result, "value", str(outcome.result)), "-")
-            self.line += mark
-            sys.stdout.write(mark)
-            sys.stdout.flush()
-
-    def notice(self, text):
-        pass
-
-    def confirm(self, question):
-        return True  # demo: the emulated officer confirms (a real UI asks a person)
-
-    def candidates(self, position, found):
-        pass
+    return DemoUI()
 
 
 def _results_lines(store, sids: dict) -> list[str]:
@@ -243,7 +228,7 @@ def run_demo(bookings: int = 4, images: str | None = None, keep: bool = False,
             sys.stdout.flush()
             t0 = time.monotonic()
             try:
-                booking_mod.run_booking(session, sensor, ui=_DemoUI(label), timeout=10)
+                booking_mod.run_booking(session, sensor, ui=_demo_ui(), timeout=10)
             finally:
                 if sensor is not shared_sensor:
                     sensor.close()
