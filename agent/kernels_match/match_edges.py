@@ -19,7 +19,7 @@ import math
 import numpy as np
 from numba import njit
 
-from agent.kernels_match.constants import ANGLE_UNITS, BUCKET_SHIFT, N_BUCKETS
+from agent.kernels_match.constants import ANGLE_UNITS
 
 TWO_PI = 2.0 * math.pi
 _COS = np.cos(np.arange(ANGLE_UNITS) * (TWO_PI / ANGLE_UNITS)).astype(np.float32)
@@ -48,8 +48,9 @@ def edge_votes(a_len, a_i, a_j, a_ai, a_aj, a_dir, b_len, b_i, b_j, b_ai, b_aj, 
     """Vote matrix (na x nb) and summed rotation cos/sin from agreeing edges.
 
     Edge angles (a_ai, a_aj, a_dir, ...) are int32 in 1/256 turns; ang_tol is
-    in radians. B's edges are sorted by (first angle >> BUCKET_SHIFT, length)
-    and b_bucket_start[b] is where bucket b starts (N_BUCKETS + 1 entries), so
+    in radians. B's edges are sorted by (first-angle bucket, length) and
+    b_bucket_start[b] is where bucket b starts (n_buckets + 1 entries, buckets
+    of ANGLE_UNITS / n_buckets units), so
     an edge of A only visits the few buckets within the angle tolerance and,
     in each, the binary-searched window of lengths. A's edges are taken in one
     direction only (a_i < a_j); B's in both, so each geometric correspondence
@@ -61,6 +62,9 @@ def edge_votes(a_len, a_i, a_j, a_ai, a_aj, a_dir, b_len, b_i, b_j, b_ai, b_aj, 
     rs = np.zeros((na, nb), dtype=np.float32)
     tol_u = int(ang_tol * ANGLE_UNITS / TWO_PI)
     inv_tol_u = 1.0 / (ang_tol * ANGLE_UNITS / TWO_PI)
+    # the bucket layout comes with the data (not a module constant a cached kernel could miss)
+    n_buckets = b_bucket_start.shape[0] - 1
+    width = ANGLE_UNITS // n_buckets
     for p in range(a_len.shape[0]):
         if a_i[p] > a_j[p]:
             continue
@@ -70,10 +74,10 @@ def edge_votes(a_len, a_i, a_j, a_ai, a_aj, a_dir, b_len, b_i, b_j, b_ai, b_aj, 
         hi = L + tol
         pai = a_ai[p]
         paj = a_aj[p]
-        first = (pai - tol_u) >> BUCKET_SHIFT  # may be negative: wraps below
-        last = (pai + tol_u) >> BUCKET_SHIFT
+        first = (pai - tol_u + ANGLE_UNITS) // width - n_buckets  # may be negative: wraps below
+        last = (pai + tol_u) // width
         for bb in range(first, last + 1):
-            bucket = bb % N_BUCKETS
+            bucket = bb % n_buckets
             left = b_bucket_start[bucket]
             end = b_bucket_start[bucket + 1]
             right = end
