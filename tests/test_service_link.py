@@ -38,8 +38,9 @@ def test_status_follows_the_real_link(tmp_path, pki, broker):  # noqa: F811
     try:
         notify.wait_for("READY")
         notify.wait_for("STATUS", lambda v: "link connected" in v, timeout=20)
+        stopped_at = time.monotonic()
         broker.stop()
-        notify.wait_for("STATUS", lambda v: "link disconnected" in v, timeout=20, after=time.monotonic())
+        notify.wait_for("STATUS", lambda v: "link disconnected" in v, timeout=20, after=stopped_at)
         notify.wait_for("WATCHDOG", timeout=2, after=time.monotonic() + 0.3)
         assert "NOT RESPONDING" not in notify.fields("STATUS")[-1][1]
     finally:
