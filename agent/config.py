@@ -105,6 +105,7 @@ class MqttConfig:
     reconnect_max_s: float = 60.0
     ack_timeout_s: float = 30.0  # no signed ack by then: publish the submission again
     max_message_bytes: int = 65536  # bigger messages from central are refused
+    answers_timeout_s: float = 3600.0  # accepted but an answer missing after this: ask again (0: never)
 
 
 @dataclasses.dataclass
