@@ -340,7 +340,7 @@ def test_watchdog_stops_when_the_main_loop_is_wedged(tmp_path, notify_socket):
         assert notify_socket.fields("WATCHDOG")
         real_tick = svc.tick
         svc.tick = lambda: release.wait(30) or real_tick()  # the loop hangs inside a tick
-        time.sleep(0.2)
+        time.sleep(0.6)
         before = len(notify_socket.fields("WATCHDOG"))
         time.sleep(0.8)
         assert len(notify_socket.fields("WATCHDOG")) == before
