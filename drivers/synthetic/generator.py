@@ -46,14 +46,16 @@ MASTER_SHAPE = (448, 384)
 # Gabor bank: tuned to quantised orientations x ridge periods; each pixel mixes
 # the responses of its two nearest orientations and periods (linear weights).
 _N_ORIENTATIONS = 12
-_BANK_PERIODS = (7.0, 8.5, 10.0, 11.5)
+_BANK_PERIODS = (7.0, 9.0, 11.5)
 _SIGMA_NORMAL = 3.6  # Gaussian envelope across ridges, px
 _SIGMA_TANGENT = 4.6  # and along ridges (elongated: smooth, continuous ridges)
 GROWTH_ITERATIONS = 7
 SEED_DENSITY = 1.0 / 700.0  # seeds per px of the fingertip
-PERIOD_VARIATION = 0.10  # relative amplitude of the smooth ridge-period wander
+PERIOD_VARIATION = 0.07  # relative amplitude of the smooth ridge-period wander
+FLUX_STRENGTH = 0.5  # how far skin goes towards conserving ridges (1 = fully)
+FLUX_ADAPTATION = 0.2  # max |ln| change of the period from ridge conservation
 PERIOD_CELLS = 6  # its scale: cells across the canvas height
-PERIOD_RANGE = (7.8, 10.6)  # px, a finger's mean ridge period (people differ)
+PERIOD_RANGE = (8.0, 10.2)  # px, a finger's mean ridge period (people differ)
 TEXTURE = 0.25
 PRESSURE_PX = 1.5  # px of ridge-width change per side at the extreme pressures
 NOISE_SCALE = 1.0
@@ -274,16 +276,67 @@ def fingertip_mask(
 
 
 def ridge_period_map(
-    shape: tuple[int, int], center: tuple[float, float], rng: np.random.Generator
+    shape: tuple[int, int],
+    center: tuple[float, float],
+    rng: np.random.Generator,
+    orientation: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Ridge period in px: about 9 at 500 ppi, a little finer towards the tip."""
+    """Ridge period in px: about 9 at 500 ppi, a little finer towards the tip,
+    and (given the orientation field) closer where the flow converges."""
     h, _ = shape
     base = rng.uniform(*PERIOD_RANGE)
     y = np.arange(h, dtype=float)[:, None]
     gradient = -0.05 * np.clip((center[1] - y) / 150.0, -1.0, 1.0)  # finer at the top
     variation = PERIOD_VARIATION * smooth_noise(rng, shape, PERIOD_CELLS)
     period = base * (1.0 + gradient + variation)
+    if orientation is not None and FLUX_ADAPTATION > 0:
+        log_spacing = flux_log_spacing(orientation)
+        log_spacing = np.clip(
+            FLUX_STRENGTH * (log_spacing - np.median(log_spacing)), -FLUX_ADAPTATION, FLUX_ADAPTATION
+        )
+        period = period * np.exp(log_spacing)
     return np.clip(period, _BANK_PERIODS[0], _BANK_PERIODS[-1]).astype(np.float32)
+
+
+def flux_log_spacing(
+    orientation: np.ndarray, cell: int = 8, smoothing: float = 0.3, iterations: int = 300
+) -> np.ndarray:
+    """log of the ridge spacing that conserves ridges along the flow, up to a constant.
+
+    Ridges neither start nor stop where the spacing h obeys t . grad(ln h) = div t
+    (t: unit ridge tangent): where the flow converges the ridges close up
+    instead of ending in a row of minutiae at the same places in every finger
+    of a class. Solved in the least-squares sense with a smoothness term, by
+    gradient descent on a coarse grid; every term is invariant to the sign of
+    t, so the orientation's pi-ambiguity does no harm. Returns HxW float32.
+    """
+    h, w = orientation.shape
+    gh, gw = h // cell, w // cell
+    doubled = np.exp(2j * orientation[: gh * cell, : gw * cell].astype(np.float64))
+    theta = 0.5 * np.angle(doubled.reshape(gh, cell, gw, cell).mean(axis=(1, 3)))
+    c, s = np.cos(2 * theta), np.sin(2 * theta)
+    c_y, c_x = np.gradient(c)
+    s_y, s_x = np.gradient(s)
+    theta_x = 0.5 * (c * s_x - s * c_x) / cell  # grad(theta) from the smooth doubled angle
+    theta_y = 0.5 * (c * s_y - s * c_y) / cell
+    tx, ty = np.cos(theta), np.sin(theta)
+    divergence = np.clip(-ty * theta_x + tx * theta_y, -0.03, 0.03)  # tame the singular points
+    phi = np.zeros((gh, gw))
+    step = 20.0
+    for _ in range(iterations):
+        phi_y, phi_x = np.gradient(phi)
+        residual = (tx * phi_x + ty * phi_y) / cell - divergence
+        back = np.gradient(tx * residual, axis=1) + np.gradient(ty * residual, axis=0)
+        padded = np.pad(phi, 1, mode="edge")
+        laplacian = padded[:-2, 1:-1] + padded[2:, 1:-1] + padded[1:-1, :-2] + padded[1:-1, 2:] - 4 * phi
+        phi -= step * (-back / cell - smoothing * laplacian / cell**2)
+    ys = np.clip((np.arange(h) + 0.5) / cell - 0.5, 0, gh - 1.0001)
+    xs = np.clip((np.arange(w) + 0.5) / cell - 0.5, 0, gw - 1.0001)
+    iy, ix = ys.astype(int), xs.astype(int)
+    fy, fx = (ys - iy)[:, None], (xs - ix)[None, :]
+    top = phi[iy][:, ix] * (1 - fx) + phi[iy][:, ix + 1] * fx
+    bottom = phi[iy + 1][:, ix] * (1 - fx) + phi[iy + 1][:, ix + 1] * fx
+    return (top * (1 - fy) + bottom * fy).astype(np.float32)
 
 
 @functools.lru_cache(maxsize=2)  # ~17 MB per canvas shape
@@ -309,7 +362,9 @@ def _gabor_bank(shape: tuple[int, int]) -> np.ndarray:
                 np.exp(-2 * np.pi**2 * (_SIGMA_NORMAL * (fn - f0)) ** 2)
                 + np.exp(-2 * np.pi**2 * (_SIGMA_NORMAL * (fn + f0)) ** 2)
             )
-            resp[0, 0] = 0.0  # no DC: ridges and valleys stay balanced
+            # no DC and nothing near it: a flat blob (all ridge or all valley)
+            # must fade, not sustain itself through the gain control below
+            resp *= 1.0 - np.exp(-((fx**2 + fy**2) / (0.4 * f0) ** 2))
             bank[i, j] = resp / resp.max()
     return bank
 
@@ -317,34 +372,32 @@ def _gabor_bank(shape: tuple[int, int]) -> np.ndarray:
 def _bank_weights(orientation: np.ndarray, period: np.ndarray):
     """Per-pixel linear weights over the bank's (period, orientation) entries.
 
-    Returns a list of (i_period, j_orientation, weight HxW float32) with
-    non-zero weight somewhere.
+    Returns a list of (i_period, j_orientation, weight HxW float32), only for
+    the entries some pixel uses.
     """
-    pos = orientation / (np.pi / _N_ORIENTATIONS)
-    j0 = np.floor(pos).astype(int) % _N_ORIENTATIONS
+    n_o, periods = _N_ORIENTATIONS, np.asarray(_BANK_PERIODS)
+    pos = np.asarray(orientation, dtype=np.float64) / (np.pi / n_o)
+    j0 = np.floor(pos).astype(np.intp) % n_o
     wj1 = (pos - np.floor(pos)).astype(np.float32)
-    j1 = (j0 + 1) % _N_ORIENTATIONS
-    periods = np.asarray(_BANK_PERIODS)
+    j1 = (j0 + 1) % n_o
     i0 = np.clip(np.searchsorted(periods, period, side="right") - 1, 0, len(periods) - 2)
-    wi1 = ((period - periods[i0]) / (periods[i0 + 1] - periods[i0])).astype(np.float32)
-    wi1 = np.clip(wi1, 0.0, 1.0)
-    orientation_weights = []
-    for j in range(_N_ORIENTATIONS):
-        wj = np.where(j0 == j, 1.0 - wj1, 0.0) + np.where(j1 == j, wj1, 0.0)
-        orientation_weights.append(wj.astype(np.float32) if wj.any() else None)
-    terms = []
-    for i in range(len(periods)):
-        wi = np.where(i0 == i, 1.0 - wi1, 0.0) + np.where(i0 + 1 == i, wi1, 0.0)
-        if not wi.any():
-            continue
-        wi = wi.astype(np.float32)
-        for j, wj in enumerate(orientation_weights):
-            if wj is None:
-                continue
-            weight = wi * wj
-            if weight.any():
-                terms.append((i, j, weight))
-    return terms
+    wi1 = np.clip((period - periods[i0]) / (periods[i0 + 1] - periods[i0]), 0.0, 1.0).astype(np.float32)
+    wj = _spread(j0, j1, wj1, n_o)
+    wi = _spread(i0, i0 + 1, wi1, len(periods))
+    used = np.zeros(len(periods) * n_o, bool)
+    for a, wa in ((i0, 1.0 - wi1), (i0 + 1, wi1)):
+        for b, wb in ((j0, 1.0 - wj1), (j1, wj1)):
+            used |= np.bincount((a * n_o + b).ravel(), weights=(wa * wb).ravel(), minlength=used.size) > 0
+    return [(i, j, wi[i] * wj[j]) for i in range(len(periods)) for j in range(n_o) if used[i * n_o + j]]
+
+
+def _spread(first: np.ndarray, second: np.ndarray, frac: np.ndarray, n: int) -> np.ndarray:
+    """(n, H, W) float32: 1-frac at index `first`, frac at index `second`, else 0."""
+    out = np.zeros((n, first.size), np.float32)
+    cols = np.arange(first.size)
+    out[first.ravel(), cols] = 1.0 - frac.ravel()
+    out[second.ravel(), cols] += frac.ravel()
+    return out.reshape((n,) + first.shape)
 
 
 def contextual_filter(image: np.ndarray, terms, bank: np.ndarray) -> np.ndarray:
@@ -386,7 +439,9 @@ def grow_ridges(
         image = contextual_filter(image, terms, bank)
         # local gain control: every region reaches full contrast (no grey
         # holes where two growing ridge systems cancel), then clip
-        envelope = _box_mean(np.abs(image), 6) + 1e-3 * float(np.abs(image).max() + 1e-12)
+        magnitude = np.abs(image)
+        floor = 0.05 * float(magnitude.mean()) + 1e-12  # faint regions stay faint
+        envelope = np.maximum(_box_mean(magnitude, 6), floor)
         image = np.clip(image * (_GROWTH_GAIN / envelope), -1.0, 1.0)
     return image
 
@@ -454,7 +509,7 @@ def master_finger(person: int, finger: int, seed: int = 0) -> MasterFinger:
     # low-frequency wander: no two fingers of a class flow quite alike
     wander = ORIENTATION_WANDER * (0.4 if pattern == "arch" else 1.0)  # keep the hump visible
     orientation = np.mod(orientation + wander * smooth_noise(rng, shape, WANDER_CELLS), np.pi)
-    period = ridge_period_map(shape, center, rng)
+    period = ridge_period_map(shape, center, rng, orientation)
     ridges = grow_ridges(orientation, period, mask, rng)
     return MasterFinger(
         seed=seed,
