@@ -61,13 +61,14 @@ pattern read {root}/v1/+/%u/command
 
 
 def conf_text(*, port: int, pki: pathlib.Path, acl_file: pathlib.Path,
-              persistence_dir: pathlib.Path, log_file: pathlib.Path | None = None) -> str:
+              persistence_dir: pathlib.Path, log_file: pathlib.Path | None = None,
+              autosave_s: int = 1) -> str:
     lines = [
         "# fpagent development broker (written by agent.devbroker)",
         "per_listener_settings false",
         "persistence true",
         f"persistence_location {persistence_dir}/",
-        "autosave_interval 1",
+        f"autosave_interval {autosave_s}",
         "max_queued_messages 100000",
         "max_inflight_messages 64",
         "set_tcp_nodelay true",
@@ -96,7 +97,8 @@ class LocalBroker:
     """A mosquitto child process on 127.0.0.1:<free port>, with TLS and the ACL."""
 
     def __init__(self, workdir, pki, *, root: str = "fpagent", port: int = 0,
-                 central_cn: str = "central"):
+                 central_cn: str = "central", autosave_s: int = 1):
+        self.autosave_s = autosave_s
         self.workdir = pathlib.Path(workdir)
         self.pki = pathlib.Path(pki)
         self.root = root
@@ -114,7 +116,8 @@ class LocalBroker:
         persist = self.workdir / "persist"
         persist.mkdir(exist_ok=True)
         self.conf.write_text(conf_text(port=self.port, pki=self.pki, acl_file=acl,
-                                       persistence_dir=persist, log_file=self.log))
+                                       persistence_dir=persist, log_file=self.log,
+                                       autosave_s=self.autosave_s))
 
     def start(self, timeout: float = 10.0) -> "LocalBroker":
         if not self.exe:

@@ -168,7 +168,8 @@ class Link:
         self._inflight: dict[str, float] = {}  # submission id -> monotonic time published
         self._mid_to_id: dict[int, str] = {}
         self._incoming: list = []  # messages read, not yet stored (see _drain_incoming)
-        self._resync: set = set()  # submissions whose answers came stale: ask again
+        self._resync: dict = {}  # submission id -> why its answers are asked for again
+        self._next_answers_check = 0.0
         self._resync_at: dict[str, tuple] = {}  # sid -> (last time asked, times asked)
         self._last_error = ""
         self._last_connect = None
@@ -330,6 +331,10 @@ class Link:
                 self._publish_status("online")
                 next_status = now + self.config.service.status_interval_s
             self._pump(now)
+            if now >= self._next_answers_check:
+                timeout = getattr(self.mq, "answers_timeout_s", 0.0)
+                self._next_answers_check = now + max(1.0, min(60.0, timeout / 4 or 60.0))
+                self._check_missing_answers()
         return next_status
 
     def _close_socket(self) -> None:
@@ -588,6 +593,41 @@ class Link:
         else:
             self._handle_stored(msg, topic, after)
 
+    def _check_missing_answers(self) -> None:
+        """Accepted bookings still missing a notification after answers_timeout_s: ask again.
+
+        Central sends both answers (criminal history, immigration) for every
+        accepted submission. One lost on the way (e.g. a broker that crashed
+        holding it) would otherwise never come: the submission is published
+        again with the same id, and central answers the duplicate again.
+        """
+        timeout = getattr(self.mq, "answers_timeout_s", 0.0)
+        if not timeout:
+            return
+        now = time.time()
+        horizon = now - self.config.store.retention_days * 86400.0
+        late = [r for r in self._store.outbox.list(state="acknowledged", limit=500)
+                if r.acknowledged_at and horizon < r.acknowledged_at < now - timeout]
+        if not late:
+            return
+        have: dict = {}
+        for item in self._store.inbox.list(kind="notification", limit=5000):
+            have.setdefault(item["body"].get("submission_id"), set()).add(item["body"].get("check"))
+        for row in late:
+            if set(messages.CHECKS) - have.get(row.submission_id, set()):
+                self._ask_again(row.submission_id, "answers missing")
+
+    def _ask_again(self, sid: str, why: str) -> None:
+        now = time.monotonic()
+        last, tries = self._resync_at.get(sid, (-1e9, 0))
+        if now - last < 60.0 or tries >= 5:  # e.g. our clock is wrong: don't ask forever
+            if tries >= 5:
+                self._last_error = f"asked central 5 times for the answers to {sid[:8]} ({why})"
+            return
+        self._resync_at[sid] = (now, tries + 1)
+        self._resync[sid] = why
+        self._pump_needed = True
+
     def _stale_answer(self, body: dict) -> None:
         """A genuine but stale answer (it waited in the broker too long): ask again.
 
@@ -600,20 +640,12 @@ class Link:
         sid = body.get("submission_id")
         if not isinstance(sid, str) or body.get("ori") != self.ori or body.get("device") != self.device:
             return
-        now = time.monotonic()
-        last, tries = self._resync_at.get(sid, (-1e9, 0))
-        if now - last < 60.0 or tries >= 5:  # e.g. our clock is wrong: don't ask forever
-            if tries >= 5:
-                self._last_error = "answers keep arriving stale: check this appliance's clock (NTP)"
-            return
-        self._resync_at[sid] = (now, tries + 1)
-        self._resync.add(sid)
-        self._pump_needed = True
+        self._ask_again(sid, "stale answer (check this appliance's clock if it repeats)")
 
     def _publish_resync(self) -> None:
         """Re-publish submissions whose answers arrived stale (see _stale_answer)."""
         while self._resync:
-            sid = self._resync.pop()
+            sid, why = self._resync.popitem()
             row = self._store.outbox.get(sid, with_envelope=True)
             if row is None or row.envelope is None:
                 continue
@@ -621,7 +653,7 @@ class Link:
                                  properties=self._submission_props(sid))
             self.counters["resync_requests"] += 1
             self._store.audit.append("link", "answers-requested-again",
-                                     {"submission_id": sid, "why": "stale answer"})
+                                     {"submission_id": sid, "why": why[:100]})
 
     def _handle_ack(self, msg: messages.Message, topic: str, after: list) -> None:
         """Apply a verified ack. Idempotent: a redelivered ack changes nothing."""

@@ -241,3 +241,37 @@ def test_reconnect_backoff_has_jitter_and_a_ceiling(tmp_path, pki):
     assert all(0.5 <= d <= 8.0 for d in delays)
     assert len({round(d, 3) for d in delays}) > 30  # jittered, not a fixed ladder
     assert max(delays[10:]) > 4.0  # grows towards the ceiling
+
+
+def test_answer_lost_by_a_crashing_broker_is_asked_for_again(tmp_path, pki):
+    """The broker dies (kill -9) holding the immigration answer for an offline appliance:
+    the booking was acknowledged but one answer never comes, so after answers_timeout_s
+    the link publishes the submission again and central answers again."""
+    from agent.devbroker import LocalBroker
+    broker = LocalBroker(tmp_path / "broker", pki.certs, autosave_s=3600).start()
+    cfg = appliance_config(tmp_path, pki, broker.port, answers_timeout_s=2.0)
+    central = make_central(pki, broker.port, tmp_path / "central.sqlite3",
+                           immigration_delay_s=1.0).start()
+    sid, tcn, env = seal_test_booking(pki, "booking-01", 4, determination="under-review")
+    link = make_link(cfg, pki).start()
+    try:
+        assert link.wait_connected() and central.wait_connected()
+        with _store(cfg) as store:
+            store.outbox.enqueue(sid, tcn, env, {})
+            link.poke()
+            wait_for(lambda: store.inbox.count() == 1, 10, what="the criminal-history answer")
+        link.stop()
+        wait_for(lambda: central.counters["notifications_sent"] >= 2, 10, what="immigration sent")
+        time.sleep(0.3)
+        broker.stop(kill=True)  # never saved: the queued answer is gone
+        broker.start()
+        assert central.wait_connected(15)
+        link = make_link(cfg, pki).start()
+        with _store(cfg) as store:
+            wait_for(lambda: store.inbox.count() == 2, 20, what="the immigration answer, again")
+            assert store.outbox.get(sid).state == "acknowledged"
+        assert link.counters["resync_requests"] >= 1
+    finally:
+        link.stop()
+        central.stop()
+        broker.stop()
