@@ -125,6 +125,19 @@ def test_zero_correction_is_the_plain_model():
     assert np.allclose(plain, zero)
 
 
+def test_ridge_conserving_spacing_widens_along_spokes_and_not_around_circles():
+    y, x = np.mgrid[0:256, 0:256].astype(float)
+    spokes = np.mod(np.arctan2(y - 128, x - 128), np.pi)  # ridges radiate: spacing grows ~ r
+    circles = np.mod(spokes + np.pi / 2, np.pi)  # concentric ridges: spacing constant
+    phi = g.flux_log_spacing(spokes)
+    outward = [phi[128, 128 + r] for r in (40, 60, 80, 100, 120)]
+    assert np.all(np.diff(outward) > 0)
+    assert outward[-1] - outward[0] > 0.4  # ideal ln(120/40) = 1.1; smoothing takes some
+    assert abs(phi[128 + 80, 128] - phi[128, 128 + 80]) < 0.05  # same radius, same spacing
+    flat = g.flux_log_spacing(circles)[48:208, 48:208]
+    assert flat.max() - flat.min() < 0.15  # (spokes span about 1.0 here)
+
+
 def test_pattern_classes_follow_population_frequencies():
     rng = np.random.default_rng(7)
     draws = [g.choose_pattern(rng) for _ in range(4000)]
