@@ -90,7 +90,7 @@ def _enhance(f: _q.Fields):
                                 _ALONG)
     idx = np.clip(np.rint((f.period - _q.MIN_PERIOD) / 0.5), 0, len(_PERIODS) - 1).astype(np.int64)
     # across the ridges: the normal (-sin, cos) of the ridge direction
-    out = enhance.line_filter(along, -st, ct, idx, near, _ACROSS)
+    out = enhance.line_filter(along, -st, ct, idx, f.mask, _ACROSS)
     e2 = _q.box_mean(_q._half(np.stack([out * out, f.normalised * f.normalised])), 3)
     clarity = _q._full(np.clip(e2[0] / (e2[1] + 1e-3) * 1.6, 0, 1), (h, w))
     return out, clarity

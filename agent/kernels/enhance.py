@@ -47,13 +47,13 @@ def line_filter(img, ux, uy, idx, mask, table):
             dx = ux[y, x]
             dy = uy[y, x]
             acc = np.float32(0.0)
-            fx = np.float32(x + pad) - r * dx
-            fy = np.float32(y + pad) - r * dy
+            fx = np.float32(x + pad) - np.float32(r) * dx  # float32 throughout: no
+            fy = np.float32(y + pad) - np.float32(r) * dy  # conversions in the inner loop
             for t in range(n):
-                x0 = int(fx)
-                y0 = int(fy)
-                ax = fx - x0
-                ay = fy - y0
+                x0 = np.int32(fx)
+                y0 = np.int32(fy)
+                ax = fx - np.float32(x0)
+                ay = fy - np.float32(y0)
                 top = big[y0, x0] + ax * (big[y0, x0 + 1] - big[y0, x0])
                 bot = big[y0 + 1, x0] + ax * (big[y0 + 1, x0 + 1] - big[y0 + 1, x0])
                 acc += table[k, t] * (top + ay * (bot - top))

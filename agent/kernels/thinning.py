@@ -17,53 +17,73 @@ from numba import njit
 
 @njit(cache=True, nogil=True)
 def thin(binary):
-    """Skeleton (uint8 0/1) of a binary image (any integer/bool dtype, nonzero = ridge)."""
+    """Skeleton (uint8 0/1) of a binary image (any integer/bool dtype, nonzero = ridge).
+
+    Visits only the ridge pixels still standing (a shrinking list), not the
+    whole image, at each sub-iteration.
+    """
     h, w = binary.shape
     img = np.zeros((h, w), dtype=np.uint8)
+    n_live = 0
     for y in range(1, h - 1):
         for x in range(1, w - 1):
             if binary[y, x]:
                 img[y, x] = 1
-    marks_y = np.empty(h * w, dtype=np.int32)
-    marks_x = np.empty(h * w, dtype=np.int32)
+                n_live += 1
+    live_y = np.empty(n_live, dtype=np.int32)
+    live_x = np.empty(n_live, dtype=np.int32)
+    k = 0
+    for y in range(1, h - 1):
+        for x in range(1, w - 1):
+            if img[y, x]:
+                live_y[k] = y
+                live_x[k] = x
+                k += 1
+    marks = np.empty(n_live, dtype=np.int32)
     changed = True
     while changed:
         changed = False
         for sub in range(2):
             n = 0
-            for y in range(1, h - 1):
-                for x in range(1, w - 1):
-                    if img[y, x] == 0:
+            for i in range(n_live):
+                y = live_y[i]
+                x = live_x[i]
+                p2 = img[y - 1, x]
+                p3 = img[y - 1, x + 1]
+                p4 = img[y, x + 1]
+                p5 = img[y + 1, x + 1]
+                p6 = img[y + 1, x]
+                p7 = img[y + 1, x - 1]
+                p8 = img[y, x - 1]
+                p9 = img[y - 1, x - 1]
+                b = p2 + p3 + p4 + p5 + p6 + p7 + p8 + p9
+                if b < 2 or b > 6:
+                    continue
+                a = ((p2 == 0 and p3 == 1) + (p3 == 0 and p4 == 1) + (p4 == 0 and p5 == 1)
+                     + (p5 == 0 and p6 == 1) + (p6 == 0 and p7 == 1) + (p7 == 0 and p8 == 1)
+                     + (p8 == 0 and p9 == 1) + (p9 == 0 and p2 == 1))
+                if a != 1:
+                    continue
+                if sub == 0:
+                    if p2 * p4 * p6 != 0 or p4 * p6 * p8 != 0:
                         continue
-                    p2 = img[y - 1, x]
-                    p3 = img[y - 1, x + 1]
-                    p4 = img[y, x + 1]
-                    p5 = img[y + 1, x + 1]
-                    p6 = img[y + 1, x]
-                    p7 = img[y + 1, x - 1]
-                    p8 = img[y, x - 1]
-                    p9 = img[y - 1, x - 1]
-                    b = p2 + p3 + p4 + p5 + p6 + p7 + p8 + p9
-                    if b < 2 or b > 6:
+                else:
+                    if p2 * p4 * p8 != 0 or p2 * p6 * p8 != 0:
                         continue
-                    a = ((p2 == 0 and p3 == 1) + (p3 == 0 and p4 == 1) + (p4 == 0 and p5 == 1)
-                         + (p5 == 0 and p6 == 1) + (p6 == 0 and p7 == 1) + (p7 == 0 and p8 == 1)
-                         + (p8 == 0 and p9 == 1) + (p9 == 0 and p2 == 1))
-                    if a != 1:
-                        continue
-                    if sub == 0:
-                        if p2 * p4 * p6 != 0 or p4 * p6 * p8 != 0:
-                            continue
-                    else:
-                        if p2 * p4 * p8 != 0 or p2 * p6 * p8 != 0:
-                            continue
-                    marks_y[n] = y
-                    marks_x[n] = x
-                    n += 1
-            for i in range(n):
-                img[marks_y[i], marks_x[i]] = 0
+                marks[n] = i
+                n += 1
+            for j in range(n):
+                img[live_y[marks[j]], live_x[marks[j]]] = 0
             if n > 0:
                 changed = True
+                # drop the deleted pixels from the live list (order kept)
+                k = 0
+                for i in range(n_live):
+                    if img[live_y[i], live_x[i]]:
+                        live_y[k] = live_y[i]
+                        live_x[k] = live_x[i]
+                        k += 1
+                n_live = k
     return img
 
 
