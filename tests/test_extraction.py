@@ -91,6 +91,21 @@ def test_other_resolutions_find_the_same_minutiae(fingerprints_dir, folder, name
     assert abs(len(m) - len(ref)) <= 0.25 * len(ref)
 
 
+@pytest.mark.parametrize("folder,name", [("fvc2002_db1_b", "103_4.png"),
+                                         ("fvc2002_db3_b", "105_6.png"),
+                                         ("fvc2002_db4_b", "107_2.png")])
+def test_sensor_like_16_grey_levels_crop(fingerprints_dir, folder, name):
+    """What a UART sensor sends: 256x288, 4-bit grey. Same minutiae as the 8-bit crop, mostly."""
+    px = _load(fingerprints_dir, folder, name)
+    h, w = px.shape
+    crop = np.ascontiguousarray(px[max(0, (h - 288) // 2):][:288, max(0, (w - 256) // 2):][:, :256])
+    full = extraction.extract(crop).template.minutiae
+    coarse = extraction.extract((crop // 16) * 17).template.minutiae
+    assert len(coarse) >= 15
+    d = np.hypot(full["x"][:, None] - coarse["x"][None], full["y"][:, None] - coarse["y"][None])
+    assert (d.min(axis=1) < 6).mean() >= 0.6
+
+
 def _photo(h=300, w=300):
     """A synthetic 'photo': smooth shading, a few shapes with soft edges, sensor noise."""
     yy, xx = np.mgrid[0:h, 0:w]
