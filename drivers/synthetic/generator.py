@@ -43,28 +43,35 @@ CLASS_FREQUENCIES = (0.037, 0.029, 0.338, 0.317, 0.279)
 # sensor gives, and 400x400 shows the whole tip with background around it.
 MASTER_SHAPE = (448, 384)
 
-# Gabor bank: tuned to quantised orientations x ridge periods; each pixel mixes
-# the responses of its two nearest orientations and periods (linear weights).
-_N_ORIENTATIONS = 12
-_BANK_PERIODS = (7.0, 9.0, 11.5)
-_SIGMA_NORMAL = 3.6  # Gaussian envelope across ridges, px
-_SIGMA_TANGENT = 4.6  # and along ridges (elongated: smooth, continuous ridges)
-GROWTH_ITERATIONS = 7
-SEED_DENSITY = 1.0 / 700.0  # seeds per px of the fingertip
-PERIOD_VARIATION = 0.07  # relative amplitude of the smooth ridge-period wander
-FLUX_STRENGTH = 0.5  # how far skin goes towards conserving ridges (1 = fully)
-FLUX_ADAPTATION = 0.2  # max |ln| change of the period from ridge conservation
-PERIOD_CELLS = 6  # its scale: cells across the canvas height
-PERIOD_RANGE = (8.0, 10.2)  # px, a finger's mean ridge period (people differ)
-TEXTURE = 0.25
-PRESSURE_PX = 1.5  # px of ridge-width change per side at the extreme pressures
-NOISE_SCALE = 1.0
-_GROWTH_GAIN = 2.0  # times the local mean |response|: saturates, a soft binarisation
-ORIENTATION_CORRECTION = 0.35  # rad, per control point of g(alpha)
+# Master finger tuning. The values were chosen by looking at the prints and by
+# NBIS (mindtct + bozorth3) scores against real FVC2002 DB1_B prints in
+# `fpagent bench synthetic`; changing them changes every synthetic image.
+#
+# Orientation field
+ORIENTATION_CORRECTION = 0.35  # rad, per control point of a singularity's g(alpha)
 ORIENTATION_WANDER = 0.6  # rad, amplitude of the smooth random orientation term
-WANDER_CELLS = 3
-LOOP_DELTA_DX = (30, 150)  # px, delta offset from the core of a loop
-LOOP_DELTA_DY = (50, 180)
+WANDER_CELLS = 3  # its scale: cells across the canvas height
+LOOP_DELTA_DX = (30, 150)  # px, delta offset from the core of a loop (sideways)
+LOOP_DELTA_DY = (50, 180)  # px, (downwards)
+# Ridge period
+PERIOD_RANGE = (8.0, 10.2)  # px, a finger's mean ridge period (people differ)
+PERIOD_VARIATION = 0.07  # relative amplitude of the smooth ridge-period wander
+PERIOD_CELLS = 6  # its scale: cells across the canvas height
+FLUX_STRENGTH = 0.5  # how far the skin goes towards conserving ridges (1 = fully)
+FLUX_ADAPTATION = 0.2  # max |ln| change of the period from ridge conservation
+# Ridge growth. The Gabor bank is tuned to quantised orientations x periods;
+# each pixel mixes the responses of its two nearest orientations and periods.
+_N_ORIENTATIONS = 12
+_BANK_PERIODS = (7.0, 9.0, 11.5)  # px; the period map is clipped to this range
+_SIGMA_NORMAL = 3.6  # px, Gaussian envelope across ridges
+_SIGMA_TANGENT = 4.6  # px, and along them (elongated: smooth, continuous ridges)
+GROWTH_ITERATIONS = 7
+SEED_DENSITY = 1.0 / 700.0  # random seeds per px of the fingertip
+_GROWTH_GAIN = 2.0  # times the local mean |response|: saturates, a soft binarisation
+# Impression rendering
+TEXTURE = 0.25  # skin texture noise added to the ridge field
+PRESSURE_PX = 1.5  # px of ridge-width change per side at the extreme pressures
+NOISE_SCALE = 1.0  # multiplies the sensor noise drawn per impression
 
 
 # ----------------------------------------------------------------------------
