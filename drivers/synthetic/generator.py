@@ -9,11 +9,15 @@ Two stages, as in SFinGe:
 1. A *master finger* from (seed, person, finger): a pattern class drawn with
    realistic frequencies, core and delta positions for that class, an
    orientation field from them (Sherlock-Monro zero-pole model with a
-   Vizcaya-Gerhardt style piecewise-linear correction per singularity), a
-   ridge-period map (about 9 px at 500 ppi, gently varying), a fingertip-shaped
+   Vizcaya-Gerhardt style piecewise-linear correction per singularity, plus a
+   smooth random wander so no two fingers of a class flow alike), a
+   ridge-period map (about 9 px at 500 ppi, gently varying, and closing up
+   where the flow converges as skin conserves ridges), a fingertip-shaped
    silhouette, and a ridge pattern grown from sparse random noise by iterated
-   contextual Gabor filtering. Minutiae are not placed: they arise where the
-   grown ridge systems meet, as in real skin.
+   contextual Gabor filtering (an analytic Gabor bank applied through the FFT).
+   Minutiae are not placed: they arise where the grown ridge systems meet.
+   About 0.35 s of CPU per master, 15 ms per 288x256 impression: fast enough
+   in numpy, so there is no Numba kernel here.
 2. *Impressions* of a master: displacement, rotation, non-linear elastic skin
    distortion (Cappelli's rigid-core / braked-periphery model), pressure and
    dryness, partial contact, sensor noise, background and contrast. Dark ridges
