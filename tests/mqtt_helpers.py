@@ -246,13 +246,15 @@ def _child_main(argv=None) -> int:
     parser.add_argument("--db", default="")
     parser.add_argument("--name", default="")
     parser.add_argument("--ack-timeout", type=float, default=3.0)
+    parser.add_argument("--answers-timeout", type=float, default=3600.0)
     args = parser.parse_args(argv)
     pki_ = Pki(pathlib.Path(args.pki))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     if args.role == "link":
         cfg = appliance_config(pathlib.Path(args.tmp), pki_, args.port,
-                               ack_timeout_s=args.ack_timeout, keepalive_s=2)
+                               ack_timeout_s=args.ack_timeout, keepalive_s=2,
+                               answers_timeout_s=args.answers_timeout)
         worker = make_link(cfg, pki_).start()
     else:
         worker = make_central(pki_, args.port, args.db, client_id=args.name).start()

@@ -2,8 +2,10 @@
 
 During the run the connection is cut mid-publish and stalled (a TCP proxy
 between agent and broker), the agent process is killed -9 and restarted, the
-broker is restarted, and one of two central instances sharing the
-subscription is killed -9. Afterwards: every booking acknowledged exactly
+broker is restarted, one of two central instances sharing the subscription
+is killed -9, and finally the broker itself is killed -9 (what it held since
+its last autosave is lost: the link's ack timeout and missing-answers check
+recover it). Afterwards: every booking acknowledged exactly
 once centrally (one record each), every notification stored exactly once
 locally, nothing lost. Payloads are small sealed test payloads enqueued
 straight into the outbox (not ten-print captures) so the test stays fast.
@@ -62,7 +64,8 @@ def test_thousand_bookings_survive_broker_restart_cuts_kills_and_a_dead_central(
     try:
         procs["central-a"] = _child("central", pki_root, tmp_path, broker.port, db=db, name="central-a")
         procs["central-b"] = _child("central", pki_root, tmp_path, broker.port, db=db, name="central-b")
-        procs["agent"] = _child("link", pki_root, tmp_path, proxy.port, ack_timeout=3.0)
+        procs["agent"] = _child("link", pki_root, tmp_path, proxy.port, ack_timeout=3.0,
+                                answers_timeout=3.0)
         store = Store(cfg.paths.database(), cfg)
         acked = lambda: store.outbox.counts()["acknowledged"]  # noqa: E731
 
@@ -73,6 +76,7 @@ def test_thousand_bookings_survive_broker_restart_cuts_kills_and_a_dead_central(
             (450, "kill -9 the agent and restart it"),
             (600, "restart the broker"),
             (750, "kill -9 central-a"),
+            (880, "kill -9 the broker and start it again"),
         ]
         next_batch = 0
         while plan or len(enqueued) < TOTAL:
@@ -91,11 +95,15 @@ def test_thousand_bookings_survive_broker_restart_cuts_kills_and_a_dead_central(
                     proxy.stalled.clear()
                 elif what.startswith("kill -9 the agent"):
                     _kill(procs["agent"])
-                    procs["agent"] = _child("link", pki_root, tmp_path, proxy.port, ack_timeout=3.0)
+                    procs["agent"] = _child("link", pki_root, tmp_path, proxy.port, ack_timeout=3.0,
+                                answers_timeout=3.0)
                 elif what.startswith("restart the broker"):
                     broker.restart()
                 elif what.startswith("kill -9 central-a"):
                     _kill(procs["central-a"])
+                elif what.startswith("kill -9 the broker"):
+                    broker.stop(kill=True)  # what it held since its last autosave is gone
+                    broker.start()
             time.sleep(0.05)
             assert procs["agent"].poll() is None, procs["agent"].stderr.read()
 
@@ -124,14 +132,16 @@ def test_thousand_bookings_survive_broker_restart_cuts_kills_and_a_dead_central(
         assert kept == ack_ids
         redelivered = sum(v - 1 for v in rows.values())
         replayed = store.counters.get("link.rejected.replayed")
+        asked_again = len(store.audit.list(action="answers-requested-again", limit=10 * TOTAL))
         print(f"\nchaos: {TOTAL} bookings; events: "
               + "; ".join(f"{w} at {n} acked" for w, n in events)
               + f"\nchaos: central records {len(rows)} (exactly once), deliveries received "
               f"{sum(rows.values())} ({redelivered} duplicates absorbed); notifications central "
               f"{n_notes}, stored locally {len(inbox)} (exactly once), duplicate notifications "
               f"dropped locally {replayed}; outbox acknowledged {counts['acknowledged']}, "
-              f"pending {counts['pending'] + counts['sent']}; proxy cuts {proxy.cuts}")
-        assert events and len(events) == 5
+              f"pending {counts['pending'] + counts['sent']}; answers asked for again "
+              f"{asked_again}; proxy cuts {proxy.cuts}")
+        assert events and len(events) == 6
         store.close()
     finally:
         for p in procs.values():
