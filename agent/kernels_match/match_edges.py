@@ -70,6 +70,7 @@ def edge_votes(a_len, a_i, a_j, a_ai, a_aj, a_dir, b_len, b_i, b_j, b_ai, b_aj, 
             continue
         L = a_len[p]
         tol = len_tol + len_tol_rel * L
+        inv_tol = 1.0 / tol
         lo = L - tol
         hi = L + tol
         pai = a_ai[p]
@@ -96,7 +97,7 @@ def edge_votes(a_len, a_i, a_j, a_ai, a_aj, a_dir, b_len, b_i, b_j, b_ai, b_aj, 
                 d2 = _udiff(paj, b_aj[q])
                 if d2 > tol_u:
                     continue
-                w = 1.0 - (abs(b_len[q] - L) / tol + (d1 + d2) * inv_tol_u) / 3.0
+                w = 1.0 - (abs(b_len[q] - L) * inv_tol + (d1 + d2) * inv_tol_u) * (1.0 / 3.0)
                 if w > 0.0:
                     rot = (b_dir[q] - a_dir[p]) & 255
                     c = w * _COS[rot]
