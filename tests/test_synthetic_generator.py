@@ -138,6 +138,15 @@ def test_ridge_conserving_spacing_widens_along_spokes_and_not_around_circles():
     assert flat.max() - flat.min() < 0.15  # (spokes span about 1.0 here)
 
 
+def test_loops_open_towards_the_little_finger_on_each_hand():
+    right, left = g.class_frequencies(2), g.class_frequencies(7)
+    i_left, i_right = g.PATTERN_CLASSES.index("left_loop"), g.PATTERN_CLASSES.index("right_loop")
+    assert right[i_right] > 3 * right[i_left] and left[i_left] > 3 * left[i_right]
+    for p in (right, left, g.class_frequencies(None)):
+        assert p.sum() == pytest.approx(1.0)
+        assert p[g.PATTERN_CLASSES.index("whorl")] == pytest.approx(0.279, abs=1e-3)
+
+
 def test_pattern_classes_follow_population_frequencies():
     rng = np.random.default_rng(7)
     draws = [g.choose_pattern(rng) for _ in range(4000)]

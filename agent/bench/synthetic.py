@@ -111,8 +111,8 @@ def run(args) -> int:
     master_wall, master_cpu, imp_wall, imp_cpu, images, patterns = [], [], [], [], {}, []
     for f in range(args.fingers):
         progress("generate", f, args.fingers)
-        with Stopwatch() as sw:
-            master = generator.master_finger(f, 1, args.seed)
+        with Stopwatch() as sw:  # fingers 1..10 of persons 0, 1, ...: all positions appear
+            master = generator.master_finger(f // 10, 1 + f % 10, args.seed)
         master_wall.append(sw.wall)
         master_cpu.append(sw.cpu)
         patterns.append(master.pattern)

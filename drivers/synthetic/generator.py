@@ -41,6 +41,7 @@ PPI = 500
 # right loop 31.7%, whorl 27.9%.
 PATTERN_CLASSES = ("arch", "tented_arch", "left_loop", "right_loop", "whorl")
 CLASS_FREQUENCIES = (0.037, 0.029, 0.338, 0.317, 0.279)
+ULNAR_SHARE = 0.85  # of loops on a known finger, those opening towards the little finger
 
 # The master canvas: a whole fingertip at 500 ppi (about 22 x 19 mm). Output
 # images are windows of it, so 288x256 is a partial print like a small UART
@@ -129,10 +130,25 @@ _MASTER_STREAM = 0x4D41
 _IMPRESSION_STREAM = 0x494D
 
 
-def choose_pattern(rng: np.random.Generator) -> str:
-    """A Henry pattern class drawn with the population frequencies."""
+def class_frequencies(finger: int | None = None) -> np.ndarray:
+    """Pattern class probabilities for a finger position (FGP 1-10), else the population's.
+
+    Loops mostly open towards the little finger (ulnar loops): on the right
+    hand (FGP 1-5) that is a right loop in the image, on the left hand
+    (FGP 6-10) a left loop. The other classes keep their population share.
+    """
     p = np.asarray(CLASS_FREQUENCIES, dtype=float)
-    return PATTERN_CLASSES[int(rng.choice(len(PATTERN_CLASSES), p=p / p.sum()))]
+    if finger is not None and 1 <= int(finger) <= 10:
+        loops = p[2] + p[3]
+        ulnar, radial = ULNAR_SHARE * loops, (1.0 - ULNAR_SHARE) * loops
+        p[2], p[3] = (radial, ulnar) if int(finger) <= 5 else (ulnar, radial)
+    return p / p.sum()
+
+
+def choose_pattern(rng: np.random.Generator, finger: int | None = None) -> str:
+    """A Henry pattern class drawn with realistic frequencies (for the finger, if given)."""
+    p = class_frequencies(finger)
+    return PATTERN_CLASSES[int(rng.choice(len(PATTERN_CLASSES), p=p))]
 
 
 def singular_points(
@@ -501,7 +517,7 @@ def master_finger(person: int, finger: int, seed: int = 0) -> MasterFinger:
     rng = _rng(_MASTER_STREAM, seed, person, finger)
     shape = MASTER_SHAPE
     mask, rho, center = fingertip_mask(shape, rng)
-    pattern = choose_pattern(rng)
+    pattern = choose_pattern(rng, finger)
     cores, deltas = singular_points(pattern, center, rng)
     # every finger sits a little differently in its silhouette
     tilt = float(np.clip(rng.normal(0.0, 0.18), -0.4, 0.4))
