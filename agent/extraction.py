@@ -142,10 +142,10 @@ def extract(image, ppi: int = 500) -> Extraction:
     report = _q.report_from_fields(f, clarity, scale=scale, minutiae_count=len(minutiae))
     if len(minutiae) < MIN_MINUTIAE:
         _raise(f"only {len(minutiae)} reliable minutiae found", report)
-    if scale != 1.0:
-        minutiae["x"] = (minutiae["x"] + 0.5) * scale - 0.5
-        minutiae["y"] = (minutiae["y"] + 0.5) * scale - 0.5
     h, w = pixels.shape
+    if scale != 1.0:  # pixel centres map to pixel centres
+        minutiae["x"] = np.clip((minutiae["x"] + 0.5) * scale - 0.5, 0, w - 1)
+        minutiae["y"] = np.clip((minutiae["y"] + 0.5) * scale - 0.5, 0, h - 1)
     tpl = Template(
         minutiae=minutiae, width=int(w), height=int(h), ppi=int(ppi), quality=report.score,
         finger_position=int(getattr(fimg, "finger_position", 0) or 0),
