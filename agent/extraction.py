@@ -41,6 +41,7 @@ GAP_PERIODS = 1.3  # two endings facing each other across a gap this small
 BORDER_PX = 4  # distance from the edge of the foreground
 CLUSTER_PX = 8  # 3+ minutiae within this radius are noise
 MIN_RELIABILITY = 0.0  # minutiae less reliable than this are dropped (0..1)
+DIR_STEPS = 9  # walk this many pixels along the ridge to tell a minutia's direction
 
 _PERIODS = np.arange(_q.MIN_PERIOD, _q.MAX_PERIOD + 0.01, 0.5)
 _ALONG_STEP = 2.0  # along the ridges the signal is smooth: every other pixel is enough
@@ -183,7 +184,7 @@ def _minutiae(skel: np.ndarray, f: _q.Fields, clarity: np.ndarray) -> np.ndarray
     period = f.period[ys, xs]
     max_steps = 24
     nbranch, steps, stop, hit, dy, dx = skeleton.trace_branches(
-        skel, cn, label, ys.astype(np.int64), xs.astype(np.int64), max_steps, 9)
+        skel, cn, label, ys.astype(np.int64), xs.astype(np.int64), max_steps, DIR_STEPS)
 
     alive = np.ones(n, dtype=bool)
     # ridge-level false minutiae, from the walks
