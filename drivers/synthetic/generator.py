@@ -76,6 +76,7 @@ _GROWTH_GAIN = 2.0  # times the local mean |response|: saturates, a soft binaris
 # Impression rendering
 TEXTURE = 0.25  # skin texture noise added to the ridge field
 PRESSURE_PX = 1.5  # px of ridge-width change per side at the extreme pressures
+PRESSURE_SD = 0.35  # spread of pressure between impressions (+-1: very wet / very dry)
 NOISE_SCALE = 1.0  # multiplies the sensor noise drawn per impression
 
 
@@ -596,7 +597,7 @@ def draw_impression_params(rng: np.random.Generator) -> ImpressionParams:
         rotation=float(np.deg2rad(np.clip(rng.normal(0.0, 8.0), -20.0, 20.0))),
         distortion_shift=(u(-1, 1) * DISTORTION_SHIFT, u(-1, 1) * DISTORTION_SHIFT),
         distortion_twist=float(np.deg2rad(u(-1, 1) * DISTORTION_TWIST_DEG)),
-        pressure=float(np.clip(rng.normal(0.0, 0.45), -1.0, 1.0)),
+        pressure=float(np.clip(rng.normal(0.0, PRESSURE_SD), -1.0, 1.0)),
         contact=u(0.72, 1.0),
         contact_dx=u(-25, 25),
         contact_dy=u(-30, 30),
