@@ -10,8 +10,9 @@ contrast normalisation, the orientation field from the smoothed gradient
 structure tensor (its coherence is the orientation certainty), the ridge
 period from the ratio of gradient energy to grey-level variance (for a ridge
 pattern A*sin(2*pi*x/T): mean |grad|^2 / variance = (2*pi/T)^2), and the
-foreground mask. Everything here is plain numpy on a 500 ppi image;
-`resample_to_500` brings other resolutions there.
+foreground mask. Everything here is numpy (plus the box-filter kernels of
+agent.kernels.boxfilter) on a 500 ppi image; `resample_to_500` brings
+other resolutions there.
 """
 
 from __future__ import annotations
@@ -312,18 +313,26 @@ def report_from_fields(f: Fields, clarity: np.ndarray | None = None, scale: floa
     )
 
 
-def assess(pixels: np.ndarray, ppi: int = 500) -> QualityReport:
-    """Quality of one grey image (uint8 HxW, dark ridges) at `ppi`.
+def assess(pixels, ppi: int = 500) -> QualityReport:
+    """Quality of one grey image (uint8 HxW, dark ridges, or a hal.FingerImage) at `ppi`.
 
-    The full judgement (with ridge clarity from enhancement and the minutiae
-    count) comes from `agent.extraction.extract(...).quality`; this runs the
-    same pipeline, so both give the same score.
+    Runs the extraction pipeline (the score uses the ridge clarity from the
+    enhancement and the minutiae count), so it equals
+    `agent.extraction.extract(...).quality`; an image without a usable
+    fingerprint gets score 0 and advice instead of an exception.
     """
-    from agent import extraction  # the score uses the enhancement; extraction owns it
+    from agent import extraction  # extraction imports this module
     from agent.errors import NoUsableFingerprint
 
+    image = pixels if hasattr(pixels, "pixels") else np.asarray(pixels)
     try:
-        return extraction.extract(np.asarray(pixels), ppi=ppi).quality
+        return extraction.extract(image, ppi=ppi).quality
     except NoUsableFingerprint as exc:
-        return exc.quality if getattr(exc, "quality", None) is not None else QualityReport(
-            0, BLOCK, np.zeros((1, 1), np.float32), np.zeros((1, 1), bool), str(exc))
+        report = getattr(exc, "quality", None)
+        if report is None:
+            report = QualityReport(0, BLOCK, np.zeros((1, 1), np.float32),
+                                   np.zeros((1, 1), bool), str(exc))
+        report.score = 0  # the gate must refuse it, whatever the fields said
+        if not report.advice:
+            report.advice = "no usable fingerprint: place one finger flat on the glass"
+        return report

@@ -137,3 +137,14 @@ def test_bench_quality_ranks_like_nfiq2(fingerprints_dir, tmp_path):
     assert [d["images"] for d in result["datasets"]] == [20, 20]
     print(result)
     assert result["spearman_nfiq2_all"] >= 0.7
+
+
+def test_assess_takes_a_finger_image_and_never_raises(fingerprints_dir):
+    import hal
+
+    px = _load(fingerprints_dir, "fvc2002_db3_b", "106_2.png")
+    r = quality.assess(hal.FingerImage(px, ppi=500))
+    assert r.score == quality.assess(px).score > 0
+    noise = np.random.default_rng(3).integers(0, 256, (288, 256), dtype=np.uint8)
+    r = quality.assess(noise)
+    assert r.score == 0 and r.advice
