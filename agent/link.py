@@ -53,6 +53,7 @@ log = logging.getLogger("fpagent.link")
 
 SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps our queue for a week offline
 CONNACK_TIMEOUT_S = 15.0
+RETRY_MAX_S = 300.0  # the longest wait between re-publications of an unanswered submission
 MAX_LOOP_ERRORS = 20  # consecutive loop failures before the link thread gives up
 
 
@@ -504,7 +505,11 @@ class Link:
             self._mid_to_id[info.mid] = sid
             self.counters["republished" if row.attempts else "published"] += 1
             self._inflight[sid] = now
-            self._store.outbox.mark_sent(sid, retry_after=timeout)
+            # unanswered: due again after the ack timeout, doubling each time up to
+            # 5 minutes; kept in SQLite, so it holds across restarts (a reconnect
+            # makes everything due at once: resynchronisation)
+            retry = min(RETRY_MAX_S, timeout * 2 ** min(row.attempts, 12))
+            self._store.outbox.mark_sent(sid, retry_after=retry)
             free -= 1
         if free == 0:
             self._pump_needed = True
