@@ -5,8 +5,9 @@ Delivery rules (../docs/asyncapi.yaml, contract v1):
 - A submission is published (QoS 1) from the durable SQLite outbox with at
   most `mqtt.inflight` unanswered at a time. paho's own queue never holds the
   only copy: the outbox row stays pending until a valid signed `ack` for its
-  id arrives; without one within `mqtt.ack_timeout_s`, or after any
-  reconnect, it is published again with the same id (central deduplicates).
+  id arrives; without one within `mqtt.ack_timeout_s` (then twice that, and
+  so on up to 5 minutes), or after any reconnect, it is published again with
+  the same id (central deduplicates).
 - Incoming `ack`, `notification` and `command` messages are verified (the
   pinned central Ed25519 key, freshness window, addressee, size, shape),
   deduplicated by id against the inbox, stored and COMMITTED, and only then
