@@ -43,6 +43,8 @@ def test_same_arguments_same_image_even_after_the_cache_is_dropped():
 def test_impressions_share_one_master_and_differ():
     m = g.master_finger(2, 1, 1)
     assert g.master_finger(2, 1, 1) is m  # cached: ten impressions, one master
+    with pytest.raises(ValueError):  # and shared, so read-only
+        m.ridges[0, 0] = 0.5
     a, b = g.finger_image(2, 1, 0, seed=1), g.finger_image(2, 1, 1, seed=1)
     assert np.mean(a != b) > 0.5
     assert np.array_equal(g.impression_of(m, 1), b)

@@ -539,6 +539,9 @@ def master_finger(person: int, finger: int, seed: int = 0) -> MasterFinger:
     orientation = np.mod(orientation + wander * smooth_noise(rng, shape, WANDER_CELLS), np.pi)
     period = ridge_period_map(shape, center, rng, orientation)
     ridges = grow_ridges(orientation, period, mask, rng)
+    orientation, period = orientation.astype(np.float16), period.astype(np.float16)
+    for array in (cores, deltas, orientation, period, mask, ridges):
+        array.flags.writeable = False  # cached and shared: nobody may change a master
     return MasterFinger(
         seed=seed,
         person=person,
@@ -546,8 +549,8 @@ def master_finger(person: int, finger: int, seed: int = 0) -> MasterFinger:
         pattern=pattern,
         cores=cores,
         deltas=deltas,
-        orientation=orientation.astype(np.float16),  # for inspection only: keep it small
-        period=period.astype(np.float16),
+        orientation=orientation,  # float16: for inspection only, keep it small
+        period=period,
         mask=mask,
         ridges=ridges,
         center=(float(center[0]), float(center[1])),
