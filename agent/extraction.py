@@ -187,27 +187,20 @@ def _minutiae(skel: np.ndarray, f: _q.Fields, clarity: np.ndarray) -> np.ndarray
         skel, cn, label, ys.astype(np.int64), xs.astype(np.int64), max_steps, DIR_STEPS)
 
     alive = np.ones(n, dtype=bool)
-    # ridge-level false minutiae, from the walks
-    for i in range(n):
-        p = period[i]
-        for b in range(nbranch[i]):
-            s, why, j = steps[i, b], stop[i, b], hit[i, b]
-            if kinds[i] == RIDGE_ENDING:
-                if why == skeleton.STOP_MINUTIA and s <= SPUR_PERIODS * p:  # spur or short ridge
-                    alive[i] = False
-                    alive[j] = False
-                elif why == skeleton.STOP_ENDING and s <= SPUR_PERIODS * p:  # island / dot
-                    alive[i] = False
-            else:
-                if why == skeleton.STOP_MINUTIA and kinds[j] == BIFURCATION and s <= BRIDGE_PERIODS * p:
-                    alive[i] = False  # bridge or hole
-                    alive[j] = False
-                elif why == skeleton.STOP_JUNCTION and s <= 0.8 * p:
-                    alive[i] = False
-        if kinds[i] == BIFURCATION and nbranch[i] != 3:
-            alive[i] = False
-        if kinds[i] == RIDGE_ENDING and nbranch[i] != 1:
-            alive[i] = False
+    # ridge-level false minutiae, from the walks (every rule only ever kills)
+    ending = (kinds == RIDGE_ENDING)[:, None]
+    valid = np.arange(4)[None, :] < nbranch[:, None]
+    p = period[:, None]
+    met = valid & (stop == skeleton.STOP_MINUTIA)
+    other_bif = kinds[np.maximum(hit, 0)] == BIFURCATION
+    spur = ending & met & (steps <= SPUR_PERIODS * p)  # spur or short ridge: both go
+    island = ending & valid & (stop == skeleton.STOP_ENDING) & (steps <= SPUR_PERIODS * p)
+    bridge = ~ending & met & other_bif & (steps <= BRIDGE_PERIODS * p)  # bridge or hole
+    junction = ~ending & valid & (stop == skeleton.STOP_JUNCTION) & (steps <= 0.8 * p)
+    alive[(spur | island | bridge | junction).any(axis=1)] = False
+    alive[hit[spur | bridge]] = False
+    alive[(kinds == BIFURCATION) & (nbranch != 3)] = False
+    alive[(kinds == RIDGE_ENDING) & (nbranch != 1)] = False
 
     angles = _directions(kinds, ys, xs, nbranch, dy, dx, f.theta)
 
@@ -216,19 +209,18 @@ def _minutiae(skel: np.ndarray, f: _q.Fields, clarity: np.ndarray) -> np.ndarray
     if len(end) > 1:
         py, px = ys[end].astype(np.float32), xs[end].astype(np.float32)
         d = np.hypot(py[:, None] - py[None, :], px[:, None] - px[None, :])
-        for a in range(len(end)):
-            for b in range(a + 1, len(end)):
-                i, j = end[a], end[b]
-                lim = GAP_PERIODS * max(period[i], period[j])
-                if d[a, b] > lim or not (alive[i] and alive[j]):
-                    continue
-                diff = abs(((angles[i] - angles[j]) + np.pi) % (2 * np.pi) - np.pi)
-                if diff > 2 * np.pi / 3:
-                    alive[i] = alive[j] = False
+        lim = GAP_PERIODS * np.maximum(period[end][:, None], period[end][None, :])
+        diff = np.abs((angles[end][:, None] - angles[end][None, :] + np.pi) % (2 * np.pi) - np.pi)
+        pairs = np.triu((d <= lim) & (diff > 2 * np.pi / 3), 1)
+        for a, b in zip(*np.nonzero(pairs)):  # in order: a pair already broken up is skipped
+            i, j = end[a], end[b]
+            if alive[i] and alive[j]:
+                alive[i] = alive[j] = False
 
     # border: too close to the edge of the foreground
     # (outside the image is background too)
-    alive &= _window_share(f.mask, ys, xs, BORDER_PX) > 0.999
+    integral = _integral(f.mask)
+    alive &= _window_share(integral, ys, xs, BORDER_PX) > 0.999
 
     # clusters: many minutiae in a small area are noise, not ridges
     idx = np.nonzero(alive)[0]
@@ -240,7 +232,7 @@ def _minutiae(skel: np.ndarray, f: _q.Fields, clarity: np.ndarray) -> np.ndarray
 
     idx = np.nonzero(alive)[0]
     # reliability: local orientation certainty x ridge clarity x distance from the border
-    deep = _window_share(f.mask, ys[idx], xs[idx], 20)
+    deep = _window_share(integral, ys[idx], xs[idx], 20)
     rel = (np.sqrt(np.clip(f.coherence[ys[idx], xs[idx]], 0, 1) * clarity[ys[idx], xs[idx]])
            * (0.5 + 0.5 * deep))
     good = rel >= MIN_RELIABILITY
@@ -257,11 +249,16 @@ def _minutiae(skel: np.ndarray, f: _q.Fields, clarity: np.ndarray) -> np.ndarray
     return out
 
 
-def _window_share(mask: np.ndarray, ys, xs, r: int) -> np.ndarray:
-    """Share of foreground in the (2r+1)^2 window round each point (outside the image counts as not)."""
-    h, w = mask.shape
-    c = np.zeros((h + 1, w + 1), dtype=np.int32)
+def _integral(mask: np.ndarray) -> np.ndarray:
+    c = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), dtype=np.int32)
     c[1:, 1:] = np.cumsum(np.cumsum(mask, axis=0, dtype=np.int32), axis=1)
+    return c
+
+
+def _window_share(c: np.ndarray, ys, xs, r: int) -> np.ndarray:
+    """Share of foreground in the (2r+1)^2 window round each point, from the mask's
+    integral image `c` (outside the image counts as background)."""
+    h, w = c.shape[0] - 1, c.shape[1] - 1
     y0, y1 = np.clip(ys - r, 0, h), np.clip(ys + r + 1, 0, h)
     x0, x1 = np.clip(xs - r, 0, w), np.clip(xs + r + 1, 0, w)
     return (c[y1, x1] - c[y0, x1] - c[y1, x0] + c[y0, x0]) / float((2 * r + 1) ** 2)
@@ -271,37 +268,29 @@ def _directions(kinds, ys, xs, nbranch, dy, dx, theta) -> np.ndarray:
     """Minutia angles (ISO convention), radians [0, 2pi).
 
     Ridge ending: from the ending into its ridge. Bifurcation: away from the
-    stem, into the valley between the two branches. The walk only decides
-    between the two senses of the local ridge orientation, which gives the
-    precise angle.
+    stem, into the valley between the two branches (the stem is the branch
+    most opposite to the other two). The walk only decides between the two
+    senses of the local ridge orientation, which gives the precise angle.
     """
-    n = len(ys)
-    ang = np.zeros(n, dtype=np.float32)
-    for i in range(n):
-        cy, cx = float(ys[i]), float(xs[i])
-        if kinds[i] == RIDGE_ENDING or nbranch[i] < 3:
-            vy, vx = dy[i, 0] - cy, dx[i, 0] - cx  # from the ending into the ridge body
-        else:
-            vecs = []
-            for b in range(3):
-                vy_, vx_ = dy[i, b] - cy, dx[i, b] - cx
-                nrm = np.hypot(vy_, vx_) + 1e-6
-                vecs.append((vy_ / nrm, vx_ / nrm))
-            # the stem is the branch most opposite to the other two
-            best, best_c = 0, 9.0
-            for b in range(3):
-                o1, o2 = vecs[(b + 1) % 3], vecs[(b + 2) % 3]
-                c = vecs[b][0] * (o1[0] + o2[0]) + vecs[b][1] * (o1[1] + o2[1])
-                if c < best_c:
-                    best, best_c = b, c
-            vy, vx = -vecs[best][0], -vecs[best][1]  # from the stem towards the fork
-        t = float(theta[ys[i], xs[i]])
-        # snap to the local orientation, keeping the sense of the walk
-        cand = np.array([t, t + np.pi])
-        dots = np.cos(cand) * vx + np.sin(cand) * vy
-        a_img = cand[int(np.argmax(dots))]  # angle with y down, clockwise on screen
-        ang[i] = np.float32((-a_img) % (2 * np.pi))  # ISO: counter-clockwise, y down
-    return ang
+    cy = ys.astype(np.float64)[:, None]
+    cx = xs.astype(np.float64)[:, None]
+    by, bx = dy[:, :3] - cy, dx[:, :3] - cx  # branch vectors (n, 3)
+    nrm = np.hypot(by, bx) + 1e-6
+    by, bx = by / nrm, bx / nrm
+    # for each branch: its dot product with the sum of the other two
+    sy, sx = by.sum(axis=1, keepdims=True), bx.sum(axis=1, keepdims=True)
+    opp = by * (sy - by) + bx * (sx - bx)
+    stem = np.argmin(opp, axis=1)
+    rows = np.arange(len(ys))
+    fork_y, fork_x = -by[rows, stem], -bx[rows, stem]  # from the stem towards the fork
+    ending = (kinds == RIDGE_ENDING) | (nbranch < 3)
+    vy = np.where(ending, by[:, 0], fork_y)  # endings: into the ridge body
+    vx = np.where(ending, bx[:, 0], fork_x)
+    t = theta[ys, xs].astype(np.float64)
+    # snap to the local orientation, keeping the sense of the walk
+    flip = np.cos(t) * vx + np.sin(t) * vy < 0
+    a_img = np.where(flip, t + np.pi, t)  # angle with y down, clockwise on screen
+    return np.mod(-a_img, 2 * np.pi).astype(np.float32)  # ISO: counter-clockwise, y down
 
 
 def warm_up() -> None:
