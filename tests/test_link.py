@@ -275,3 +275,23 @@ def test_answer_lost_by_a_crashing_broker_is_asked_for_again(tmp_path, pki):
         link.stop()
         central.stop()
         broker.stop()
+
+
+def test_inflight_window_limits_unanswered_submissions(tmp_path, pki, broker):
+    cfg = appliance_config(tmp_path, pki, broker.port, inflight=2, ack_timeout_s=2.0)
+    enqueue_bookings(cfg, pki, 5)
+    link = make_link(cfg, pki).start()
+    try:
+        assert link.wait_connected()
+        time.sleep(1.0)  # no central: nothing is answered (and the broker drops them)
+        assert link.counters["published"] == 2 and link.health()["inflight"] == 2
+        with _store(cfg) as store:
+            assert store.outbox.counts()["pending"] == 3  # the rest wait their turn, safe in SQLite
+        central = make_central(pki, broker.port, tmp_path / "central.sqlite3").start()
+        try:
+            with _store(cfg) as store:
+                wait_for(lambda: store.outbox.counts()["acknowledged"] == 5, 20, what="all five")
+        finally:
+            central.stop()
+    finally:
+        link.stop()
