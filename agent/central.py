@@ -29,6 +29,9 @@ citizens. So the immigration notification always carries a determination
 a level 1-3, or "no match") and the appliance shows a no-action result as
 plainly as a hit.
 
+Workers use clean MQTT sessions: a submission published while no worker is
+connected is dropped by the broker, and the appliance publishes it again after
+its ack timeout (the appliance's outbox, not the broker, is the durable copy).
 Only after the commit is the submission acknowledged to the broker (manual
 acks); a notification is marked sent only when the broker has it (PUBACK), and
 an instance that dies holding one lets another pick it up after a short lease.
