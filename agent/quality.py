@@ -253,6 +253,8 @@ def _advice(f: Fields, usable: float, contrast: float, clarity: float) -> str:
             return "finger too wet (the image is dark): dry it and capture again"
         return "no finger found on the glass: place the finger flat and press gently"
     grey = float(np.median(f.image[f.mask][::5]))
+    if clarity < 0.3:  # broken, patchy ridges
+        return "finger too dry: moisten it slightly and press a little harder"
     if grey < 100 and (contrast < 20 or clarity < 0.5):
         return "finger too wet: dry it and capture again"
     if grey > 150 and clarity < 0.45:
@@ -265,7 +267,7 @@ def _advice(f: Fields, usable: float, contrast: float, clarity: float) -> str:
         if abs(cx - 0.5) > 0.15 or abs(cy - 0.5) > 0.15:
             return "place the finger in the centre of the glass"
         return "press the finger flat on the glass (too little of it touches)"
-    return "clean the glass and the finger, then capture again"
+    return "capture again: the finger flat and still on clean glass"
 
 
 def report_from_fields(f: Fields, clarity: np.ndarray | None = None, scale: float = 1.0,
