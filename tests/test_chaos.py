@@ -143,8 +143,10 @@ def test_thousand_bookings_survive_broker_restart_cuts_kills_and_a_dead_central(
               f"{asked_again}; proxy cuts {proxy.cuts}")
         assert events and len(events) == 6
         store.close()
-    finally:
+    finally:  # never leave a process behind, whatever failed
         for p in procs.values():
-            _kill(p, signal.SIGTERM) if p.poll() is None else None
+            if p.poll() is None:
+                p.kill()
+            p.wait(timeout=15)
         proxy.close()
         broker.stop()

@@ -231,6 +231,7 @@ def run(bookings: int = 300, payload_kb: int = 32, idle_samples: int = 40) -> di
         link.stop()  # the reference run uses the same topics: nobody else may listen
         stop_central.set()
         child.join(10)
+        child = None
         ref_rate = _reference_roundtrip(broker.port, pki, len(batch[0][2]), max(100, bookings))
         rate = bookings / wall
         store.close()
@@ -254,17 +255,19 @@ def run(bookings: int = 300, payload_kb: int = 32, idle_samples: int = 40) -> di
             "targets_met": bool(rate >= 50 and _percentile(idle, 0.99) < 250
                                 and _proc_rss_mb("self") < 200),
         }
-    finally:
+    finally:  # each step on its own, so one failing never leaves a broker behind
         if link:
             link.stop()
         stop_central.set()
-        if child:
-            child.join(10)
-            if child.is_alive():
-                child.kill()
-        if broker:
-            broker.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        try:
+            if child is not None and child.pid is not None:
+                child.join(10)
+                if child.is_alive():
+                    child.kill()
+        finally:
+            if broker:
+                broker.stop()
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def _main(args) -> int:
