@@ -133,3 +133,42 @@ def test_bench_kernels_reports_cold_and_cached_start():
     assert r["benchmark"] == "kernels"
     assert r["cache_files"] >= 6  # every kernel left its compiled code on disk
     assert r["cold_ready_s"] > 0 and r["cached_ready_s"] > 0
+
+
+# ---- property tests on arbitrary inputs (small arrays: the references are slow)
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st_  # noqa: E402
+from hypothesis.extra.numpy import arrays  # noqa: E402
+
+_small_shapes = st_.tuples(st_.integers(3, 24), st_.integers(3, 24))
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(np.uint8, _small_shapes, elements=st_.integers(0, 1)))
+def test_thin_equals_reference_on_any_binary_image(binary):
+    np.testing.assert_array_equal(thinning.thin(binary), thinning.thin_reference(binary))
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(np.uint8, _small_shapes, elements=st_.integers(0, 1)))
+def test_crossing_numbers_equal_reference_on_any_image(skel):
+    np.testing.assert_array_equal(skeleton.crossing_numbers(skel),
+                                  skeleton.crossing_numbers_reference(skel))
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(np.float32, _small_shapes, elements=st_.floats(0, 255, width=32)),
+       st_.integers(1, 12))
+def test_box_mean_equals_reference_on_any_image(img, r):
+    np.testing.assert_allclose(boxfilter.box_mean(img, r), boxfilter.box_mean_reference(img, r),
+                               rtol=1e-4, atol=1e-2)
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(np.bool_, _small_shapes))
+def test_largest_component_equals_reference_on_any_grid(grid):
+    got = boxfilter.largest_component(grid)
+    want = boxfilter.largest_component_reference(grid)
+    assert got.sum() == want.sum()  # ties between equal regions may pick either
+    if got.sum():
+        assert (got & grid).sum() == got.sum()
