@@ -172,3 +172,32 @@ def test_largest_component_equals_reference_on_any_grid(grid):
     assert got.sum() == want.sum()  # ties between equal regions may pick either
     if got.sum():
         assert (got & grid).sum() == got.sum()
+
+
+@settings(max_examples=30, deadline=None)
+@given(arrays(np.float32, (12, 15), elements=st_.floats(-3, 3, width=32)),
+       arrays(np.float32, (12, 15), elements=st_.floats(0, 6.25, width=32)),
+       st_.integers(0, 2**32 - 1))
+def test_line_filter_equals_reference_on_any_field(img, angle, seed):
+    rng = np.random.default_rng(seed)
+    ux, uy = np.cos(angle).astype(np.float32), np.sin(angle).astype(np.float32)
+    idx = rng.integers(0, len(extraction._PERIODS), img.shape).astype(np.int64)
+    mask = rng.random(img.shape) < 0.7
+    for table, scale in ((extraction._ALONG, 2.0), (extraction._ACROSS, 1.0)):
+        rows = idx if table.shape[0] > 1 else np.zeros_like(idx)
+        got = enhance.line_filter(img, ux * scale, uy * scale, rows, mask, table)
+        want = enhance.line_filter_reference(img, ux * scale, uy * scale, rows, mask, table)
+        np.testing.assert_allclose(got, want, atol=2e-4)
+
+
+@settings(max_examples=30, deadline=None)
+@given(arrays(np.uint8, (20, 20), elements=st_.integers(0, 1)))
+def test_ridge_walks_equal_reference_on_any_skeleton(binary):
+    skel = thinning.thin(binary)
+    cn = skeleton.crossing_numbers(skel)
+    ys, xs = np.nonzero((cn == 1) | (cn >= 3))
+    label = np.zeros(skel.shape, dtype=np.int32)
+    label[ys, xs] = np.arange(1, len(ys) + 1)
+    args = (skel, cn, label, ys.astype(np.int64), xs.astype(np.int64), 24, 9)
+    for g, w in zip(skeleton.trace_branches(*args), skeleton.trace_branches_reference(*args)):
+        np.testing.assert_array_equal(g, w)
