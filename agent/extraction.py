@@ -9,7 +9,8 @@ scaled back to the original image):
   3. binarisation (sign of the enhanced image) and Zhang-Suen thinning;
   4. minutiae from crossing numbers; a short walk along each branch gives the
      direction and reveals false minutiae, which are removed: border, spurs,
-     bridges/holes, short ridges, broken ridges, clusters;
+     bridges/holes, short ridges, broken ridges, ridges cut off by the edge
+     of the print, clusters;
   5. reliability per minutia (orientation certainty, clarity, distance from
      the border); the MAX_MINUTIAE most reliable are kept (template <= ~400 B).
 
@@ -39,6 +40,7 @@ SPUR_PERIODS = 1.0  # an ending this close (along the ridge) to another minutia
 BRIDGE_PERIODS = 0.9  # two bifurcations joined by a ridge this short
 GAP_PERIODS = 1.3  # two endings facing each other across a gap this small
 BORDER_PX = 4  # distance from the edge of the foreground
+EDGE_PX = 12  # an ending whose ridge would leave the foreground this close was cut off
 CLUSTER_PX = 8  # 3+ minutiae within this radius are noise
 MIN_RELIABILITY = 0.0  # minutiae less reliable than this are dropped (0..1)
 DIR_STEPS = 9  # walk this many pixels along the ridge to tell a minutia's direction
@@ -221,6 +223,19 @@ def _minutiae(skel: np.ndarray, f: _q.Fields, clarity: np.ndarray) -> np.ndarray
     # (outside the image is background too)
     integral = _integral(f.mask)
     alive &= _window_share(integral, ys, xs, BORDER_PX) > 0.999
+    # ridges cut off by the edge of the print: an ending whose ridge, carried
+    # on past the ending, leaves the foreground within EDGE_PX
+    if EDGE_PX > 0:
+        e = np.nonzero(alive & (kinds == RIDGE_ENDING))[0]
+        out_dir = -angles[e].astype(np.float64)  # image angle of the ridge body, y down
+        k = np.arange(2, EDGE_PX + 1, 2, dtype=np.float64)[None, :]
+        # the ending's angle points into the ridge body: step the opposite way
+        py = np.rint(ys[e][:, None] - k * np.sin(out_dir)[:, None]).astype(np.int64)
+        px = np.rint(xs[e][:, None] - k * np.cos(out_dir)[:, None]).astype(np.int64)
+        inside = (py >= 0) & (py < h) & (px >= 0) & (px < w)
+        fg = np.zeros(py.shape, dtype=bool)
+        fg[inside] = f.mask[py[inside], px[inside]]
+        alive[e[~fg.all(axis=1)]] = False
 
     # clusters: many minutiae in a small area are noise, not ridges
     idx = np.nonzero(alive)[0]

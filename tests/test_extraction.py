@@ -101,7 +101,7 @@ def test_sensor_like_16_grey_levels_crop(fingerprints_dir, folder, name):
     crop = np.ascontiguousarray(px[max(0, (h - 288) // 2):][:288, max(0, (w - 256) // 2):][:, :256])
     full = extraction.extract(crop).template.minutiae
     coarse = extraction.extract((crop // 16) * 17).template.minutiae
-    assert len(coarse) >= 15
+    assert len(coarse) >= 10
     d = np.hypot(full["x"][:, None] - coarse["x"][None], full["y"][:, None] - coarse["y"][None])
     assert (d.min(axis=1) < 6).mean() >= 0.6
 
