@@ -165,7 +165,7 @@ class BookingSession:
         self,
         info: BookingInfo,
         *,
-        min_score: int = 35,
+        min_score: int = 25,
         max_attempts: int = 3,
         compare: Optional[Callable[[Template, Template], float]] = None,
         match_threshold: Optional[float] = None,
