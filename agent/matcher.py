@@ -36,7 +36,7 @@ import weakref
 
 import numpy as np
 
-from agent.kernels_match.constants import BUCKET_SHIFT, N_BUCKETS
+from agent.kernels_match.constants import BUCKET_SHIFT, BUCKETS_PER_ANGLE, N_BUCKETS
 from agent.template import Template
 
 MAX_MINUTIAE = 96
@@ -105,8 +105,8 @@ def build_edges(x: np.ndarray, y: np.ndarray, th: np.ndarray, k: int = NEIGHBOUR
                 max_len: float = MAX_EDGE_LEN):
     """Directed edges (both directions) to the k nearest neighbours.
 
-    Sorted by (first-angle bucket, length), with the bucket start offsets, as
-    agent.kernels_match.match_edges.edge_votes wants B's edges.
+    Sorted by (bucket of the two end angles, length), with the bucket start
+    offsets, as agent.kernels_match.match_edges.edge_votes wants B's edges.
     """
     n = x.shape[0]
     empty = (np.zeros(0, np.float32), np.zeros(0, np.int32), np.zeros(0, np.int32),
@@ -133,11 +133,12 @@ def build_edges(x: np.ndarray, y: np.ndarray, th: np.ndarray, k: int = NEIGHBOUR
     a_i = _wrap(direction - th[ii])
     a_j = _wrap(direction + math.pi - th[jj])
     ai_u = _units(a_i)
-    bucket = ai_u >> BUCKET_SHIFT
+    aj_u = _units(a_j)
+    bucket = (ai_u >> BUCKET_SHIFT) * BUCKETS_PER_ANGLE + (aj_u >> BUCKET_SHIFT)
     order = np.lexsort((length, bucket))
     starts = np.searchsorted(bucket[order], np.arange(N_BUCKETS + 1)).astype(np.int32)
     return (length[order].astype(np.float32), ii[order].astype(np.int32), jj[order].astype(np.int32),
-            ai_u[order], _units(a_j[order]), _units(direction[order]), starts)
+            ai_u[order], aj_u[order], _units(direction[order]), starts)
 
 
 def _units(angle: np.ndarray) -> np.ndarray:

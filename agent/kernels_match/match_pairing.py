@@ -46,20 +46,54 @@ def pair_under_alignment(ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y, rot,
     Returns (matched, overlap_a, overlap_b, sum_of_closeness); the pairs are
     written to pair_a/pair_b (length >= matched).
     """
+    return pair_with_scratch(ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y, rot,
+                             dist_tol, dist_tol_rel, dist_tol_max, ang_tol, a_grid, b_grid, cell,
+                             pair_a, pair_b, pair_scratch(ax.shape[0], bx.shape[0]))
+
+
+@njit(cache=True)
+def pair_scratch(na, nb):
+    """Work arrays of `pair_with_scratch` (allocate once per comparison, not per alignment)."""
+    cap = na * 4 + 16
+    return (np.empty(na, dtype=np.float32), np.empty(na, dtype=np.float32),
+            np.empty(cap, dtype=np.int32), np.empty(cap, dtype=np.int32),
+            np.empty(cap, dtype=np.float32), np.empty(cap, dtype=np.int64),
+            np.empty(na, dtype=np.bool_), np.empty(nb, dtype=np.bool_))
+
+
+@njit(cache=True, inline="always")
+def _sort_order(keys, n, order):
+    """order[:n] = stable argsort of keys[:n]: insertion sort for the usual few dozen
+    candidates (one mispredicted branch per element, where a quicksort pays many)."""
+    if n > 96:
+        order[:n] = np.argsort(keys[:n], kind="mergesort")
+        return
+    for t in range(n):
+        v = keys[t]
+        u = t
+        while u > 0 and keys[order[u - 1]] > v:
+            order[u] = order[u - 1]
+            u -= 1
+        order[u] = t
+
+
+@njit(cache=True)
+def pair_with_scratch(ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y, rot,
+                      dist_tol, dist_tol_rel, dist_tol_max, ang_tol, a_grid, b_grid, cell,
+                      pair_a, pair_b, scratch):
+    """`pair_under_alignment` with caller-owned work arrays (`pair_scratch(na, nb)`)."""
     na = ax.shape[0]
     nb = bx.shape[0]
     c = math.cos(rot)
     s = math.sin(rot)
-    tx = np.empty(na, dtype=np.float32)
-    ty = np.empty(na, dtype=np.float32)
+    tx, ty, ci, ck, cc, order, used_a, used_b = scratch
     overlap_a = 0
     for i in range(na):
         dx = ax[i] - a0x
         dy = ay[i] - a0y
         tx[i] = c * dx - s * dy + b0x
         ty[i] = s * dx + c * dy + b0y
-        if _in_grid(b_grid, cell, tx[i], ty[i]):
-            overlap_a += 1
+        overlap_a += _in_grid(b_grid, cell, tx[i], ty[i])
     overlap_b = 0
     for k in range(nb):
         dx = bx[k] - b0x
@@ -67,13 +101,9 @@ def pair_under_alignment(ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y, rot,
         # inverse rotation back into A's frame
         x = c * dx + s * dy + a0x
         y = -s * dx + c * dy + a0y
-        if _in_grid(a_grid, cell, x, y):
-            overlap_b += 1
+        overlap_b += _in_grid(a_grid, cell, x, y)
     # candidate pairs
-    cap = na * 4 + 16
-    ci = np.empty(cap, dtype=np.int32)
-    ck = np.empty(cap, dtype=np.int32)
-    cc = np.empty(cap, dtype=np.float32)
+    cap = ci.shape[0]
     n = 0
     for i in range(na):
         ra = math.hypot(tx[i] - b0x, ty[i] - b0y)
@@ -107,9 +137,9 @@ def pair_under_alignment(ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y, rot,
             ck[n] = k
             cc[n] = math.sqrt(d2) / tol + da / ang_tol
             n += 1
-    order = np.argsort(cc[:n])
-    used_a = np.zeros(na, dtype=np.bool_)
-    used_b = np.zeros(nb, dtype=np.bool_)
+    _sort_order(cc, n, order)
+    used_a[:] = False
+    used_b[:] = False
     matched = 0
     closeness = 0.0
     for t in range(n):

@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit
 
 from agent.kernels_match.match_edges import edge_votes
-from agent.kernels_match.match_pairing import pair_under_alignment
+from agent.kernels_match.match_pairing import pair_scratch, pair_with_scratch
 
 # indices into the params vector
 P_LEN_TOL, P_LEN_TOL_REL, P_EDGE_ANG, P_DIST_TOL, P_DIST_TOL_REL, P_DIST_TOL_MAX, P_PAIR_ANG, \
@@ -52,6 +52,7 @@ def match_prepared(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_bstart, a_
                                b_bstart, na, nb, params[P_LEN_TOL], params[P_LEN_TOL_REL], params[P_EDGE_ANG])
     cell = params[P_CELL]
     min_overlap = params[P_MIN_OVERLAP]
+    scratch = pair_scratch(na, nb)
     pair_a = np.empty(na, dtype=np.int32)
     pair_b = np.empty(na, dtype=np.int32)
     best_pa = np.empty(na, dtype=np.int32)
@@ -70,11 +71,12 @@ def match_prepared(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_bstart, a_
     min_votes = params[P_MIN_VOTES]
     for i in range(na):
         for k in range(nb):
-            if votes[i, k] > min_votes:
-                cand_i[n_cand] = i
-                cand_k[n_cand] = k
-                cand_v[n_cand] = -votes[i, k]
-                n_cand += 1
+            # branch-free compaction (whether a cell has enough votes is a coin toss to the CPU)
+            v = votes[i, k]
+            cand_i[n_cand] = i
+            cand_k[n_cand] = k
+            cand_v[n_cand] = -v
+            n_cand += v > min_votes
     covered = np.zeros((na, nb), dtype=np.bool_)
     for _ in range(n_anchors):
         # the best-voted candidate not yet covered (a few passes over a short list beat a sort)
@@ -90,10 +92,10 @@ def match_prepared(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_bstart, a_
         vk = cand_k[c_best]
         cand_v[c_best] = 0.0
         rot = math.atan2(rs[vi, vk], rc[vi, vk])
-        m, oa, ob, cl = pair_under_alignment(
+        m, oa, ob, cl = pair_with_scratch(
             ax, ay, ath, bx, by, bth, ax[vi], ay[vi], bx[vk], by[vk], rot,
             params[P_DIST_TOL], params[P_DIST_TOL_REL], params[P_DIST_TOL_MAX], params[P_PAIR_ANG],
-            a_grid, b_grid, cell, pair_a, pair_b)
+            a_grid, b_grid, cell, pair_a, pair_b, scratch)
         for t in range(m):
             covered[pair_a[t], pair_b[t]] = True
         sc = _score(m, cl, oa, ob, min_overlap, params[P_SATURATION])
@@ -133,10 +135,10 @@ def match_prepared(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_bstart, a_
             num += pxa * pyb - pya * pxb
             den += pxa * pxb + pya * pyb
         rot = math.atan2(num, den)
-        m, oa, ob, cl = pair_under_alignment(
+        m, oa, ob, cl = pair_with_scratch(
             ax, ay, ath, bx, by, bth, sax, say, sbx, sby, rot,
             params[P_DIST_TOL], params[P_DIST_TOL_REL], params[P_DIST_TOL_MAX], params[P_PAIR_ANG],
-            a_grid, b_grid, cell, pair_a, pair_b)
+            a_grid, b_grid, cell, pair_a, pair_b, scratch)
         sc = _score(m, cl, oa, ob, min_overlap, params[P_SATURATION])
         if (sc if by_score else cl) > best_cl:
             best = sc
