@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from agent import config as config_mod
+from agent.commands._common import open_existing_store
 
 
 def register(sub):
@@ -20,19 +20,8 @@ def register(sub):
     p.set_defaults(func=cmd_list)
 
 
-def _open(args):
-    from agent.store import Store
-
-    cfg = config_mod.load(args.config)
-    path = cfg.paths.database()
-    if not path.exists():
-        print(f"no audit log yet: {path} does not exist")
-        return None
-    return Store(path, cfg, on_corrupt="raise")
-
-
 def cmd_verify(args) -> int:
-    store = _open(args)
+    store = open_existing_store(args, "no audit log yet")
     if store is None:
         return 0
     with store:
@@ -47,7 +36,7 @@ def cmd_verify(args) -> int:
 
 
 def cmd_list(args) -> int:
-    store = _open(args)
+    store = open_existing_store(args, "no audit log yet")
     if store is None:
         return 0
     with store:

@@ -6,6 +6,8 @@ import json
 import time
 
 from agent import config as config_mod
+from agent.commands._common import open_existing_store
+from agent.status import human_age
 
 
 def register(sub):
@@ -41,32 +43,8 @@ def register(sub):
     p.set_defaults(func=cmd_check)
 
 
-def _open(args):
-    from agent.store import Store
-
-    cfg = config_mod.load(args.config)
-    path = cfg.paths.database()
-    if not path.exists():
-        print(f"no queue yet: {path} does not exist (nothing has been booked here)")
-        return None
-    return Store(path, cfg, on_corrupt="raise")
-
-
-def _age(seconds):
-    if seconds is None:
-        return "-"
-    seconds = int(seconds)
-    if seconds < 120:
-        return f"{seconds} s"
-    if seconds < 7200:
-        return f"{seconds // 60} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
-
-
 def cmd_list(args) -> int:
-    store = _open(args)
+    store = open_existing_store(args, "no queue yet (nothing has been booked here)")
     if store is None:
         return 0
     with store:
@@ -91,7 +69,7 @@ def cmd_show(args) -> int:
     from agent import envelope
     from agent.errors import UserError
 
-    store = _open(args)
+    store = open_existing_store(args, "no queue yet (nothing has been booked here)")
     if store is None:
         return 1
     with store:
@@ -124,7 +102,7 @@ def cmd_show(args) -> int:
 
 
 def cmd_counts(args) -> int:
-    store = _open(args)
+    store = open_existing_store(args, "no queue yet (nothing has been booked here)")
     if store is None:
         return 0
     with store:
@@ -139,7 +117,7 @@ def cmd_counts(args) -> int:
         return 0
     for state in ("pending", "sent", "acknowledged", "rejected", "purged", "total"):
         print(f"{state:13} {counts[state]:>7}")
-    print(f"oldest unacknowledged: {_age(age)}")
+    print(f"oldest unacknowledged: {human_age(age)}")
     print(f"stored envelopes: " + (f"{queued / 1048576:.1f} MB" if queued >= 1048576
                                      else f"{queued / 1024:.0f} KiB"))
     if inbox_new:
@@ -168,7 +146,7 @@ def cmd_check(args) -> int:
 
 
 def cmd_purge(args) -> int:
-    store = _open(args)
+    store = open_existing_store(args, "no queue yet (nothing has been booked here)")
     if store is None:
         return 0
     with store:
