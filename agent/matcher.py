@@ -82,6 +82,7 @@ class Prepared:
     e_bucket_start: np.ndarray
     grid: np.ndarray
     key: bytes  # canonical order of a pair (symmetry)
+    quality: np.ndarray | None = None  # per minutia 0-100 (same order as x), for the prefilter
 
     def __post_init__(self):
         self.args = self.kernel_args()  # the kernel's argument tuple, built once
@@ -201,7 +202,7 @@ def prepare(template: Template) -> Prepared:
     key = hashlib.blake2b(np.stack([x, y, th]).astype(np.float32).tobytes(), digest_size=8).digest()
     key = len(m).to_bytes(2, "big") + key
     return Prepared(x.astype(np.float32), y.astype(np.float32), th.astype(np.float32), *edges,
-                    grid=grid, key=key)
+                    grid=grid, key=key, quality=m["quality"].copy())
 
 
 def compare_details(pa: Prepared, pb: Prepared) -> np.ndarray:

@@ -1,18 +1,29 @@
 """1:N screen: a compact fixed-length descriptor per template and a gallery scan.
 
-Descriptor: a histogram of every minutia pair closer than 120 px
-(at 500 ppi) over (length, angle at one end, angle at the other end).
-Those features ignore rotation and translation, and a partial print still
-shares most of its local edges with its mate, so two impressions of one
-finger have similar histograms whatever the placement. The histogram is
-square-rooted (Hellinger), scaled to unit length, quantised to uint8, and
-compared by cosine after subtracting the gallery mean (which removes what
-all fingerprints share, e.g. mostly parallel ridges).
+Descriptor: a histogram of every minutia pair 30 to 120 px apart
+(at 500 ppi) over (length, angle at one end, angle at the other end), each
+pair weighted by the product of its minutiae's qualities (plus a floor, so
+a template without qualities still works). Those features ignore rotation
+and translation, and a partial print still shares most of its local edges
+with its mate, so two impressions of one finger have similar histograms
+whatever the placement; the quality weights keep doubtful minutiae (of
+which a poor impression has many) from swamping the histogram. The
+histogram is square-rooted (Hellinger), scaled to unit length, quantised to
+uint8, and compared by cosine after subtracting the gallery mean (which
+removes what all fingerprints share, e.g. mostly parallel ridges).
+
+Measured on the dev sets (`fpagent bench prefilter --gallery-size 10000`,
+DB1_B + DB3_B probes, hit rate at 10% penetration): 8 length x 10 angle
+bins from 4 px, unweighted (the previous descriptor, 440 B): 97.1%; 12
+angle bins 99.3%; 12 bins quality-weighted 100%; the same without pairs
+shorter than 30 px (468 B) 100% with the worst mate ranked at 7% instead
+of 9%. Soft (linear) binning, extra nearest-neighbour blocks, per-dimension
+whitening and several scaled probe descriptors (max over) measured worse.
 
 `Gallery` keeps every descriptor in one contiguous (capacity, D) uint8 array
-(D = 440 bytes per template) plus the ISO 19794-2 record of each template, so
-100,000 entries take about 440 + 4 + ~220 (at most 390) + id bytes each: ~70 MB
-(at most ~87 MB). `search` scans all
+(D = 468 bytes per template) plus the ISO 19794-2 record of each template, so
+100,000 entries take about 468 + 4 + ~250 (at most 390) + id bytes each: ~75 MB
+(at most ~90 MB). `search` scans all
 descriptors (agent.kernels_match.prefilter_scan), keeps the best fraction
 (`penetration`) and lets the 1:1 matcher rank those.
 
@@ -30,11 +41,13 @@ import numpy as np
 from agent import fmr, matcher
 from agent.template import Template
 
-LEN_BINS = 8
-LEN_MAX = 120.0  # px at 500 ppi: every minutia pair closer than this is an edge
-ANG_BINS = 10
+LEN_BINS = 6  # of 15 px
+LEN_MIN = 30.0  # px at 500 ppi: shorter pairs are left out (they told mates apart worse: measured)
+LEN_MAX = 120.0  # px at 500 ppi: every minutia pair closer than this (and >= LEN_MIN) is an edge
+ANG_BINS = 12
 _UPPER = np.triu_indices(ANG_BINS)
-DESCRIPTOR_BYTES = LEN_BINS * len(_UPPER[0])  # 8 x 55 = 440
+DESCRIPTOR_BYTES = LEN_BINS * len(_UPPER[0])  # 6 x 78 = 468
+QUALITY_FLOOR = 0.2  # pair weight = q_i * q_j / 100^2 + this
 QUANT_SCALE = 1000.0  # unit-norm histogram -> uint8 (clipped at 255)
 DEFAULT_PENETRATION = 0.05
 MIN_CANDIDATES = 100  # small galleries: the matcher ranks at least this many (it is cheap)
@@ -51,24 +64,28 @@ def descriptor_from_prepared(p: matcher.Prepared) -> np.ndarray:
     """uint8 descriptor (DESCRIPTOR_BYTES) of a prepared template.
 
     Histogram of every minutia pair closer than LEN_MAX over (length,
-    angle at one end, angle at the other), folded so the order of the ends
-    does not matter, square-rooted, scaled to unit length and quantised.
+    angle at one end, angle at the other), weighted by the pair's minutia
+    qualities, folded so the order of the ends does not matter,
+    square-rooted, scaled to unit length and quantised.
     """
     x, y, th = p.x.astype(np.float64), p.y.astype(np.float64), p.th.astype(np.float64)
+    q = (p.quality.astype(np.float64) / 100.0 if p.quality is not None
+         else np.zeros(x.shape[0], dtype=np.float64))
     hist = np.zeros((LEN_BINS, ANG_BINS, ANG_BINS), dtype=np.float64)
     if x.size >= 2:
         dx = x[None, :] - x[:, None]
         dy = y[None, :] - y[:, None]
         d = np.hypot(dx, dy)
-        ii, jj = np.nonzero((d <= LEN_MAX) & (d >= matcher.MIN_EDGE_LEN))
+        ii, jj = np.nonzero((d <= LEN_MAX) & (d >= LEN_MIN))
         direction = np.arctan2(dy[ii, jj], dx[ii, jj])
         a = np.mod(direction - th[ii], 2 * math.pi)
         b = np.mod(direction + math.pi - th[jj], 2 * math.pi)
         # hard bins: measured better than linear soft assignment on the dev sets
-        li = np.minimum((d[ii, jj] * (LEN_BINS / LEN_MAX)).astype(np.int64), LEN_BINS - 1)
+        li = np.minimum(((d[ii, jj] - LEN_MIN) * (LEN_BINS / (LEN_MAX - LEN_MIN))).astype(np.int64),
+                        LEN_BINS - 1)
         ai = (a * (ANG_BINS / (2 * math.pi))).astype(np.int64) % ANG_BINS
         bi = (b * (ANG_BINS / (2 * math.pi))).astype(np.int64) % ANG_BINS
-        np.add.at(hist, (li, ai, bi), 1.0)
+        np.add.at(hist, (li, ai, bi), q[ii] * q[jj] + QUALITY_FLOOR)
     hist = hist + hist.transpose(0, 2, 1)
     h = np.sqrt(hist[:, _UPPER[0], _UPPER[1]].reshape(-1))
     norm = np.linalg.norm(h)
