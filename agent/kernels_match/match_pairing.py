@@ -46,9 +46,34 @@ def pair_under_alignment(ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y, rot,
     Returns (matched, overlap_a, overlap_b, sum_of_closeness); the pairs are
     written to pair_a/pair_b (length >= matched).
     """
-    return pair_with_scratch(ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y, rot,
-                             dist_tol, dist_tol_rel, dist_tol_max, ang_tol, a_grid, b_grid, cell,
-                             pair_a, pair_b, pair_scratch(ax.shape[0], bx.shape[0]))
+    m, cl = pair_with_scratch(ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y, rot,
+                              dist_tol, dist_tol_rel, dist_tol_max, ang_tol,
+                              pair_a, pair_b, pair_scratch(ax.shape[0], bx.shape[0]))
+    oa, ob = overlap_counts(ax, ay, bx, by, a0x, a0y, b0x, b0y, rot, a_grid, b_grid, cell)
+    return m, oa, ob, cl
+
+
+@njit(cache=True)
+def overlap_counts(ax, ay, bx, by, a0x, a0y, b0x, b0y, rot, a_grid, b_grid, cell):
+    """(A's minutiae inside B's area, B's inside A's) under one alignment.
+
+    Separate from the pairing because the anchor search only needs the
+    pairs: the overlap is counted for the alignment that is kept.
+    """
+    c = math.cos(rot)
+    s = math.sin(rot)
+    overlap_a = 0
+    for i in range(ax.shape[0]):
+        dx = ax[i] - a0x
+        dy = ay[i] - a0y
+        overlap_a += _in_grid(b_grid, cell, c * dx - s * dy + b0x, s * dx + c * dy + b0y)
+    overlap_b = 0
+    for k in range(bx.shape[0]):
+        dx = bx[k] - b0x
+        dy = by[k] - b0y
+        # inverse rotation back into A's frame
+        overlap_b += _in_grid(a_grid, cell, c * dx + s * dy + a0x, -s * dx + c * dy + a0y)
+    return overlap_a, overlap_b
 
 
 @njit(cache=True)
@@ -79,29 +104,19 @@ def _sort_order(keys, n, order):
 
 @njit(cache=True)
 def pair_with_scratch(ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y, rot,
-                      dist_tol, dist_tol_rel, dist_tol_max, ang_tol, a_grid, b_grid, cell,
-                      pair_a, pair_b, scratch):
-    """`pair_under_alignment` with caller-owned work arrays (`pair_scratch(na, nb)`)."""
+                      dist_tol, dist_tol_rel, dist_tol_max, ang_tol, pair_a, pair_b, scratch):
+    """The pairing of `pair_under_alignment` with caller-owned work arrays
+    (`pair_scratch(na, nb)`), without the overlap counts: (matched, closeness)."""
     na = ax.shape[0]
     nb = bx.shape[0]
     c = math.cos(rot)
     s = math.sin(rot)
     tx, ty, ci, ck, cc, order, used_a, used_b = scratch
-    overlap_a = 0
     for i in range(na):
         dx = ax[i] - a0x
         dy = ay[i] - a0y
         tx[i] = c * dx - s * dy + b0x
         ty[i] = s * dx + c * dy + b0y
-        overlap_a += _in_grid(b_grid, cell, tx[i], ty[i])
-    overlap_b = 0
-    for k in range(nb):
-        dx = bx[k] - b0x
-        dy = by[k] - b0y
-        # inverse rotation back into A's frame
-        x = c * dx + s * dy + a0x
-        y = -s * dx + c * dy + a0y
-        overlap_b += _in_grid(a_grid, cell, x, y)
     # candidate pairs
     cap = ci.shape[0]
     n = 0
@@ -154,7 +169,7 @@ def pair_with_scratch(ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y, rot,
         pair_b[matched] = k
         matched += 1
         closeness += 1.0 - 0.5 * cc[p]
-    return matched, overlap_a, overlap_b, closeness
+    return matched, closeness
 
 
 def pair_under_alignment_reference(ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y, rot,

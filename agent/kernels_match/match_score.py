@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit
 
 from agent.kernels_match.match_edges import edge_votes
-from agent.kernels_match.match_pairing import pair_scratch, pair_with_scratch
+from agent.kernels_match.match_pairing import overlap_counts, pair_scratch, pair_with_scratch
 
 # indices into the params vector
 P_LEN_TOL, P_LEN_TOL_REL, P_EDGE_ANG, P_DIST_TOL, P_DIST_TOL_REL, P_DIST_TOL_MAX, P_PAIR_ANG, \
@@ -60,6 +60,10 @@ def match_prepared(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_bstart, a_
     best = 0.0
     best_cl = 0.0
     best_m = 0
+    best_vi = 0  # anchor, rotation and closeness of the best alignment
+    best_vk = 0
+    best_rot = 0.0
+    best_closeness = 0.0
     n_anchors = int(params[P_ANCHORS])
     by_score = params[P_SELECT_BY_SCORE] > 0.0
     # candidate anchors: correspondences with enough votes, best first; an anchor
@@ -92,24 +96,36 @@ def match_prepared(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_bstart, a_
         vk = cand_k[c_best]
         cand_v[c_best] = 0.0
         rot = math.atan2(rs[vi, vk], rc[vi, vk])
-        m, oa, ob, cl = pair_with_scratch(
+        m, cl = pair_with_scratch(
             ax, ay, ath, bx, by, bth, ax[vi], ay[vi], bx[vk], by[vk], rot,
             params[P_DIST_TOL], params[P_DIST_TOL_REL], params[P_DIST_TOL_MAX], params[P_PAIR_ANG],
-            a_grid, b_grid, cell, pair_a, pair_b, scratch)
+            pair_a, pair_b, scratch)
         for t in range(m):
             covered[pair_a[t], pair_b[t]] = True
-        sc = _score(m, cl, oa, ob, min_overlap, params[P_SATURATION])
-        if (sc if by_score else cl) > best_cl:
-            best_cl = sc if by_score else cl
-            best = sc
+        if by_score:
+            oa, ob = overlap_counts(ax, ay, bx, by, ax[vi], ay[vi], bx[vk], by[vk], rot,
+                                    a_grid, b_grid, cell)
+            key = _score(m, cl, oa, ob, min_overlap, params[P_SATURATION])
+        else:
+            key = cl  # the overlap is counted for the alignment kept (below), not for each
+        if key > best_cl:
+            best_cl = key
             best_m = m
-            details[0] = m
-            details[1] = oa
-            details[2] = ob
-            details[3] = cl
+            best_vi = vi
+            best_vk = vk
+            best_rot = rot
+            best_closeness = cl
             for t in range(m):
                 best_pa[t] = pair_a[t]
                 best_pb[t] = pair_b[t]
+    if best_m > 0:
+        oa, ob = overlap_counts(ax, ay, bx, by, ax[best_vi], ay[best_vi], bx[best_vk], by[best_vk],
+                                best_rot, a_grid, b_grid, cell)
+        best = _score(best_m, best_closeness, oa, ob, min_overlap, params[P_SATURATION])
+        details[0] = best_m
+        details[1] = oa
+        details[2] = ob
+        details[3] = best_closeness
     if best_m >= 3:
         # least-squares rigid refit on the best pairs, then pair again about the centroids
         sax = 0.0
@@ -135,10 +151,11 @@ def match_prepared(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_bstart, a_
             num += pxa * pyb - pya * pxb
             den += pxa * pxb + pya * pyb
         rot = math.atan2(num, den)
-        m, oa, ob, cl = pair_with_scratch(
+        m, cl = pair_with_scratch(
             ax, ay, ath, bx, by, bth, sax, say, sbx, sby, rot,
             params[P_DIST_TOL], params[P_DIST_TOL_REL], params[P_DIST_TOL_MAX], params[P_PAIR_ANG],
-            a_grid, b_grid, cell, pair_a, pair_b, scratch)
+            pair_a, pair_b, scratch)
+        oa, ob = overlap_counts(ax, ay, bx, by, sax, say, sbx, sby, rot, a_grid, b_grid, cell)
         sc = _score(m, cl, oa, ob, min_overlap, params[P_SATURATION])
         if (sc if by_score else cl) > best_cl:
             best = sc
