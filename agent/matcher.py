@@ -220,9 +220,9 @@ _kernel = None
 def _match_kernel():
     global _kernel
     if _kernel is None:
-        from agent.kernels_match.match_score import match_prepared  # noqa: PLC0415 (numba is slow to import)
+        from agent.kernels_match.match_score import similarity  # noqa: PLC0415 (numba is slow to import)
 
-        _kernel = match_prepared
+        _kernel = similarity
     return _kernel
 
 
@@ -231,7 +231,7 @@ def compare_prepared(pa: Prepared, pb: Prepared) -> float:
     kernel = _kernel or _match_kernel()
     if pb.key < pa.key:
         pa, pb = pb, pa
-    return float(kernel(*pa.args, *pb.args, PARAMS)[0])
+    return kernel(*pa.args, *pb.args, PARAMS)
 
 
 _cache: "weakref.WeakKeyDictionary[Template, tuple[int, Prepared]]" = weakref.WeakKeyDictionary()

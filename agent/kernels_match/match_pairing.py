@@ -48,7 +48,7 @@ def pair_under_alignment(ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y, rot,
     """
     m, cl = pair_with_scratch(ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y, rot,
                               dist_tol, dist_tol_rel, dist_tol_max, ang_tol,
-                              pair_a, pair_b, pair_scratch(ax.shape[0], bx.shape[0]))
+                              pair_a, pair_b, pair_scratch(ax.shape[0], bx))
     oa, ob = overlap_counts(ax, ay, bx, by, a0x, a0y, b0x, b0y, rot, a_grid, b_grid, cell)
     return m, oa, ob, cl
 
@@ -76,14 +76,26 @@ def overlap_counts(ax, ay, bx, by, a0x, a0y, b0x, b0y, rot, a_grid, b_grid, cell
     return overlap_a, overlap_b
 
 
+X_CELL = 8.0  # px: B's x index has one entry per 8 px column
+
+
 @njit(cache=True)
-def pair_scratch(na, nb):
-    """Work arrays of `pair_with_scratch` (allocate once per comparison, not per alignment)."""
+def pair_scratch(na, bx):
+    """Work arrays of `pair_with_scratch` (allocate once per comparison, not per alignment),
+    with an index of B's x-sorted minutiae: x_start[c] = first k with bx[k] >= c * X_CELL."""
+    nb = bx.shape[0]
     cap = na * 4 + 16
+    n_cells = (int(bx[nb - 1] / X_CELL) + 2) if nb > 0 else 1
+    x_start = np.empty(max(n_cells, 1), dtype=np.int32)
+    k = 0
+    for c in range(x_start.shape[0]):
+        while k < nb and bx[k] < c * X_CELL:
+            k += 1
+        x_start[c] = k
     return (np.empty(na, dtype=np.float32), np.empty(na, dtype=np.float32),
             np.empty(cap, dtype=np.int32), np.empty(cap, dtype=np.int32),
             np.empty(cap, dtype=np.float32), np.empty(cap, dtype=np.int64),
-            np.empty(na, dtype=np.bool_), np.empty(nb, dtype=np.bool_))
+            np.empty(na, dtype=np.bool_), np.empty(nb, dtype=np.bool_), x_start)
 
 
 @njit(cache=True, inline="always")
@@ -111,7 +123,8 @@ def pair_with_scratch(ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y, rot,
     nb = bx.shape[0]
     c = math.cos(rot)
     s = math.sin(rot)
-    tx, ty, ci, ck, cc, order, used_a, used_b = scratch
+    tx, ty, ci, ck, cc, order, used_a, used_b, x_start = scratch
+    n_cells = x_start.shape[0]
     for i in range(na):
         dx = ax[i] - a0x
         dy = ay[i] - a0y
@@ -125,16 +138,16 @@ def pair_with_scratch(ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y, rot,
         tol = min(dist_tol + dist_tol_rel * ra, dist_tol_max)
         tol2 = tol * tol
         th = ath[i] + rot
-        # B is sorted by x: binary search the start of the x window
+        # B is sorted by x: the first k with bx[k] >= lo, from the x index (a binary
+        # search mispredicts at nearly every step; this is one lookup and a short walk)
         lo = tx[i] - tol
-        left = 0
-        right = nb
-        while left < right:
-            mid = (left + right) >> 1
-            if bx[mid] < lo:
-                left = mid + 1
-            else:
-                right = mid
+        if lo <= 0.0:
+            left = 0
+        else:
+            cx = int(lo / X_CELL)
+            left = x_start[cx] if cx < n_cells else nb
+        while left < nb and bx[left] < lo:
+            left += 1
         for k in range(left, nb):
             dx = tx[i] - bx[k]
             if dx < -tol:
