@@ -191,7 +191,7 @@ def _print_figures(label: str, f: dict, tag: str) -> None:
     qtxt = "" if "quality_nfiq2_spearman" not in f else (
         f";  quality~NFIQ2 Spearman {q:.2f}" if q is not None else ";  quality~NFIQ2 n/a")
     print(f"    extraction median {f['extract_ms_median']:.1f} ms, p95 {f['extract_ms_p95']:.1f} ms;  "
-          f"{f['compare_per_s']:,.0f} comparisons/s (one core);  "
+          f"{f['compare_per_s']:,.0f} comparisons/s (one core, best pass);  "
           f"template {f['template_bytes_mean']:.0f} B (ISO);  "
           f"failures to extract {f['failures_to_extract']}{qtxt}")
 
@@ -241,7 +241,18 @@ def _bench_nbis(files, dirname):
     return minutiae, times, sizes, nbis_ref.bozorth3
 
 
+TIMING_PASSES = 3  # comparisons/s: the best of up to this many passes over all pairs ...
+TIMING_BUDGET_S = 3.0  # ... while the passes so far took less CPU time than this
+
+
 def _score_all(label, items, compare, pairs, dirname):
+    """Scores of all pairs, and comparisons per CPU second on one core.
+
+    The rate is the best of a few timed passes over the same pairs (process
+    CPU time, the kernels are single-threaded): on a shared machine the best
+    pass is the one least disturbed by the neighbours. Ours and NBIS are
+    timed by the same rule (NBIS's slow binding usually gets one pass).
+    """
     scores = {}
     total = len(pairs)
     with Stopwatch() as sw:
@@ -249,10 +260,21 @@ def _score_all(label, items, compare, pairs, dirname):
             scores[(a, b)] = float(compare(items[a], items[b]))
             if n % 500 == 0 or n + 1 == total:
                 progress(f"{dirname}: {label} comparing", n + 1, total)
-    return scores, total / max(sw.cpu, 1e-9)
+    spent, best = sw.cpu, sw.cpu
+    for _ in range(TIMING_PASSES - 1):
+        if spent >= TIMING_BUDGET_S:
+            break
+        with Stopwatch() as sw:
+            for a, b in pairs:
+                compare(items[a], items[b])
+        spent += sw.cpu
+        best = min(best, sw.cpu)
+    return scores, total / max(best, 1e-9)
 
 
 def run(args) -> int:
+    # one core: the matcher kernels are serial; keep Numba from starting a thread pool
+    os.environ.setdefault("NUMBA_NUM_THREADS", "1")
     from agent.errors import UserError  # noqa: PLC0415
 
     synthetic = _synthetic_folders(args.dirs)
