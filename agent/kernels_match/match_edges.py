@@ -73,9 +73,14 @@ def edge_votes(a_len, a_i, a_j, a_ai, a_aj, a_dir, b_len, b_i, b_j, b_ai, b_aj, 
     while (ANGLE_UNITS >> shift) > n_side:
         shift += 1
     third = np.float32(1.0 / 3.0)
+    # A's edges with a_i < a_j, gathered without a branch (their order is random to the CPU)
+    fwd = np.empty(a_len.shape[0], dtype=np.int32)
+    n_fwd = 0
     for p in range(a_len.shape[0]):
-        if a_i[p] > a_j[p]:
-            continue
+        fwd[n_fwd] = p
+        n_fwd += a_i[p] < a_j[p]
+    for f in range(n_fwd):
+        p = fwd[f]
         L = a_len[p]
         tol = np.float32(len_tol + len_tol_rel * L)
         inv_tol = np.float32(1.0) / tol
@@ -89,24 +94,29 @@ def edge_votes(a_len, a_i, a_j, a_ai, a_aj, a_dir, b_len, b_i, b_j, b_ai, b_aj, 
         last1 = (pai + tol_u) >> shift
         first2 = (paj - tol_u) >> shift
         last2 = (paj + tol_u) >> shift
+        # second-angle buckets: one run, plus a second where the range wraps past 0 or n_side
+        lo2 = max(first2, 0)
+        hi2 = min(last2, n_side - 1)
+        if first2 < 0:
+            wlo = first2 + n_side
+            whi = n_side - 1
+        elif last2 >= n_side:
+            wlo = 0
+            whi = last2 - n_side
+        else:
+            wlo = 1
+            whi = 0
         i = a_i[p]
         j = a_j[p]
         adir = a_dir[p]
         for bb1 in range(first1, last1 + 1):
             row = (bb1 & mask) * n_side
-            # the buckets of one row are adjacent in memory: scan them as one or (where the
-            # second angle wraps) two runs; a few more edges looked at, far fewer loop starts
+            # the buckets of one row are adjacent in memory: scan them as one or two runs;
+            # a few more edges looked at, far fewer loop starts
             for part in range(2):
-                if part == 0:
-                    b_lo = max(first2, 0)
-                    b_hi = min(last2, n_side - 1)
-                elif first2 < 0:
-                    b_lo = first2 + n_side
-                    b_hi = n_side - 1
-                elif last2 >= n_side:
-                    b_lo = 0
-                    b_hi = last2 - n_side
-                else:
+                b_lo = lo2 if part == 0 else wlo
+                b_hi = hi2 if part == 0 else whi
+                if b_lo > b_hi:
                     break
                 for q in range(b_bucket_start[row + b_lo], b_bucket_start[row + b_hi + 1]):
                     lq = b_len[q]
