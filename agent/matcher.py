@@ -37,7 +37,7 @@ import weakref
 
 import numpy as np
 
-from agent.kernels_match.constants import BUCKET_SHIFT, BUCKETS_PER_ANGLE, N_BUCKETS
+from agent.kernels_match.constants import BUCKET_SHIFT, BUCKETS_PER_ANGLE, EDGE_LEN_BIN
 from agent.template import Template
 
 MAX_MINUTIAE = 96
@@ -46,6 +46,8 @@ MAX_EDGE_LEN = 160.0  # px at 500 ppi
 MIN_EDGE_LEN = 4.0
 GRID_CELL = 16.0  # px at 500 ppi
 GRID_DILATE = 2  # cells
+EDGE_LEN_BINS = int(math.ceil(MAX_EDGE_LEN / EDGE_LEN_BIN))
+N_BUCKETS = BUCKETS_PER_ANGLE * EDGE_LEN_BINS * BUCKETS_PER_ANGLE
 
 # kernel parameters (see agent.kernels_match.match_score P_*), px at 500 ppi, radians
 PARAMS = np.array([
@@ -62,6 +64,8 @@ PARAMS = np.array([
     1.0,                 # P_MIN_VOTES
     0.0,                 # P_SELECT_BY_SCORE: keep the alignment with the best score (else most pairs)
     10.0,                # P_SATURATION: matched count at which the evidence damping is 1 - 1/e
+    EDGE_LEN_BIN,        # P_EDGE_LEN_BIN: edge bucket layout (see build_edges)
+    EDGE_LEN_BINS,       # P_EDGE_LEN_BINS
 ], dtype=np.float64)
 
 MATCH_THRESHOLD = 0.095
@@ -107,8 +111,10 @@ def build_edges(x: np.ndarray, y: np.ndarray, th: np.ndarray, k: int = NEIGHBOUR
                 max_len: float = MAX_EDGE_LEN):
     """Directed edges (both directions) to the k nearest neighbours.
 
-    Sorted by (bucket of the two end angles, length), with the bucket start
-    offsets, as agent.kernels_match.match_edges.edge_votes wants B's edges.
+    Sorted by (bucket, length), with the bucket start offsets, as
+    agent.kernels_match.match_edges.edge_votes wants B's edges. A bucket is
+    (first angle // 16 units, length // EDGE_LEN_BIN, second angle // 16 units),
+    numbered in that (row-major) order.
     """
     n = x.shape[0]
     empty = (np.zeros(0, np.float32), np.zeros(0, np.int32), np.zeros(0, np.int32),
@@ -136,7 +142,8 @@ def build_edges(x: np.ndarray, y: np.ndarray, th: np.ndarray, k: int = NEIGHBOUR
     a_j = _wrap(direction + math.pi - th[jj])
     ai_u = _units(a_i)
     aj_u = _units(a_j)
-    bucket = (ai_u >> BUCKET_SHIFT) * BUCKETS_PER_ANGLE + (aj_u >> BUCKET_SHIFT)
+    lbin = np.minimum((length / EDGE_LEN_BIN).astype(np.int64), EDGE_LEN_BINS - 1)
+    bucket = ((ai_u >> BUCKET_SHIFT) * EDGE_LEN_BINS + lbin) * BUCKETS_PER_ANGLE + (aj_u >> BUCKET_SHIFT)
     order = np.lexsort((length, bucket))
     starts = np.searchsorted(bucket[order], np.arange(N_BUCKETS + 1)).astype(np.int32)
     return (length[order].astype(np.float32), ii[order].astype(np.int32), jj[order].astype(np.int32),

@@ -8,9 +8,9 @@ imply, and for the rotation between the prints. The result, an nA x nB vote
 matrix plus the summed rotation (cos, sin) per pair, is what the
 consolidation step picks its alignment anchors from.
 
-Edges of B are bucketed by their two end angles and sorted by length inside
-a bucket, so each edge of A only looks at the B edges of about its own
-angles and length. The loop is bound by mispredicted branches, not
+Edges of B are bucketed by their two end angles and their length, and
+sorted by length inside a bucket, so each edge of A only looks at the B
+edges of about its own angles and length. The loop is bound by mispredicted branches, not
 arithmetic (measured): fewer candidates looked at is what makes it faster.
 """
 
@@ -46,20 +46,21 @@ def _udiff(a, b):
 
 @njit(cache=True)
 def edge_votes(a_len, a_i, a_j, a_ai, a_aj, a_dir, b_len, b_i, b_j, b_ai, b_aj, b_dir, b_bucket_start,
-               na, nb, len_tol, len_tol_rel, ang_tol):
+               na, nb, len_tol, len_tol_rel, ang_tol, len_bin, n_len_bins):
     """Vote matrix (na x nb) and summed rotation cos/sin from agreeing edges.
 
     Edge angles (a_ai, a_aj, a_dir, ...) are int32 in 1/256 turns; ang_tol is
-    in radians. B's edges are bucketed by both end angles (a square grid of
-    n x n buckets, bucket index (ai // w) * n + aj // w with w = ANGLE_UNITS / n)
-    and sorted by length inside a bucket; b_bucket_start[b] is where bucket b
-    starts (n * n + 1 entries). An edge of A visits only the few buckets
-    within the angle tolerance of both its angles (about 9 of 256, holding
-    one or two edges each), so nearly every B edge it looks at is a real
-    candidate. A's edges are taken in one direction only (a_i < a_j); B's in
-    both, so each geometric correspondence is counted once. Each agreement
-    adds a weight in (0, 1] that falls linearly with the length and angle
-    errors.
+    in radians. B's edges are bucketed by first angle, length and second
+    angle (n x n_len_bins x n buckets numbered in that order; angle buckets of
+    ANGLE_UNITS / n units, length buckets of len_bin px, the last one open
+    ended) and sorted by length inside a bucket; b_bucket_start[b] is where
+    bucket b starts (n * n_len_bins * n + 1 entries). An edge of A visits the
+    (first angle, length) rows within its tolerances and, in each, scans the
+    adjacent second-angle buckets within tolerance as one run, so most B
+    edges it looks at are real candidates. A's edges are taken in one
+    direction only (a_i < a_j); B's in both, so each geometric correspondence
+    is counted once. Each agreement adds a weight in (0, 1] that falls
+    linearly with the length and angle errors.
     """
     votes = np.zeros((na, nb), dtype=np.float32)
     rc = np.zeros((na, nb), dtype=np.float32)
@@ -67,7 +68,8 @@ def edge_votes(a_len, a_i, a_j, a_ai, a_aj, a_dir, b_len, b_i, b_j, b_ai, b_aj, 
     tol_u = int(ang_tol * ANGLE_UNITS / TWO_PI)
     inv_tol_u = np.float32(1.0 / (ang_tol * ANGLE_UNITS / TWO_PI))
     # the bucket layout comes with the data (not a module constant a cached kernel could miss)
-    n_side = int(math.sqrt(b_bucket_start.shape[0] - 1) + 0.5)  # a power of two
+    n_side = int(math.sqrt((b_bucket_start.shape[0] - 1) // n_len_bins) + 0.5)  # a power of two
+    inv_len_bin = 1.0 / len_bin
     mask = n_side - 1
     shift = 0
     while (ANGLE_UNITS >> shift) > n_side:
@@ -109,43 +111,47 @@ def edge_votes(a_len, a_i, a_j, a_ai, a_aj, a_dir, b_len, b_i, b_j, b_ai, b_aj, 
         i = a_i[p]
         j = a_j[p]
         adir = a_dir[p]
+        lb_first = max(int(lo * inv_len_bin), 0)
+        lb_last = min(int(hi * inv_len_bin), n_len_bins - 1)
         for bb1 in range(first1, last1 + 1):
-            row = (bb1 & mask) * n_side
-            # the buckets of one row are adjacent in memory: scan them as one or two runs;
-            # a few more edges looked at, far fewer loop starts
-            for part in range(2):
-                b_lo = lo2 if part == 0 else wlo
-                b_hi = hi2 if part == 0 else whi
-                if b_lo > b_hi:
-                    break
-                for q in range(b_bucket_start[row + b_lo], b_bucket_start[row + b_hi + 1]):
-                    lq = b_len[q]
-                    if lq < lo or lq > hi:
-                        continue
-                    d1 = _udiff(pai, b_ai[q])
-                    if d1 > tol_u:
-                        continue
-                    d2 = _udiff(paj, b_aj[q])
-                    if d2 > tol_u:
-                        continue
-                    w = np.float32(1.0) - (abs(lq - L) * inv_tol + (d1 + d2) * inv_tol_u) * third
-                    if w > 0.0:
-                        rot = (b_dir[q] - adir) & 255
-                        c = w * _COS[rot]
-                        s = w * _SIN[rot]
-                        k = b_i[q]
-                        l = b_j[q]
-                        votes[i, k] += w
-                        votes[j, l] += w
-                        rc[i, k] += c
-                        rs[i, k] += s
-                        rc[j, l] += c
-                        rs[j, l] += s
+            for lb in range(lb_first, lb_last + 1):
+                row = ((bb1 & mask) * n_len_bins + lb) * n_side
+                # the buckets of one row are adjacent in memory: scan them as one or two runs;
+                # a few more edges looked at, far fewer loop starts
+                for part in range(2):
+                    b_lo = lo2 if part == 0 else wlo
+                    b_hi = hi2 if part == 0 else whi
+                    if b_lo > b_hi:
+                        break
+                    for q in range(b_bucket_start[row + b_lo], b_bucket_start[row + b_hi + 1]):
+                        lq = b_len[q]
+                        if lq < lo or lq > hi:
+                            continue
+                        d1 = _udiff(pai, b_ai[q])
+                        if d1 > tol_u:
+                            continue
+                        d2 = _udiff(paj, b_aj[q])
+                        if d2 > tol_u:
+                            continue
+                        w = np.float32(1.0) - (abs(lq - L) * inv_tol + (d1 + d2) * inv_tol_u) * third
+                        if w > 0.0:
+                            rot = (b_dir[q] - adir) & 255
+                            c = w * _COS[rot]
+                            s = w * _SIN[rot]
+                            k = b_i[q]
+                            l = b_j[q]
+                            votes[i, k] += w
+                            votes[j, l] += w
+                            rc[i, k] += c
+                            rs[i, k] += s
+                            rc[j, l] += c
+                            rs[j, l] += s
     return votes, rc, rs
 
 
 def edge_votes_reference(a_len, a_i, a_j, a_ai, a_aj, a_dir, b_len, b_i, b_j, b_ai, b_aj, b_dir,
-                         b_bucket_start, na, nb, len_tol, len_tol_rel, ang_tol):
+                         b_bucket_start, na, nb, len_tol, len_tol_rel, ang_tol, len_bin=None,
+                         n_len_bins=None):
     """Plain-numpy reference of `edge_votes` (all edge pairs at once, no buckets or windows)."""
     keep = a_i <= a_j
     aL, ai, aj = a_len[keep].astype(np.float64), a_i[keep], a_j[keep]

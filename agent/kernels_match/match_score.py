@@ -27,7 +27,8 @@ from agent.kernels_match.match_pairing import overlap_counts, pair_scratch, pair
 
 # indices into the params vector
 P_LEN_TOL, P_LEN_TOL_REL, P_EDGE_ANG, P_DIST_TOL, P_DIST_TOL_REL, P_DIST_TOL_MAX, P_PAIR_ANG, \
-    P_ANCHORS, P_MIN_OVERLAP, P_CELL, P_MIN_VOTES, P_SELECT_BY_SCORE, P_SATURATION = range(13)
+    P_ANCHORS, P_MIN_OVERLAP, P_CELL, P_MIN_VOTES, P_SELECT_BY_SCORE, P_SATURATION, \
+    P_EDGE_LEN_BIN, P_EDGE_LEN_BINS = range(15)
 
 
 @njit(cache=True, inline="always")
@@ -49,7 +50,8 @@ def match_prepared(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_bstart, a_
     if na < 2 or nb < 2:
         return 0.0, details
     votes, rc, rs = edge_votes(a_len, a_i, a_j, a_ai, a_aj, a_dir, b_len, b_i, b_j, b_ai, b_aj, b_dir,
-                               b_bstart, na, nb, params[P_LEN_TOL], params[P_LEN_TOL_REL], params[P_EDGE_ANG])
+                               b_bstart, na, nb, params[P_LEN_TOL], params[P_LEN_TOL_REL], params[P_EDGE_ANG],
+                               params[P_EDGE_LEN_BIN], int(params[P_EDGE_LEN_BINS]))
     cell = params[P_CELL]
     min_overlap = params[P_MIN_OVERLAP]
     scratch = pair_scratch(na, bx)
