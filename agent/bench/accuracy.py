@@ -272,6 +272,17 @@ def _score_all(label, items, compare, pairs, dirname):
     return scores, total / max(best, 1e-9)
 
 
+def _reference_rate(prepared, pairs) -> float:
+    """Comparisons per CPU second of the matcher's plain-numpy reference (a sample of pairs)."""
+    from agent import matcher  # noqa: PLC0415
+    from agent.kernels_match.match_score import match_prepared_reference  # noqa: PLC0415
+
+    with Stopwatch() as sw:
+        for a, b in pairs:
+            match_prepared_reference(*prepared[a].args, *prepared[b].args, matcher.PARAMS)
+    return len(pairs) / max(sw.cpu, 1e-9)
+
+
 def run(args) -> int:
     # one core: the matcher kernels are serial; keep Numba from starting a thread pool
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
@@ -321,12 +332,17 @@ def run(args) -> int:
         fig = _figures(name, g, [scores[p] for p in fvc], [scores[p] for p in ext], times, per_s,
                        sizes, quality=[quality[n] for n in rated],
                        nfiq2=[nfiq2[n] for n in rated] if nfiq2 else None, failures=failures)
+        sample = all_pairs[::max(1, len(all_pairs) // 100)]
+        fig["compare_per_s_numpy_reference"] = _reference_rate(prepared, sample)
         fig["nfiq2_rated_images"] = len(rated)
         fig["synthetic"] = is_synth
         score_rows += [(f"{name}/{a}", f"{name}/{b}", s) for (a, b), s in scores.items()]
         print(f"{name}{' (synthetic)' if is_synth else ''}: {len(files)} images, "
               f"{len(genuine)} genuine pairs")
         _print_figures("ours", fig, tag)
+        ref = fig["compare_per_s_numpy_reference"]
+        print(f"    matcher kernel vs its plain-numpy reference ({len(sample)} pairs): "
+              f"{ref:,.0f} comparisons/s, kernel {fig['compare_per_s'] / ref:.0f}x faster")
         if want_nbis:
             minutiae, ntimes, nsizes, bz = _bench_nbis(files, name)
             nscores, nper_s = _score_all("NBIS bozorth3", minutiae, bz, all_pairs, name)

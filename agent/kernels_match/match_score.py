@@ -22,8 +22,9 @@ import math
 import numpy as np
 from numba import njit
 
-from agent.kernels_match.match_edges import edge_votes
-from agent.kernels_match.match_pairing import overlap_counts, pair_scratch, pair_with_scratch
+from agent.kernels_match.match_edges import edge_votes, edge_votes_reference
+from agent.kernels_match.match_pairing import (overlap_counts, pair_scratch, pair_under_alignment_reference,
+                                               pair_with_scratch)
 
 # indices into the params vector
 P_LEN_TOL, P_LEN_TOL_REL, P_EDGE_ANG, P_DIST_TOL, P_DIST_TOL_REL, P_DIST_TOL_MAX, P_PAIR_ANG, \
@@ -174,3 +175,53 @@ def similarity(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_bstart, a_grid
     """`match_prepared`'s score alone (no details array to hand back to Python: cheaper per call)."""
     return match_prepared(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_bstart, a_grid,
                           bx, by, bth, b_len, b_i, b_j, b_ai, b_aj, b_dir, b_bstart, b_grid, params)[0]
+
+
+def match_prepared_reference(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_bstart, a_grid,
+                             bx, by, bth, b_len, b_i, b_j, b_ai, b_aj, b_dir, b_bstart, b_grid, params):
+    """Plain-numpy reference of `match_prepared`'s score, composed of the numpy references
+    of the edge votes and the pairing (for the tests and the benchmark's speed ratio)."""
+    if ax.shape[0] < 2 or bx.shape[0] < 2:
+        return 0.0
+    prm = params
+
+    def score(m, cl, oa, ob):
+        if m < 2:
+            return 0.0
+        lo = prm[P_MIN_OVERLAP]
+        return cl * cl / (max(oa, m, lo) * max(ob, m, lo)) * (1.0 - math.exp(-cl / prm[P_SATURATION]))
+
+    def pair(a0x, a0y, b0x, b0y, rot):
+        return pair_under_alignment_reference(
+            ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y, rot, prm[P_DIST_TOL], prm[P_DIST_TOL_REL],
+            prm[P_DIST_TOL_MAX], prm[P_PAIR_ANG], a_grid, b_grid, prm[P_CELL])
+
+    votes, rc, rs = edge_votes_reference(a_len, a_i, a_j, a_ai, a_aj, a_dir, b_len, b_i, b_j, b_ai,
+                                         b_aj, b_dir, b_bstart, ax.shape[0], bx.shape[0],
+                                         prm[P_LEN_TOL], prm[P_LEN_TOL_REL], prm[P_EDGE_ANG])
+    covered = np.zeros(votes.shape, dtype=bool)
+    best_cl, best, best_pairs = 0.0, 0.0, []
+    cand = votes > prm[P_MIN_VOTES]
+    for _ in range(int(prm[P_ANCHORS])):
+        v = np.where(cand & ~covered, votes, -np.inf)
+        if not np.isfinite(v.max()):
+            break
+        i, k = np.unravel_index(np.argmax(v), v.shape)
+        cand[i, k] = False
+        m, oa, ob, cl, pairs = pair(ax[i], ay[i], bx[k], by[k], math.atan2(rs[i, k], rc[i, k]))
+        for a, b in pairs:
+            covered[a, b] = True
+        if cl > best_cl:
+            best_cl, best, best_pairs = cl, score(m, cl, oa, ob), pairs
+    if len(best_pairs) >= 3:
+        ia = np.array([a for a, _ in best_pairs])
+        ib = np.array([b for _, b in best_pairs])
+        ca = (ax[ia].mean(dtype=np.float64), ay[ia].mean(dtype=np.float64))
+        cb = (bx[ib].mean(dtype=np.float64), by[ib].mean(dtype=np.float64))
+        pxa, pya = ax[ia] - ca[0], ay[ia] - ca[1]
+        pxb, pyb = bx[ib] - cb[0], by[ib] - cb[1]
+        rot = math.atan2(np.sum(pxa * pyb - pya * pxb), np.sum(pxa * pxb + pya * pyb))
+        m, oa, ob, cl, _ = pair(ca[0], ca[1], cb[0], cb[1], rot)
+        if cl > best_cl:
+            best = score(m, cl, oa, ob)
+    return float(best)
