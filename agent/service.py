@@ -520,7 +520,8 @@ def _safe_url(url: str) -> str:
 
 
 class OutboxPart(Part):
-    """Purges acknowledged bookings past retention and refreshes the queue facts."""
+    """Purges acknowledged bookings and notifications past retention, expires replay ids,
+    and refreshes the queue facts."""
 
     name = "outbox"
 
@@ -539,6 +540,14 @@ class OutboxPart(Part):
             purged = outbox.purge_expired(now)
             if purged:
                 _log(logging.INFO, "purged acknowledged bookings past retention", count=purged)
+        inbox = getattr(self.store, "inbox", None)
+        if inbox is not None and hasattr(inbox, "purge_expired"):
+            # notifications officers acknowledged more than retention_days ago
+            if inbox.purge_expired(now):
+                _log(logging.INFO, "purged acknowledged notifications past retention")
+        seen = getattr(self.store, "seen", None)
+        if seen is not None and hasattr(seen, "expire"):
+            seen.expire(now)
         queue, database = status_mod._queue_facts(self.cfg, self.store, now)
         with self._lock:
             self.queue, self.database = queue, database
