@@ -632,9 +632,28 @@ def submit(session: BookingSession, cfg, store, keys, *,
             "sequence_overrides": summary["sequence_overrides"],
         })
     session.phase = Phase.COMPLETED
-    # the images and templates are now only inside the sealed envelope
+    _remember_recent(session, cfg, tcn)
+    # the images and templates are now only inside the sealed envelope (and, as
+    # templates, in the encrypted "recent" gallery)
     session.results.clear()
     return Submission(submission_id, tcn, sequence, len(data), len(sealed), t1 - t0, t2 - t1)
+
+
+def _remember_recent(session: BookingSession, cfg, tcn: str) -> None:
+    """Add the booking just queued to the local "recent" gallery (booking.recent_gallery_size
+    bookings, 0 = off). Never fails the booking: the outbox row is already committed."""
+    limit = int(getattr(cfg.booking, "recent_gallery_size", 0) or 0)
+    templates = {c.position: c.template for c in session.captures()
+                 if not c.missing and c.template is not None}
+    if limit <= 0 or not templates:
+        return
+    try:
+        from agent import gallery_store
+        gallery_store.add_recent_booking(gallery_store.GalleryStore.from_config(cfg), tcn,
+                                         templates, limit)
+    except Exception as exc:  # noqa: BLE001 - a cache for screening, never worth a booking
+        log.warning("booking %s queued, but the local 'recent' gallery was not updated: %s",
+                    tcn, exc)
 
 
 def screen_with_galleries(galleries: Mapping[str, object], top: int = 3,

@@ -73,6 +73,7 @@ class BookingConfig:
     )
     destination: str = "XX0000000"  # DAI: the state bureau / central ORI
     type_of_transaction: str = "CAR"
+    recent_gallery_size: int = 2000  # bookings kept in the local "recent" gallery; 0 = off
 
 
 @dataclasses.dataclass

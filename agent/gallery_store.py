@@ -118,3 +118,85 @@ class GalleryStore:
         except FileNotFoundError:
             return False
         return True
+
+
+# --------------------------------------------------------------------------- the local galleries
+
+RECENT = "recent"  # people booked at this appliance lately (filled after each booking)
+WATCHLIST = "watchlist"  # pushed by central (`command` watchlist.replace), replaced whole
+
+
+def _tcn_order(tcn: str) -> tuple:
+    """Sort key of a TCN `ORI-YYYYMMDD-SEQUENCE-C`: (date, sequence); unknown shapes first."""
+    parts = tcn.split("-")
+    if len(parts) == 4 and parts[1].isdigit() and parts[2].isdigit():
+        return (1, parts[1], int(parts[2]), tcn)
+    return (0, "", 0, tcn)
+
+
+def add_recent_booking(gs: GalleryStore, tcn: str, templates, limit: int) -> int:
+    """Add one booking's templates ({finger position: Template}) to the "recent" gallery
+    under ids "<TCN>/<position>" (no personal data), keep at most `limit` bookings (the
+    oldest by TCN date and sequence go) and save it atomically. Returns the number of
+    bookings held. An unreadable old gallery is started afresh (it is a cache)."""
+    from agent.prefilter import Gallery, GalleryError  # lazy: numpy only when a gallery is touched
+
+    if "/" in tcn or not tcn:
+        raise ValueError(f"TCN {tcn!r} cannot be a gallery id prefix")
+    try:
+        gallery = Gallery.from_bytes(gs.load(RECENT))
+    except (GalleryStoreError, GalleryError) as exc:
+        if RECENT in gs.names():
+            import logging
+            logging.getLogger(__name__).warning("recent gallery unreadable, starting afresh: %s", exc)
+        gallery = Gallery()
+    for position, template in sorted(templates.items()):
+        gallery.add(f"{tcn}/{int(position)}", template)
+    bookings: dict[str, list[str]] = {}
+    for gid in gallery.ids():
+        bookings.setdefault(gid.rsplit("/", 1)[0], []).append(gid)
+    if limit > 0 and len(bookings) > limit:
+        for old in sorted(bookings, key=_tcn_order)[:len(bookings) - limit]:
+            for gid in bookings.pop(old):
+                gallery.remove(gid)
+    gs.save(RECENT, gallery.to_bytes())
+    return len(bookings)
+
+
+class WatchlistError(ValueError):
+    """A watch list that must not be applied (a bad template, a duplicate entry)."""
+
+
+def build_watchlist(entries) -> "object":
+    """An agent.prefilter.Gallery from watchlist.replace entries ({subject_id,
+    finger_position, template_iso_b64}), ids "<subject_id>/<finger position>".
+    All or nothing: any undecodable entry raises WatchlistError naming its index
+    (never its content)."""
+    import base64
+    import binascii
+
+    from agent import fmr
+    from agent.prefilter import Gallery
+
+    gallery = Gallery(capacity=max(len(entries), 1))
+    for n, e in enumerate(entries):
+        gid = f"{e['subject_id']}/{int(e['finger_position'])}"
+        if gid in gallery:
+            raise WatchlistError(f"entry {n}: a second template for the same subject and finger")
+        try:
+            record = base64.b64decode(e["template_iso_b64"], validate=True)
+        except (binascii.Error, ValueError):
+            raise WatchlistError(f"entry {n}: template_iso_b64 is not base64") from None
+        try:
+            if fmr.detect_format(record) != "iso":
+                raise fmr.FmrError("not an ISO/IEC 19794-2 record")
+            views = fmr.decode(record)
+        except fmr.FmrError as exc:
+            raise WatchlistError(f"entry {n}: {exc}") from None
+        if len(views) != 1:
+            raise WatchlistError(f"entry {n}: {len(views)} finger views; one per entry")
+        try:
+            gallery.add(gid, views[0])
+        except Exception as exc:  # noqa: BLE001 - whatever the prefilter objects to
+            raise WatchlistError(f"entry {n}: template not usable ({type(exc).__name__})") from None
+    return gallery
