@@ -436,6 +436,16 @@ class Central:
         body = messages.message(kind, fields, ori=ori, device=device, msg_id=msg_id)
         return messages.sign(body, self.keys.signing)
 
+    def push_watchlist(self, ori: str, device: str, entries: list) -> str:
+        """Send one appliance a signed `command` replacing its local watch list; returns the
+        message id. `entries`: agent.messages.watchlist_entry(...) dicts."""
+        msg_id = messages.new_id()
+        payload = self._sign("command", messages.watchlist_command(entries), ori, device, msg_id)
+        self._client.publish(messages.topic(self.root, ori, device, "command"), payload, qos=1)
+        self._event("command", {"id": msg_id, "action": "watchlist.replace",
+                                "entries": len(entries)})
+        return msg_id
+
     def _send_ack(self, sid, ori, device, ack_id, fields) -> None:
         self._client.publish(messages.topic(self.root, ori, device, "ack"),
                              self._sign("ack", fields, ori, device, ack_id), qos=1)
@@ -494,6 +504,16 @@ def synthetic_entry(subject: str, record: dict, *, person: int, seed: int,
     from drivers.synthetic.generator import finger_image
     templates = {f: _extract(finger_image(person, f, impression, seed=seed)) for f in fingers}
     return GalleryEntry(subject, record, templates)
+
+
+def synthetic_watchlist(seed: int, persons, fingers=SCREEN_FINGERS, impression: int = 6) -> list:
+    """watchlist.replace entries for synthetic people (subject ids "W<person>")."""
+    out = []
+    for person in persons:
+        entry = synthetic_entry(f"W{person}", {}, person=person, seed=seed, fingers=fingers,
+                                impression=impression)
+        out += [messages.watchlist_entry(entry.subject, f, t) for f, t in entry.templates.items()]
+    return out
 
 
 def folder_entries(folder, fingers=SCREEN_FINGERS) -> list:

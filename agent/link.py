@@ -693,9 +693,48 @@ class Link:
                 after.append(lambda: self.on_notification(msg.body))
             after.append(lambda: self.hook.submit(msg.body))
         else:
-            # v1: commands are verified, stored and audited; the service acts on them
+            # commands are verified, stored and audited; watchlist.replace is applied here
             self._store.audit.append("link", "command-received",
                                      {"message_id": msg.id, "action": msg.body.get("action")})
+            if msg.body.get("action") == "watchlist.replace":
+                self._replace_watchlist(msg)
+
+    def _command_failed(self, msg: messages.Message, why: str, detail: str) -> None:
+        self.counters["commands_failed"] += 1
+        self._store.counters.incr(f"link.command_failed.{why}")
+        log.warning("command %s (%s) not applied: %s", msg.id[:8], msg.body.get("action"), detail[:200])
+        self._store.audit.append("link", "command-failed", {
+            "message_id": msg.id, "action": msg.body.get("action"), "why": why,
+            "detail": detail[:200]})
+
+    def _replace_watchlist(self, msg: messages.Message) -> None:
+        """Replace the local "watchlist" gallery with the command's templates: all or nothing.
+
+        Runs inside the inbox transaction; the encrypted gallery file is written
+        atomically, so a redelivery after a failed commit just writes it again.
+        The audit entry carries counts only, never biometric data.
+        """
+        from agent import gallery_store
+
+        entries = msg.body.get("args", {}).get("entries", [])
+        try:
+            gallery = gallery_store.build_watchlist(entries)
+        except gallery_store.WatchlistError as exc:
+            self._command_failed(msg, "bad-template", str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - e.g. the prefilter missing: refuse, don't crash
+            self._command_failed(msg, "not-built", f"{type(exc).__name__}: {exc}")
+            return
+        try:
+            gallery_store.GalleryStore.from_config(self.config).save(
+                gallery_store.WATCHLIST, gallery.to_bytes())
+        except Exception as exc:  # noqa: BLE001 - disk full, key unreadable...
+            self._command_failed(msg, "not-saved", f"{type(exc).__name__}: {exc}")
+            return
+        self.counters["watchlist_replaced"] += 1
+        self._store.audit.append("link", "watchlist-replaced", {
+            "message_id": msg.id, "issued_at": msg.body.get("issued_at"),
+            "entries": len(gallery), "subjects": len({e["subject_id"] for e in entries})})
 
 
 def build_link(config, store=None, **kw) -> Link:

@@ -70,7 +70,13 @@ DETERMINATIONS = {
     "under-review": "record found, status under review: no action until a determination",
     "removable": "status determination: removable",
 }
-COMMAND_ACTIONS = ("watchlist-update", "config-change", "purge", "key-rotation")
+COMMAND_ACTIONS = ("watchlist-update", "config-change", "purge", "key-rotation",
+                   "watchlist.replace")
+# watchlist.replace: args {"entries": [{subject_id, finger_position, template_iso_b64}]}; the
+# appliance replaces its whole "watchlist" gallery with these. The message size limit
+# ([mqtt] max_message_bytes, 64 KiB: ~100 templates) bounds it first; this bounds it too.
+MAX_WATCHLIST_ENTRIES = 5000
+MAX_TEMPLATE_B64 = 8192  # an ISO 19794-2 record of ~100 minutiae is ~600 bytes
 
 
 class MessageError(ValueError):
@@ -210,6 +216,42 @@ def validate_body(kind: str, body: dict) -> None:
     elif kind == "command":
         _require(body.get("action") in COMMAND_ACTIONS, f"action must be one of {COMMAND_ACTIONS}")
         _require(isinstance(body.get("args", {}), dict), "args must be an object")
+        if body["action"] == "watchlist.replace":
+            validate_watchlist_args(body.get("args", {}))
+
+
+def validate_watchlist_args(args: dict) -> None:
+    """Shape of watchlist.replace args (the templates themselves are decoded by the link)."""
+    entries = args.get("entries")
+    _require(isinstance(entries, list), "watchlist.replace needs args.entries (a list)")
+    _require(len(entries) <= MAX_WATCHLIST_ENTRIES,
+             f"watch list of {len(entries)} entries > {MAX_WATCHLIST_ENTRIES}")
+    for e in entries:
+        _require(isinstance(e, dict), "each watch-list entry is an object")
+        _require(_is_str(e.get("subject_id"), 64) and "/" not in e["subject_id"],
+                 "each watch-list entry needs a subject_id (up to 64 characters, no '/')")
+        fp = e.get("finger_position")
+        _require(isinstance(fp, int) and not isinstance(fp, bool) and 0 <= fp <= 10,
+                 "finger_position must be 0-10")
+        _require(_is_str(e.get("template_iso_b64"), MAX_TEMPLATE_B64),
+                 "template_iso_b64 must be base64 text of an ISO 19794-2 record")
+
+
+def watchlist_entry(subject_id: str, finger_position: int, template) -> dict:
+    """One watch-list entry; `template` is an agent.template.Template or ISO record bytes."""
+    import base64
+    if not isinstance(template, (bytes, bytearray)):
+        from agent import fmr
+        template = fmr.encode_iso(template)
+    return {"subject_id": str(subject_id), "finger_position": int(finger_position),
+            "template_iso_b64": base64.b64encode(bytes(template)).decode("ascii")}
+
+
+def watchlist_command(entries: list) -> dict:
+    """The fields of a `command` that replaces the appliance's watch list."""
+    fields = {"action": "watchlist.replace", "args": {"entries": list(entries)}}
+    validate_watchlist_args(fields["args"])
+    return fields
 
 
 def parse_and_verify(payload: bytes, *, verify_keys, ori: str, device: str,

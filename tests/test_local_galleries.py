@@ -115,3 +115,36 @@ def test_gallery_failure_never_fails_or_loses_the_booking(tmp_path, warm, caplog
         rows = store.outbox.list()
         assert [r.tcn for r in rows] == [tcn] and rows[0].state == "pending"
         assert len(store.audit.list(action="booking.completed")) == 1
+
+
+@pytest.mark.parametrize("bad", [
+    {},  # no entries
+    {"entries": "x"},
+    {"entries": [{"subject_id": "S1", "finger_position": 11, "template_iso_b64": "AAAA"}]},
+    {"entries": [{"subject_id": "a/b", "finger_position": 2, "template_iso_b64": "AAAA"}]},
+    {"entries": [{"subject_id": "S1", "finger_position": 2}]},
+    {"entries": [{"subject_id": "S1", "finger_position": 2, "template_iso_b64": "A" * 9000}]},
+])
+def test_watchlist_command_of_the_wrong_shape_is_malformed(bad):
+    from agent import messages
+    with pytest.raises(messages.MessageError) as err:
+        messages.validate_body("command", {"action": "watchlist.replace", "args": bad})
+    assert err.value.reason == "malformed"
+
+
+def test_build_watchlist_is_all_or_nothing(warm):
+    import base64
+
+    from agent import messages
+    from agent.gallery_store import WatchlistError, build_watchlist
+    from drivers.synthetic.generator import finger_image
+    from agent.extraction import extract
+
+    t = extract(finger_image(3, 2, 0, seed=SEED)).template
+    good = messages.watchlist_entry("S3", 2, t)
+    assert build_watchlist([good]).ids() == ["S3/2"]
+    with pytest.raises(WatchlistError, match="same subject and finger"):
+        build_watchlist([good, good])
+    ansi = {**good, "template_iso_b64": base64.b64encode(fmr.encode_ansi(t)).decode()}
+    with pytest.raises(WatchlistError, match="entry 1"):
+        build_watchlist([good, ansi])  # an ANSI 378 record is not what the contract says

@@ -4,6 +4,8 @@
     fpagent central run --port 8883 --certs PKI --keys DIR --devices DIR --db FILE \\
         [--gallery synthetic | --gallery DIR] [--group central]
     fpagent central counts --db FILE    submissions and notifications stored
+    fpagent central push-watchlist --certs PKI --keys DIR --ori ORI --device ID \\
+        (--synthetic P,P | --subjects DIR)   replace one appliance's local watch list
 
 Run several `central run` with the same --group and --db: the MQTT 5 shared
 subscription splits the submissions between them.
@@ -88,6 +90,58 @@ def _run(args) -> int:
     return 0
 
 
+def _push_watchlist(args) -> int:
+    """Sign and publish one watchlist.replace command to one appliance; wait for the PUBACK."""
+    import ssl
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.client import CallbackAPIVersion
+
+    from agent import keys as keys_mod
+    from agent import messages
+    from agent.central import folder_entries, synthetic_watchlist
+
+    if args.synthetic:
+        try:
+            persons = [int(p) for p in args.synthetic.split(",") if p.strip()]
+        except ValueError:
+            raise UserError("--synthetic takes person numbers, e.g. 3,5") from None
+        entries = synthetic_watchlist(args.seed, persons)
+    else:
+        folder = pathlib.Path(args.subjects)
+        if not folder.is_dir():
+            raise UserError(f"--subjects {folder}: not a folder of <subject>/<finger>.png")
+        entries = [messages.watchlist_entry(e.subject, f, t)
+                   for e in folder_entries(folder) for f, t in e.templates.items()]
+    signing = keys_mod.load_signing_key(pathlib.Path(args.keys) / keys_mod.CENTRAL_SIGNING_KEY,
+                                        "central signing key")
+    body = messages.message("command", messages.watchlist_command(entries), ori=args.ori,
+                            device=args.device)
+    payload = messages.sign(body, signing)
+    certs = pathlib.Path(args.certs)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"central-push-{body['id'][:8]}",
+                         protocol=mqtt.MQTTv5)
+    client.tls_set(ca_certs=str(certs / "ca.crt"), certfile=str(certs / f"{args.cn}.crt"),
+                   keyfile=str(certs / f"{args.cn}.key"), cert_reqs=ssl.CERT_REQUIRED)
+    try:
+        client.connect(args.host, args.port)
+    except OSError as exc:
+        raise UserError(f"could not connect to {args.host}:{args.port}: {exc}") from None
+    client.loop_start()
+    try:
+        info = client.publish(messages.topic(args.root, args.ori, args.device, "command"),
+                              payload, qos=1)
+        info.wait_for_publish(15)
+        if not info.is_published():
+            raise UserError("the broker did not confirm the command within 15 s")
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    print(f"central: watch list of {len(entries)} templates sent to {args.ori}/{args.device} "
+          f"(command {body['id']})", flush=True)
+    return 0
+
+
 def _counts(args) -> int:
     from agent.central import CentralStore
     if not pathlib.Path(args.db).exists():
@@ -125,6 +179,21 @@ def register(sub) -> None:
     p.add_argument("--immigration-delay", type=float, default=2.0, metavar="S",
                    help="seconds between the criminal-history and the immigration answer")
     p.set_defaults(func=_run)
+    p = cmds.add_parser("push-watchlist", help="send one appliance a signed watch list "
+                        "(replaces its local 'watchlist' gallery)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8883)
+    p.add_argument("--root", default="fpagent", help="topic root (default fpagent)")
+    p.add_argument("--certs", required=True, help="folder with ca.crt and <cn>.crt/.key (scripts/dev-ca)")
+    p.add_argument("--cn", default="central", help="client certificate name (default central)")
+    p.add_argument("--keys", required=True, help="folder with central-sign.key")
+    p.add_argument("--ori", required=True, help="the appliance's agency ORI")
+    p.add_argument("--device", required=True, help="the appliance's device id")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--synthetic", metavar="P,P", help="synthetic person numbers")
+    what.add_argument("--subjects", metavar="DIR", help="folder of <subject>/<finger>.png")
+    p.add_argument("--seed", type=int, default=0, help="synthetic seed")
+    p.set_defaults(func=_push_watchlist)
     p = cmds.add_parser("counts", help="what central has stored")
     p.add_argument("--db", required=True)
     p.set_defaults(func=_counts)
