@@ -717,6 +717,15 @@ class Link:
         from agent import gallery_store
 
         entries = msg.body.get("args", {}).get("entries", [])
+        last = self._store.audit.list(limit=1, action="watchlist-replaced")
+        if last:
+            try:
+                newer = messages.parse_rfc3339(last[0].detail.get("issued_at")) > msg.issued_at
+            except messages.MessageError:
+                newer = False
+            if newer:  # e.g. redelivered out of order: never go back to an older list
+                self._command_failed(msg, "superseded", "a newer watch list is already applied")
+                return
         try:
             gallery = gallery_store.build_watchlist(entries)
         except gallery_store.WatchlistError as exc:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import pathlib
+import time
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -176,6 +177,11 @@ def test_forged_or_corrupt_watchlist_changes_nothing_and_is_audited(tmp_path, pk
                                     ori=ORI, device="booking-01")
             cen.publish(topic, messages.sign(body, pki.central_signing), qos=1).wait_for_publish(5)
         wait_for(lambda: link.counters["commands_failed"] == 3, 20, what="corrupt commands refused")
+        # genuine and well formed, but issued before the one applied: never go back
+        older = messages.message("command", messages.watchlist_command(entries_6[:1]),
+                                 ori=ORI, device="booking-01", issued_at=time.time() - 60)
+        cen.publish(topic, messages.sign(older, pki.central_signing), qos=1).wait_for_publish(5)
+        wait_for(lambda: link.counters["commands_failed"] == 4, 20, what="older command refused")
         assert link.counters["watchlist_replaced"] == 1
     finally:
         cen.loop_stop()
@@ -191,13 +197,15 @@ def test_forged_or_corrupt_watchlist_changes_nothing_and_is_audited(tmp_path, pk
     assert sorted(r.detail["reason"] for r in rejected) == sorted(
         ["unknown-key", "bad-signature" if link.rejected["bad-signature"] else "malformed"])
     failed = audit(cfg, "command-failed")
+    assert failed[0].detail["why"] == "superseded"
+    failed = failed[1:]
     assert len(failed) == 3 and {f.detail["why"] for f in failed} == {"bad-template"}
     assert sorted(f.detail["detail"].split(":")[0] for f in failed) == ["entry 0", "entry 1", "entry 1"]
     for f in failed:  # no biometric data in the audit trail
         assert entries_6[0]["template_iso_b64"][:40] not in json.dumps(f.detail)
     with Store(cfg.paths.database(), cfg) as store:
         assert store.counters.get("link.command_failed.bad-template") == 3
-        assert len(store.inbox.list(kind="command")) == 4  # the good one + 3 corrupt, stored
+        assert len(store.inbox.list(kind="command")) == 5  # good, 3 corrupt, older: all stored
     assert len(audit(cfg, "watchlist-replaced")) == 1
 
 
