@@ -161,18 +161,16 @@ def run(args) -> int:
     pcs = [(np.asarray(d, np.float32) - gallery._mean) for _, d, _ in probes[:20]]
     c = np.float32(0.0)
     scan(gallery._desc, gallery._inv_norm, pcs[0], c, n)
-    cpu0 = time.process_time()
-    reps = 0
-    while time.process_time() - cpu0 < 1.0 or reps < 3:
-        scan(gallery._desc, gallery._inv_norm, pcs[reps % len(pcs)], c, n)
-        reps += 1
-    rate = reps * n / (time.process_time() - cpu0)
-    cpu0 = time.process_time()
-    ref_reps = 0
-    while time.process_time() - cpu0 < 1.0 or ref_reps < 2:
-        scan_reference(gallery._desc, gallery._inv_norm, pcs[ref_reps % len(pcs)], c, n)
-        ref_reps += 1
-    ref_rate = ref_reps * n / (time.process_time() - cpu0)
+
+    def entries_per_cpu_s(kernel, min_reps: int) -> float:
+        cpu0, reps = time.process_time(), 0
+        while time.process_time() - cpu0 < 1.0 or reps < min_reps:
+            kernel(gallery._desc, gallery._inv_norm, pcs[reps % len(pcs)], c, n)
+            reps += 1
+        return reps * n / (time.process_time() - cpu0)
+
+    rate = entries_per_cpu_s(scan, 3)
+    ref_rate = entries_per_cpu_s(scan_reference, 2)
 
     rec_mean = float(np.mean(record_sizes)) if record_sizes else 0.0
     per_template = prefilter.DESCRIPTOR_BYTES + 4 + rec_mean + 24

@@ -154,6 +154,15 @@ def _counts(args) -> int:
     return 0
 
 
+def _add_broker_args(p) -> None:
+    """How central reaches the broker: the same options for every action."""
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8883)
+    p.add_argument("--root", default="fpagent", help="topic root (default fpagent)")
+    p.add_argument("--certs", required=True, help="folder with ca.crt and <cn>.crt/.key (scripts/dev-ca)")
+    p.add_argument("--cn", default="central", help="client certificate name (default central)")
+
+
 def register(sub) -> None:
     parser = sub.add_parser("central", help="reference central responder (for demos, tests, "
                             "integrators; not the real central system)", description=__doc__,
@@ -164,11 +173,7 @@ def register(sub) -> None:
     p.add_argument("dir")
     p.set_defaults(func=_keys)
     p = cmds.add_parser("run", help="answer submissions until stopped")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8883)
-    p.add_argument("--root", default="fpagent", help="topic root (default fpagent)")
-    p.add_argument("--certs", required=True, help="folder with ca.crt and <cn>.crt/.key (scripts/dev-ca)")
-    p.add_argument("--cn", default="central", help="client certificate name (default central)")
+    _add_broker_args(p)
     p.add_argument("--keys", required=True, help="folder with central-hpke.key and central-sign.key")
     p.add_argument("--devices", required=True, help="folder of appliance public keys <device id>.pub")
     p.add_argument("--db", required=True, help="central's SQLite file (instances may share it)")
@@ -181,11 +186,7 @@ def register(sub) -> None:
     p.set_defaults(func=_run)
     p = cmds.add_parser("push-watchlist", help="send one appliance a signed watch list "
                         "(replaces its local 'watchlist' gallery)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8883)
-    p.add_argument("--root", default="fpagent", help="topic root (default fpagent)")
-    p.add_argument("--certs", required=True, help="folder with ca.crt and <cn>.crt/.key (scripts/dev-ca)")
-    p.add_argument("--cn", default="central", help="client certificate name (default central)")
+    _add_broker_args(p)
     p.add_argument("--keys", required=True, help="folder with central-sign.key")
     p.add_argument("--ori", required=True, help="the appliance's agency ORI")
     p.add_argument("--device", required=True, help="the appliance's device id")
