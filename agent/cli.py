@@ -14,10 +14,10 @@ import logging
 import pkgutil
 import sys
 
-import agent
-import agent.commands
-import hal
-from agent.errors import UserError
+import fpagent
+import fpagent.commands
+from fpagent import hal
+from fpagent.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,13 +26,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fingerprint booking appliance: capture, check, extract, screen, "
         "seal and send bookings to the central identification system.",
     )
-    parser.add_argument("--version", action="version", version=f"fpagent {agent.__version__}")
+    parser.add_argument("--version", action="version", version=f"fpagent {fpagent.__version__}")
     parser.add_argument("--config", metavar="FILE", help="configuration file (TOML); "
                         "default: $FPAGENT_CONFIG, /etc/fpagent/agent.toml, else built-in defaults")
     parser.add_argument("--debug", action="store_true", help="debug logging and tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for info in sorted(pkgutil.iter_modules(agent.commands.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"agent.commands.{info.name}")
+    for info in sorted(pkgutil.iter_modules(fpagent.commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"fpagent.commands.{info.name}")
         if hasattr(module, "register"):
             module.register(sub)
     return parser

@@ -15,7 +15,7 @@ import pathlib
 import tomllib
 import typing
 
-from agent.errors import ConfigError
+from fpagent.errors import ConfigError
 
 SYSTEM_CONFIG = pathlib.Path("/etc/fpagent/agent.toml")
 

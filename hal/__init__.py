@@ -5,7 +5,7 @@ only ever sees `FingerImage`, `SensorInfo`, the errors below and
 `open_sensor(url)`. No I/O happens in this package itself.
 """
 
-from hal.errors import (
+from fpagent.hal.errors import (
     SensorError,
     NoFinger,
     CaptureTimeout,
@@ -16,9 +16,9 @@ from hal.errors import (
     SensorBusy,
     SensorRejected,
 )
-from hal.image import FingerImage, FingerPosition, ImpressionType
-from hal.sensor import Sensor, SensorInfo, Progress
-from hal.registry import (
+from fpagent.hal.image import FingerImage, FingerPosition, ImpressionType
+from fpagent.hal.sensor import Sensor, SensorInfo, Progress
+from fpagent.hal.registry import (
     open_sensor,
     register_interface,
     available_interfaces,

@@ -17,7 +17,7 @@ import dataclasses
 import importlib
 import urllib.parse
 
-from hal.errors import SensorNotFound
+from fpagent.hal.errors import SensorNotFound
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,14 +56,14 @@ class SensorUrl:
 
 # name -> "module:Class". Drivers add themselves here (one line per family).
 _INTERFACES: dict[str, str] = {
-    "zfm": "drivers.zfm.device:ZfmSensor",
-    "emulated": "drivers.zfm.emulator:EmulatedZfmSensor",
-    "synthetic": "drivers.synthetic.sensor:SyntheticSensor",
+    "zfm": "fpagent.drivers.zfm.device:ZfmSensor",
+    "emulated": "fpagent.drivers.zfm.emulator:EmulatedZfmSensor",
+    "synthetic": "fpagent.drivers.synthetic.sensor:SyntheticSensor",
 }
 
 # name -> list of UsbId, filled from each driver's id table on demand.
 _USB_TABLES: dict[str, str] = {
-    "zfm": "drivers.zfm.ids:USB_IDS",
+    "zfm": "fpagent.drivers.zfm.ids:USB_IDS",
 }
 
 

@@ -12,8 +12,8 @@ import dataclasses
 import time
 from typing import Callable, Optional
 
-from hal.errors import CaptureTimeout, SensorError
-from hal.image import FingerImage, FingerPosition, ImpressionType
+from fpagent.hal.errors import CaptureTimeout, SensorError
+from fpagent.hal.image import FingerImage, FingerPosition, ImpressionType
 
 # progress(stage, done, total): stage is "waiting" (for a finger), "upload"
 # (bytes done of total) or "done". Callbacks must be cheap.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import hal
+from fpagent import hal
 
 
 class SensorContract:

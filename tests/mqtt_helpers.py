@@ -1,7 +1,7 @@
 """A real mosquitto on loopback for the link, central, chaos and security tests.
 
 `broker` starts `mosquitto -c <tmp conf>` on a free 127.0.0.1 port with the
-project's TLS listener and ACL (agent.devbroker, same as systemd/mosquitto),
+project's TLS listener and ACL (fpagent.devtools.broker, same as systemd/mosquitto),
 and stops it. Tests skip with a clear reason only when mosquitto is not
 installed (scripts/dev-setup installs it). Nothing here is mocked: real TLS
 client certificates, real envelopes and signatures, real SQLite files.
@@ -17,13 +17,14 @@ import time
 
 import pytest
 
-from agent import config as config_mod
-from agent import envelope, keys
-from agent.central import Central, CentralKeys, Screening, ScreenRejected
-from agent.devbroker import LocalBroker, find_mosquitto
-from agent.devca import make_dev_pki
-from agent.link import Link
-from agent.store import Store
+from fpagent import config as config_mod
+from fpagent.sealing import envelope
+from fpagent.sealing import keys
+from fpagent.central.responder import Central, CentralKeys, Screening, ScreenRejected
+from fpagent.devtools.broker import LocalBroker, find_mosquitto
+from fpagent.devtools.ca import make_dev_pki
+from fpagent.link.connection import Link
+from fpagent.storage.store import Store
 
 ORI = "XX0000000"
 ROOT_DIR = pathlib.Path(__file__).resolve().parent.parent

@@ -19,10 +19,10 @@ import time
 
 import pytest
 
-from agent import config as config_mod
-from agent import keys
-from agent.central import Galleries, TransactionScreen, synthetic_entry
-from agent.store import Store
+from fpagent import config as config_mod
+from fpagent.sealing import keys
+from fpagent.central.responder import Galleries, TransactionScreen, synthetic_entry
+from fpagent.storage.store import Store
 from tests.mqtt_helpers import appliance_config, broker, make_central, needs_mosquitto, pki, wait_for  # noqa: F401
 
 SEED, PERSON = 11, 4

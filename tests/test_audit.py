@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from agent import audit as audit_mod
-from agent.store import Store
+from fpagent.storage import audit as audit_mod
+from fpagent.storage.store import Store
 
 
 @pytest.fixture

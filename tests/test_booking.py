@@ -14,9 +14,9 @@ import math
 import numpy as np
 import pytest
 
-import hal
-from agent import booking as B
-from agent.template import Template, minutiae_array
+from fpagent import hal
+from fpagent.booking import session as B
+from fpagent.biometrics.template import Template, minutiae_array
 
 INFO = B.BookingInfo("BK-1", "CA0190000", "officer-7", {"name": "DOE,JOHN", "dob": "19800101"})
 
@@ -189,7 +189,7 @@ def test_booking_info_is_checked_against_the_configured_fields():
 
 
 def test_to_record_only_when_ready_and_it_builds_a_transaction():
-    from agent import transaction as T
+    from fpagent.records import transaction as T
 
     s = session()
     with pytest.raises(B.BookingError, match="not ready"):
@@ -256,7 +256,7 @@ class RecordingUI(B.BookingUI):
 
 
 def fake_extract_factory(finger_of_image):
-    """Stand-in for agent.extraction.extract: the image's top-left pixel says
+    """Stand-in for fpagent.biometrics.extraction.extract: the image's top-left pixel says
     which finger it is and its second pixel the quality score."""
 
     class Ex:

@@ -21,12 +21,13 @@ import time
 import numpy as np
 import pytest
 
-import hal
-from agent import booking as B
-from agent import config as config_mod
-from agent import envelope, keys
-from agent import transaction as T
-from agent.store import Store
+from fpagent import hal
+from fpagent.booking import session as B
+from fpagent import config as config_mod
+from fpagent.sealing import envelope
+from fpagent.sealing import keys
+from fpagent.records import transaction as T
+from fpagent.storage.store import Store
 
 PERSON = 7
 SEED = 11
@@ -35,7 +36,8 @@ SEED = 11
 @pytest.fixture(scope="module")
 def warm():
     """Compile/load the numba kernels once for this module."""
-    from agent import extraction, matcher
+    from fpagent.biometrics import extraction
+    from fpagent.biometrics import matcher
 
     extraction.warm_up()
     matcher.warm_up()
@@ -136,9 +138,9 @@ def info(number="BK-2026-0001", **descriptive):
 @pytest.mark.slow
 def test_full_ten_print_booking_is_one_outbox_row_central_can_open(env, warm):
     # a local gallery (encrypted at rest) already holds this person's right thumb
-    from agent import extraction
-    from agent.gallery_store import GalleryStore
-    from agent.prefilter import Gallery
+    from fpagent.biometrics import extraction
+    from fpagent.screening.galleries import GalleryStore
+    from fpagent.screening.prefilter import Gallery
 
     known = Gallery()
     with synthetic_sensor() as other_visit:
@@ -226,7 +228,7 @@ def ready_captures(fingerprints_dir):
     test is about atomicity of completion, so no extraction runs in it."""
     from PIL import Image
 
-    from agent.template import Template, minutiae_array
+    from fpagent.biometrics.template import Template, minutiae_array
 
     folder = fingerprints_dir / "fvc2002_db3_b"
     out = []

@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from agent.devbroker import find_mosquitto
+from fpagent.devtools.broker import find_mosquitto
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 

@@ -23,8 +23,8 @@ import time
 
 import pytest
 
-from agent.devbroker import LocalBroker
-from agent.store import Store
+from fpagent.devtools.broker import LocalBroker
+from fpagent.storage.store import Store
 from tests.mqtt_helpers import (  # noqa: F401 - fixtures
     Pki, TcpProxy, appliance_config, enqueue_bookings, needs_mosquitto, wait_for)
 

@@ -1,7 +1,7 @@
 import pytest
 
-from agent import config
-from agent.errors import ConfigError
+from fpagent import config
+from fpagent.errors import ConfigError
 
 
 def test_defaults_without_any_file():

@@ -18,8 +18,9 @@ import random
 
 import pytest
 
-from agent import envelope, keys
-from agent.store import Store
+from fpagent.sealing import envelope
+from fpagent.sealing import keys
+from fpagent.storage.store import Store
 
 
 @pytest.fixture(scope="module")

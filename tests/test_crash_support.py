@@ -31,8 +31,9 @@ import subprocess
 import sys
 import time
 
-from agent import envelope, keys
-from agent.store import Store
+from fpagent.sealing import envelope
+from fpagent.sealing import keys
+from fpagent.storage.store import Store
 
 MARKER_IMAGE = b"\xf1IMAGE-MARKER-7b1d\xf2" * 4
 MARKER_TEMPLATE = b"\xf3TEMPLATE-MARKER-c9a0\xf4" * 4
@@ -229,7 +230,7 @@ def booking_payload(rng: random.Random, size: int = 6000) -> bytes:
 
 def store_worker(db_path: str, report) -> None:
     """Loop forever over random store operations: enqueue, send, ack, purge, inbox, counters."""
-    from agent import config as config_mod
+    from fpagent import config as config_mod
 
     rng = random.Random()
     central, dev = _keys()

@@ -16,10 +16,11 @@ import sys
 
 import pytest
 
-from agent import config as config_mod
-from agent import envelope, keys
-from agent.errors import StorageFull
-from agent.store import Store
+from fpagent import config as config_mod
+from fpagent.sealing import envelope
+from fpagent.sealing import keys
+from fpagent.errors import StorageFull
+from fpagent.storage.store import Store
 
 
 @pytest.fixture(scope="module")
@@ -146,9 +147,11 @@ def test_tmpfs_min_free_policy_refuses_before_the_disk_is_full(small_fs, crypto)
 _RLIMIT_CHILD = r"""
 import os, resource, signal, sys, json
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # get EFBIG instead of being killed
-from agent import envelope, keys, config
-from agent.errors import StorageFull
-from agent.store import Store
+from fpagent.sealing import envelope
+from fpagent.sealing import keys
+from fpagent import config
+from fpagent.errors import StorageFull
+from fpagent.storage.store import Store
 path, limit = sys.argv[1], int(sys.argv[2])
 central = keys.load_hpke_public(sys.argv[3]); dev = keys.load_signing_key(sys.argv[4])
 s = Store(path, config.from_dict({"store": {"min_free_mb": 0.0}}))

@@ -8,8 +8,9 @@ import struct
 
 import pytest
 
-from agent import envelope, keys
-from agent.envelope import EnvelopeError
+from fpagent.sealing import envelope
+from fpagent.sealing import keys
+from fpagent.sealing.envelope import EnvelopeError
 
 PAYLOAD = b"NIST\x1d" + os.urandom(3000) + b"\x1c"
 

@@ -7,9 +7,10 @@ import stat
 
 import pytest
 
-from agent import config as config_mod
-from agent import envelope, keys
-from agent.keys import KeyFileError
+from fpagent import config as config_mod
+from fpagent.sealing import envelope
+from fpagent.sealing import keys
+from fpagent.sealing.keys import KeyFileError
 
 
 def test_create_and_load_round_trip(tmp_path):

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
-import hal
-from agent import extraction
-from agent.errors import NoUsableFingerprint
-from agent.template import BIFURCATION, MINUTIA_DTYPE, RIDGE_ENDING, Template
+from fpagent import hal
+from fpagent.biometrics import extraction
+from fpagent.errors import NoUsableFingerprint
+from fpagent.biometrics.template import BIFURCATION, MINUTIA_DTYPE, RIDGE_ENDING, Template
 
 SETS = ("fvc2002_db1_b", "fvc2002_db3_b", "fvc2002_db4_b")
 

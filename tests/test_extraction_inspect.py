@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from agent import cli, extraction, overlay
+from fpagent import cli
+from fpagent.biometrics import extraction
+from fpagent.biometrics import overlay
 
 
 def test_inspect_writes_a_png_with_minutiae_drawn(fingerprints_dir, tmp_path, capsys):

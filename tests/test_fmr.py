@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent import fmr
-from agent.template import MINUTIA_DTYPE, Template, minutiae_array
+from fpagent.records import fmr
+from fpagent.biometrics.template import MINUTIA_DTYPE, Template, minutiae_array
 
 
 def _example() -> Template:

@@ -3,7 +3,7 @@ import datetime as dt
 import numpy as np
 import pytest
 
-import hal
+from fpagent import hal
 
 
 def test_finger_image_validates_and_never_shows_pixels():

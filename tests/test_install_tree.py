@@ -91,7 +91,7 @@ def test_install_into_a_temporary_root_twice(tmp_path, source_copy):
         assert mode(root / private) == 0o700, private
 
     # the configuration it wrote is valid and points at the appliance's directories
-    from agent import config
+    from fpagent import config
     cfg = config.load(root / "etc/fpagent/agent.toml")
     assert cfg.paths.state_dir == "/var/lib/fpagent" and cfg.paths.runtime_dir == "/run/fpagent"
     assert cfg.sensor.url == "zfm:///dev/fpsensor"

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from agent import extraction
-from agent import quality as q
-from agent.kernels import boxfilter, enhance, skeleton, thinning
+from fpagent.biometrics import extraction
+from fpagent.biometrics import quality as q
+from fpagent.biometrics.kernels import boxfilter, enhance, skeleton, thinning
 
 SAMPLES = [("fvc2002_db1_b", "102_3.png"), ("fvc2002_db3_b", "107_5.png"),
            ("fvc2002_db4_b", "104_2.png")]

@@ -9,7 +9,7 @@ import time
 import paho.mqtt.client as mqtt
 from paho.mqtt.client import CallbackAPIVersion
 
-from agent.store import Store
+from fpagent.storage.store import Store
 from tests.mqtt_helpers import (  # noqa: F401 - fixtures
     ORI, appliance_config, broker, enqueue_bookings, make_central, make_link, needs_mosquitto,
     pki, seal_test_booking, wait_for)
@@ -229,7 +229,7 @@ def test_message_not_stored_is_not_acknowledged_and_comes_again(tmp_path, pki, b
 
 
 def make_link_shared(cfg, pki, store):
-    from agent.link import Link
+    from fpagent.link.connection import Link
     return Link(cfg, store=store, central_verify_keys=pki.central_signing.public_key(),
                 device_signing_key=pki.device_signing[cfg.device.device_id])
 
@@ -247,7 +247,7 @@ def test_answer_lost_by_a_crashing_broker_is_asked_for_again(tmp_path, pki):
     """The broker dies (kill -9) holding the immigration answer for an offline appliance:
     the booking was acknowledged but one answer never comes, so after answers_timeout_s
     the link publishes the submission again and central answers again."""
-    from agent.devbroker import LocalBroker
+    from fpagent.devtools.broker import LocalBroker
     broker = LocalBroker(tmp_path / "broker", pki.certs, autosave_s=3600).start()
     cfg = appliance_config(tmp_path, pki, broker.port, answers_timeout_s=2.0)
     central = make_central(pki, broker.port, tmp_path / "central.sqlite3",

@@ -14,7 +14,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.client import CallbackAPIVersion
 
-from agent import envelope, messages
+from fpagent.sealing import envelope
+from fpagent.link import messages
 from tests.mqtt_helpers import (  # noqa: F401 - fixtures
     ORI, appliance_config, broker, make_central, make_link, needs_mosquitto, pki, wait_for)
 
@@ -101,7 +102,7 @@ def test_real_payloads_validate_against_the_document(tmp_path, pki, broker, doc)
     central = make_central(pki, broker.port, tmp_path / "central.sqlite3").start()
     link = make_link(cfg, pki)
     cap = CapturingLink(link)
-    from agent.store import Store
+    from fpagent.storage.store import Store
     from tests.mqtt_helpers import seal_test_booking
     with Store(cfg.paths.database(), cfg) as store:
         for n, fields in enumerate([{"criminal": True, "determination": "removable", "level": 1},

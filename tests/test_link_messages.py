@@ -8,7 +8,8 @@ import time
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from agent import keys, messages
+from fpagent.sealing import keys
+from fpagent.link import messages
 
 KEY = keys.generate_signing_key()
 ORI, DEV = "XX0000000", "booking-01"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-from agent import messages
-from agent import notifications as view
-from agent.cli import main
-from agent.link import NotificationHook
-from agent.store import Store
+from fpagent.link import messages
+from fpagent.booking import answers as view
+from fpagent.cli import main
+from fpagent.link.connection import NotificationHook
+from fpagent.storage.store import Store
 
 
 def _imm(determination, level=None, tcr="XX0000000-20261128-00000002-3"):
@@ -50,7 +50,7 @@ def test_citizen_no_action_is_shown_as_plainly_as_a_hit():
 def test_notifications_cli_list_show_ack(tmp_path, capsys):
     cfg_file = tmp_path / "agent.toml"
     cfg_file.write_text(f'[paths]\nstate_dir = "{tmp_path / "state"}"\n')
-    from agent.config import load
+    from fpagent.config import load
     cfg = load(cfg_file)
     l1, crim = _imm("removable", 1), _crim(True)
     with Store(cfg.paths.database(), cfg) as store:

@@ -10,13 +10,15 @@ import logging
 
 import pytest
 
-import hal
-from agent import booking as B
-from agent import config as config_mod
-from agent import fmr, keys, matcher
-from agent.gallery_store import RECENT, GalleryStore
-from agent.prefilter import Gallery
-from agent.store import Store
+from fpagent import hal
+from fpagent.booking import session as B
+from fpagent import config as config_mod
+from fpagent.records import fmr
+from fpagent.sealing import keys
+from fpagent.biometrics import matcher
+from fpagent.screening.galleries import RECENT, GalleryStore
+from fpagent.screening.prefilter import Gallery
+from fpagent.storage.store import Store
 
 SEED = 23
 FINGERS = (2, 7)  # two fingers per booking keep the tests quick; the code does not care
@@ -24,7 +26,7 @@ FINGERS = (2, 7)  # two fingers per booking keep the tests quick; the code does 
 
 @pytest.fixture(scope="module")
 def warm():
-    from agent import extraction
+    from fpagent.biometrics import extraction
     extraction.warm_up()
     matcher.warm_up()
 
@@ -108,7 +110,7 @@ def test_gallery_failure_never_fails_or_loses_the_booking(tmp_path, warm, caplog
     state = tmp_path / "state"
     state.mkdir(parents=True, exist_ok=True)
     (state / "galleries").write_bytes(b"not a folder")
-    with caplog.at_level(logging.WARNING, logger="agent.booking"):
+    with caplog.at_level(logging.WARNING, logger="fpagent.booking.session"):
         tcn, _ = book(env, person=4, fingers=(1,))
     assert any("recent" in r.getMessage() and tcn in r.getMessage() for r in caplog.records)
     with Store(env.cfg.paths.database(), env.cfg) as store:
@@ -126,7 +128,7 @@ def test_gallery_failure_never_fails_or_loses_the_booking(tmp_path, warm, caplog
     {"entries": [{"subject_id": "S1", "finger_position": 2, "template_iso_b64": "A" * 9000}]},
 ])
 def test_watchlist_command_of_the_wrong_shape_is_malformed(bad):
-    from agent import messages
+    from fpagent.link import messages
     with pytest.raises(messages.MessageError) as err:
         messages.validate_body("command", {"action": "watchlist.replace", "args": bad})
     assert err.value.reason == "malformed"
@@ -135,10 +137,10 @@ def test_watchlist_command_of_the_wrong_shape_is_malformed(bad):
 def test_build_watchlist_is_all_or_nothing(warm):
     import base64
 
-    from agent import messages
-    from agent.gallery_store import WatchlistError, build_watchlist
-    from drivers.synthetic.generator import finger_image
-    from agent.extraction import extract
+    from fpagent.link import messages
+    from fpagent.screening.galleries import WatchlistError, build_watchlist
+    from fpagent.drivers.synthetic.generator import finger_image
+    from fpagent.biometrics.extraction import extract
 
     t = extract(finger_image(3, 2, 0, seed=SEED)).template
     good = messages.watchlist_entry("S3", 2, t)

@@ -13,13 +13,16 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.client import CallbackAPIVersion
 
-import hal
-from agent import booking as B
-from agent import fmr, keys, matcher, messages
-from agent.central import synthetic_watchlist
-from agent.gallery_store import WATCHLIST, GalleryStore
-from agent.prefilter import Gallery
-from agent.store import Store
+from fpagent import hal
+from fpagent.booking import session as B
+from fpagent.records import fmr
+from fpagent.sealing import keys
+from fpagent.biometrics import matcher
+from fpagent.link import messages
+from fpagent.central.responder import synthetic_watchlist
+from fpagent.screening.galleries import WATCHLIST, GalleryStore
+from fpagent.screening.prefilter import Gallery
+from fpagent.storage.store import Store
 from tests.mqtt_helpers import (  # noqa: F401 - fixtures
     ORI, appliance_config, broker, make_central, make_link, needs_mosquitto, pki, wait_for)
 
@@ -30,7 +33,7 @@ DOC_PATH = pathlib.Path(__file__).resolve().parent.parent / "docs" / "asyncapi.y
 
 @pytest.fixture(scope="module")
 def warm():
-    from agent import extraction
+    from fpagent.biometrics import extraction
     extraction.warm_up()
     matcher.warm_up()
 
@@ -210,7 +213,7 @@ def test_forged_or_corrupt_watchlist_changes_nothing_and_is_audited(tmp_path, pk
 
 
 def test_cli_push_replaces_the_whole_watchlist(tmp_path, pki, broker, entries_6, capsys):
-    from agent import cli
+    from fpagent import cli
 
     cfg = appliance_config(tmp_path, pki, broker.port)
     link = make_link(cfg, pki).start()

@@ -8,11 +8,11 @@ import math
 import numpy as np
 import pytest
 
-from agent import matcher
-from agent.kernels_match import match_edges, match_pairing, match_score
-from agent.template import MINUTIA_DTYPE, Template
+from fpagent.biometrics import matcher
+from fpagent.biometrics.match_kernels import match_edges, match_pairing, match_score
+from fpagent.biometrics.template import MINUTIA_DTYPE, Template
 
-nbis_ref = pytest.importorskip("agent.nbis_ref")
+nbis_ref = pytest.importorskip("fpagent.devtools.nbis")
 pytest.importorskip("nbis", reason="real-print minutiae for these tests come from NBIS mindtct")
 
 NAMES = ("101_1", "101_2", "101_3", "101_4", "102_1", "102_2", "103_1", "104_1", "105_1", "106_1")

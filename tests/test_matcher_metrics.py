@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.bench.accuracy import _zero, eer, fnmr_at_fmr, protocol_pairs, spearman
+from fpagent.bench.accuracy import _zero, eer, fnmr_at_fmr, protocol_pairs, spearman
 
 
 def test_fvc_protocol_pair_counts():

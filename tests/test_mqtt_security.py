@@ -13,10 +13,11 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.client import CallbackAPIVersion
 
-from agent import keys, messages
-from agent.devbroker import LocalBroker
-from agent.devca import make_untrusted_client
-from agent.store import Store
+from fpagent.sealing import keys
+from fpagent.link import messages
+from fpagent.devtools.broker import LocalBroker
+from fpagent.devtools.ca import make_untrusted_client
+from fpagent.storage.store import Store
 from tests.mqtt_helpers import (  # noqa: F401 - fixtures
     ORI, appliance_config, broker, make_central, make_link, needs_mosquitto, pki,
     seal_test_booking, wait_for)
@@ -209,8 +210,8 @@ def test_unsigned_ack_or_command_is_not_acted_on(tmp_path, pki, broker, leaf):
 
 
 def test_shipped_broker_config_and_acl_work_as_they_are(tmp_path, pki):
-    """systemd/mosquitto/ itself (paths pointed at a temp dir), not only agent.devbroker's copy."""
-    from agent.devbroker import acl_text, find_mosquitto, free_port
+    """systemd/mosquitto/ itself (paths pointed at a temp dir), not only fpagent.devtools.broker's copy."""
+    from fpagent.devtools.broker import acl_text, find_mosquitto, free_port
     shipped = ROOT / "systemd" / "mosquitto"
     assert (shipped / "acl").read_text() == acl_text()  # the two never drift apart
     port = free_port()

@@ -1,7 +1,7 @@
 """Interoperability with NIST NBIS (nbis-py 0.1.3): templates both ways, bozorth3 on ours.
 
 nbis-py 0.1.3 writes and reads a non-conformant "ISO 2005" layout (see
-agent.nbis_ref); our reader accepts it, and agent.nbis_ref.to_nbis_layout
+fpagent.devtools.nbis); our reader accepts it, and fpagent.devtools.nbis.to_nbis_layout
 hands NBIS our standard records in the layout it can read.
 """
 
@@ -15,7 +15,9 @@ import pytest
 
 nbis = pytest.importorskip("nbis", reason="nbis-py 0.1.3 (test extra) not installed")
 
-from agent import fmr, matcher, nbis_ref  # noqa: E402
+from fpagent.records import fmr
+from fpagent.biometrics import matcher
+from fpagent.devtools import nbis as nbis_ref  # noqa: E402
 
 GENUINE = ("101_1", "101_2", "101_3")
 OTHERS = ("102_1", "103_1", "104_1", "105_1")
@@ -41,7 +43,7 @@ def our_records(db1):
     """ISO records of OUR extractor's templates."""
     from PIL import Image
 
-    from agent import extraction
+    from fpagent.biometrics import extraction
 
     out = {}
     for name in GENUINE + OTHERS:

@@ -9,11 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent import fmr, prefilter
-from agent.bench.prefilter import derive
-from agent.kernels_match.prefilter_scan import scan, scan_reference
+from fpagent.records import fmr
+from fpagent.screening import prefilter
+from fpagent.bench.prefilter import derive
+from fpagent.screening.prefilter_scan import scan, scan_reference
 
-nbis_ref = pytest.importorskip("agent.nbis_ref")
+nbis_ref = pytest.importorskip("fpagent.devtools.nbis")
 pytest.importorskip("nbis", reason="real-print minutiae for these tests come from NBIS mindtct")
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from agent import quality
-from agent.bench.quality import spearman
+from fpagent.biometrics import quality
+from fpagent.bench.quality import spearman
 
 SAMPLES = [("fvc2002_db1_b", "101_1.png"), ("fvc2002_db1_b", "106_3.png"),
            ("fvc2002_db3_b", "104_5.png"), ("fvc2002_db4_b", "102_1.png")]
@@ -140,7 +140,7 @@ def test_bench_quality_ranks_like_nfiq2(fingerprints_dir, tmp_path):
 
 
 def test_assess_takes_a_finger_image_and_never_raises(fingerprints_dir):
-    import hal
+    from fpagent import hal
 
     px = _load(fingerprints_dir, "fvc2002_db3_b", "106_2.png")
     r = quality.assess(hal.FingerImage(px, ppi=500))

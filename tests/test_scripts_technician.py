@@ -101,7 +101,7 @@ def test_healthcheck_exit_codes(tmp_path):
 
 @pytest.fixture
 def central_keys(tmp_path):
-    from agent import keys
+    from fpagent.sealing import keys
 
     directory = tmp_path / "central"
     keys.create_central_keys(directory)
@@ -118,7 +118,8 @@ def test_provision_end_to_end(tmp_path, central_keys):
             "--central-verify", central_keys / "central-sign.pub", "--broker", "central.example.org:8883"]
     proc = script("provision", *args)
     assert proc.returncode == 0, proc.stderr
-    from agent import config, keys
+    from fpagent import config
+    from fpagent.sealing import keys
     cfg = config.load(cfg_path)
     assert (cfg.device.device_id, cfg.device.ori) == ("booking-07", "NY0123400")
     assert (cfg.mqtt.host, cfg.mqtt.port) == ("central.example.org", 8883)
@@ -157,7 +158,8 @@ def test_provision_refuses_bad_input_clearly(tmp_path, central_keys):
 
 
 def test_rotate_keys(tmp_path):
-    from agent import config, keys
+    from fpagent import config
+    from fpagent.sealing import keys
     cfg_path = write_config(tmp_path)
     assert script("provision", "--config", cfg_path, "--device-id", "booking-09").returncode == 0
     cfg = config.load(cfg_path)
@@ -177,8 +179,8 @@ def test_rotate_keys(tmp_path):
 # -- diagnostics -------------------------------------------------------------------------
 
 def test_diag_bundle_holds_no_biometric_data_or_secrets(tmp_path):
-    from agent import config
-    from agent.store import Store
+    from fpagent import config
+    from fpagent.storage.store import Store
 
     cfg_path = write_config(tmp_path)
     assert script("provision", "--config", cfg_path, "--device-id", "booking-11").returncode == 0
@@ -220,8 +222,8 @@ def test_diag_bundle_holds_no_biometric_data_or_secrets(tmp_path):
 # -- factory reset ----------------------------------------------------------------------------
 
 def test_factory_reset(tmp_path):
-    from agent import config
-    from agent.store import Store
+    from fpagent import config
+    from fpagent.storage.store import Store
 
     cfg_path = write_config(tmp_path)
     assert script("provision", "--config", cfg_path, "--device-id", "booking-12").returncode == 0

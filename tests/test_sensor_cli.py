@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from agent import cli
-from drivers.zfm.emulator import fit_to_module
+from fpagent import cli
+from fpagent.drivers.zfm.emulator import fit_to_module
 
 
 @pytest.fixture
@@ -91,7 +91,7 @@ def test_test_fails_when_no_finger_comes(capsys):
 
 
 def test_list_runs_and_probe_reports_each_port(capsys, monkeypatch):
-    import hal
+    from fpagent import hal
 
     # no USB sensor on a build machine: list whatever pyserial sees, plus a
     # made-up entry pointing at a path that does not exist (probe must say so)

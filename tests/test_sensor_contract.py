@@ -24,8 +24,8 @@ class TestEmulatedZfmSmallPacketsOnANoisyLine(SensorContract):
 
 class TestSyntheticSensor(SensorContract):
     def sensor_url_for(self, request):
-        if importlib.util.find_spec("drivers.synthetic.sensor") is None:
-            pytest.skip("drivers.synthetic.sensor is not there yet")
+        if importlib.util.find_spec("fpagent.drivers.synthetic.sensor") is None:
+            pytest.skip("fpagent.drivers.synthetic.sensor is not there yet")
         return "synthetic://?seed=1&person=2"
 
 

@@ -1,4 +1,4 @@
-"""The service's link part over the REAL link (agent.link) and a real mosquitto
+"""The service's link part over the REAL link (fpagent.link.connection) and a real mosquitto
 with TLS on loopback: STATUS says connected, then disconnected when the broker
 goes away, and the watchdog goes on (a link that is down is degraded, not wedged)."""
 
@@ -8,8 +8,10 @@ import shutil
 import threading
 import time
 
-from agent import keys, sdnotify, service as service_mod
-from agent.store import Store
+from fpagent.sealing import keys
+from fpagent.service import sdnotify
+from fpagent.service import daemon as service_mod
+from fpagent.storage.store import Store
 from mqtt_helpers import appliance_config, broker, needs_mosquitto, pki  # noqa: F401 (fixtures)
 from test_service_notify import NotifySocket
 
@@ -32,7 +34,7 @@ def test_status_follows_the_real_link(tmp_path, pki, broker):  # noqa: F811
                service_mod.OutboxPart(cfg, store, period=0.05), link_part],
         part_timeout_s=5.0, tick_s=0.05)
     svc.watchdog_s = 0.05
-    link_part.open(status_extra=svc._link_status_extra)  # the real agent.link.build_link
+    link_part.open(status_extra=svc._link_status_extra)  # the real fpagent.link.connection.build_link
     thread = threading.Thread(target=svc.run, daemon=True)
     thread.start()
     try:

@@ -21,9 +21,11 @@ import time
 import numpy as np
 import pytest
 
-import hal
-from agent import config, sdnotify, service as service_mod
-from agent.errors import StorageFull
+from fpagent import hal
+from fpagent import config
+from fpagent.service import sdnotify
+from fpagent.service import daemon as service_mod
+from fpagent.errors import StorageFull
 
 
 # -- a real notify socket ------------------------------------------------------
@@ -131,7 +133,7 @@ hal.register_interface("h8cable", f"{__name__}:CableSensor")
 
 
 class StandInLink:
-    """Only what LinkPart reads from agent.link.Link: a thread, connected, health()."""
+    """Only what LinkPart reads from fpagent.link.connection.Link: a thread, connected, health()."""
 
     def __init__(self):
         self.error = None
@@ -174,7 +176,8 @@ def sealed(payload: bytes, seq: int = 1) -> tuple[str, bytes]:
     """A real sealed envelope (the outbox accepts nothing else): (submission id, bytes)."""
     import uuid
 
-    from agent import envelope, keys
+    from fpagent.sealing import envelope
+    from fpagent.sealing import keys
 
     if not _TEST_KEYS:
         _TEST_KEYS["central"] = keys.generate_central_hpke_keys((keys.SUITE_X25519,)).public()
@@ -195,7 +198,7 @@ def make_config(tmp_path, **service) -> config.Config:
 
 
 def start_service(cfg, notify, *, warmups=(), extra_parts=(), link=None, part_timeout_s=3.0, env=None):
-    from agent.store import Store
+    from fpagent.storage.store import Store
 
     store = Store(cfg.paths.database(), cfg)
     capture = service_mod.CapturePart(cfg.sensor.url, period=0.05)
@@ -455,7 +458,7 @@ def test_sigterm_waits_for_the_booking_in_progress(tmp_path, notify_socket):
     worker.join(5)
     assert not thread.is_alive()
     _, stopping = notify_socket.wait_for("STOPPING")
-    from agent.store import Store
+    from fpagent.storage.store import Store
     store = Store(cfg.paths.database(), cfg)
     try:
         assert store.outbox.get(sid) is not None
@@ -467,7 +470,7 @@ def test_sigterm_waits_for_the_booking_in_progress(tmp_path, notify_socket):
 
 
 def test_status_file_and_fpagent_status_agree(tmp_path, notify_socket):
-    from agent import status
+    from fpagent.service import status
 
     cfg = make_config(tmp_path)
     (tmp_path / "cable").touch()
@@ -555,8 +558,8 @@ def test_the_cli_does_not_import_numba_before_the_service_sets_its_cache():
     import subprocess
     import sys
 
-    code = ("import sys, agent.cli; agent.cli.build_parser(); "
-            "print(sorted(m for m in sys.modules if m == 'numba' or m.startswith('agent.kernels')))")
+    code = ("import sys, fpagent.cli; fpagent.cli.build_parser(); "
+            "print(sorted(m for m in sys.modules if m == 'numba' or m.startswith('fpagent.biometrics.kernels')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=pathlib.Path(__file__).resolve().parent.parent)
     assert out.returncode == 0, out.stderr

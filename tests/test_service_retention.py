@@ -5,9 +5,9 @@ Real SQLite store; the part's step() is what the running service calls.
 
 import time
 
-from agent import config as config_mod
-from agent import service as service_mod
-from agent.store import Store
+from fpagent import config as config_mod
+from fpagent.service import daemon as service_mod
+from fpagent.storage.store import Store
 
 
 def test_outbox_part_purges_old_acknowledged_notifications_and_expired_replay_ids(tmp_path):

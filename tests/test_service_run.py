@@ -145,8 +145,8 @@ def test_config_check_and_show(tmp_path):
 def test_redaction_hides_secret_looking_keys():
     import dataclasses
 
-    from agent import config
-    from agent.commands.config import redacted
+    from fpagent import config
+    from fpagent.commands.config import redacted
 
     @dataclasses.dataclass
     class WithSecret(config.MqttConfig):
@@ -197,8 +197,8 @@ def test_real_process_ready_watchdog_and_sigterm(tmp_path):
 
 def test_missing_tls_certificate_degrades_instead_of_failing(tmp_path):
     """After rotate-keys the old certificate is retired; the service must still run."""
-    from agent import config
-    from agent.service import check_key_files
+    from fpagent import config
+    from fpagent.service.daemon import check_key_files
 
     cfg = config.from_dict({"paths": {"state_dir": str(tmp_path / "state")},
                             "mqtt": {"tls": True, "cert_file": str(tmp_path / "device-tls.crt")}})

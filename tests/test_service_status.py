@@ -1,4 +1,4 @@
-"""`agent.status`: one gathering of facts, read three ways (STATUS=, fpagent status,
+"""`fpagent.service.status`: one gathering of facts, read three ways (STATUS=, fpagent status,
 healthcheck). Real SQLite outboxes and real status files; each fault gives the
 code a monitoring system expects and words a technician understands."""
 
@@ -12,8 +12,9 @@ import time
 
 import pytest
 
-from agent import config, status
-from agent.store import Store
+from fpagent import config
+from fpagent.service import status
+from fpagent.storage.store import Store
 from test_service_notify import sealed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

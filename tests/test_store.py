@@ -10,10 +10,11 @@ import sys
 
 import pytest
 
-from agent import config as config_mod
-from agent import envelope, keys
-from agent.errors import StorageFull
-from agent.store import SCHEMA_VERSION, Store, StoreError, backoff_s
+from fpagent import config as config_mod
+from fpagent.sealing import envelope
+from fpagent.sealing import keys
+from fpagent.errors import StorageFull
+from fpagent.storage.store import SCHEMA_VERSION, Store, StoreError, backoff_s
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +127,7 @@ def test_rejected_is_not_retried(store, sealer):
 def test_unacknowledged_are_never_purged(store, sealer):
     sid = _enq(store, sealer())
     assert store.outbox.purge_expired(now=10 ** 12) == 0
-    from agent.errors import UserError
+    from fpagent.errors import UserError
     with pytest.raises(UserError, match="not acknowledged"):
         store.outbox.purge(sid, reason="operator")
 
@@ -315,7 +316,7 @@ def test_two_processes_share_the_file(tmp_path, sealer):
     s = Store(path)
     _enq(s, sealer())
     out = subprocess.run([sys.executable, "-c", (
-        "import sys; from agent.store import Store; s = Store(sys.argv[1]);"
+        "import sys; from fpagent.storage.store import Store; s = Store(sys.argv[1]);"
         "print(s.outbox.counts()['pending']); s.inbox.add('m', 'notification', {})")
         , str(path)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -362,7 +363,7 @@ def test_threads_share_one_store(store, sealer):
 def test_migration_runner_applies_and_rolls_back(tmp_path, monkeypatch, sealer):
     """A later schema version: applied once in its own transaction; a failing one leaves
     the file at the old version with its data (never half-migrated, never reset)."""
-    import agent.store as store_mod
+    import fpagent.storage.store as store_mod
 
     path = tmp_path / "m.sqlite3"
     s = Store(path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from agent import cli
+from fpagent import cli
 
 
 def test_bench_outbox_json_last_line(tmp_path, capsys, monkeypatch):

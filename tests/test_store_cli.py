@@ -7,8 +7,10 @@ import sqlite3
 
 import pytest
 
-from agent import cli, envelope, keys
-from agent.store import Store
+from fpagent import cli
+from fpagent.sealing import envelope
+from fpagent.sealing import keys
+from fpagent.storage.store import Store
 
 
 @pytest.fixture

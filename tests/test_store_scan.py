@@ -11,9 +11,10 @@ import stat
 import numpy as np
 import pytest
 
-from agent import envelope, keys
-from agent.gallery_store import GalleryStore, GalleryStoreError
-from agent.store import Store
+from fpagent.sealing import envelope
+from fpagent.sealing import keys
+from fpagent.screening.galleries import GalleryStore, GalleryStoreError
+from fpagent.storage.store import Store
 from test_crash_support import MARKER_IMAGE, MARKER_TEMPLATE, booking_payload
 
 
@@ -82,7 +83,7 @@ def test_outbox_files_hold_no_image_or_template_bytes(tmp_path, crypto, suite):
 def _ten_fingers(fingerprints_root: pathlib.Path | None):
     """Ten (pixels, template) pairs: shared real images when present, else synthetic noise
     shaped like prints (the scan is about bytes, not about ridge quality)."""
-    from agent.template import MINUTIA_DTYPE, Template
+    from fpagent.biometrics.template import MINUTIA_DTYPE, Template
 
     rng = np.random.default_rng(3)
     out = []
@@ -108,7 +109,7 @@ def _ten_fingers(fingerprints_root: pathlib.Path | None):
 def test_real_transaction_bytes_not_on_disk(tmp_path, crypto):
     """A real ten-print ANSI/NIST transaction (H6's builder, WSQ): 400 random windows of it,
     of the raw pixels and of the minutiae never appear in any file."""
-    tx = pytest.importorskip("agent.transaction")
+    tx = pytest.importorskip("fpagent.records.transaction")
     from conftest import SHARED_FINGERPRINTS
 
     root = SHARED_FINGERPRINTS if (SHARED_FINGERPRINTS / "INDEX.tsv").exists() else None
@@ -120,7 +121,7 @@ def test_real_transaction_bytes_not_on_disk(tmp_path, crypto):
                                destination="XX0000000", fingers=caps, booking_number="B-77")
         data = tx.build_transaction(rec)
     except Exception as exc:  # H6's module still moving: say so rather than fail here
-        pytest.skip(f"agent.transaction could not build a booking yet: {exc}")
+        pytest.skip(f"fpagent.records.transaction could not build a booking yet: {exc}")
     s = Store(tmp_path / "agent.sqlite3")
     env = _seal(crypto, data)
     s.outbox.enqueue(envelope.inspect(env).submission_id, "T", env)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from agent.cli import main
-from drivers.synthetic.generator import finger_image
+from fpagent.cli import main
+from fpagent.drivers.synthetic.generator import finger_image
 
 
 def test_synth_writes_deterministic_pngs(tmp_path, capsys):

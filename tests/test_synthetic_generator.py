@@ -10,7 +10,7 @@ import itertools
 import numpy as np
 import pytest
 
-from drivers.synthetic import generator as g
+from fpagent.drivers.synthetic import generator as g
 
 
 # --- API, determinism ---------------------------------------------------------

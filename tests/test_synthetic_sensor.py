@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import hal
-from drivers.synthetic.generator import finger_image
+from fpagent import hal
+from fpagent.drivers.synthetic.generator import finger_image
 
 
 def test_open_from_url_and_recapture_gives_the_next_impression():

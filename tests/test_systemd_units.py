@@ -91,8 +91,8 @@ def test_service_unit_shape():
 
 
 def test_udev_rule_is_the_generated_one():
-    from agent import appliance
-    from drivers.zfm.ids import USB_IDS
+    from fpagent.service import maintenance as appliance
+    from fpagent.drivers.zfm.ids import USB_IDS
 
     committed = (SYSTEMD / "udev" / "99-fpsensor.rules").read_text()
     assert committed == appliance.udev_rules(), "regenerate: fpagent udev-rules -o systemd/udev/99-fpsensor.rules"
@@ -103,8 +103,8 @@ def test_udev_rule_is_the_generated_one():
 
 
 def test_udev_rules_render_from_any_table():
-    from agent.appliance import render_udev_rules
-    from hal import UsbId
+    from fpagent.service.maintenance import render_udev_rules
+    from fpagent.hal import UsbId
 
     text = render_udev_rules({"x": [UsbId(0xABCD, 0x0001, "a test bridge")]})
     assert 'ATTRS{idVendor}=="abcd", ATTRS{idProduct}=="0001"' in text and "a test bridge" in text

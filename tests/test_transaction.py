@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 
 import nistitl
-from agent import transaction as T
-from agent.template import Template, minutiae_array
+from fpagent.records import transaction as T
+from fpagent.biometrics.template import Template, minutiae_array
 
 WHEN = dt.datetime(2026, 11, 28, 6, 30, 15, tzinfo=dt.timezone.utc)
 ORI = "CA0190000"

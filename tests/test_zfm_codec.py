@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-import hal
-from drivers.zfm import codec
+from fpagent import hal
+from fpagent.drivers.zfm import codec
 
 FF = codec.DEFAULT_ADDRESS
 

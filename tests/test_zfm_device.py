@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import hal
-from drivers.zfm import codec
-from drivers.zfm.device import ZfmSensor
-from drivers.zfm.emulator import EmulatedZfmSensor, ZfmEmulator, fit_to_module
+from fpagent import hal
+from fpagent.drivers.zfm import codec
+from fpagent.drivers.zfm.device import ZfmSensor
+from fpagent.drivers.zfm.emulator import EmulatedZfmSensor, ZfmEmulator, fit_to_module
 
 LEVELS = {v * 17 for v in range(16)}
 
@@ -144,11 +144,11 @@ def test_wrong_address_is_silence_then_not_found():
 
 
 def test_spy_logs_frames_but_never_image_bytes(caplog):
-    with caplog.at_level(logging.DEBUG, logger="drivers.zfm.spy"):
+    with caplog.at_level(logging.DEBUG, logger="fpagent.drivers.zfm.spy"):
         with hal.open_sensor("spy+emulated://?seed=1&person=2") as sensor:
             image = sensor.capture(timeout=5, finger_position=2)
             payload = codec.pack_nibbles(image.pixels)
-    lines = [r.getMessage() for r in caplog.records if r.name == "drivers.zfm.spy"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "fpagent.drivers.zfm.spy"]
     assert any("-> CMD 0x0A UpImage" in line for line in lines)
     assert any("<- ACK 0x00 OK" in line for line in lines)
     assert sum("<- DATA len=128" in line for line in lines) == 287
@@ -158,10 +158,10 @@ def test_spy_logs_frames_but_never_image_bytes(caplog):
 
 
 def test_without_spy_nothing_is_logged(caplog):
-    with caplog.at_level(logging.DEBUG, logger="drivers.zfm.spy"):
+    with caplog.at_level(logging.DEBUG, logger="fpagent.drivers.zfm.spy"):
         with hal.open_sensor("emulated://?seed=1&person=2") as sensor:
             sensor.capture(timeout=5, finger_position=2)
-    assert not [r for r in caplog.records if r.name == "drivers.zfm.spy"]
+    assert not [r for r in caplog.records if r.name == "fpagent.drivers.zfm.spy"]
 
 
 def test_emulator_paces_bytes_at_the_baud_rate():

@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-import hal
+from fpagent import hal
 
 BASE = "emulated://?seed=1&person=2&timeout=0.5"
 
@@ -141,7 +141,7 @@ def test_mixed_faults_never_give_a_wrong_image(fault_seed):
 
 
 def test_a_false_header_in_line_noise_costs_one_retry_not_a_hang():
-    from drivers.zfm.emulator import Faults, ZfmEmulator
+    from fpagent.drivers.zfm.emulator import Faults, ZfmEmulator
 
     # noise that looks like the start of a 200-byte acknowledge swallows the
     # real 12-byte answer; the driver must give up on it at the timeout and

@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from agent.bench import Stopwatch, add_json_flag, emit, progress
+from fpagent.bench import Stopwatch, add_json_flag, emit, progress
 
 _NAME = re.compile(r"^(\d+)_(\d+)\.(png|tif|tiff|bmp|jpg)$", re.IGNORECASE)
 
@@ -197,9 +197,11 @@ def _print_figures(label: str, f: dict, tag: str) -> None:
 
 
 def _bench_ours(files, dirname, nfiq2_scores):
-    from agent import extraction, fmr, matcher  # noqa: PLC0415
-    from agent.errors import NoUsableFingerprint  # noqa: PLC0415
-    from agent.template import MINUTIA_DTYPE, Template  # noqa: PLC0415
+    from fpagent.biometrics import extraction
+    from fpagent.records import fmr
+    from fpagent.biometrics import matcher  # noqa: PLC0415
+    from fpagent.errors import NoUsableFingerprint  # noqa: PLC0415
+    from fpagent.biometrics.template import MINUTIA_DTYPE, Template  # noqa: PLC0415
 
     extraction.warm_up()
     matcher.warm_up()
@@ -226,7 +228,8 @@ def _bench_ours(files, dirname, nfiq2_scores):
 
 
 def _bench_nbis(files, dirname):
-    from agent import fmr, nbis_ref  # noqa: PLC0415
+    from fpagent.records import fmr
+    from fpagent.devtools import nbis as nbis_ref  # noqa: PLC0415
 
     nbis_ref.extract(files[0])  # load the library before timing
     minutiae, times, sizes = {}, [], []
@@ -274,8 +277,8 @@ def _score_all(label, items, compare, pairs, dirname):
 
 def _reference_rate(prepared, pairs) -> float:
     """Comparisons per CPU second of the matcher's plain-numpy reference (a sample of pairs)."""
-    from agent import matcher  # noqa: PLC0415
-    from agent.kernels_match.match_score import match_prepared_reference  # noqa: PLC0415
+    from fpagent.biometrics import matcher  # noqa: PLC0415
+    from fpagent.biometrics.match_kernels.match_score import match_prepared_reference  # noqa: PLC0415
 
     with Stopwatch() as sw:
         for a, b in pairs:
@@ -286,13 +289,13 @@ def _reference_rate(prepared, pairs) -> float:
 def run(args) -> int:
     # one core: the matcher kernels are serial; keep Numba from starting a thread pool
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
-    from agent.errors import UserError  # noqa: PLC0415
+    from fpagent.errors import UserError  # noqa: PLC0415
 
     synthetic = _synthetic_folders(args.dirs)
     want_nbis = args.against == "nbis"
     nbis_ok = False
     try:
-        from agent import nbis_ref  # noqa: PLC0415
+        from fpagent.devtools import nbis as nbis_ref  # noqa: PLC0415
 
         nbis_ok = nbis_ref.available()
     except Exception:  # noqa: BLE001
@@ -315,7 +318,7 @@ def run(args) -> int:
 
         nfiq2 = None
         if nbis_ok:
-            from agent import nbis_ref  # noqa: PLC0415
+            from fpagent.devtools import nbis as nbis_ref  # noqa: PLC0415
 
             nfiq2 = {}
             for n, p in enumerate(files):
@@ -388,8 +391,8 @@ def run(args) -> int:
 
 _START_PROBE = (
     "import time, numpy as np; t = time.perf_counter(); "
-    "from agent import matcher, prefilter; matcher.warm_up(); "
-    "from agent.kernels_match.prefilter_scan import scan; "
+    "from fpagent.biometrics import matcher; from fpagent.screening import prefilter; matcher.warm_up(); "
+    "from fpagent.screening.prefilter_scan import scan; "
     "d = np.zeros((1, prefilter.DESCRIPTOR_BYTES), np.uint8); "
     "scan(d, np.ones(1, np.float32), np.zeros(prefilter.DESCRIPTOR_BYTES, np.float32), np.float32(0), 1); "
     "print(time.perf_counter() - t)"

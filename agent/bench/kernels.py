@@ -1,7 +1,7 @@
 """`fpagent bench kernels`: first-compile time and cached start of the numba kernels.
 
 Each figure comes from a fresh Python process (what the service does at
-boot): import agent.extraction, run `warm_up()` and extract one print.
+boot): import fpagent.biometrics.extraction, run `warm_up()` and extract one print.
 First with an empty NUMBA_CACHE_DIR (cold: every kernel compiles), then
 again with the cache that run left behind (cached: the kernels are loaded
 from disk). The issue's target: cached start (import to first extraction
@@ -17,13 +17,13 @@ import subprocess
 import sys
 import tempfile
 
-from agent.bench import add_json_flag, emit, progress
+from fpagent.bench import add_json_flag, emit, progress
 
 _CHILD = r"""
 import json, time
 t0 = time.perf_counter()
 import numpy as np
-from agent import extraction
+from fpagent.biometrics import extraction
 t_import = time.perf_counter()
 extraction.warm_up()
 t_ready = time.perf_counter()

@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 
-from agent.bench import add_json_flag, emit, progress
+from fpagent.bench import add_json_flag, emit, progress
 
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -57,13 +57,13 @@ def _percentile(values, q: float) -> float:
 
 def bench_screen(opened):
     """The bench measures the link, not matching: central takes the TCN from the payload."""
-    from agent.central import Screening
+    from fpagent.central.responder import Screening
     tcn = opened.plaintext[:64].split(b"\n", 1)[0].decode()
     return Screening(tcn=tcn)
 
 
 def _central_child(work: str, port: int, ready, stop) -> None:
-    from agent.central import Central, CentralKeys
+    from fpagent.central.responder import Central, CentralKeys
     work_p = pathlib.Path(work)
     pki = work_p / "pki"
     central = Central(host="127.0.0.1", port=port, root="fpagent",
@@ -123,13 +123,14 @@ def _reference_roundtrip(port: int, pki: pathlib.Path, size: int, count: int) ->
 
 
 def run(bookings: int = 300, payload_kb: int = 32, idle_samples: int = 40) -> dict:
-    from agent import config as config_mod
-    from agent import envelope, keys
-    from agent.devbroker import LocalBroker, find_mosquitto
-    from agent.devca import make_dev_pki
-    from agent.errors import UserError
-    from agent.link import Link
-    from agent.store import Store
+    from fpagent import config as config_mod
+    from fpagent.sealing import envelope
+    from fpagent.sealing import keys
+    from fpagent.devtools.broker import LocalBroker, find_mosquitto
+    from fpagent.devtools.ca import make_dev_pki
+    from fpagent.errors import UserError
+    from fpagent.link.connection import Link
+    from fpagent.storage.store import Store
 
     if find_mosquitto() is None:
         raise UserError("the link benchmark needs mosquitto: scripts/dev-setup")

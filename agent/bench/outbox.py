@@ -1,7 +1,7 @@
 """`fpagent bench outbox`: what one ten-print booking costs from capture to durable queue.
 
 Measured on this machine, capture excluded: ANSI/NIST transaction build
-(H6's agent.transaction, WSQ), WSQ compression alone (time and ratio),
+(H6's fpagent.records.transaction, WSQ), WSQ compression alone (time and ratio),
 envelope seal per suite, durable enqueue (synchronous=FULL commits per
 second of sealed bookings), bytes on disk per booking, and CPU per complete
 booking (build + seal + enqueue). Images: the shared FVC2002 images when
@@ -24,7 +24,7 @@ import tempfile
 
 import numpy as np
 
-from agent.bench import Stopwatch, add_json_flag, emit, progress
+from fpagent.bench import Stopwatch, add_json_flag, emit, progress
 
 TARGET_CPU_S = 0.5
 TARGET_BOOKINGS_PER_S = 20.0
@@ -48,8 +48,8 @@ def _images() -> tuple[list[np.ndarray], str]:
         return [np.asarray(Image.open(f).convert("L"), dtype=np.uint8) for f in files], \
             f"shared FVC2002 DB1_B images ({files[0].parent})"
     try:
-        from drivers.synthetic.generator import finger_image
-        return [finger_image(1, f, 0) for f in range(1, 11)], "synthetic fingers (drivers.synthetic)"
+        from fpagent.drivers.synthetic.generator import finger_image
+        return [finger_image(1, f, 0) for f in range(1, 11)], "synthetic fingers (fpagent.drivers.synthetic)"
     except Exception:  # the generator is optional here: noise keeps the byte sizes realistic
         rng = np.random.default_rng(0)
         return [rng.integers(0, 256, (288, 256), dtype=np.uint8) for _ in range(10)], \
@@ -57,7 +57,7 @@ def _images() -> tuple[list[np.ndarray], str]:
 
 
 def _template(px: np.ndarray, position: int, rng):
-    from agent.template import MINUTIA_DTYPE, Template
+    from fpagent.biometrics.template import MINUTIA_DTYPE, Template
 
     m = np.zeros(40, dtype=MINUTIA_DTYPE)
     m["x"] = rng.uniform(0, px.shape[1] - 1, 40)
@@ -79,10 +79,11 @@ def _fs_type(path: pathlib.Path) -> str:
 
 
 def run(args) -> int:
-    from agent import config as config_mod
-    from agent import envelope, keys
-    from agent import transaction as tx
-    from agent.store import Store
+    from fpagent import config as config_mod
+    from fpagent.sealing import envelope
+    from fpagent.sealing import keys
+    from fpagent.records import transaction as tx
+    from fpagent.storage.store import Store
 
     cfg = config_mod.load(args.config)
     n = max(1, int(args.bookings))

@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from agent.bench import add_json_flag, emit, progress
+from fpagent.bench import add_json_flag, emit, progress
 
 REAL = ("fvc2002_db1_b", "fvc2002_db3_b")
 SYNTHETIC = ("fvc2002_db4_b",)
@@ -54,7 +54,7 @@ def _data_dir(arg) -> pathlib.Path:
 
 def derive(template, rng, width=256, height=288):
     """A distractor template from a base: rotate, move, crop to a sensor window, drop, jitter."""
-    from agent.template import Template  # noqa: PLC0415
+    from fpagent.biometrics.template import Template  # noqa: PLC0415
 
     m = template.minutiae.copy()
     if len(m) == 0:
@@ -82,9 +82,12 @@ def _load(path):
 
 
 def run(args) -> int:
-    from agent import extraction, fmr, matcher, prefilter  # noqa: PLC0415
-    from agent.errors import NoUsableFingerprint, UserError  # noqa: PLC0415
-    from agent.kernels_match.prefilter_scan import scan, scan_reference  # noqa: PLC0415
+    from fpagent.biometrics import extraction
+    from fpagent.records import fmr
+    from fpagent.biometrics import matcher
+    from fpagent.screening import prefilter  # noqa: PLC0415
+    from fpagent.errors import NoUsableFingerprint, UserError  # noqa: PLC0415
+    from fpagent.screening.prefilter_scan import scan, scan_reference  # noqa: PLC0415
 
     data = _data_dir(args.data)
     sets = [s for s in REAL + SYNTHETIC if (data / s).is_dir()]
@@ -115,7 +118,7 @@ def run(args) -> int:
     n_real = len(gallery)
 
     # distractors
-    from drivers.synthetic.generator import finger_image  # noqa: PLC0415
+    from fpagent.drivers.synthetic.generator import finger_image  # noqa: PLC0415
 
     need = max(args.gallery_size - n_real, 0)
     bases = []

@@ -1,6 +1,6 @@
 """`fpagent bench quality DIR...`: does our quality score rank prints like NIST NFIQ 2?
 
-For every image of each folder it computes our score (agent.quality, through
+For every image of each folder it computes our score (fpagent.biometrics.quality, through
 extraction so the minutiae count is part of it) and NFIQ 2 (NBIS, the bench
 extra `nbis-py`), and prints the Spearman rank correlation per folder and over
 all folders. The issue's target is >= 0.7. `nfiq2_correlation(paths)` is the
@@ -13,8 +13,8 @@ import pathlib
 
 import numpy as np
 
-from agent.bench import add_json_flag, emit, progress
-from agent.errors import UserError
+from fpagent.bench import add_json_flag, emit, progress
+from fpagent.errors import UserError
 
 IMAGE_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".pgm", ".jpg", ".jpeg")
 
@@ -66,7 +66,7 @@ def score_pairs(paths, label: str = "quality") -> tuple[list[int], list[int], in
     """(our scores, NFIQ 2 scores, images NFIQ 2 could not score) for the images."""
     from PIL import Image
 
-    from agent import quality
+    from fpagent.biometrics import quality
 
     nfiq = _nfiq2_extractor()
     ours, ref, failed = [], [], 0

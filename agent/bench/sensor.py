@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from agent.bench import add_json_flag, emit, progress
+from fpagent.bench import add_json_flag, emit, progress
 
 RATES = (57600, 115200)
 RATIO_TARGET = 1.05
@@ -40,7 +40,7 @@ def reference_upload_cpu(sensor) -> float:
 
     Uses the same port, codec and emulator; only the read pattern differs.
     """
-    from drivers.zfm import codec
+    from fpagent.drivers.zfm import codec
 
     port = sensor._port  # bench only: the reference reads the very same line
     port.reset_input_buffer()
@@ -61,8 +61,8 @@ def reference_upload_cpu(sensor) -> float:
 
 def measure_rate(baud: int, captures: int, seed: int = 1, reference: bool = False) -> dict:
     """Capture `captures` images at `baud` (paced emulator) and return the figures."""
-    import hal
-    from drivers.zfm.emulator import ZfmEmulator
+    from fpagent import hal
+    from fpagent.drivers.zfm.emulator import ZfmEmulator
 
     uploads, cpus, wire_bytes = [], [], 0
     with ZfmEmulator(seed=seed, baud=baud, pace=True) as emulator:

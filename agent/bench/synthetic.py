@@ -17,7 +17,7 @@ import pathlib
 
 import numpy as np
 
-from agent.bench import Stopwatch, add_json_flag, emit, progress
+from fpagent.bench import Stopwatch, add_json_flag, emit, progress
 
 MASTER_TARGET_S = 0.5
 IMPRESSION_TARGET_S = 0.1
@@ -60,7 +60,7 @@ def _centre_crop(pixels: np.ndarray, rows: int, cols: int) -> np.ndarray:
 
 def nbis_figures(images: dict) -> dict:
     """mindtct + bozorth3 over {(finger, impression): pixels}."""
-    from agent import nbis_ref
+    from fpagent.devtools import nbis as nbis_ref
 
     keys = sorted(images)
     minutiae = {}
@@ -100,9 +100,9 @@ def _line(label: str, f: dict) -> str:
 
 
 def run(args) -> int:
-    from agent.commands.synth import _size
-    from agent.errors import UserError
-    from drivers.synthetic import generator
+    from fpagent.commands.synth import _size
+    from fpagent.errors import UserError
+    from fpagent.drivers.synthetic import generator
 
     if args.fingers < 2 or args.impressions < 2:
         raise UserError("--fingers and --impressions must be at least 2 (pairs are compared)")
@@ -141,7 +141,7 @@ def run(args) -> int:
           f"target < {IMPRESSION_TARGET_S} s")
 
     if not args.no_nbis:
-        from agent import nbis_ref
+        from fpagent.devtools import nbis as nbis_ref
 
         if not nbis_ref.available():
             print("NBIS not installed (pip install 'fpagent[bench]'): realism figures skipped")

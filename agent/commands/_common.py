@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent import config as config_mod
+from fpagent import config as config_mod
 
 
 def open_existing_store(args, missing_message: str):
@@ -10,7 +10,7 @@ def open_existing_store(args, missing_message: str):
 
     CLI commands never move a damaged database aside; only the daemon does.
     """
-    from agent.store import Store
+    from fpagent.storage.store import Store
 
     cfg = config_mod.load(args.config)
     path = cfg.paths.database()

@@ -7,8 +7,9 @@ import json
 import pathlib
 import sys
 
-from agent import appliance, config
-from agent.errors import UserError
+from fpagent.service import maintenance as appliance
+from fpagent import config
+from fpagent.errors import UserError
 
 
 def register(sub):
@@ -96,7 +97,7 @@ def cmd_identity(args) -> int:
     if args.ensure:
         result = appliance.ensure_identity(cfg)
     else:
-        from agent import keys
+        from fpagent.sealing import keys
 
         path = cfg.key_path(cfg.envelope.device_signing_key, keys.DEVICE_SIGNING_KEY)
         if not path.exists():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from agent.commands._common import open_existing_store
+from fpagent.commands._common import open_existing_store
 
 
 def register(sub):

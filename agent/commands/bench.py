@@ -3,7 +3,7 @@
 import importlib
 import pkgutil
 
-import agent.bench
+import fpagent.bench
 
 
 def register(sub):
@@ -12,7 +12,7 @@ def register(sub):
                             "last line is one JSON object.")
     parser.set_defaults(_parser=parser)
     bench_sub = parser.add_subparsers(dest="bench", metavar="BENCHMARK")
-    for info in sorted(pkgutil.iter_modules(agent.bench.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"agent.bench.{info.name}")
+    for info in sorted(pkgutil.iter_modules(fpagent.bench.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"fpagent.bench.{info.name}")
         if hasattr(module, "register"):
             module.register(bench_sub)

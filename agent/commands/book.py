@@ -17,7 +17,7 @@ import json
 import sys
 import time
 
-from agent.errors import UserError
+from fpagent.errors import UserError
 
 # descriptive fields -> command-line option help
 _FIELD_HELP = {
@@ -145,8 +145,8 @@ def _ask_yes_no(question: str) -> bool:
 
 
 def run(args) -> int:
-    from agent import booking as B
-    from agent import config as config_mod
+    from fpagent.booking import session as B
+    from fpagent import config as config_mod
 
     cfg = config_mod.load(args.config)
     interactive = not args.yes
@@ -188,8 +188,8 @@ def run(args) -> int:
     info = B.BookingInfo(booking_number, (args.ori or cfg.device.ori).upper(), operator,
                          descriptive, arrest_date)
     # the booking data, the keys and the store are checked BEFORE any print is taken
-    from agent import keys as keys_mod
-    from agent import store as store_mod
+    from fpagent.sealing import keys as keys_mod
+    from fpagent.storage import store as store_mod
 
     device_keys = keys_mod.load_device_keys(cfg)
     store = store_mod.open_store(cfg)
@@ -200,10 +200,10 @@ def run(args) -> int:
         ui = TerminalUI(interactive)
         url = args.sensor or cfg.sensor.url
         print(f"Booking {booking_number}: preparing the print checks...", file=sys.stderr, flush=True)
-        from agent import extraction
+        from fpagent.biometrics import extraction
         extraction.warm_up()
         screen = B.local_screen(cfg)
-        import hal
+        from fpagent import hal
 
         with hal.open_sensor(url) as sensor:
             B.run_booking(session, sensor, ui=ui,
@@ -217,7 +217,7 @@ def run(args) -> int:
                 session.handle(B.Cancel("not submitted by the officer"))
                 print("Booking cancelled; nothing was kept.", file=sys.stderr)
                 return 1
-        from agent.errors import StorageFull
+        from fpagent.errors import StorageFull
 
         while True:
             print("Sealing and queueing...", file=sys.stderr, flush=True)

@@ -19,11 +19,11 @@ import pathlib
 import signal
 import threading
 
-from agent.errors import UserError
+from fpagent.errors import UserError
 
 
 def _keys(args) -> int:
-    from agent.central import make_central_keys
+    from fpagent.central.responder import make_central_keys
     path = make_central_keys(args.dir)
     print(f"central keys in {path}: give central-hpke.pub and central-sign.pub to each appliance; "
           f"keep the .key files on the central system")
@@ -31,9 +31,9 @@ def _keys(args) -> int:
 
 
 def _galleries(spec: str, seed: int):
-    from agent.central import Galleries, folder_entries
-    from agent.commands.demo import KNOWN, SEED
-    from agent.central import demo_galleries
+    from fpagent.central.responder import Galleries, folder_entries
+    from fpagent.commands.demo import KNOWN, SEED
+    from fpagent.central.responder import demo_galleries
     if spec == "none":
         return Galleries()
     if spec == "synthetic":
@@ -49,7 +49,7 @@ def _galleries(spec: str, seed: int):
 
 
 def _run(args) -> int:
-    from agent.central import Central, CentralKeys, TransactionScreen
+    from fpagent.central.responder import Central, CentralKeys, TransactionScreen
     certs = pathlib.Path(args.certs)
     tls = {"ca_file": str(certs / "ca.crt"), "cert_file": str(certs / f"{args.cn}.crt"),
            "key_file": str(certs / f"{args.cn}.key")}
@@ -97,9 +97,9 @@ def _push_watchlist(args) -> int:
     import paho.mqtt.client as mqtt
     from paho.mqtt.client import CallbackAPIVersion
 
-    from agent import keys as keys_mod
-    from agent import messages
-    from agent.central import folder_entries, synthetic_watchlist
+    from fpagent.sealing import keys as keys_mod
+    from fpagent.link import messages
+    from fpagent.central.responder import folder_entries, synthetic_watchlist
 
     if args.synthetic:
         try:
@@ -143,7 +143,7 @@ def _push_watchlist(args) -> int:
 
 
 def _counts(args) -> int:
-    from agent.central import CentralStore
+    from fpagent.central.responder import CentralStore
     if not pathlib.Path(args.db).exists():
         raise UserError(f"{args.db} does not exist")
     store = CentralStore(args.db)

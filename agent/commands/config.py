@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from agent import config
+from fpagent import config
 
 # key names whose values are secrets wherever they appear (shown as "***")
 SECRET_KEY = re.compile(r"pass(word|phrase)?|secret|token|psk|private", re.IGNORECASE)
@@ -31,7 +31,7 @@ def cmd_check(args) -> int:
     cfg = config.load(args.file or args.config)
     problems = []
     if args.files:
-        from agent.service import check_key_files
+        from fpagent.service.daemon import check_key_files
 
         problems = check_key_files(cfg)  # raises ConfigError for an unreadable key
     print(f"configuration OK: {cfg.source}")

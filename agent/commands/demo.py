@@ -21,8 +21,8 @@ import threading
 import time
 import pathlib
 
-from agent import config as config_mod
-from agent.errors import UserError
+from fpagent import config as config_mod
+from fpagent.errors import UserError
 
 SEED = 2026
 # Who the central system "already knows" (synthetic people; no real person).
@@ -52,7 +52,7 @@ def say(text: str) -> None:
 
 def _demo_ui():
     """A BookingUI that prints one mark per finger and confirms overrides (demo only)."""
-    from agent.booking import BookingUI
+    from fpagent.booking.session import BookingUI
 
     class DemoUI(BookingUI):
         def outcome(self, outcome):
@@ -68,7 +68,7 @@ def _demo_ui():
 
 
 def _results_lines(store, sids: dict) -> list[str]:
-    from agent import notifications as view
+    from fpagent.booking import answers as view
     out = []
     by_sid: dict = {}
     for item in store.inbox.list(kind="notification", limit=10000):
@@ -104,14 +104,14 @@ def _results_lines(store, sids: dict) -> list[str]:
 
 def run_demo(bookings: int = 4, images: str | None = None, keep: bool = False,
              timeout_s: float = 180.0) -> int:
-    import hal
-    from agent import booking as booking_mod
-    from agent import keys as keys_mod
-    from agent.central import Central, CentralKeys, Galleries, TransactionScreen, demo_galleries
-    from agent.devbroker import LocalBroker, find_mosquitto
-    from agent.devca import make_dev_pki
-    from agent.link import build_link
-    from agent.store import Store
+    from fpagent import hal
+    from fpagent.booking import session as booking_mod
+    from fpagent.sealing import keys as keys_mod
+    from fpagent.central.responder import Central, CentralKeys, Galleries, TransactionScreen, demo_galleries
+    from fpagent.devtools.broker import LocalBroker, find_mosquitto
+    from fpagent.devtools.ca import make_dev_pki
+    from fpagent.link.connection import build_link
+    from fpagent.storage.store import Store
 
     if find_mosquitto() is None:
         raise UserError("the demo needs mosquitto: run scripts/dev-setup (or apt-get install mosquitto)")
@@ -150,7 +150,8 @@ def run_demo(bookings: int = 4, images: str | None = None, keep: bool = False,
         say(f"started mosquitto on 127.0.0.1:{broker.port} (TLS, client certificates, ACL)")
 
         say("warming up the extractor and matcher (compiled once, then cached)")
-        from agent import extraction, matcher
+        from fpagent.biometrics import extraction
+        from fpagent.biometrics import matcher
         extraction.warm_up()
         matcher.warm_up()
 
@@ -286,8 +287,8 @@ def _folder_galleries(folder: str, known: dict):
     import numpy as np
     from PIL import Image
 
-    from agent.central import SCREEN_FINGERS, Galleries, GalleryEntry, _extract
-    from drivers.zfm.emulator import IMAGE_SUFFIXES, fit_to_module
+    from fpagent.central.responder import SCREEN_FINGERS, Galleries, GalleryEntry, _extract
+    from fpagent.drivers.zfm.emulator import IMAGE_SUFFIXES, fit_to_module
 
     files = sorted(p for p in pathlib.Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:

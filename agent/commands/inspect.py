@@ -13,7 +13,7 @@ import pathlib
 
 import numpy as np
 
-from agent.errors import NoUsableFingerprint, UserError
+from fpagent.errors import NoUsableFingerprint, UserError
 
 
 def _load(path: pathlib.Path) -> tuple[np.ndarray, int | None]:
@@ -38,7 +38,8 @@ def _load(path: pathlib.Path) -> tuple[np.ndarray, int | None]:
 
 
 def run(args) -> int:
-    from agent import extraction, overlay
+    from fpagent.biometrics import extraction
+    from fpagent.biometrics import overlay
 
     path = pathlib.Path(args.image)
     pixels, file_ppi = _load(path)

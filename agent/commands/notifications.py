@@ -5,13 +5,13 @@ from __future__ import annotations
 import getpass
 import json
 
-from agent import config as config_mod
-from agent import notifications as view
-from agent.errors import UserError
+from fpagent import config as config_mod
+from fpagent.booking import answers as view
+from fpagent.errors import UserError
 
 
 def _store(args):
-    from agent.store import Store
+    from fpagent.storage.store import Store
     cfg = config_mod.load(args.config)
     return Store(cfg.paths.database(), cfg)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import time
 
-from agent import config as config_mod
-from agent.commands._common import open_existing_store
-from agent.status import human_age
+from fpagent import config as config_mod
+from fpagent.commands._common import open_existing_store
+from fpagent.service.status import human_age
 
 
 def register(sub):
@@ -66,8 +66,8 @@ def cmd_list(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from agent import envelope
-    from agent.errors import UserError
+    from fpagent.sealing import envelope
+    from fpagent.errors import UserError
 
     store = open_existing_store(args, "no queue yet (nothing has been booked here)")
     if store is None:
@@ -126,7 +126,7 @@ def cmd_counts(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from agent.store import Store
+    from fpagent.storage.store import Store
 
     cfg = config_mod.load(args.config)
     path = cfg.paths.database()

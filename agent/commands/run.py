@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent import config
+from fpagent import config
 
 
 def register(sub):
@@ -15,8 +15,8 @@ def register(sub):
 
 
 def run(args) -> int:
-    cfg = config.load(args.config)  # a ConfigError becomes one line and exit 78 in agent.cli
-    from agent import service  # imported after the config is known good: cheap failures first
+    cfg = config.load(args.config)  # a ConfigError becomes one line and exit 78 in fpagent.cli
+    from fpagent.service import daemon as service  # imported after the config is known good: cheap failures first
 
     service.drop_to_state_owner(cfg)
     service.check_key_files(cfg)  # an unreadable key: one line and exit 78, before any logging

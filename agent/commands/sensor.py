@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 
-import hal
-from agent.errors import UserError
+from fpagent import hal
+from fpagent.errors import UserError
 
 FINGER_HELP = "finger position code 0-10 (1 right thumb ... 10 left little; 0 unknown)"
 
@@ -55,7 +55,7 @@ def register(sub):
 
 
 def _config(args):
-    from agent import config
+    from fpagent import config
 
     return config.load(args.config)
 

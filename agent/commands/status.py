@@ -1,15 +1,16 @@
 """`fpagent status`: the appliance's health for a person, or `--json` for a machine.
 
 The same facts as the service's STATUS= line and scripts/healthcheck, from
-one function (`agent.status.gather`).
+one function (`fpagent.service.status.gather`).
 """
 
 from __future__ import annotations
 
 import json
 
-from agent import config, status
-from agent.errors import ConfigError
+from fpagent import config
+from fpagent.service import status
+from fpagent.errors import ConfigError
 
 
 def register(sub):
@@ -32,7 +33,7 @@ def run(args) -> int:
             print(f"FPAGENT UNKNOWN - configuration: {exc}")
             return status.UNKNOWN
         raise
-    from agent.service import drop_to_state_owner
+    from fpagent.service.daemon import drop_to_state_owner
 
     drop_to_state_owner(cfg)  # never leave root-owned SQLite side files behind
     facts = status.gather(cfg)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pathlib
 
-from agent.errors import UserError
+from fpagent.errors import UserError
 
 
 def _fingers(text: str) -> list[int]:
@@ -62,8 +62,8 @@ def register(sub):
 def cmd_synth(args) -> int:
     from PIL import Image
 
-    from agent.bench import progress
-    from drivers.synthetic.generator import PPI, finger_image
+    from fpagent.bench import progress
+    from fpagent.drivers.synthetic.generator import PPI, finger_image
 
     fingers = _fingers(args.finger)
     size = _size(args.size)

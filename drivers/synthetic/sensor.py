@@ -16,10 +16,10 @@ import datetime as _dt
 import threading
 import time
 
-from hal.image import FingerImage, FingerPosition, ImpressionType
-from hal.sensor import Progress, Sensor, SensorInfo
+from fpagent.hal.image import FingerImage, FingerPosition, ImpressionType
+from fpagent.hal.sensor import Progress, Sensor, SensorInfo
 
-from drivers.synthetic.generator import PPI, finger_image
+from fpagent.drivers.synthetic.generator import PPI, finger_image
 
 DEFAULT_WIDTH, DEFAULT_HEIGHT = 256, 288
 
@@ -109,7 +109,7 @@ class SyntheticSensor(Sensor):
             interface="synthetic",
             model="synthetic fingerprint generator (SFinGe-style)",
             serial_number=f"seed{self.seed}-person{self.person}",
-            firmware="drivers.synthetic",
+            firmware="fpagent.drivers.synthetic",
             image_width=self.width,
             image_height=self.height,
             ppi=PPI,

@@ -22,7 +22,7 @@ import struct
 
 import numpy as np
 
-import hal
+from fpagent import hal
 
 HEADER = b"\xef\x01"
 DEFAULT_ADDRESS = 0xFFFFFFFF

@@ -26,9 +26,9 @@ import time
 
 import numpy as np
 
-import hal
-from drivers.zfm import codec
-from drivers.zfm.spy import FrameSpy
+from fpagent import hal
+from fpagent.drivers.zfm import codec
+from fpagent.drivers.zfm.spy import FrameSpy
 
 log = logging.getLogger(__name__)
 

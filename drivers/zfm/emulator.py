@@ -42,9 +42,9 @@ import tty
 
 import numpy as np
 
-import hal
-from drivers.zfm import codec
-from drivers.zfm.device import ZfmSensor, open_port
+from fpagent import hal
+from fpagent.drivers.zfm import codec
+from fpagent.drivers.zfm.device import ZfmSensor, open_port
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ class SyntheticSource:
         impression = self._impressions[finger]
         self._impressions[finger] += 1
         try:
-            from drivers.synthetic.generator import finger_image
+            from fpagent.drivers.synthetic.generator import finger_image
         except ImportError:  # generator not installed: a plain test pattern
             return ring_pattern(self.seed, self.person, finger, impression)
         return finger_image(self.person, finger, impression, seed=self.seed)

@@ -4,7 +4,7 @@ Data, not code: `hal.candidate_ports()` uses it for discovery and the udev
 rules (systemd/) are generated from it, so the two never drift apart.
 """
 
-from hal import UsbId
+from fpagent.hal import UsbId
 
 USB_IDS = [
     UsbId(0x1A86, 0x7523, "QinHeng CH340 USB-serial (most ZFM/R30x adapter boards)"),

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 
-from drivers.zfm.codec import Packet
+from fpagent.drivers.zfm.codec import Packet
 
-log = logging.getLogger("drivers.zfm.spy")
+log = logging.getLogger("fpagent.drivers.zfm.spy")
 
 
 class FrameSpy:

@@ -1,0 +1,697 @@
+"""The booking session: ten fingers, in order, each good enough, none twice.
+
+Three layers, so each can be tested alone:
+
+- `BookingSession` is a pure state machine. Events go in (`Captured`,
+  `MarkMissing`, `ConfirmSequence`, `Cancel`); `Outcome`s come out, each with
+  the message for the officer. It walks FGP 1..10 (right thumb .. left
+  little), applies the quality gate (`quality.min_score`, at most
+  `quality.max_attempts` tries, then keeps the best and flags it), and the
+  sequence check: every new print is compared with the fingers already
+  taken, and one that matches (score >= matcher.MATCH_THRESHOLD) is refused
+  ("this looks like the right index again"). It does no I/O and never looks
+  at a clock except through `now`.
+- `run_booking` is the thin runner: it drives a `hal.Sensor`, extracts each
+  image (fpagent.biometrics.extraction), feeds the session and tells a `BookingUI`.
+- `complete_booking` turns a finished session into one outbox row: build the
+  ANSI/NIST transaction, seal it to central, and enqueue it together with its
+  audit entry in ONE store transaction. Until that commit nothing of the
+  booking is on disk, so a cancel or a crash leaves no half booking.
+
+A note on "two fingers swapped": matching a booking against itself can only
+catch the same finger twice. A swap (right thumb given for the index and the
+index for the thumb) is caught only against a reference, e.g. the same
+person's earlier booking from the local gallery (`reference=`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import enum
+import logging
+import time
+from typing import Callable, Iterable, Mapping, Optional
+
+from fpagent import hal
+from fpagent.records import transaction as tx
+from fpagent.errors import NoUsableFingerprint, UserError
+from fpagent.biometrics.template import Template
+
+log = logging.getLogger(__name__)
+
+FINGERS = tx.FINGERS
+MISSING_CODES = tx.MISSING_CODES
+
+
+def finger_label(position: int) -> str:
+    """'right thumb', 'left little', ... for FGP 1..10."""
+    return hal.FingerPosition(int(position)).label
+
+
+class BookingError(UserError):
+    """An event that makes no sense now (e.g. a capture after cancel); says why."""
+
+
+class Phase(str, enum.Enum):
+    CAPTURING = "capturing"  # walking the fingers
+    READY = "ready"  # every finger taken or marked: complete_booking may run
+    COMPLETED = "completed"  # sealed and queued
+    CANCELLED = "cancelled"
+
+
+@dataclasses.dataclass(frozen=True)
+class BookingInfo:
+    """What the officer types in at the start. Descriptive data is minimal and
+    limited by config booking.descriptive_fields (checked by `check`)."""
+
+    booking_number: str
+    ori: str
+    operator_id: str
+    descriptive: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    arrest_date: Optional[_dt.date] = None
+
+    def check(self, allowed_fields: Optional[Iterable[str]] = None) -> None:
+        if not str(self.booking_number).strip():
+            raise BookingError("a booking number is required")
+        if not str(self.operator_id).strip():
+            raise BookingError("an operator id is required (who takes the prints)")
+        if len(self.ori or "") != 9 or not str(self.ori).isalnum():
+            raise BookingError(f"agency ORI must be 9 letters/digits, got {self.ori!r}")
+        allowed = set(allowed_fields) if allowed_fields is not None else set(tx.DESCRIPTIVE_FIELDS)
+        for key in self.descriptive:
+            if key in tx.DESCRIPTIVE_FIELDS and key not in allowed:
+                raise BookingError(
+                    f"descriptive field {key!r} is not collected here "
+                    f"(booking.descriptive_fields = {sorted(allowed)})"
+                )
+        try:  # every value checked now, before any finger is taken
+            tx.normalise_descriptive(self.descriptive, allowed)
+        except tx.TransactionError as exc:
+            raise BookingError(str(exc)) from None
+
+    def __repr__(self) -> str:  # no personal data in logs
+        return f"BookingInfo(booking_number={self.booking_number!r}, ori={self.ori!r}, operator={self.operator_id!r})"
+
+
+# --- events -------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Captured:
+    """One image of the current finger, already assessed by the runner."""
+
+    image: hal.FingerImage
+    score: int  # quality 0-100
+    advice: str = ""  # what the officer should change, "" when good
+    template: Optional[Template] = None  # None when extraction found no usable print
+
+
+@dataclasses.dataclass(frozen=True)
+class MarkMissing:
+    """The finger is amputated (XX) or cannot be printed (UP). `position`
+    defaults to the finger asked for now; a later finger may be marked ahead."""
+
+    code: str
+    position: Optional[int] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfirmSequence:
+    """The officer insists the print just refused by the sequence check is
+    the finger asked for (recorded in the audit log)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Cancel:
+    reason: str = ""
+
+
+# --- outcomes -----------------------------------------------------------------
+
+
+class Result(str, enum.Enum):
+    ACCEPTED = "accepted"
+    ACCEPTED_BELOW_GATE = "accepted_below_gate"  # best of max_attempts, flagged
+    RETRY = "retry"  # quality too low: capture this finger again
+    SEQUENCE_REJECTED = "sequence_rejected"  # matches a finger already taken
+    MARKED = "marked"  # XX / UP recorded
+    CANCELLED = "cancelled"
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    result: Result
+    position: int  # the finger the event was about (0 for cancel)
+    message: str  # one line for the officer
+    advice: str = ""
+    attempt: int = 0  # quality attempts used on this finger so far
+    score: Optional[int] = None
+    matched_position: Optional[int] = None  # for SEQUENCE_REJECTED
+    next_position: Optional[int] = None  # None when every finger is done
+
+    @property
+    def done(self) -> bool:
+        return self.next_position is None
+
+
+# --- the state machine ----------------------------------------------------------
+
+
+class BookingSession:
+    """Pure state machine of one booking; see the module docstring."""
+
+    def __init__(
+        self,
+        info: BookingInfo,
+        *,
+        min_score: int = 25,
+        max_attempts: int = 3,
+        compare: Optional[Callable[[Template, Template], float]] = None,
+        match_threshold: Optional[float] = None,
+        reference: Optional[Mapping[int, Template]] = None,
+        fingers: Iterable[int] = FINGERS,
+        allowed_fields: Optional[Iterable[str]] = None,
+        now: Callable[[], _dt.datetime] = lambda: _dt.datetime.now(_dt.timezone.utc),
+    ):
+        info.check(allowed_fields)
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if compare is not None and match_threshold is None:
+            raise ValueError("a compare function needs its match_threshold")
+        self.info = info
+        self.min_score = int(min_score)
+        self.max_attempts = int(max_attempts)
+        self._compare = compare
+        self._threshold = match_threshold
+        self._reference = dict(reference or {})
+        self.order = tuple(int(p) for p in fingers)
+        self._now = now
+        self.started_at = now()
+        self.phase = Phase.CAPTURING
+        self.results: dict[int, tx.FingerCapture] = {}
+        self._attempts: list[Captured] = []  # quality attempts on the current finger
+        self._rejected: Optional[Captured] = None  # last capture refused by the sequence check
+        self.sequence_rejections = 0
+        self.sequence_overrides: list[int] = []
+        self.cancel_reason = ""
+        self.screening: dict[int, list] = {}  # position -> [(gallery id, score)] from the prefilter hook
+
+    # -- where we are -----------------------------------------------------------
+    @property
+    def current(self) -> Optional[int]:
+        """The finger to capture now, or None."""
+        if self.phase is not Phase.CAPTURING:
+            return None
+        for p in self.order:
+            if p not in self.results:
+                return p
+        return None
+
+    @property
+    def attempt(self) -> int:
+        """Number of the next quality attempt on the current finger (1-based)."""
+        return len(self._attempts) + 1
+
+    def prompt(self) -> str:
+        """What the officer should do now."""
+        if self.phase is Phase.CANCELLED:
+            return "Booking cancelled."
+        if self.phase is Phase.COMPLETED:
+            return "Booking sent to the queue."
+        p = self.current
+        if p is None:
+            return "All fingers done: review and submit."
+        index = self.order.index(p) + 1
+        text = f"Place the {finger_label(p).upper()} on the sensor (finger {index} of {len(self.order)}"
+        if self._attempts:
+            text += f", attempt {self.attempt} of {self.max_attempts}"
+        return text + ")."
+
+    def _advance(self) -> Optional[int]:
+        self._attempts = []
+        self._rejected = None
+        nxt = self.current
+        if nxt is None and self.phase is Phase.CAPTURING:
+            self.phase = Phase.READY
+        return nxt
+
+    def _need(self, *phases: Phase) -> None:
+        if self.phase not in phases:
+            raise BookingError(f"booking is {self.phase.value}; that is not possible now")
+
+    # -- events -----------------------------------------------------------------
+    def handle(self, event) -> Outcome:
+        if isinstance(event, Captured):
+            return self._captured(event)
+        if isinstance(event, MarkMissing):
+            return self._mark(event)
+        if isinstance(event, ConfirmSequence):
+            return self._confirm()
+        if isinstance(event, Cancel):
+            return self._cancel(event)
+        raise TypeError(f"unknown booking event {type(event).__name__}")
+
+    def _sequence_conflict(self, position: int, template: Template) -> Optional[tuple[int, str]]:
+        """(earlier position, message) when this print matches another finger."""
+        if self._compare is None:
+            return None
+        best = None
+        for q, taken in self.results.items():
+            if taken.template is None or q == position:
+                continue
+            score = float(self._compare(template, taken.template))
+            if score >= self._threshold and (best is None or score > best[1]):
+                best = (q, score)
+        if best is not None:
+            q = best[0]
+            return q, (f"This looks like the {finger_label(q)} again: "
+                       f"place the {finger_label(position)}.")
+        if self._reference:
+            own = self._reference.get(position)
+            own_score = float(self._compare(template, own)) if own is not None else None
+            swapped = None
+            for q, ref in self._reference.items():
+                if q == position or ref is None:
+                    continue
+                score = float(self._compare(template, ref))
+                if score >= self._threshold and (swapped is None or score > swapped[1]):
+                    swapped = (q, score)
+            if swapped is not None and (own_score is None or own_score < swapped[1]):
+                q = swapped[0]
+                return q, (f"This looks like the {finger_label(q)} (earlier booking): "
+                           f"were two fingers swapped? Place the {finger_label(position)}.")
+        return None
+
+    def _captured(self, ev: Captured) -> Outcome:
+        self._need(Phase.CAPTURING)
+        p = self.current
+        score = int(ev.score)
+        if ev.template is not None:
+            conflict = self._sequence_conflict(p, ev.template)
+            if conflict is not None:
+                q, message = conflict
+                self._rejected = ev
+                self.sequence_rejections += 1
+                return Outcome(Result.SEQUENCE_REJECTED, p, message, attempt=len(self._attempts),
+                               score=score, matched_position=q, next_position=p)
+        self._rejected = None
+        self._attempts.append(ev)
+        if score >= self.min_score and ev.template is not None:
+            return self._accept(p, ev, below_gate=False)
+        if len(self._attempts) < self.max_attempts:
+            advice = ev.advice or ("No usable fingerprint: clean the sensor and the finger, "
+                                   "then press flat." if ev.template is None else
+                                   "Press the finger flat and still.")
+            return Outcome(Result.RETRY, p,
+                           f"{finger_label(p).capitalize()}: quality {score} is below "
+                           f"{self.min_score}; capture it again.",
+                           advice=advice, attempt=len(self._attempts), score=score, next_position=p)
+        # last attempt: keep the best one (a usable template first, then score)
+        best = max(self._attempts, key=lambda a: (a.template is not None, int(a.score)))
+        return self._accept(p, best, below_gate=True)
+
+    def _accept(self, p: int, ev: Captured, *, below_gate: bool) -> Outcome:
+        attempts = len(self._attempts) or 1
+        template = ev.template
+        if template is not None:
+            template = dataclasses.replace(template, finger_position=p)
+        self.results[p] = tx.FingerCapture(
+            position=p,
+            pixels=ev.image.pixels,
+            ppi=int(ev.image.ppi),
+            quality=max(0, min(100, int(ev.score))),
+            template=template,
+            below_gate=below_gate,
+            attempts=attempts,
+            impression_type=int(ev.image.impression_type),
+            captured_at=ev.image.captured_at,
+        )
+        nxt = self._advance()
+        if below_gate:
+            message = (f"{finger_label(p).capitalize()}: kept the best of {attempts} attempts "
+                       f"(quality {int(ev.score)}, flagged for the examiner).")
+            result = Result.ACCEPTED_BELOW_GATE
+        else:
+            message = f"{finger_label(p).capitalize()}: accepted (quality {int(ev.score)})."
+            result = Result.ACCEPTED
+        if nxt is not None:
+            message += f" Next: {finger_label(nxt)}."
+        return Outcome(result, p, message, attempt=attempts, score=int(ev.score), next_position=nxt)
+
+    def _mark(self, ev: MarkMissing) -> Outcome:
+        self._need(Phase.CAPTURING)
+        code = str(ev.code).upper()
+        if code not in MISSING_CODES:
+            raise BookingError(f"missing-finger code must be XX (amputated) or UP (unable to print), got {ev.code!r}")
+        p = int(ev.position) if ev.position is not None else self.current
+        if p not in self.order:
+            raise BookingError(f"finger {p} is not part of this booking (1-10)")
+        if p in self.results:
+            raise BookingError(f"the {finger_label(p)} is already taken")
+        was_current = p == self.current
+        self.results[p] = tx.FingerCapture(p, missing=code)
+        nxt = self._advance() if was_current else self.current
+        message = f"{finger_label(p).capitalize()}: marked {code} ({MISSING_CODES[code]})."
+        if nxt is not None:
+            message += f" Next: {finger_label(nxt)}."
+        return Outcome(Result.MARKED, p, message, next_position=nxt)
+
+    def _confirm(self) -> Outcome:
+        self._need(Phase.CAPTURING)
+        if self._rejected is None:
+            raise BookingError("there is no refused print to confirm")
+        ev, self._rejected = self._rejected, None
+        p = self.current
+        self.sequence_overrides.append(p)
+        saved, self._compare = self._compare, None  # accept this one print as given
+        try:
+            return self._captured(ev)
+        finally:
+            self._compare = saved
+
+    def _cancel(self, ev: Cancel) -> Outcome:
+        self._need(Phase.CAPTURING, Phase.READY)
+        self.phase = Phase.CANCELLED
+        self.cancel_reason = ev.reason
+        # drop images and templates now: nothing of a cancelled booking is kept
+        self.results.clear()
+        self._attempts = []
+        self._rejected = None
+        return Outcome(Result.CANCELLED, 0, "Booking cancelled; nothing was kept.")
+
+    # -- results ----------------------------------------------------------------
+    def captures(self) -> tuple:
+        """The FingerCapture of every finger, in FGP order."""
+        return tuple(self.results[p] for p in sorted(self.results))
+
+    def summary(self) -> dict:
+        """Counts and flags only (safe for logs, audit and --json)."""
+        caps = self.captures()
+        return {
+            "booking_number": self.info.booking_number,
+            "phase": self.phase.value,
+            "fingers": len(caps),
+            "printed": sum(1 for c in caps if not c.missing),
+            "amputated": [c.position for c in caps if c.missing == "XX"],
+            "unable_to_print": [c.position for c in caps if c.missing == "UP"],
+            "below_gate": [c.position for c in caps if c.below_gate],
+            "sequence_rejections": self.sequence_rejections,
+            "sequence_overrides": list(self.sequence_overrides),
+        }
+
+    def to_record(self, *, tcn: str, destination: str, type_of_transaction: str = "CAR",
+                  created_at: Optional[_dt.datetime] = None) -> tx.BookingRecord:
+        if self.phase is not Phase.READY:
+            raise BookingError(f"booking is {self.phase.value}, not ready to submit")
+        return tx.BookingRecord(
+            tcn=tcn, ori=self.info.ori, destination=destination, fingers=self.captures(),
+            booking_number=self.info.booking_number, descriptive=dict(self.info.descriptive),
+            type_of_transaction=type_of_transaction,
+            created_at=created_at or self._now(), arrest_date=self.info.arrest_date,
+        )
+
+    def __repr__(self) -> str:
+        return f"BookingSession({self.info!r}, {self.phase.value}, {len(self.results)} fingers)"
+
+
+def new_session(cfg, info: BookingInfo, *, compare=None, match_threshold=None,
+                reference=None, sequence_check: bool = True) -> BookingSession:
+    """A session set up from the configuration, with the real matcher when it is
+    importable (the sequence check is skipped, with a warning, when it is not)."""
+    if sequence_check and compare is None:
+        try:
+            from fpagent.biometrics import matcher
+            compare, match_threshold = matcher.compare, matcher.MATCH_THRESHOLD
+        except ImportError:  # the matcher is part of the product; say so loudly
+            log.warning("fpagent.biometrics.matcher not available: the duplicate-finger check is off")
+    return BookingSession(
+        info,
+        min_score=cfg.quality.min_score,
+        max_attempts=cfg.quality.max_attempts,
+        compare=compare if sequence_check else None,
+        match_threshold=match_threshold if sequence_check else None,
+        reference=reference,
+        allowed_fields=cfg.booking.descriptive_fields,
+    )
+
+
+# --- the runner -------------------------------------------------------------------
+
+
+class BookingUI:
+    """What the runner tells the officer. Subclass it (terminal, web); the
+    defaults print nothing and never confirm."""
+
+    def prompt(self, text: str, position: int) -> None:
+        pass
+
+    def progress(self, stage: str, done: int, total: int) -> None:
+        pass
+
+    def outcome(self, outcome: Outcome) -> None:
+        pass
+
+    def notice(self, text: str) -> None:
+        pass
+
+    def confirm(self, question: str) -> bool:
+        return False
+
+    def candidates(self, position: int, found: list) -> None:
+        pass
+
+
+def assess(image: hal.FingerImage, extract: Optional[Callable] = None) -> Captured:
+    """Run extraction (with its quality report) on one image -> a Captured event."""
+    if extract is None:
+        from fpagent.biometrics.extraction import extract
+    try:
+        ex = extract(image)
+    except NoUsableFingerprint as exc:
+        return Captured(image, 0, f"No usable fingerprint ({exc}): clean the sensor and "
+                                  f"the finger, then press flat.", None)
+    q = ex.quality
+    return Captured(image, int(q.score), str(getattr(q, "advice", "") or ""), ex.template)
+
+
+class BookingAborted(UserError):
+    """The runner could not get a print (sensor silent, no finger) and gave up."""
+
+
+def run_booking(
+    session: BookingSession,
+    sensor: hal.Sensor,
+    *,
+    ui: Optional[BookingUI] = None,
+    timeout: float = 20.0,
+    extract: Optional[Callable] = None,
+    screen: Optional[Callable[[Template], list]] = None,
+    max_no_finger: int = 3,
+    max_sequence_rejections: int = 3,
+) -> BookingSession:
+    """Drive `sensor` until the session is READY or CANCELLED.
+
+    NoFinger/CaptureTimeout do not use up a quality attempt; after
+    `max_no_finger` in a row the officer is asked whether to mark the finger
+    unable to print (UP), else the booking is cancelled (BookingAborted).
+    A print refused by the sequence check `max_sequence_rejections` times in
+    a row is accepted only if the officer confirms it (recorded), else the
+    booking is cancelled (BookingAborted): never an endless loop, never a
+    silent override. Ctrl-C cancels. `screen(template) -> [(gallery id, score)]` is the local
+    prefilter hook; its candidates go to `ui.candidates` and `session.screening`.
+    """
+    ui = ui or BookingUI()
+    no_finger = 0
+    rejections_here = 0
+    try:
+        while session.phase is Phase.CAPTURING:
+            p = session.current
+            ui.prompt(session.prompt(), p)
+            try:
+                image = sensor.capture(timeout=timeout, progress=ui.progress, finger_position=p)
+            except (hal.NoFinger, hal.CaptureTimeout) as exc:
+                no_finger += 1
+                ui.notice(f"No finger seen on the sensor ({exc}).")
+                if no_finger >= max_no_finger:
+                    if ui.confirm(f"Mark the {finger_label(p)} as unable to print (UP)?"):
+                        ui.outcome(session.handle(MarkMissing("UP")))
+                        no_finger = 0
+                        continue
+                    session.handle(Cancel("no finger on the sensor"))
+                    raise BookingAborted(
+                        f"no finger on the sensor for the {finger_label(p)} after "
+                        f"{max_no_finger} tries; booking cancelled, nothing was kept"
+                    ) from None
+                continue
+            no_finger = 0
+            event = assess(image, extract)
+            out = session.handle(event)
+            if out.result is Result.SEQUENCE_REJECTED:
+                rejections_here += 1
+                ui.outcome(out)
+                if rejections_here < max_sequence_rejections:
+                    continue
+                if not ui.confirm(f"Refused {rejections_here} times as the "
+                                  f"{finger_label(out.matched_position)}. Are you sure this is "
+                                  f"the {finger_label(p)}?"):
+                    session.handle(Cancel("sequence check not resolved"))
+                    raise BookingAborted(
+                        f"the print for the {finger_label(p)} matched the "
+                        f"{finger_label(out.matched_position)} {rejections_here} times and "
+                        f"was not confirmed; booking cancelled, nothing was kept. Book again, "
+                        f"or confirm the finger when asked"
+                    )
+                out = session.handle(ConfirmSequence())
+            if out.next_position != p:
+                rejections_here = 0
+            ui.outcome(out)
+            if screen is not None and out.result in (Result.ACCEPTED, Result.ACCEPTED_BELOW_GATE):
+                taken = session.results.get(p)
+                if taken is not None and taken.template is not None:
+                    found = list(screen(taken.template) or [])
+                    if found:
+                        session.screening[p] = [(str(i), float(s)) for i, s in found]
+                        ui.candidates(p, session.screening[p])
+    except KeyboardInterrupt:
+        if session.phase in (Phase.CAPTURING, Phase.READY):
+            ui.outcome(session.handle(Cancel("interrupted by the officer")))
+        raise
+    return session
+
+
+# --- completion ------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Submission:
+    submission_id: str
+    tcn: str
+    sequence: int
+    transaction_bytes: int
+    envelope_bytes: int
+    build_s: float
+    seal_s: float
+
+
+def complete_booking(session: BookingSession, cfg, store, keys, *,
+                     now: Optional[_dt.datetime] = None) -> str:
+    """Build, seal and enqueue a READY booking; return its submission id.
+
+    The outbox row and its audit entry are written in one store transaction,
+    after all the CPU work: a crash before that commit leaves nothing, after
+    it the booking is there exactly once. `keys` is an fpagent.sealing.keys.DeviceKeys.
+    """
+    return submit(session, cfg, store, keys, now=now).submission_id
+
+
+def submit(session: BookingSession, cfg, store, keys, *,
+           now: Optional[_dt.datetime] = None) -> Submission:
+    """complete_booking with the figures (TCN, sizes, timings) for the CLI and benches."""
+    from fpagent.sealing import envelope
+
+    if session.phase is not Phase.READY:
+        raise BookingError(f"booking is {session.phase.value}, not ready to submit")
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    sequence = store.next_sequence()
+    tcn = tx.make_tcn(session.info.ori, now, sequence)
+    t0 = time.perf_counter()
+    record = session.to_record(tcn=tcn, destination=cfg.booking.destination,
+                               type_of_transaction=cfg.booking.type_of_transaction,
+                               created_at=now)
+    data = tx.build_transaction(record, compression=cfg.booking.compression,
+                                wsq_bitrate=cfg.booking.wsq_bitrate,
+                                descriptive_fields=cfg.booking.descriptive_fields)
+    t1 = time.perf_counter()
+    submission_id = envelope.make_submission_id()
+    sealed = envelope.seal(
+        data, device_id=cfg.device.device_id, ori=session.info.ori, sequence=sequence,
+        central_public_key=keys.central_public, device_signing_key=keys.signing_key,
+        suite=cfg.envelope.suite, submission_id=submission_id,
+    )
+    t2 = time.perf_counter()
+    summary = session.summary()
+    meta = {
+        "booking_number": session.info.booking_number,
+        "seq": sequence,
+        "suite": cfg.envelope.suite,
+        "operator": session.info.operator_id,
+        "fingers": summary["printed"],
+        "missing": summary["amputated"] + summary["unable_to_print"],
+        "below_gate": summary["below_gate"],
+        "bytes": len(data),
+    }
+    with store.transaction():
+        store.outbox.enqueue(submission_id, tcn, sealed, meta)
+        store.audit.append(session.info.operator_id, "booking.completed", {
+            "submission_id": submission_id, "tcn": tcn,
+            "booking_number": session.info.booking_number,
+            "printed": summary["printed"],
+            "amputated": summary["amputated"], "unable_to_print": summary["unable_to_print"],
+            "below_gate": summary["below_gate"],
+            "sequence_overrides": summary["sequence_overrides"],
+        })
+    session.phase = Phase.COMPLETED
+    _remember_recent(session, cfg, tcn)
+    # the images and templates are now only inside the sealed envelope (and, as
+    # templates, in the encrypted "recent" gallery)
+    session.results.clear()
+    return Submission(submission_id, tcn, sequence, len(data), len(sealed), t1 - t0, t2 - t1)
+
+
+def _remember_recent(session: BookingSession, cfg, tcn: str) -> None:
+    """Add the booking just queued to the local "recent" gallery (booking.recent_gallery_size
+    bookings, 0 = off). Never fails the booking: the outbox row is already committed."""
+    limit = int(getattr(cfg.booking, "recent_gallery_size", 0) or 0)
+    templates = {c.position: c.template for c in session.captures()
+                 if not c.missing and c.template is not None}
+    if limit <= 0 or not templates:
+        return
+    try:
+        from fpagent.screening import galleries as gallery_store
+        gallery_store.add_recent_booking(gallery_store.GalleryStore.from_config(cfg), tcn,
+                                         templates, limit)
+    except Exception as exc:  # noqa: BLE001 - a cache for screening, never worth a booking
+        log.warning("booking %s queued, but the local 'recent' gallery was not updated: %s",
+                    tcn, exc)
+
+
+def screen_with_galleries(galleries: Mapping[str, object], top: int = 3,
+                          min_score: Optional[float] = None) -> Callable[[Template], list]:
+    """A prefilter hook over local galleries ({name: fpagent.screening.prefilter.Gallery}):
+    the best `top` candidates overall, as ("name:id", matcher score), keeping
+    only scores at or above `min_score` (default: the matcher's threshold)."""
+    if min_score is None:
+        from fpagent.biometrics.matcher import MATCH_THRESHOLD as min_score
+    galleries = dict(galleries)
+
+    def screen(template: Template) -> list:
+        found = []
+        for name, g in galleries.items():
+            for gid, score in g.search(template, top=top):
+                if score >= min_score:
+                    found.append((f"{name}:{gid}", float(score)))
+        return sorted(found, key=lambda c: -c[1])[:top]
+
+    return screen
+
+
+def local_screen(cfg, top: int = 3) -> Optional[Callable[[Template], list]]:
+    """The prefilter hook over the galleries held on this appliance (encrypted
+    at rest, fpagent.screening.galleries), or None when there are none or the
+    prefilter is not installed. A broken gallery is reported, not fatal."""
+    try:
+        from fpagent.screening.galleries import GalleryStore
+        from fpagent.screening.prefilter import Gallery
+    except ImportError:
+        return None
+    try:
+        gs = GalleryStore.from_config(cfg)
+        names = gs.names()
+        if not names:
+            return None
+        galleries = {name: Gallery.from_bytes(gs.load(name)) for name in names}
+    except Exception as exc:  # screening is a help to the officer, never a blocker
+        log.warning("local galleries not used for screening: %s", exc)
+        return None
+    return screen_with_galleries(galleries, top)

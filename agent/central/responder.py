@@ -1,0 +1,622 @@
+"""Reference central responder: the other end of the MQTT contract, small and correct.
+
+NOT the real central identification system (a state bureau / FBI / DHS
+chain): a reference for integrators and the engine of `fpagent demo` and the
+link tests. What it does, per submission:
+
+1. takes it from the MQTT 5 shared subscription
+   `$share/<group>/{root}/v1/+/+/submission`, so several instances (on one
+   broker or a cluster) split the load with no code change;
+2. verifies the device signature and decrypts (fpagent.sealing.envelope.verify_and_open)
+   with the device keys it knows and its HPKE private key; checks that the
+   signed device id is the one on the topic;
+3. stores it idempotently in its own SQLite file, together with the signed
+   ack and the notifications it will send, in ONE transaction: the same
+   submission id twice is one record and gets the very same ack (same id,
+   same body) again; two instances may share the file;
+4. screens it (the default screen parses the ANSI/NIST-ITL transaction and
+   matches its fingers against a criminal and an immigration gallery with the
+   project's own extractor and matcher);
+5. answers with a signed `ack` (accepted, with a central transaction number,
+   or rejected with a reason code), then a criminal-history notification
+   (hit/no-hit, TCR = the booking's TCN), then LATER and separately an
+   immigration notification carrying the status determination.
+
+An immigration-record match is not a finding of removability: in one year of
+the programme's published figures, 5,880 of 119,052 matches were U.S.
+citizens. So the immigration notification always carries a determination
+("U.S. citizen or lawful status, no action", "under review", "removable" with
+a level 1-3, or "no match") and the appliance shows a no-action result as
+plainly as a hit.
+
+Workers use clean MQTT sessions: a submission published while no worker is
+connected is dropped by the broker, and the appliance publishes it again after
+its ack timeout (the appliance's outbox, not the broker, is the durable copy).
+Only after the commit is the submission acknowledged to the broker (manual
+acks); a notification is marked sent only when the broker has it (PUBACK), and
+an instance that dies holding one lets another pick it up after a short lease.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import pathlib
+import sqlite3
+import ssl
+import threading
+import time
+import uuid
+from typing import Callable
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.client import CallbackAPIVersion
+
+from fpagent.sealing import envelope as envelope_mod
+from fpagent.sealing import keys as keys_mod
+from fpagent.link import messages
+
+log = logging.getLogger("fpagent.central")
+
+LEASE_S = 5.0  # a claimed notification not confirmed by the broker within this is sent again
+MAX_SUBMISSION_BYTES = 16 * 1024 * 1024
+
+
+class ScreenRejected(Exception):
+    """The submission cannot be screened; `reason` is a key of messages.ACK_REASONS."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(detail or reason)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclasses.dataclass
+class Screening:
+    """What central found for one booking (no biometric data in here)."""
+
+    tcn: str
+    criminal_hit: bool = False
+    criminal_record: dict | None = None
+    determination: str = "no-match"  # a key of messages.DETERMINATIONS
+    level: int | None = None
+    immigration_record: dict | None = None
+    instructions: str = ""
+
+
+Screen = Callable[[envelope_mod.Opened], Screening]
+
+
+def central_tcn(submission_id: str) -> str:
+    """Deterministic, so every instance gives the same number for the same submission."""
+    return "C" + hashlib.sha256(submission_id.encode()).hexdigest()[:11].upper()
+
+
+# --------------------------------------------------------------------------- storage
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS submissions (
+    submission_id TEXT PRIMARY KEY,
+    ori TEXT NOT NULL, device TEXT NOT NULL, tcn TEXT, received_at REAL NOT NULL,
+    result TEXT NOT NULL, central_tcn TEXT, ack_id TEXT NOT NULL, ack_fields TEXT NOT NULL,
+    deliveries INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE IF NOT EXISTS notifications (
+    id TEXT PRIMARY KEY, submission_id TEXT NOT NULL, ori TEXT NOT NULL, device TEXT NOT NULL,
+    kind TEXT NOT NULL, fields TEXT NOT NULL, due_at REAL NOT NULL,
+    claimed_until REAL, sent_at REAL
+);
+CREATE INDEX IF NOT EXISTS notifications_due ON notifications (sent_at, due_at);
+"""
+
+
+class CentralStore:
+    """Central's own SQLite file (WAL; several instances may share it)."""
+
+    def __init__(self, path):
+        self.path = pathlib.Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0,
+                                    check_same_thread=False)
+        self.conn.execute("PRAGMA busy_timeout = 30000")
+        self.conn.execute("PRAGMA journal_mode = WAL")
+        self.conn.execute("PRAGMA synchronous = NORMAL")
+        self.conn.executescript(_SCHEMA)
+        self.lock = threading.RLock()
+
+    @contextlib.contextmanager
+    def transaction(self):
+        with self.lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    def submission(self, sid: str) -> dict | None:
+        with self.lock:
+            row = self.conn.execute(
+                "SELECT submission_id, ori, device, tcn, result, central_tcn, ack_id, ack_fields, "
+                "deliveries FROM submissions WHERE submission_id = ?", (sid,)).fetchone()
+        if not row:
+            return None
+        keys = ("submission_id", "ori", "device", "tcn", "result", "central_tcn", "ack_id",
+                "ack_fields", "deliveries")
+        out = dict(zip(keys, row))
+        out["ack_fields"] = json.loads(out["ack_fields"])
+        return out
+
+    def counts(self) -> dict:
+        with self.lock:
+            subs = self.conn.execute("SELECT COUNT(*), COALESCE(SUM(deliveries), 0) "
+                                     "FROM submissions").fetchone()
+            notes = self.conn.execute("SELECT COUNT(*), COUNT(sent_at) FROM notifications").fetchone()
+        return {"submissions": subs[0], "deliveries": subs[1], "notifications": notes[0],
+                "notifications_sent": notes[1]}
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+# --------------------------------------------------------------------------- the responder
+
+
+@dataclasses.dataclass
+class CentralKeys:
+    hpke: object  # keys.HpkePrivateKeySet
+    signing: object  # Ed25519PrivateKey
+    devices: dict  # device key id -> Ed25519PublicKey
+    device_ids: dict  # device key id -> device id
+
+    @classmethod
+    def load(cls, keys_dir, devices_dir) -> "CentralKeys":
+        """Central keys from keys_dir; device public keys `<device id>.pub` from devices_dir."""
+        keys_dir = pathlib.Path(keys_dir)
+        hk = keys_mod.load_hpke_private(keys_dir / keys_mod.CENTRAL_HPKE_PRIVATE)
+        sk = keys_mod.load_signing_key(keys_dir / keys_mod.CENTRAL_SIGNING_KEY, "central signing key")
+        devices, ids = {}, {}
+        for pub in sorted(pathlib.Path(devices_dir).glob("*.pub")):
+            vk = keys_mod.load_verify_key(pub, "device verify key")
+            kid = keys_mod.key_id(vk)
+            devices[kid] = vk
+            ids[kid] = pub.stem
+        return cls(hk, sk, devices, ids)
+
+
+class Central:
+    """One responder instance: its own MQTT connection and thread, over a CentralStore."""
+
+    def __init__(self, *, host: str, port: int, root: str, keys: CentralKeys, db_path,
+                 screen: Screen, group: str = "central", tls: dict | None = None,
+                 client_id: str | None = None, immigration_delay_s: float = 2.0,
+                 on_event: Callable[[str, dict], None] | None = None):
+        self.host, self.port, self.root = host, port, root
+        self.keys = keys
+        self.db_path = db_path
+        self.screen = screen
+        self.group = group
+        self.tls = tls
+        self.client_id = client_id or f"central-{uuid.uuid4().hex[:8]}"
+        self.immigration_delay_s = immigration_delay_s
+        self.on_event = on_event
+        self.counters = {"received": 0, "new": 0, "duplicates": 0, "rejected": 0,
+                         "acks_sent": 0, "notifications_sent": 0}
+        self._stop = threading.Event()
+        self._thread = None
+        self._connected = threading.Event()
+        self._pending_mids: dict[int, str] = {}  # publish mid -> notification id
+        self.store: CentralStore | None = None
+        self._due_now = False
+        self._next_due = 0.0
+        self.error: BaseException | None = None
+
+    # -- lifecycle
+
+    def start(self) -> "Central":
+        self.store = CentralStore(self.db_path)
+        self._client = self._make_client()
+        self._thread = threading.Thread(target=self._run, name=f"central-{self.client_id}",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def wait_connected(self, timeout: float = 10.0) -> bool:
+        return self._connected.wait(timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout)
+            self._thread = None
+        if self.store:
+            self.store.close()
+            self.store = None
+
+    def _make_client(self) -> mqtt.Client:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                             protocol=mqtt.MQTTv5, manual_ack=True)
+        if self.tls:
+            client.tls_set(ca_certs=self.tls.get("ca_file"), certfile=self.tls.get("cert_file"),
+                           keyfile=self.tls.get("key_file"), cert_reqs=ssl.CERT_REQUIRED,
+                           tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        client.max_inflight_messages_set(64)
+        client.max_queued_messages_set(0)
+        client.on_connect = self._on_connect
+        client.on_disconnect = lambda *a: self._connected.clear()
+        client.on_message = self._on_message
+        client.on_publish = self._on_publish
+        client.on_subscribe = self._on_subscribe
+        client.reconnect_delay_set(0.2, 2.0)
+        return client
+
+    def _run(self) -> None:
+        client = self._client
+        try:
+            while not self._stop.is_set():
+                if not client.is_connected():
+                    try:
+                        if getattr(self, "_tried", False):
+                            client.reconnect()
+                        else:
+                            self._tried = True
+                            client.connect(self.host, self.port, keepalive=10, clean_start=True)
+                    except (OSError, ssl.SSLError) as exc:
+                        log.info("central %s: connect failed: %s", self.client_id, exc)
+                        self._stop.wait(0.3)
+                        continue
+                    from fpagent.link.connection import _nodelay
+                    _nodelay(client)
+                    deadline = time.monotonic() + 5
+                    while not client.is_connected() and time.monotonic() < deadline \
+                            and not self._stop.is_set():
+                        if client.loop(timeout=0.05) not in (mqtt.MQTT_ERR_SUCCESS,
+                                                              mqtt.MQTT_ERR_AGAIN):
+                            break
+                    continue
+                if client.loop(timeout=0.05) == mqtt.MQTT_ERR_SUCCESS:
+                    client.loop_read(max_packets=64)  # what is already buffered, too
+                if client.is_connected() and (self._due_now or time.monotonic() >= self._next_due):
+                    self._due_now = False
+                    self._next_due = time.monotonic() + 0.2
+                    self._publish_due()
+            if client.is_connected():
+                client.disconnect()
+                client.loop(timeout=0.05)
+        except BaseException as exc:  # noqa: BLE001 - surfaced through .error
+            self.error = exc
+            log.exception("central %s died", self.client_id)
+        finally:
+            self._connected.clear()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        if reason_code.is_failure:
+            log.warning("central %s: broker refused: %s", self.client_id, reason_code)
+            return
+        client.subscribe(f"$share/{self.group}/{self.root}/v1/+/+/submission", qos=1)
+        self._pending_mids.clear()
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
+        if any(rc.is_failure for rc in reason_codes):
+            log.error("central %s: broker refused the shared subscription: %s (check the ACL)",
+                      self.client_id, reason_codes)
+            return
+        self._connected.set()
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties):
+        nid = self._pending_mids.pop(mid, None)
+        if nid and not (reason_code is not None and reason_code.is_failure):
+            with self.store.transaction() as db:
+                db.execute("UPDATE notifications SET sent_at = ? WHERE id = ?", (time.time(), nid))
+
+    def _event(self, name: str, detail: dict) -> None:
+        if self.on_event:
+            try:
+                self.on_event(name, detail)
+            except Exception:  # noqa: BLE001 - a display callback must not stop central
+                log.exception("central event callback failed")
+
+    # -- submissions
+
+    def _on_message(self, client, userdata, msg):
+        try:
+            self.handle_submission(msg.topic, bytes(msg.payload))
+        except Exception:  # noqa: BLE001
+            log.exception("central %s: could not handle a submission; not acknowledged", self.client_id)
+            return  # the appliance publishes it again after its ack timeout
+        client.ack(msg.mid, msg.qos)
+
+    def handle_submission(self, topic: str, payload: bytes) -> None:
+        self.counters["received"] += 1
+        parts = messages.split_topic(topic)
+        if not parts or parts[3] != "submission":
+            return
+        _, ori, device, _ = parts
+        try:
+            header = envelope_mod.inspect(payload, max_size=MAX_SUBMISSION_BYTES)
+        except envelope_mod.EnvelopeError as exc:
+            log.warning("central: unreadable submission on %s: %s", topic, exc)
+            self.counters["rejected"] += 1
+            return  # no id to answer to
+        sid = header.submission_id
+        known = self.store.submission(sid)
+        if known is not None:
+            self._duplicate(known)
+            return
+        try:
+            opened = envelope_mod.verify_and_open(
+                payload, central_private_key=self.keys.hpke, device_verify_keys=self.keys.devices,
+                device_ids=self.keys.device_ids, max_size=MAX_SUBMISSION_BYTES)
+        except envelope_mod.EnvelopeError as exc:
+            text = str(exc)
+            reason = ("unknown-device" if "unknown device key" in text
+                      else "decrypt-failed" if "decrypt" in text or "central key" in text
+                      else "device-mismatch" if "does not belong" in text
+                      else "bad-signature" if "signature" in text else "malformed-envelope")
+            self._record(sid, ori, device, "", None, reason, text)
+            return
+        if opened.header.device_id != device or opened.header.ori != ori:
+            self._record(sid, ori, device, "", None, "device-mismatch",
+                         f"signed as {opened.header.ori}/{opened.header.device_id}")
+            return
+        try:
+            screening = self.screen(opened)
+        except ScreenRejected as exc:
+            self._record(sid, ori, device, "", None, exc.reason, exc.detail)
+            return
+        self._record(sid, ori, device, screening.tcn, screening, "", "")
+
+    def _record(self, sid, ori, device, tcn, screening: Screening | None, reason, detail) -> None:
+        """Store the submission, its ack and its notifications in one transaction; send."""
+        now = time.time()
+        ctn = central_tcn(sid)
+        accepted = screening is not None
+        ack_fields = messages.ack_body(submission_id=sid, tcn=tcn or "", accepted=accepted,
+                                       central_tcn=ctn, reason=reason, detail=detail[:300])
+        ack_id = uuid.uuid5(uuid.NAMESPACE_URL, f"fpagent-ack:{sid}").hex
+        notes = []
+        if accepted:
+            record = screening.criminal_record if screening.criminal_hit else None
+            notes.append((uuid.uuid5(uuid.NAMESPACE_URL, f"fpagent-chr:{sid}").hex, now,
+                          messages.criminal_body(
+                              submission_id=sid, tcr=tcn, hit=screening.criminal_hit,
+                              central_tcn=ctn, record=record,
+                              instructions=("Criminal history record found: see record."
+                                            if screening.criminal_hit else
+                                            "No criminal history record found."))))
+            notes.append((uuid.uuid5(uuid.NAMESPACE_URL, f"fpagent-imm:{sid}").hex,
+                          now + self.immigration_delay_s,
+                          messages.immigration_body(
+                              submission_id=sid, tcr=tcn, central_tcn=ctn,
+                              determination=screening.determination, level=screening.level,
+                              record=screening.immigration_record,
+                              instructions=screening.instructions)))
+        with self.store.transaction() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO submissions (submission_id, ori, device, tcn, received_at, "
+                "result, central_tcn, ack_id, ack_fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (sid, ori, device, tcn, now, ack_fields["result"], ctn if accepted else None,
+                 ack_id, json.dumps(ack_fields, sort_keys=True)))
+            fresh = cur.rowcount == 1
+            if fresh:
+                for nid, due, fields in notes:
+                    db.execute("INSERT INTO notifications (id, submission_id, ori, device, kind, "
+                               "fields, due_at) VALUES (?, ?, ?, ?, 'notification', ?, ?)",
+                               (nid, sid, ori, device, json.dumps(fields, sort_keys=True), due))
+        if not fresh:  # another instance stored it a moment ago
+            self._duplicate(self.store.submission(sid))
+            return
+        self.counters["new"] += 1
+        if not accepted:
+            self.counters["rejected"] += 1
+        self._send_ack(sid, ori, device, ack_id, ack_fields)
+        self._event("submission", {"submission_id": sid, "tcn": tcn, "result": ack_fields["result"],
+                                   "reason": reason, "device": device})
+        self._due_now = True
+
+    def _duplicate(self, known: dict) -> None:
+        """Same submission again: same ack (same id and fields), notifications sent again."""
+        self.counters["duplicates"] += 1
+        with self.store.transaction() as db:
+            db.execute("UPDATE submissions SET deliveries = deliveries + 1 WHERE submission_id = ?",
+                       (known["submission_id"],))
+            # what was already sent goes out again (the appliance drops what it has)
+            db.execute("UPDATE notifications SET sent_at = NULL, claimed_until = NULL "
+                       "WHERE submission_id = ?", (known["submission_id"],))
+        self._send_ack(known["submission_id"], known["ori"], known["device"], known["ack_id"],
+                       known["ack_fields"])
+        self._due_now = True
+
+    def _sign(self, kind, fields, ori, device, msg_id) -> bytes:
+        body = messages.message(kind, fields, ori=ori, device=device, msg_id=msg_id)
+        return messages.sign(body, self.keys.signing)
+
+    def push_watchlist(self, ori: str, device: str, entries: list) -> str:
+        """Send one appliance a signed `command` replacing its local watch list; returns the
+        message id. `entries`: fpagent.link.messages.watchlist_entry(...) dicts."""
+        msg_id = messages.new_id()
+        payload = self._sign("command", messages.watchlist_command(entries), ori, device, msg_id)
+        self._client.publish(messages.topic(self.root, ori, device, "command"), payload, qos=1)
+        self._event("command", {"id": msg_id, "action": "watchlist.replace",
+                                "entries": len(entries)})
+        return msg_id
+
+    def _send_ack(self, sid, ori, device, ack_id, fields) -> None:
+        self._client.publish(messages.topic(self.root, ori, device, "ack"),
+                             self._sign("ack", fields, ori, device, ack_id), qos=1)
+        self.counters["acks_sent"] += 1
+
+    def _publish_due(self) -> None:
+        """Send notifications whose time has come (claimed with a lease, confirmed on PUBACK)."""
+        now = time.time()
+        with self.store.transaction() as db:
+            rows = db.execute(
+                "SELECT id, ori, device, fields FROM notifications WHERE sent_at IS NULL "
+                "AND due_at <= ? AND (claimed_until IS NULL OR claimed_until < ?) "
+                "ORDER BY due_at LIMIT 64", (now, now)).fetchall()
+            for nid, *_ in rows:
+                db.execute("UPDATE notifications SET claimed_until = ? WHERE id = ?",
+                           (now + LEASE_S, nid))
+        for nid, ori, device, fields in rows:
+            fields = json.loads(fields)
+            info = self._client.publish(messages.topic(self.root, ori, device, "notification"),
+                                        self._sign("notification", fields, ori, device, nid), qos=1)
+            if info.rc == mqtt.MQTT_ERR_SUCCESS:
+                self._pending_mids[info.mid] = nid
+                self.counters["notifications_sent"] += 1
+                self._event("notification", fields)
+
+
+# --------------------------------------------------------------------------- galleries + screen
+
+
+@dataclasses.dataclass
+class GalleryEntry:
+    """One known person: a record (no biometrics) and one template per finger position."""
+
+    subject: str
+    record: dict
+    templates: dict  # finger position -> fpagent.biometrics.template.Template
+
+
+@dataclasses.dataclass
+class Galleries:
+    criminal: list = dataclasses.field(default_factory=list)
+    immigration: list = dataclasses.field(default_factory=list)
+
+
+SCREEN_FINGERS = (2, 7)  # right and left index: enough for a reference, fast in the demo
+
+
+def _extract(pixels, ppi: int = 500):
+    from fpagent.biometrics.extraction import extract  # lazy: numba kernels load only when screening
+    return extract(pixels, ppi=ppi).template
+
+
+def synthetic_entry(subject: str, record: dict, *, person: int, seed: int,
+                    fingers=SCREEN_FINGERS, impression: int = 5) -> GalleryEntry:
+    """A gallery entry from the project's synthetic fingers (another impression than booking's)."""
+    from fpagent.drivers.synthetic.generator import finger_image
+    templates = {f: _extract(finger_image(person, f, impression, seed=seed)) for f in fingers}
+    return GalleryEntry(subject, record, templates)
+
+
+def synthetic_watchlist(seed: int, persons, fingers=SCREEN_FINGERS, impression: int = 6) -> list:
+    """watchlist.replace entries for synthetic people (subject ids "W<person>")."""
+    out = []
+    for person in persons:
+        entry = synthetic_entry(f"W{person}", {}, person=person, seed=seed, fingers=fingers,
+                                impression=impression)
+        out += [messages.watchlist_entry(entry.subject, f, t) for f, t in entry.templates.items()]
+    return out
+
+
+def folder_entries(folder, fingers=SCREEN_FINGERS) -> list:
+    """Entries from `folder/<subject>/<finger position>.png` (+ optional record.json)."""
+    import numpy as np
+    from PIL import Image
+    out = []
+    for sub in sorted(p for p in pathlib.Path(folder).iterdir() if p.is_dir()):
+        record_file = sub / "record.json"
+        record = json.loads(record_file.read_text()) if record_file.exists() else {"subject": sub.name}
+        templates = {}
+        for f in fingers:
+            for ext in ("png", "tif", "bmp"):
+                path = sub / f"{f}.{ext}"
+                if path.exists():
+                    templates[f] = _extract(np.asarray(Image.open(path).convert("L")))
+                    break
+        if templates:
+            out.append(GalleryEntry(sub.name, record, templates))
+    return out
+
+
+class TransactionScreen:
+    """Parse the ANSI/NIST-ITL transaction, re-extract the screened fingers, match galleries."""
+
+    def __init__(self, galleries: Galleries, fingers=SCREEN_FINGERS, threshold: float | None = None):
+        self.galleries = galleries
+        self.fingers = fingers
+        self.threshold = threshold
+
+    def _best(self, probes: dict, gallery: list):
+        from fpagent.biometrics.matcher import MATCH_THRESHOLD, compare
+        threshold = self.threshold if self.threshold is not None else MATCH_THRESHOLD
+        best, best_score = None, 0.0
+        for entry in gallery:
+            scores = [compare(t, entry.templates[f]) for f, t in probes.items() if f in entry.templates]
+            score = max(scores, default=0.0)
+            if score >= threshold and score > best_score:
+                best, best_score = entry, score
+        return best, best_score
+
+    def __call__(self, opened) -> Screening:
+        from fpagent.records.transaction import TransactionError, parse_transaction
+        try:
+            parsed = parse_transaction(opened.plaintext)
+        except (TransactionError, ValueError) as exc:
+            raise ScreenRejected("malformed-transaction", str(exc)[:200]) from None
+        probes = {}
+        for f in parsed.fingers:
+            if f.position in self.fingers and not f.missing:
+                try:
+                    probes[f.position] = _extract(f.pixels(), f.ppi or 500)
+                except Exception as exc:  # noqa: BLE001 - an unusable finger is skipped
+                    log.info("central: finger %s not usable: %s", f.position, exc)
+        screening = Screening(tcn=parsed.tcn)
+        crim, score = self._best(probes, self.galleries.criminal)
+        if crim is not None:
+            screening.criminal_hit = True
+            screening.criminal_record = dict(crim.record, subject=crim.subject, score=round(score, 3))
+        imm, score = self._best(probes, self.galleries.immigration)
+        if imm is not None:
+            rec = dict(imm.record)
+            screening.determination = rec.pop("determination", "under-review")
+            screening.level = rec.pop("level", None)
+            screening.instructions = rec.pop("instructions", "")
+            screening.immigration_record = dict(rec, subject=imm.subject, score=round(score, 3))
+        return screening
+
+
+def demo_galleries(seed: int, people: dict, progress: Callable[[str], None] | None = None) -> Galleries:
+    """Galleries of synthetic "already known" people: {person: {"criminal": {...}, "immigration": {...}}}."""
+    galleries = Galleries()
+    for person, what in people.items():
+        if progress:
+            progress(f"enrolling synthetic person {person} in the central galleries")
+        entry = synthetic_entry(f"P{person}", {}, person=person, seed=seed)
+        for name in ("criminal", "immigration"):
+            if name in what:
+                getattr(galleries, name).append(GalleryEntry(entry.subject, what[name],
+                                                             entry.templates))
+    return galleries
+
+
+# --------------------------------------------------------------------------- dev keys helper
+
+def make_central_keys(directory) -> pathlib.Path:
+    """Create the central HPKE + signing keys in `directory` unless they exist (development)."""
+    directory = pathlib.Path(directory)
+    if not (directory / keys_mod.CENTRAL_SIGNING_KEY).exists():
+        keys_mod.create_central_keys(directory)
+    return directory
+
+
+def _main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fpagent.central.responder")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    k = sub.add_parser("keys", help="create the central signing and HPKE keys in DIR (once)")
+    k.add_argument("dir")
+    args = parser.parse_args(argv)
+    if args.cmd == "keys":
+        print(make_central_keys(args.dir))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

@@ -1,0 +1,323 @@
+"""Payloads on the MQTT link (contract v1; documented in docs/asyncapi.yaml).
+
+Central -> appliance (`ack`, `notification`, `command`) are signed messages
+of fpagent.sealing.envelope.sign_message, whose body is one flat JSON object:
+
+    {"v": 1, "key_id": "<16 hex>", "sig": "<base64 Ed25519>",
+     "body": {"kind": "ack", "id": "<32 hex>", "issued_at": "2026-11-28T06:30:00.123Z",
+              "ori": "XX0000000", "device": "booking-01", ...fields of that kind...}}
+
+The signature (by the central key pinned on the appliance) covers v, key_id
+and body. `ori`/`device` name the addressee, so a message for one appliance
+cannot be replayed to another. The appliance's retained `status` has the
+same shape, signed by the device key. `submission` payloads are the binary
+envelopes of fpagent.sealing.envelope (HPKE + Ed25519), not JSON.
+
+Versioning: `v` is the signed-message version and the topic carries `v1`; a
+receiver rejects a `v` it does not know (reason `unsupported-version`); new
+optional body fields may be added within v1, anything else is v2.
+
+This module is pure: build, sign, parse and validate; no I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import uuid
+
+from fpagent.sealing import envelope as envelope_mod
+from fpagent.sealing import keys as keys_mod
+
+VERSION = 1
+LEAVES = ("submission", "status", "ack", "notification", "command")
+CENTRAL_KINDS = ("ack", "notification", "command")
+MAX_MESSAGE_BYTES = 64 * 1024  # central messages are small; anything bigger is refused
+
+# Why an appliance refused a message from central (counted and audited).
+REJECT_REASONS = {
+    "oversized": "larger than the size limit",
+    "malformed": "not a JSON object of the expected shape",
+    "unsupported-version": "payload version this appliance does not know",
+    "unknown-key": "signed by a key that is not the pinned central key",
+    "bad-signature": "signature does not verify",
+    "stale": "issued outside the freshness window",
+    "replayed": "an id already seen",
+    "wrong-addressee": "addressed to another appliance, or on another appliance's topic",
+    "wrong-topic": "kind does not match the topic it came on",
+}
+
+# Why central refused a submission (in a rejected `ack`).
+ACK_REASONS = {
+    "bad-signature": "the envelope's device signature does not verify",
+    "unknown-device": "the device is not registered with central",
+    "device-mismatch": "the signed device id differs from the topic's device",
+    "decrypt-failed": "the envelope cannot be decrypted with central's key",
+    "malformed-envelope": "not an envelope of a known version",
+    "malformed-transaction": "the ANSI/NIST-ITL transaction cannot be parsed",
+    "oversized": "larger than central accepts",
+}
+
+ACK_RESULTS = ("accepted", "rejected")
+CHECKS = ("criminal-history", "immigration")
+RESULTS = ("hit", "no-hit")
+# Immigration status determinations. A record match alone is not a finding of
+# removability: U.S. citizens and lawful residents appear in immigration records.
+DETERMINATIONS = {
+    "no-match": "no immigration record found",
+    "citizen-or-lawful-no-action": "U.S. citizen or lawful status: no action",
+    "under-review": "record found, status under review: no action until a determination",
+    "removable": "status determination: removable",
+}
+COMMAND_ACTIONS = ("watchlist-update", "config-change", "purge", "key-rotation",
+                   "watchlist.replace")
+# watchlist.replace: args {"entries": [{subject_id, finger_position, template_iso_b64}]}; the
+# appliance replaces its whole "watchlist" gallery with these. The message size limit
+# ([mqtt] max_message_bytes, 64 KiB: ~100 templates) bounds it first; this bounds it too.
+MAX_WATCHLIST_ENTRIES = 5000
+MAX_TEMPLATE_B64 = 8192  # an ISO 19794-2 record of ~100 minutiae is ~600 bytes
+
+
+class MessageError(ValueError):
+    """A payload that must be refused; `reason` is a key of REJECT_REASONS."""
+
+    def __init__(self, reason: str, detail: str = "", verified_body: dict | None = None):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+        # set only for "stale": the signature verified, the body is central's (but old)
+        self.verified_body = verified_body
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def now_rfc3339(now: float | None = None) -> str:
+    moment = (datetime.datetime.now(datetime.timezone.utc) if now is None
+              else datetime.datetime.fromtimestamp(now, datetime.timezone.utc))
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_rfc3339(text: str) -> float:
+    if not isinstance(text, str) or not text.endswith("Z"):
+        raise MessageError("malformed", "issued_at must be an RFC 3339 UTC time ending in Z")
+    try:
+        return datetime.datetime.fromisoformat(text[:-1] + "+00:00").timestamp()
+    except ValueError:
+        raise MessageError("malformed", "issued_at is not an RFC 3339 time") from None
+
+
+def sign(body: dict, private_key) -> bytes:
+    """The wire bytes of a signed message (fpagent.sealing.envelope.sign_message)."""
+    return envelope_mod.sign_message(body, private_key)
+
+
+def message(kind: str, fields: dict, *, ori: str, device: str, msg_id: str | None = None,
+            issued_at: float | None = None) -> dict:
+    """A message body: the common header fields plus the fields of its kind."""
+    return {"kind": kind, "id": msg_id or new_id(), "issued_at": now_rfc3339(issued_at),
+            "ori": ori, "device": device, **fields}
+
+
+# ---------------------------------------------------------------- builders (central side)
+
+def ack_body(*, submission_id: str, tcn: str, accepted: bool, central_tcn: str = "",
+             reason: str = "", detail: str = "") -> dict:
+    body = {"submission_id": submission_id, "tcn": tcn,
+            "result": "accepted" if accepted else "rejected"}
+    if accepted:
+        body["central_tcn"] = central_tcn
+    else:
+        if reason not in ACK_REASONS:
+            raise ValueError(f"unknown ack reason {reason!r}")
+        body["reason"] = reason
+        body["detail"] = detail or ACK_REASONS[reason]
+    return body
+
+
+def criminal_body(*, submission_id: str, tcr: str, hit: bool, central_tcn: str,
+                  record: dict | None = None, instructions: str = "") -> dict:
+    body = {"submission_id": submission_id, "tcr": tcr, "central_tcn": central_tcn,
+            "check": "criminal-history", "result": "hit" if hit else "no-hit",
+            "instructions": instructions}
+    if hit:
+        body["record"] = record or {}
+    return body
+
+
+def immigration_body(*, submission_id: str, tcr: str, central_tcn: str, determination: str,
+                     level: int | None = None, record: dict | None = None,
+                     instructions: str = "") -> dict:
+    if determination not in DETERMINATIONS:
+        raise ValueError(f"unknown determination {determination!r}")
+    if (determination == "removable") != (level is not None):
+        raise ValueError("a level goes with (and only with) a 'removable' determination")
+    if level is not None and level not in (1, 2, 3):
+        raise ValueError("level must be 1, 2 or 3")
+    body = {"submission_id": submission_id, "tcr": tcr, "central_tcn": central_tcn,
+            "check": "immigration",
+            "result": "no-hit" if determination == "no-match" else "hit",
+            "determination": determination, "level": level,
+            "instructions": instructions or DETERMINATIONS[determination]}
+    if record:
+        body["record"] = record
+    return body
+
+
+# ---------------------------------------------------------------- validation (appliance side)
+
+@dataclasses.dataclass(frozen=True)
+class Message:
+    """A verified message from central."""
+
+    kind: str
+    id: str
+    issued_at: float
+    ori: str
+    device: str
+    body: dict  # the signed body: header fields and the fields of its kind
+    raw: dict  # the whole wire object (v, key_id, body, sig)
+
+
+def _require(cond: bool, detail: str) -> None:
+    if not cond:
+        raise MessageError("malformed", detail)
+
+
+def _is_str(v, maxlen=256) -> bool:
+    return isinstance(v, str) and 0 < len(v) <= maxlen
+
+
+def validate_body(kind: str, body: dict) -> None:
+    """Shape checks of a message body by kind; raises MessageError('malformed', ...)."""
+    _require(isinstance(body, dict), "body must be an object")
+    if kind == "ack":
+        _require(_is_str(body.get("submission_id"), 64), "ack needs submission_id")
+        _require(isinstance(body.get("tcn"), str), "ack needs tcn")
+        _require(body.get("result") in ACK_RESULTS, "ack result must be accepted or rejected")
+        if body["result"] == "accepted":
+            _require(_is_str(body.get("central_tcn"), 64), "accepted ack needs central_tcn")
+        else:
+            _require(isinstance(body.get("reason"), str), "rejected ack needs a reason")
+    elif kind == "notification":
+        _require(_is_str(body.get("submission_id"), 64), "notification needs submission_id")
+        _require(isinstance(body.get("tcr"), str), "notification needs tcr")
+        _require(body.get("check") in CHECKS, f"check must be one of {CHECKS}")
+        _require(body.get("result") in RESULTS, "result must be hit or no-hit")
+        _require(isinstance(body.get("instructions", ""), str), "instructions must be text")
+        if body["check"] == "immigration":
+            _require(body.get("determination") in DETERMINATIONS, "unknown determination")
+            level = body.get("level")
+            _require(level in (None, 1, 2, 3), "level must be null, 1, 2 or 3")
+            _require((body["determination"] == "removable") == (level is not None),
+                     "a level goes with (and only with) a 'removable' determination")
+    elif kind == "command":
+        _require(body.get("action") in COMMAND_ACTIONS, f"action must be one of {COMMAND_ACTIONS}")
+        _require(isinstance(body.get("args", {}), dict), "args must be an object")
+        if body["action"] == "watchlist.replace":
+            validate_watchlist_args(body.get("args", {}))
+
+
+def validate_watchlist_args(args: dict) -> None:
+    """Shape of watchlist.replace args (the templates themselves are decoded by the link)."""
+    entries = args.get("entries")
+    _require(isinstance(entries, list), "watchlist.replace needs args.entries (a list)")
+    _require(len(entries) <= MAX_WATCHLIST_ENTRIES,
+             f"watch list of {len(entries)} entries > {MAX_WATCHLIST_ENTRIES}")
+    for e in entries:
+        _require(isinstance(e, dict), "each watch-list entry is an object")
+        _require(_is_str(e.get("subject_id"), 64) and "/" not in e["subject_id"],
+                 "each watch-list entry needs a subject_id (up to 64 characters, no '/')")
+        fp = e.get("finger_position")
+        _require(isinstance(fp, int) and not isinstance(fp, bool) and 0 <= fp <= 10,
+                 "finger_position must be 0-10")
+        _require(_is_str(e.get("template_iso_b64"), MAX_TEMPLATE_B64),
+                 "template_iso_b64 must be base64 text of an ISO 19794-2 record")
+
+
+def watchlist_entry(subject_id: str, finger_position: int, template) -> dict:
+    """One watch-list entry; `template` is an fpagent.biometrics.template.Template or ISO record bytes."""
+    import base64
+    if not isinstance(template, (bytes, bytearray)):
+        from fpagent.records import fmr
+        template = fmr.encode_iso(template)
+    return {"subject_id": str(subject_id), "finger_position": int(finger_position),
+            "template_iso_b64": base64.b64encode(bytes(template)).decode("ascii")}
+
+
+def watchlist_command(entries: list) -> dict:
+    """The fields of a `command` that replaces the appliance's watch list."""
+    fields = {"action": "watchlist.replace", "args": {"entries": list(entries)}}
+    validate_watchlist_args(fields["args"])
+    return fields
+
+
+def parse_and_verify(payload: bytes, *, verify_keys, ori: str, device: str,
+                     topic_kind: str | None = None, now: float, freshness_s: float,
+                     max_bytes: int = MAX_MESSAGE_BYTES) -> Message:
+    """Check a message from central; raise MessageError with the reason on any fault.
+
+    Size first (cheap), then shape and key, then the signature, and only then
+    freshness, addressee and body, so nothing unsigned is ever looked at
+    further. Replay (seen ids) is checked by the caller against the durable inbox.
+    `verify_keys`: the pinned central key (a list during a key rotation).
+    """
+    if len(payload) > max_bytes:
+        raise MessageError("oversized", f"{len(payload)} bytes > {max_bytes}")
+    try:
+        outer = json.loads(bytes(payload).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise MessageError("malformed", "not UTF-8 JSON") from None
+    _require(isinstance(outer, dict), "not a JSON object")
+    if outer.get("v") != VERSION:
+        raise MessageError("unsupported-version", f"v={outer.get('v')!r}")
+    if isinstance(verify_keys, (list, tuple)):
+        pinned = {keys_mod.key_id(k) for k in verify_keys}
+    else:
+        pinned = {keys_mod.key_id(verify_keys)}
+    if outer.get("key_id") not in pinned:
+        raise MessageError("unknown-key", f"key_id {str(outer.get('key_id'))[:32]!r} is not pinned")
+    try:
+        obj = envelope_mod.verify_message(bytes(payload), verify_keys, max_size=max_bytes)
+    except envelope_mod.EnvelopeError as exc:
+        text = str(exc)
+        reason = "bad-signature" if "signature" in text else "malformed"
+        raise MessageError(reason, text) from None
+    _require(obj.get("kind") in CENTRAL_KINDS, "kind must be ack, notification or command")
+    _require(_is_str(obj.get("id"), 64), "id must be a short string")
+    issued = parse_rfc3339(obj.get("issued_at"))
+    if abs(now - issued) > freshness_s:
+        raise MessageError("stale", f"issued {now - issued:.0f} s from now; window {freshness_s:.0f} s",
+                           verified_body=obj)
+    if obj.get("ori") != ori or obj.get("device") != device:
+        raise MessageError("wrong-addressee", f"for {obj.get('ori')}/{obj.get('device')}")
+    if topic_kind is not None and obj["kind"] != topic_kind:
+        raise MessageError("wrong-topic", f"{obj['kind']} on the {topic_kind} topic")
+    validate_body(obj["kind"], obj)
+    return Message(kind=obj["kind"], id=obj["id"], issued_at=issued, ori=obj["ori"],
+                   device=obj["device"], body=obj, raw=outer)
+
+
+def status_body(*, state: str, version: str, queue: dict | None = None,
+                sensor: dict | None = None, last_capture_at: str | None = None,
+                disk_free_mb: float | None = None) -> dict:
+    """The appliance's health for the retained `status` topic (no personal data)."""
+    return {"state": state, "version": version, "queue": queue or {},
+            "sensor": sensor or {}, "last_capture_at": last_capture_at,
+            "disk_free_mb": disk_free_mb}
+
+
+def topic(root: str, ori: str, device: str, leaf: str) -> str:
+    if leaf not in LEAVES:
+        raise ValueError(f"unknown topic leaf {leaf!r}")
+    return f"{root}/v1/{ori}/{device}/{leaf}"
+
+
+def split_topic(name: str) -> tuple[str, str, str, str] | None:
+    """(root, ori, device, leaf) of a contract topic, or None."""
+    parts = name.split("/")
+    if len(parts) != 5 or parts[1] != "v1" or parts[4] not in LEAVES:
+        return None
+    return parts[0], parts[2], parts[3], parts[4]

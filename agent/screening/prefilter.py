@@ -1,0 +1,293 @@
+"""1:N screen: a compact fixed-length descriptor per template and a gallery scan.
+
+Descriptor: a histogram of every minutia pair 30 to 120 px apart
+(at 500 ppi) over (length, angle at one end, angle at the other end), each
+pair weighted by the product of its minutiae's qualities (plus a floor, so
+a template without qualities still works). Those features ignore rotation
+and translation, and a partial print still shares most of its local edges
+with its mate, so two impressions of one finger have similar histograms
+whatever the placement; the quality weights keep doubtful minutiae (of
+which a poor impression has many) from swamping the histogram. The
+histogram is square-rooted (Hellinger), scaled to unit length, quantised to
+uint8, and compared by cosine after subtracting the gallery mean (which
+removes what all fingerprints share, e.g. mostly parallel ridges).
+
+Measured on the dev sets (`fpagent bench prefilter --gallery-size 10000`,
+DB1_B + DB3_B probes, hit rate at 10% penetration): 8 length x 10 angle
+bins from 4 px, unweighted (the previous descriptor, 440 B): 97.1%; 12
+angle bins 99.3%; 12 bins quality-weighted 100%; the same without pairs
+shorter than 30 px (468 B) 100% with the worst mate ranked at 7% instead
+of 9%. Soft (linear) binning, extra nearest-neighbour blocks, per-dimension
+whitening and several scaled probe descriptors (max over) measured worse.
+
+`Gallery` keeps every descriptor in one contiguous (capacity, D) uint8 array
+(D = 468 bytes per template) plus the ISO 19794-2 record of each template, so
+100,000 entries take about 468 + 4 + ~250 (at most 390) + id bytes each: ~75 MB
+(at most ~90 MB). `search` scans all
+descriptors (fpagent.screening.prefilter_scan), keeps the best fraction
+(`penetration`) and lets the 1:1 matcher rank those.
+
+`to_bytes`/`from_bytes` give a self-describing binary form (no pickle: a
+gallery may come from elsewhere) that H5's gallery store encrypts at rest.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+
+import numpy as np
+
+from fpagent.records import fmr
+from fpagent.biometrics import matcher
+from fpagent.biometrics.template import Template
+
+LEN_BINS = 6  # of 15 px
+LEN_MIN = 30.0  # px at 500 ppi: shorter pairs are left out (they told mates apart worse: measured)
+LEN_MAX = 120.0  # px at 500 ppi: every minutia pair closer than this (and >= LEN_MIN) is an edge
+ANG_BINS = 12
+_UPPER = np.triu_indices(ANG_BINS)
+DESCRIPTOR_BYTES = LEN_BINS * len(_UPPER[0])  # 6 x 78 = 468
+QUALITY_FLOOR = 0.2  # pair weight = q_i * q_j / 100^2 + this
+QUANT_SCALE = 1000.0  # unit-norm histogram -> uint8 (clipped at 255)
+DEFAULT_PENETRATION = 0.05
+MIN_CANDIDATES = 100  # small galleries: the matcher ranks at least this many (it is cheap)
+MAX_CANDIDATES = 2000  # large galleries: at most this many (~0.4 ms each to decode, prepare, match)
+
+_MAGIC = b"FPGALRY2"
+
+
+class GalleryError(ValueError):
+    """A gallery blob that cannot be loaded, or a bad add/remove."""
+
+
+def descriptor_from_prepared(p: matcher.Prepared) -> np.ndarray:
+    """uint8 descriptor (DESCRIPTOR_BYTES) of a prepared template.
+
+    Histogram of every minutia pair closer than LEN_MAX over (length,
+    angle at one end, angle at the other), weighted by the pair's minutia
+    qualities, folded so the order of the ends does not matter,
+    square-rooted, scaled to unit length and quantised.
+    """
+    x, y, th = p.x.astype(np.float64), p.y.astype(np.float64), p.th.astype(np.float64)
+    q = (p.quality.astype(np.float64) / 100.0 if p.quality is not None
+         else np.zeros(x.shape[0], dtype=np.float64))
+    hist = np.zeros((LEN_BINS, ANG_BINS, ANG_BINS), dtype=np.float64)
+    if x.size >= 2:
+        dx = x[None, :] - x[:, None]
+        dy = y[None, :] - y[:, None]
+        d = np.hypot(dx, dy)
+        ii, jj = np.nonzero((d <= LEN_MAX) & (d >= LEN_MIN))
+        direction = np.arctan2(dy[ii, jj], dx[ii, jj])
+        a = np.mod(direction - th[ii], 2 * math.pi)
+        b = np.mod(direction + math.pi - th[jj], 2 * math.pi)
+        # hard bins: measured better than linear soft assignment on the dev sets
+        li = np.minimum(((d[ii, jj] - LEN_MIN) * (LEN_BINS / (LEN_MAX - LEN_MIN))).astype(np.int64),
+                        LEN_BINS - 1)
+        ai = (a * (ANG_BINS / (2 * math.pi))).astype(np.int64) % ANG_BINS
+        bi = (b * (ANG_BINS / (2 * math.pi))).astype(np.int64) % ANG_BINS
+        np.add.at(hist, (li, ai, bi), q[ii] * q[jj] + QUALITY_FLOOR)
+    hist = hist + hist.transpose(0, 2, 1)
+    h = np.sqrt(hist[:, _UPPER[0], _UPPER[1]].reshape(-1))
+    norm = np.linalg.norm(h)
+    if norm > 0:
+        h = h / norm
+    return np.clip(np.rint(h * QUANT_SCALE), 0, 255).astype(np.uint8)
+
+
+def descriptor(template: Template) -> np.ndarray:
+    return descriptor_from_prepared(matcher.prepare(template))
+
+
+class Gallery:
+    """Templates kept for 1:N search: add/remove by id, search, to_bytes/from_bytes."""
+
+    def __init__(self, capacity: int = 64):
+        self._desc = np.zeros((max(capacity, 1), DESCRIPTOR_BYTES), dtype=np.uint8)
+        self._inv_norm = np.zeros(max(capacity, 1), dtype=np.float32)
+        self._sum = np.zeros(DESCRIPTOR_BYTES, dtype=np.float64)
+        self._mean = np.zeros(DESCRIPTOR_BYTES, dtype=np.float32)
+        self._dirty = True  # mean / centred norms need recomputing
+        self._ids: list[str] = []
+        self._records: list[bytes] = []
+        self._index: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, id: str) -> bool:
+        return id in self._index
+
+    def ids(self) -> list[str]:
+        return list(self._ids)
+
+    def nbytes(self) -> int:
+        """Memory held per entry by descriptors, norms, records and ids (bytes, excl. slack)."""
+        n = len(self)
+        return n * (DESCRIPTOR_BYTES + 4) + sum(len(r) for r in self._records) + \
+            sum(len(i) + 8 for i in self._ids)
+
+    def _grow(self, need: int) -> None:
+        cap = self._desc.shape[0]
+        if need <= cap:
+            return
+        new_cap = max(need, cap * 2)
+        desc = np.zeros((new_cap, DESCRIPTOR_BYTES), dtype=np.uint8)
+        desc[:cap] = self._desc
+        self._desc = desc
+        self._inv_norm = np.zeros(new_cap, dtype=np.float32)
+        self._dirty = True
+
+    def add(self, id: str, template: Template) -> None:
+        """Add (or replace) the template stored under `id`."""
+        record = fmr.encode_iso(template)
+        self.add_descriptor(id, descriptor(template), record)
+
+    def add_descriptor(self, id: str, desc: np.ndarray, record: bytes = b"") -> None:
+        """Add a precomputed descriptor; an entry without a record is screened but never ranked
+        (the benchmark's derived distractors)."""
+        if not isinstance(id, str) or not id:
+            raise GalleryError("gallery ids are non-empty strings")
+        desc = np.asarray(desc, dtype=np.uint8).reshape(-1)
+        if desc.shape[0] != DESCRIPTOR_BYTES:
+            raise GalleryError(f"descriptor must be {DESCRIPTOR_BYTES} bytes")
+        if id in self._index:
+            row = self._index[id]
+            self._sum -= self._desc[row]
+            self._records[row] = record
+        else:
+            row = len(self._ids)
+            self._grow(row + 1)
+            self._ids.append(id)
+            self._records.append(record)
+            self._index[id] = row
+        self._desc[row] = desc
+        self._sum += desc
+        self._dirty = True
+
+    def remove(self, id: str) -> None:
+        """Remove an entry (the last one moves into its row: the array stays contiguous)."""
+        row = self._index.pop(id, None)
+        if row is None:
+            raise GalleryError(f"no gallery entry {id!r}")
+        self._sum -= self._desc[row]
+        last = len(self._ids) - 1
+        if row != last:
+            moved = self._ids[last]
+            self._ids[row] = moved
+            self._records[row] = self._records[last]
+            self._desc[row] = self._desc[last]
+            self._index[moved] = row
+        self._ids.pop()
+        self._records.pop()
+        self._desc[last] = 0
+        self._dirty = True
+
+    def _refresh(self) -> None:
+        """Recompute the gallery mean and each row's centred norm (after adds/removes)."""
+        n = len(self)
+        self._mean = (self._sum / max(n, 1)).astype(np.float32)
+        chunk = 8192
+        for start in range(0, n, chunk):
+            g = self._desc[start:min(n, start + chunk)].astype(np.float32) - self._mean
+            norms = np.sqrt(np.einsum("ij,ij->i", g, g))
+            self._inv_norm[start:start + g.shape[0]] = np.where(norms > 0, 1.0 / np.maximum(norms, 1e-12), 0.0)
+        self._dirty = False
+
+    def screen_descriptor(self, desc: np.ndarray, count: int) -> list[tuple[str, float]]:
+        """The `count` entries with the best prefilter scores, best first (no matcher)."""
+        from fpagent.screening.prefilter_scan import scan  # noqa: PLC0415 (numba import is slow)
+
+        n = len(self)
+        if n == 0 or count <= 0:
+            return []
+        if self._dirty:
+            self._refresh()
+        pc = np.asarray(desc, dtype=np.float32) - self._mean
+        c = np.float32(np.dot(self._mean.astype(np.float64), pc.astype(np.float64)))
+        scores = scan(self._desc, self._inv_norm, pc, c, n)
+        count = min(count, n)
+        top = np.argpartition(-scores, count - 1)[:count]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(self._ids[i], float(scores[i])) for i in top]
+
+    def screen(self, template: Template, count: int) -> list[tuple[str, float]]:
+        return self.screen_descriptor(descriptor(template), count)
+
+    def search(self, template: Template, top: int = 10,
+               penetration: float = DEFAULT_PENETRATION) -> list[tuple[str, float]]:
+        """Best `top` entries by matcher score among the prefilter's best `penetration` share
+        (at least MIN_CANDIDATES, at most MAX_CANDIDATES of them)."""
+        n = len(self)
+        if n == 0:
+            return []
+        count = max(top, MIN_CANDIDATES, min(MAX_CANDIDATES, int(math.ceil(penetration * n))))
+        probe = matcher.prepare(template)
+        candidates = self.screen_descriptor(descriptor_from_prepared(probe), count)
+        ranked = []
+        for id, _ in candidates:
+            record = self._records[self._index[id]]
+            if not record:
+                continue
+            (ref,) = fmr.decode(record)
+            ranked.append((id, matcher.compare_prepared(probe, matcher.prepare(ref))))
+        ranked.sort(key=lambda r: -r[1])
+        return ranked[:top]
+
+    # ------------------------------------------------------------ persistence
+
+    def to_bytes(self) -> bytes:
+        """FPGALRY2 | u32 count | u32 D | per entry: u16 id length, id (UTF-8), u32 record
+        length, ISO record | descriptors (D bytes x count)."""
+        n = len(self)
+        parts = [_MAGIC, struct.pack(">II", n, DESCRIPTOR_BYTES)]
+        for id, rec in zip(self._ids, self._records):
+            b = id.encode("utf-8")
+            parts += [struct.pack(">H", len(b)), b, struct.pack(">I", len(rec)), rec]
+        parts.append(self._desc[:n].tobytes())
+        return b"".join(parts)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Gallery":
+        data = bytes(data)
+        if data[:8] != _MAGIC:
+            raise GalleryError("not a gallery (bad magic); was it decrypted with the right key?")
+        if len(data) < 16:
+            raise GalleryError("truncated gallery header")
+        n, d = struct.unpack_from(">II", data, 8)
+        if d != DESCRIPTOR_BYTES:
+            raise GalleryError(f"gallery descriptors are {d} bytes, this version uses "
+                               f"{DESCRIPTOR_BYTES}: rebuild the gallery from its templates")
+        if n * (d + 6) > len(data):
+            raise GalleryError(f"gallery says {n} entries but holds only {len(data)} bytes")
+        pos = 16
+        ids, recs = [], []
+        for _ in range(n):
+            if pos + 2 > len(data):
+                raise GalleryError("truncated gallery (entry list)")
+            (ln,) = struct.unpack_from(">H", data, pos)
+            idb = data[pos + 2:pos + 2 + ln]
+            pos += 2 + ln
+            if len(idb) != ln or pos + 4 > len(data):
+                raise GalleryError("truncated gallery (entry list)")
+            (lr,) = struct.unpack_from(">I", data, pos)
+            rec = data[pos + 4:pos + 4 + lr]
+            pos += 4 + lr
+            if len(rec) != lr:
+                raise GalleryError("truncated gallery (entry list)")
+            try:
+                ids.append(idb.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                raise GalleryError("gallery id is not UTF-8") from exc
+            recs.append(rec)
+        if len(data) != pos + d * n:
+            raise GalleryError(f"gallery size mismatch: {len(data)} bytes, expected {pos + d * n}")
+        if len(set(ids)) != n or any(not i for i in ids):
+            raise GalleryError("empty or duplicate ids in gallery")
+        g = cls(capacity=n)
+        desc = np.frombuffer(data, dtype=np.uint8, count=n * d, offset=pos).reshape(n, d)
+        g._desc[:n] = desc
+        g._sum = desc.sum(axis=0, dtype=np.float64)
+        g._ids, g._records = ids, recs
+        g._index = {id: i for i, id in enumerate(ids)}
+        return g
