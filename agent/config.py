@@ -77,6 +77,11 @@ class BookingConfig:
 
 
 @dataclasses.dataclass
+class TransactionConfig:
+    profile: str = "ebts-national"  # booking profile: a shipped name or an overlay file's absolute path
+
+
+@dataclasses.dataclass
 class EnvelopeConfig:
     suite: str = "x25519"  # or "mlkem768-x25519" (post-quantum hybrid)
     central_public_key: str = ""  # default: <keys_dir>/central-hpke.pub
@@ -133,6 +138,7 @@ class Config:
     sensor: SensorConfig = dataclasses.field(default_factory=SensorConfig)
     quality: QualityConfig = dataclasses.field(default_factory=QualityConfig)
     booking: BookingConfig = dataclasses.field(default_factory=BookingConfig)
+    transaction: TransactionConfig = dataclasses.field(default_factory=TransactionConfig)
     envelope: EnvelopeConfig = dataclasses.field(default_factory=EnvelopeConfig)
     store: StoreConfig = dataclasses.field(default_factory=StoreConfig)
     mqtt: MqttConfig = dataclasses.field(default_factory=MqttConfig)
