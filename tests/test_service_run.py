@@ -146,7 +146,6 @@ def test_redaction_hides_secret_looking_keys():
     import dataclasses
 
     from fpagent import config
-    from fpagent.commands.config import redacted
 
     @dataclasses.dataclass
     class WithSecret(config.MqttConfig):
@@ -154,7 +153,7 @@ def test_redaction_hides_secret_looking_keys():
 
     cfg = config.Config()
     cfg.mqtt = WithSecret()
-    shown = redacted(cfg)
+    shown = config.redacted(cfg)
     assert shown.mqtt.password == "***" and shown.mqtt.host == cfg.mqtt.host
     assert cfg.mqtt.password == "hunter2"  # the original is untouched
 
