@@ -25,7 +25,7 @@ def cmd_check(args) -> int:
     cfg = config.load(args.file or args.config)
     problems = []
     if args.files:
-        from fpagent.service.daemon import check_key_files
+        from fpagent.service.preflight import check_key_files
 
         problems = check_key_files(cfg)  # raises ConfigError for an unreadable key
     print(f"configuration OK: {cfg.source}")

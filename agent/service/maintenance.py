@@ -466,7 +466,7 @@ def factory_reset(cfg: Config) -> dict:
     """
     from fpagent.service import status
 
-    facts_service, _ = status._read_live(cfg, time.time())
+    facts_service, _ = status.read_live(cfg, time.time())
     if facts_service.get("state") in ("running", "starting"):
         raise UserError("the service is running; stop it first: sudo systemctl stop fpagent")
     state = pathlib.Path(cfg.paths.state_dir)
