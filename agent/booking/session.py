@@ -417,14 +417,11 @@ class BookingSession:
 
 def new_session(cfg, info: BookingInfo, *, compare=None, match_threshold=None,
                 reference=None, sequence_check: bool = True) -> BookingSession:
-    """A session set up from the configuration, with the real matcher when it is
-    importable (the sequence check is skipped, with a warning, when it is not)."""
+    """A session set up from the configuration, with the real matcher for the
+    sequence check unless `compare` is given."""
     if sequence_check and compare is None:
-        try:
-            from fpagent.biometrics import matcher
-            compare, match_threshold = matcher.compare, matcher.MATCH_THRESHOLD
-        except ImportError:  # the matcher is part of the product; say so loudly
-            log.warning("fpagent.biometrics.matcher not available: the duplicate-finger check is off")
+        from fpagent.biometrics import matcher
+        compare, match_threshold = matcher.compare, matcher.MATCH_THRESHOLD
     return BookingSession(
         info,
         min_score=cfg.quality.min_score,
@@ -472,7 +469,7 @@ def assess(image: hal.FingerImage, extract: Optional[Callable] = None) -> Captur
         return Captured(image, 0, f"No usable fingerprint ({exc}): clean the sensor and "
                                   f"the finger, then press flat.", None)
     q = ex.quality
-    return Captured(image, int(q.score), str(getattr(q, "advice", "") or ""), ex.template)
+    return Captured(image, int(q.score), q.advice, ex.template)
 
 
 class BookingAborted(UserError):
@@ -642,7 +639,7 @@ def submit(session: BookingSession, cfg, store, keys, *,
 def _remember_recent(session: BookingSession, cfg, tcn: str) -> None:
     """Add the booking just queued to the local "recent" gallery (booking.recent_gallery_size
     bookings, 0 = off). Never fails the booking: the outbox row is already committed."""
-    limit = int(getattr(cfg.booking, "recent_gallery_size", 0) or 0)
+    limit = cfg.booking.recent_gallery_size
     templates = {c.position: c.template for c in session.captures()
                  if not c.missing and c.template is not None}
     if limit <= 0 or not templates:
@@ -678,13 +675,11 @@ def screen_with_galleries(galleries: Mapping[str, object], top: int = 3,
 
 def local_screen(cfg, top: int = 3) -> Optional[Callable[[Template], list]]:
     """The prefilter hook over the galleries held on this appliance (encrypted
-    at rest, fpagent.screening.galleries), or None when there are none or the
-    prefilter is not installed. A broken gallery is reported, not fatal."""
-    try:
-        from fpagent.screening.galleries import GalleryStore
-        from fpagent.screening.prefilter import Gallery
-    except ImportError:
-        return None
+    at rest, fpagent.screening.galleries), or None when there are none.
+    A broken gallery is reported, not fatal."""
+    from fpagent.screening.galleries import GalleryStore
+    from fpagent.screening.prefilter import Gallery
+
     try:
         gs = GalleryStore.from_config(cfg)
         names = gs.names()

@@ -25,17 +25,6 @@ def _fingers(text: str) -> list[int]:
     return fingers
 
 
-def _size(text: str) -> tuple[int, int]:
-    """"256x288" (width x height) -> (rows, cols)."""
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UserError(f"--size {text!r}: use WIDTHxHEIGHT, e.g. 256x288") from None
-    if not (16 <= width <= 2048 and 16 <= height <= 2048):
-        raise UserError(f"--size {text!r}: each side must be 16..2048 pixels")
-    return height, width
-
-
 def register(sub):
     p = sub.add_parser(
         "synth",
@@ -62,11 +51,11 @@ def register(sub):
 def cmd_synth(args) -> int:
     from PIL import Image
 
-    from fpagent.bench import progress
+    from fpagent.bench import image_size, progress
     from fpagent.drivers.synthetic.generator import PPI, finger_image
 
     fingers = _fingers(args.finger)
-    size = _size(args.size)
+    size = image_size(args.size)
     if args.person < 0 or args.persons < 1 or args.impressions < 1 or args.seed < 0:
         raise UserError("--person and --seed must be >= 0, --persons and --impressions >= 1")
     out = pathlib.Path(args.out)
