@@ -191,6 +191,8 @@ def test_booking_info_is_checked_against_the_configured_fields():
 
 def test_to_record_only_when_ready_and_it_builds_a_transaction():
     from fpagent.records import transaction as T
+    from fpagent.records.tcn import make_tcn
+    from fpagent.records.transaction_parse import parse_transaction
 
     s = session()
     with pytest.raises(B.BookingError, match="not ready"):
@@ -198,8 +200,8 @@ def test_to_record_only_when_ready_and_it_builds_a_transaction():
     s.handle(B.MarkMissing("XX", position=10))
     for p in range(1, 10):
         s.handle(capture(p))
-    rec = s.to_record(tcn=T.make_tcn("CA0190000", s.started_at, 1), destination="CA0000001")
-    parsed = T.parse_transaction(T.build_transaction(rec, compression="png"))
+    rec = s.to_record(tcn=make_tcn("CA0190000", s.started_at, 1), destination="CA0000001")
+    parsed = parse_transaction(T.build_transaction(rec, compression="png"))
     assert len(parsed.fingers) == 10 and parsed.finger(10).missing == "XX"
     assert len(parsed.records(9)) == 9
     assert parsed.descriptive[9] == "BK-1"

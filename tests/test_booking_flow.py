@@ -27,7 +27,8 @@ from fpagent.booking import session as B
 from fpagent import config as config_mod
 from fpagent.sealing import envelope
 from fpagent.sealing import keys
-from fpagent.records import transaction as T
+from fpagent.records.tcn import tcn_is_valid
+from fpagent.records.transaction_parse import parse_transaction, validate
 from fpagent.storage.store import Store
 
 PERSON = 7
@@ -70,8 +71,8 @@ def env(tmp_path):
 def open_submission(env, item):
     opened = envelope.verify_and_open(item.envelope, central_private_key=env.central,
                                       device_verify_keys=[env.device_verify])
-    parsed = T.parse_transaction(opened.plaintext)
-    T.validate(parsed)
+    parsed = parse_transaction(opened.plaintext)
+    validate(parsed)
     return opened, parsed
 
 
@@ -186,7 +187,7 @@ def test_full_ten_print_booking_is_one_outbox_row_central_can_open(env, warm):
 
     opened, parsed = open_submission(env, item)
     assert opened.header.submission_id == sid and opened.header.ori == "CA0190000"
-    assert parsed.tcn == item.tcn and T.tcn_is_valid(parsed.tcn)
+    assert parsed.tcn == item.tcn and tcn_is_valid(parsed.tcn)
     assert parsed.tot == "CAR" and parsed.destination == "CA0000001"
     assert [f.position for f in parsed.fingers] == list(range(1, 11))
     assert parsed.finger(5).missing == "XX" and parsed.finger(5).image_data == b""

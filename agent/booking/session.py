@@ -30,14 +30,15 @@ import logging
 from typing import Callable, Iterable, Mapping, Optional
 
 from fpagent import hal
+from fpagent.records import profile
 from fpagent.records import transaction as tx
 from fpagent.errors import UserError
 from fpagent.biometrics.template import Template
 
 log = logging.getLogger(__name__)
 
-FINGERS = tx.FINGERS
-MISSING_CODES = tx.MISSING_CODES
+FINGERS = profile.FINGERS
+MISSING_CODES = profile.MISSING_CODES
 
 
 def finger_label(position: int) -> str:
@@ -74,16 +75,16 @@ class BookingInfo:
             raise BookingError("an operator id is required (who takes the prints)")
         if len(self.ori or "") != 9 or not str(self.ori).isalnum():
             raise BookingError(f"agency ORI must be 9 letters/digits, got {self.ori!r}")
-        allowed = set(allowed_fields) if allowed_fields is not None else set(tx.DESCRIPTIVE_FIELDS)
+        allowed = set(allowed_fields) if allowed_fields is not None else set(profile.DESCRIPTIVE_FIELDS)
         for key in self.descriptive:
-            if key in tx.DESCRIPTIVE_FIELDS and key not in allowed:
+            if key in profile.DESCRIPTIVE_FIELDS and key not in allowed:
                 raise BookingError(
                     f"descriptive field {key!r} is not collected here "
                     f"(booking.descriptive_fields = {sorted(allowed)})"
                 )
         try:  # every value checked now, before any finger is taken
             tx.normalise_descriptive(self.descriptive, allowed)
-        except tx.TransactionError as exc:
+        except profile.TransactionError as exc:
             raise BookingError(str(exc)) from None
 
     def __repr__(self) -> str:  # no personal data in logs

@@ -18,6 +18,7 @@ from typing import Optional
 
 from fpagent.booking.session import BookingError, BookingSession, Phase
 from fpagent.records import transaction as tx
+from fpagent.records.tcn import make_tcn
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def submit(session: BookingSession, cfg, store, keys, *,
         raise BookingError(f"booking is {session.phase.value}, not ready to submit")
     now = now or _dt.datetime.now(_dt.timezone.utc)
     sequence = store.next_sequence()
-    tcn = tx.make_tcn(session.info.ori, now, sequence)
+    tcn = make_tcn(session.info.ori, now, sequence)
     t0 = time.perf_counter()
     record = session.to_record(tcn=tcn, destination=cfg.booking.destination,
                                type_of_transaction=cfg.booking.type_of_transaction,

@@ -556,7 +556,8 @@ class TransactionScreen:
         return best, best_score
 
     def __call__(self, opened) -> Screening:
-        from fpagent.records.transaction import TransactionError, parse_transaction
+        from fpagent.records.profile import TransactionError
+        from fpagent.records.transaction_parse import parse_transaction
         try:
             parsed = parse_transaction(opened.plaintext)
         except (TransactionError, ValueError) as exc:
