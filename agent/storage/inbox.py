@@ -3,23 +3,20 @@
 `Inbox` keeps notifications and commands durably until an officer
 acknowledges them (then for retention_days); `SeenIds` remembers processed
 message ids per scope until they expire, so a replayed message is refused.
-Both live in the store's one SQLite file (fpagent.storage.store).
+Both live in the store's one SQLite file: fpagent.storage.store.Store makes
+them, hands itself in, and they use its connection, lock and transaction.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from fpagent.storage.store import Store
 
 
 class Inbox:
     """Verified messages from central (notifications, commands). Use `store.inbox`."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store):
         self._s = store
 
     def add(self, message_id: str, kind: str, body: dict, *, now: float | None = None) -> bool:
@@ -94,9 +91,10 @@ class Inbox:
 
 
 class SeenIds:
-    """Message ids already processed, per scope, until they expire (replay defence)."""
+    """Message ids already processed, per scope, until they expire (replay defence).
+    Use `store.seen`."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store):
         self._s = store
 
     def add(self, scope: str, message_id: str, *, ttl_s: float, now: float | None = None) -> bool:

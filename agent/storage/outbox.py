@@ -7,8 +7,10 @@ Purging deletes the envelope bytes and keeps the row.
 
 Full disk or quota: `Outbox.enqueue` refuses the NEW booking with
 `fpagent.errors.StorageFull` saying what to do; queued bookings are never
-dropped or overwritten. Rows live in the store's one SQLite file
-(fpagent.storage.store), so a row and its audit entry commit together.
+dropped or overwritten. Rows live in the store's one SQLite file, so a
+row and its audit entry commit together: fpagent.storage.store.Store makes
+the Outbox, hands itself in, and the Outbox uses its connection, lock and
+transaction.
 """
 
 from __future__ import annotations
@@ -19,14 +21,10 @@ import json
 import shutil
 import sqlite3
 import time
-from typing import TYPE_CHECKING
 
 from fpagent.errors import StorageFull, UserError
 from fpagent.storage.audit import check_detail
 from fpagent.storage.disk_full import disk_full_text, is_disk_full
-
-if TYPE_CHECKING:
-    from fpagent.storage.store import Store
 
 MB = 1024 * 1024
 STATES = ("pending", "sent", "acknowledged", "rejected", "purged")
@@ -87,7 +85,7 @@ def _item(row: dict) -> OutboxItem:
 class Outbox:
     """Sealed submissions waiting for central's signed ack. Use `store.outbox`."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store):
         self._s = store
 
     # -- policy
