@@ -556,8 +556,7 @@ class TransactionScreen:
         return best, best_score
 
     def __call__(self, opened) -> Screening:
-        from fpagent.records.profile import TransactionError
-        from fpagent.records.transaction_parse import parse_transaction
+        from fpagent.records.transaction_parse import TransactionError, parse_transaction
         try:
             parsed = parse_transaction(opened.plaintext)
         except (TransactionError, ValueError) as exc:
