@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class Submission:
+    """What `submit` reports about one queued booking: ids, sizes and timings, no personal data."""
+
     submission_id: str
     tcn: str
     sequence: int
