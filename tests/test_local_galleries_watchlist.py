@@ -14,6 +14,7 @@ import pytest
 from paho.mqtt.client import CallbackAPIVersion
 
 from fpagent import hal
+from fpagent.booking import local_screening, runner
 from fpagent.booking import session as B
 from fpagent.records import fmr
 from fpagent.sealing import keys
@@ -116,15 +117,15 @@ def test_pushed_watchlist_lands_encrypted_and_screens_a_booking(tmp_path, pki, b
     # a booking of the watch-listed person (other impressions) shows the candidate
     session = B.BookingSession(B.BookingInfo("BK-W", ORI, "officer-1"), fingers=(2, 7),
                                compare=matcher.compare, match_threshold=matcher.MATCH_THRESHOLD)
-    screen = B.local_screen(cfg)
+    screen = local_screening.local_screen(cfg)
     with hal.open_sensor(f"synthetic://?seed={SEED}&person=6&impression=0") as sensor:
-        B.run_booking(session, sensor, timeout=5.0, screen=screen)
+        runner.run_booking(session, sensor, timeout=5.0, screen=screen)
     assert "watchlist:W6/2" in [c[0] for c in session.screening.get(2, [])], session.screening
     assert "watchlist:W6/7" in [c[0] for c in session.screening.get(7, [])], session.screening
     # someone else is not a candidate
     other = B.BookingSession(B.BookingInfo("BK-X", ORI, "officer-1"), fingers=(2,))
     with hal.open_sensor(f"synthetic://?seed={SEED}&person=12&impression=0") as sensor:
-        B.run_booking(other, sensor, timeout=5.0, screen=screen)
+        runner.run_booking(other, sensor, timeout=5.0, screen=screen)
     assert other.screening == {}
     central.stop()
 

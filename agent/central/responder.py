@@ -556,7 +556,7 @@ class TransactionScreen:
         return best, best_score
 
     def __call__(self, opened) -> Screening:
-        from fpagent.records.transaction import TransactionError, parse_transaction
+        from fpagent.records.transaction_parse import TransactionError, parse_transaction
         try:
             parsed = parse_transaction(opened.plaintext)
         except (TransactionError, ValueError) as exc:

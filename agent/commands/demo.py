@@ -52,7 +52,7 @@ def say(text: str) -> None:
 
 def _demo_ui():
     """A BookingUI that prints one mark per finger and confirms overrides (demo only)."""
-    from fpagent.booking.session import BookingUI
+    from fpagent.booking.runner import BookingUI
 
     class DemoUI(BookingUI):
         def outcome(self, outcome):
@@ -105,6 +105,7 @@ def _results_lines(store, sids: dict) -> list[str]:
 def run_demo(bookings: int = 4, images: str | None = None, keep: bool = False,
              timeout_s: float = 180.0) -> int:
     from fpagent import hal
+    from fpagent.booking import runner, submit
     from fpagent.booking import session as booking_mod
     from fpagent.sealing import keys as keys_mod
     from fpagent.central.responder import Central, CentralKeys, Galleries, TransactionScreen, demo_galleries
@@ -229,11 +230,11 @@ def run_demo(bookings: int = 4, images: str | None = None, keep: bool = False,
             sys.stdout.flush()
             t0 = time.monotonic()
             try:
-                booking_mod.run_booking(session, sensor, ui=_demo_ui(), timeout=10)
+                runner.run_booking(session, sensor, ui=_demo_ui(), timeout=10)
             finally:
                 if sensor is not shared_sensor:
                     sensor.close()
-            sid = booking_mod.complete_booking(session, cfg, store, device_keys)
+            sid = submit.complete_booking(session, cfg, store, device_keys)
             link.poke()
             sids[sid] = (label, 0 if images else person)
             print(f" sealed and queued in {time.monotonic() - t0:.1f} s", flush=True)
