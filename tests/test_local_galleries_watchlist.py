@@ -19,7 +19,7 @@ from fpagent.records import fmr
 from fpagent.sealing import keys
 from fpagent.biometrics import matcher
 from fpagent.link import messages
-from fpagent.central.responder import synthetic_watchlist
+from fpagent.central.screening import synthetic_watchlist
 from fpagent.screening.galleries import WATCHLIST, GalleryStore
 from fpagent.screening.prefilter import Gallery
 from fpagent.storage.store import Store
