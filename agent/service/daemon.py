@@ -584,7 +584,11 @@ class LinkPart(Part):
                 self.state, self.detail = "unavailable", f"link module missing ({exc})"
                 _log(logging.WARNING, "link unavailable", reason=self.detail)
                 return
-            factory = lambda cfg, store: module.build_link(cfg, store, status_extra=status_extra)  # noqa: E731
+            from fpagent.screening.watchlist import WatchlistCommands
+
+            def factory(cfg, store):  # central's commands are applied by screening, not the link
+                return module.build_link(cfg, store, status_extra=status_extra,
+                                         on_command=WatchlistCommands.from_config(cfg))
         try:
             self.link = factory(self.cfg, self.store)
             starter = getattr(self.link, "start", None)
