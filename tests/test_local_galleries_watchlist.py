@@ -242,3 +242,67 @@ def test_cli_push_replaces_the_whole_watchlist(tmp_path, pki, broker, entries_6,
         link.stop()
     g = Gallery.from_bytes(GalleryStore.from_config(cfg).load(WATCHLIST))
     assert sorted(g.ids()) == ["W8/2", "W8/7"]  # replaced, not merged
+
+
+def test_commands_are_prepared_before_the_inbox_transaction_and_applied_inside_it(
+        tmp_path, pki, broker):
+    from fpagent.link.connection import Link
+
+    cfg = appliance_config(tmp_path, pki, broker.port)
+    store = Store(cfg.paths.database(), cfg)
+    seen = []
+
+    def on_command(msg):
+        seen.append(("prepare", msg.body["action"], store.conn.in_transaction))
+        return lambda s: seen.append(("step", s is store, store.conn.in_transaction))
+
+    link = Link(cfg, store=store, central_verify_keys=pki.central_signing.public_key(),
+                device_signing_key=pki.device_signing["booking-01"], on_command=on_command).start()
+    cen = _central_client(pki, broker.port)
+    command = messages.sign(messages.message("command", messages.watchlist_command([]),
+                                             ori=ORI, device="booking-01"), pki.central_signing)
+    try:
+        assert link.wait_connected()
+        wait_for(link._subscribed.is_set, 10, what="link subscribed")
+        cen.publish(f"fpagent/v1/{ORI}/booking-01/command", command, qos=1).wait_for_publish(5)
+        wait_for(lambda: len(seen) == 2, 10, what="command handed over")
+        # the same command again: refused as a replay, never handed over a second time
+        cen.publish(f"fpagent/v1/{ORI}/booking-01/command", command, qos=1).wait_for_publish(5)
+        wait_for(lambda: link.rejected["replayed"] == 1, 10, what="replay refused")
+    finally:
+        cen.loop_stop()
+        cen.disconnect()
+        link.stop()
+    assert seen == [("prepare", "watchlist.replace", False), ("step", True, True)]
+    assert [a.action for a in store.audit.list(action="command-received")] == ["command-received"]
+    store.close()
+
+
+def test_the_service_hands_pushed_watch_lists_to_screening(tmp_path, pki, broker, entries_6):
+    from fpagent.service import daemon as service_mod
+
+    cfg = appliance_config(tmp_path, pki, broker.port)
+    keys_dir = cfg.paths.keys()
+    keys_dir.mkdir(parents=True, mode=0o700)
+    (keys_dir / keys.CENTRAL_VERIFY_KEY).write_bytes(
+        (pki.central_dir / keys.CENTRAL_VERIFY_KEY).read_bytes())
+    keys.save_private_key(keys_dir / keys.DEVICE_SIGNING_KEY, pki.device_signing["booking-01"])
+    store = Store(cfg.paths.database(), cfg)
+    part = service_mod.LinkPart(cfg, store, period=0.05)
+    part.open()  # the service's own wiring of the real link
+    cen = _central_client(pki, broker.port)
+    try:
+        assert part.link is not None and part.link.wait_connected(), part.detail
+        wait_for(part.link._subscribed.is_set, 10, what="link subscribed")
+        command = messages.sign(messages.message("command", messages.watchlist_command(entries_6),
+                                                 ori=ORI, device="booking-01"), pki.central_signing)
+        cen.publish(f"fpagent/v1/{ORI}/booking-01/command", command, qos=1).wait_for_publish(5)
+        wait_for(lambda: store.audit.list(action="watchlist-replaced"), 20,
+                 what="watch list applied by the service")
+    finally:
+        cen.loop_stop()
+        cen.disconnect()
+        part.close()
+        store.close()
+    g = Gallery.from_bytes(GalleryStore.from_config(cfg).load(WATCHLIST))
+    assert sorted(g.ids()) == ["W6/2", "W6/7"]
