@@ -139,7 +139,7 @@ def test_build_watchlist_is_all_or_nothing(warm):
     import base64
 
     from fpagent.link import messages
-    from fpagent.screening.galleries import WatchlistError, build_watchlist
+    from fpagent.screening.watchlist import WatchlistError, build_watchlist
     from fpagent.drivers.synthetic.generator import finger_image
     from fpagent.biometrics.extraction import extract
 

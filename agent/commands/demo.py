@@ -24,23 +24,6 @@ import pathlib
 from fpagent import config as config_mod
 from fpagent.errors import UserError
 
-SEED = 2026
-# Who the central system "already knows" (synthetic people; no real person).
-KNOWN = {
-    1: {"criminal": {"name": "SYNTHETIC, PERSON ONE", "sid": "DEMO-SID-0001",
-                     "history": "burglary (2019), probation violation (2021)"}},
-    2: {"criminal": {"name": "SYNTHETIC, PERSON TWO", "sid": "DEMO-SID-0002",
-                     "history": "aggravated assault (2018)"},
-        "immigration": {"determination": "removable", "level": 1,
-                        "instructions": "Status determination: removable, offence level 1. "
-                                        "Call the field office before any release."}},
-    3: {"immigration": {"determination": "citizen-or-lawful-no-action",
-                        "instructions": "Record match only: U.S. citizen. No action. "
-                                        "Do not hold on immigration grounds."}},
-    5: {"immigration": {"determination": "under-review",
-                        "instructions": "Record found, status not determined. No action "
-                                        "unless a determination follows."}},
-}
 WHO = {1: "known: criminal record", 2: "known: criminal record + immigration removable L1",
        3: "known: immigration record, U.S. citizen", 4: "not known anywhere",
        5: "known: immigration record under review"}
@@ -108,7 +91,10 @@ def run_demo(bookings: int = 4, images: str | None = None, keep: bool = False,
     from fpagent.booking import runner, submit
     from fpagent.booking import session as booking_mod
     from fpagent.sealing import keys as keys_mod
-    from fpagent.central.responder import Central, CentralKeys, Galleries, TransactionScreen, demo_galleries
+    from fpagent.central.people import KNOWN, SEED, demo_galleries
+    from fpagent.central.responder import Central
+    from fpagent.central.screening import Galleries, TransactionScreen
+    from fpagent.central.store import CentralKeys
     from fpagent.devtools.broker import LocalBroker, find_mosquitto
     from fpagent.devtools.ca import make_dev_pki
     from fpagent.link.connection import build_link
@@ -288,7 +274,7 @@ def _folder_galleries(folder: str, known: dict):
     import numpy as np
     from PIL import Image
 
-    from fpagent.central.responder import SCREEN_FINGERS, Galleries, GalleryEntry, _extract
+    from fpagent.central.screening import SCREEN_FINGERS, Galleries, GalleryEntry, extract_template
     from fpagent.drivers.zfm.emulator import IMAGE_SUFFIXES, fit_to_module
 
     files = sorted(p for p in pathlib.Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -300,7 +286,7 @@ def _folder_galleries(folder: str, known: dict):
     galleries = Galleries()
     for (person, what), (group, paths) in zip(sorted(known.items()), groups.items()):
         with Image.open(paths[-1]) as img:
-            template = _extract(fit_to_module(np.asarray(img.convert("L"))))
+            template = extract_template(fit_to_module(np.asarray(img.convert("L"))))
         templates = {f: template for f in SCREEN_FINGERS}
         for gallery in ("criminal", "immigration"):
             if gallery in what:

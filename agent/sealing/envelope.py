@@ -22,7 +22,7 @@ ChaCha20-Poly1305 (ChaCha20 because a Raspberry Pi 4 has no AES instructions).
 
 Messages from central (ack, notification, command) are canonical JSON signed
 with Ed25519: `sign_message` / `verify_message`. Freshness and seen-id
-deduplication are the link's job (agent/link.py), on top of these.
+deduplication are the link's job (fpagent.link.inbound), on top of these.
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ part's heartbeat is fresh, so one wedged part gets the service restarted.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import os
 import threading
@@ -291,13 +290,12 @@ class LinkPart(Part):
     def open(self, status_extra: Callable[[], dict] | None = None) -> None:
         factory = self.factory
         if factory is None:
-            try:
-                module = importlib.import_module("fpagent.link.connection")
-            except ImportError as exc:
-                self.state, self.detail = "unavailable", f"link module missing ({exc})"
-                log_event(logging.WARNING, "link unavailable", reason=self.detail)
-                return
-            factory = lambda cfg, store: module.build_link(cfg, store, status_extra=status_extra)  # noqa: E731
+            from fpagent.link.connection import build_link
+            from fpagent.screening.watchlist import WatchlistCommands
+
+            def factory(cfg, store):  # central's commands are applied by screening, not the link
+                return build_link(cfg, store, status_extra=status_extra,
+                                         on_command=WatchlistCommands.from_config(cfg))
         try:
             self.link = factory(self.cfg, self.store)
             starter = getattr(self.link, "start", None)
