@@ -15,13 +15,14 @@ import logging
 import pathlib
 from typing import Callable
 
+from fpagent.errors import FpagentError
 from fpagent.link import messages
 from fpagent.sealing import envelope as envelope_mod
 
 log = logging.getLogger("fpagent.central")
 
 
-class ScreenRejected(Exception):
+class ScreenRejected(FpagentError):
     """The submission cannot be screened; `reason` is a key of messages.ACK_REASONS."""
 
     def __init__(self, reason: str, detail: str = ""):

@@ -13,6 +13,8 @@ from __future__ import annotations
 import datetime as _dt
 import re
 
+from fpagent.errors import FpagentError
+
 VERSION = "0502"  # ANSI/NIST-ITL 1-2011 Update 2015 [memory; EBTS/state ICD decide]
 DOMAIN = "NORAM"
 FINGERS = tuple(range(1, 11))  # FGP 1 (right thumb) .. 10 (left little), the standard order
@@ -43,7 +45,7 @@ DPR_FIELD = 38  # 2.038 date printed
 DOA_FIELD = 45  # 2.045 date of arrest
 
 
-class TransactionError(ValueError):
+class TransactionError(FpagentError, ValueError):
     """The transaction is malformed or misses a mandatory field; says which."""
 
 

@@ -18,6 +18,7 @@ import datetime
 import functools
 import logging
 
+from fpagent.errors import FpagentError
 from fpagent.screening.galleries import WATCHLIST, GalleryStore
 
 log = logging.getLogger("fpagent.screening")
@@ -26,7 +27,7 @@ ACTION = "watchlist.replace"
 AUDIT_ACTOR = "link"  # the audit trail names the channel the list came by, as it always has
 
 
-class WatchlistError(ValueError):
+class WatchlistError(FpagentError, ValueError):
     """A watch list that must not be applied (a bad template, a duplicate entry)."""
 
 

@@ -41,6 +41,7 @@ from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from fpagent.errors import FpagentError
 from fpagent.sealing import keys as keys_mod
 
 MAGIC = b"FPE1"
@@ -78,7 +79,7 @@ _HEADER_FIELDS = {
 }
 
 
-class EnvelopeError(ValueError):
+class EnvelopeError(FpagentError, ValueError):
     """An envelope or signed message is malformed, tampered, too big or for other keys."""
 
 

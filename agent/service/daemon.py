@@ -35,11 +35,11 @@ import threading
 import time
 
 from fpagent.config import Config
-from fpagent.errors import UserError
+from fpagent.errors import StartupError, UserError
 from fpagent.service import status as status_mod
 from fpagent.service.journal import log_event, setup_logging
 from fpagent.service.parts import CapturePart, Heartbeats, LinkPart, OutboxPart, Part
-from fpagent.service.preflight import StartupError, check_key_files, prepare_directories
+from fpagent.service.preflight import check_key_files, prepare_directories
 from fpagent.service.sdnotify import Notifier, watchdog_interval
 from fpagent.storage.store import Store
 

@@ -13,14 +13,8 @@ import pathlib
 import sys
 
 from fpagent.config import Config
-from fpagent.errors import ConfigError, UserError
+from fpagent.errors import ConfigError, StartupError
 from fpagent.sealing import keys
-
-
-class StartupError(UserError):
-    """The service cannot start; the message says what to do."""
-
-    exit_code = 1
 
 
 # [envelope] keys: the file each one defaults to under keys_dir when left empty

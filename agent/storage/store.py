@@ -31,7 +31,7 @@ import threading
 
 import sqlite_utils
 
-from fpagent.errors import StorageFull, UserError
+from fpagent.errors import StorageError, StorageFull
 from fpagent.storage.audit import AuditLog
 from fpagent.storage.disk_full import disk_full_text, is_disk_full
 from fpagent.storage.inbox import Inbox, SeenIds
@@ -40,10 +40,8 @@ from fpagent.storage.outbox import STATES, Outbox
 log = logging.getLogger(__name__)
 
 
-class StoreError(UserError):
+class StoreError(StorageError):
     """The database cannot be used as it is (schema too new, unreadable...)."""
-
-    exit_code = 74  # EX_IOERR
 
 
 # --------------------------------------------------------------------------- schema
