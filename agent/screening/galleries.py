@@ -1,6 +1,6 @@
 """Local prefilter galleries, encrypted at rest (no biometric data in plaintext on disk).
 
-A gallery (H4's `fpagent.screening.prefilter.Gallery.to_bytes()`) is stored as one file
+A gallery (`fpagent.screening.prefilter.Gallery.to_bytes()`) is stored as one file
 per name under `<state_dir>/galleries/`, sealed with AES-256-GCM (from
 `cryptography`) under a local 32-byte key kept in a 0600 file
 (`<keys_dir>/local-data.key`, created on first use). The gallery name and

@@ -28,7 +28,7 @@ descriptors (fpagent.screening.prefilter_scan), keeps the best fraction
 (`penetration`) and lets the 1:1 matcher rank those.
 
 `to_bytes`/`from_bytes` give a self-describing binary form (no pickle: a
-gallery may come from elsewhere) that H5's gallery store encrypts at rest.
+gallery may come from elsewhere) that the gallery store (fpagent.screening.galleries) encrypts at rest.
 """
 
 from __future__ import annotations
