@@ -1,7 +1,7 @@
 """Errors a caller can act on: each says what happened and what to do next.
 
 The booking session retries `NoFinger`/`CaptureTimeout` by asking the officer
-again, retries `LinkError` a bounded number of times, and turns
+again, retries `TransportError` a bounded number of times, and turns
 `SensorNotFound`/`SensorBusy` into a technician message.
 """
 
@@ -32,17 +32,20 @@ class CaptureTimeout(SensorError):
     hint = "The sensor stopped answering; check its cable and power, then retry."
 
 
-class LinkError(SensorError):
-    """Bytes on the wire were wrong (checksum, framing, unexpected packet)."""
+class TransportError(SensorError):
+    """Bytes between host and sensor were wrong (checksum, framing, unexpected packet).
+
+    A fault of the serial/USB transport to the sensor, not of the MQTT link.
+    """
 
     hint = "Data from the sensor was corrupted; check the cable and baud rate, then retry."
 
 
-class ChecksumError(LinkError):
+class ChecksumError(TransportError):
     """A packet arrived whose checksum does not match its contents."""
 
 
-class FramingError(LinkError):
+class FramingError(TransportError):
     """A packet was malformed: bad header, impossible length, wrong packet type."""
 
 
