@@ -59,6 +59,16 @@ from paho.mqtt.client import CallbackAPIVersion
 from fpagent.sealing import envelope as envelope_mod
 from fpagent.sealing import keys as keys_mod
 from fpagent.link import messages
+from fpagent.central.galleries import (  # noqa: F401  (callers import them from here too)
+    SCREEN_FINGERS,
+    Galleries,
+    GalleryEntry,
+    _extract,
+    demo_galleries,
+    folder_entries,
+    synthetic_entry,
+    synthetic_watchlist,
+)
 
 log = logging.getLogger("fpagent.central")
 
@@ -472,74 +482,7 @@ class Central:
                 self._event("notification", fields)
 
 
-# --------------------------------------------------------------------------- galleries + screen
-
-
-@dataclasses.dataclass
-class GalleryEntry:
-    """One known person: a record (no biometrics) and one template per finger position."""
-
-    subject: str
-    record: dict
-    templates: dict  # finger position -> fpagent.biometrics.template.Template
-
-
-@dataclasses.dataclass
-class Galleries:
-    criminal: list = dataclasses.field(default_factory=list)
-    immigration: list = dataclasses.field(default_factory=list)
-
-
-SCREEN_FINGERS = (2, 7)  # right and left index: enough for a reference, fast in the demo
-
-
-def _extract(pixels, ppi: int = 500):
-    from fpagent.biometrics.extraction import extract  # lazy: numba kernels load only when screening
-    return extract(pixels, ppi=ppi).template
-
-
-def synthetic_entry(subject: str, record: dict, *, person: int, seed: int,
-                    fingers=SCREEN_FINGERS, impression: int = 5) -> GalleryEntry:
-    """A gallery entry from the project's synthetic fingers (another impression than booking's).
-
-    The prints come through the HAL's synthetic sensor, like a booking's: the
-    first capture of each finger is impression `impression` of that finger.
-    """
-    from fpagent import hal
-    url = f"synthetic://?seed={seed}&person={person}&impression={impression}"
-    with hal.open_sensor(url) as sensor:
-        templates = {f: _extract(sensor.capture(finger_position=f).pixels) for f in fingers}
-    return GalleryEntry(subject, record, templates)
-
-
-def synthetic_watchlist(seed: int, persons, fingers=SCREEN_FINGERS, impression: int = 6) -> list:
-    """watchlist.replace entries for synthetic people (subject ids "W<person>")."""
-    out = []
-    for person in persons:
-        entry = synthetic_entry(f"W{person}", {}, person=person, seed=seed, fingers=fingers,
-                                impression=impression)
-        out += [messages.watchlist_entry(entry.subject, f, t) for f, t in entry.templates.items()]
-    return out
-
-
-def folder_entries(folder, fingers=SCREEN_FINGERS) -> list:
-    """Entries from `folder/<subject>/<finger position>.png` (+ optional record.json)."""
-    import numpy as np
-    from PIL import Image
-    out = []
-    for sub in sorted(p for p in pathlib.Path(folder).iterdir() if p.is_dir()):
-        record_file = sub / "record.json"
-        record = json.loads(record_file.read_text()) if record_file.exists() else {"subject": sub.name}
-        templates = {}
-        for f in fingers:
-            for ext in ("png", "tif", "bmp"):
-                path = sub / f"{f}.{ext}"
-                if path.exists():
-                    templates[f] = _extract(np.asarray(Image.open(path).convert("L")))
-                    break
-        if templates:
-            out.append(GalleryEntry(sub.name, record, templates))
-    return out
+# --------------------------------------------------------------------------- screen against the galleries
 
 
 class TransactionScreen:
@@ -587,20 +530,6 @@ class TransactionScreen:
             screening.instructions = rec.pop("instructions", "")
             screening.immigration_record = dict(rec, subject=imm.subject, score=round(score, 3))
         return screening
-
-
-def demo_galleries(seed: int, people: dict, progress: Callable[[str], None] | None = None) -> Galleries:
-    """Galleries of synthetic "already known" people: {person: {"criminal": {...}, "immigration": {...}}}."""
-    galleries = Galleries()
-    for person, what in people.items():
-        if progress:
-            progress(f"enrolling synthetic person {person} in the central galleries")
-        entry = synthetic_entry(f"P{person}", {}, person=person, seed=seed)
-        for name in ("criminal", "immigration"):
-            if name in what:
-                getattr(galleries, name).append(GalleryEntry(entry.subject, what[name],
-                                                             entry.templates))
-    return galleries
 
 
 # --------------------------------------------------------------------------- dev keys helper
