@@ -25,6 +25,7 @@ from typing import Optional
 from fpagent.hal.errors import CaptureTimeout, SensorError
 from fpagent.hal.image import FingerImage, FingerPosition, ImpressionType
 from fpagent.hal.info import Progress, SensorInfo
+from fpagent.hal import registry
 from fpagent.hal.url import SensorUrl, parse_sensor_url
 
 __all__ = [
@@ -191,8 +192,11 @@ class Sensor(abc.ABC):
             pass
 
     # -- spy ------------------------------------------------------------
-    def _enable_spy(self) -> None:
-        """Log every capture's request, outcome and timing at debug level (never pixels)."""
+    def log_captures(self) -> None:
+        """Log every capture's request, outcome and timing at debug level (never pixels).
+
+        What a `spy+` URL turns on, for every driver.
+        """
         self._capture_spy = True
 
     def _log_capture(self, request: CaptureRequest, timeout: float, started: float,
@@ -226,6 +230,4 @@ def register_interface(name: str, target) -> None:
     Installed drivers use the `fpagent.sensors` entry-point group instead;
     this is for tests and for code that embeds its own driver.
     """
-    from fpagent.hal import registry
-
     registry.register(name, target)

@@ -56,13 +56,13 @@ class _Unavailable(Exception):
 
 
 def _driver_class(name: str, target):
-    from fpagent.hal.driver import Sensor
-
     try:
         cls = _load(target)
     except Exception as exc:  # ImportError, a missing attribute, an error in the module
         raise _Unavailable(f"{type(exc).__name__}: {exc}") from exc
-    if not (isinstance(cls, type) and issubclass(cls, Sensor)):
+    # duck-typed, so that this module stays below fpagent.hal.driver
+    if not (isinstance(cls, type) and callable(getattr(cls, "from_url", None))
+            and hasattr(cls, "usb_ids") and hasattr(cls, "supports_spy")):
         raise _Unavailable(f"{target!r} is not a fpagent.hal.driver.Sensor subclass")
     return cls
 
@@ -107,7 +107,7 @@ def open_sensor(url: str):
         )
     sensor = cls.from_url(parsed)
     if parsed.spy:
-        sensor._enable_spy()
+        sensor.log_captures()
     return sensor
 
 

@@ -32,7 +32,8 @@ class Galleries:
 SCREEN_FINGERS = (2, 7)  # right and left index: enough for a reference, fast in the demo
 
 
-def _extract(pixels, ppi: int = 500):
+def extract_template(pixels, ppi: int = 500):
+    """A print's template (minutiae), as central extracts it from a submission's image."""
     from fpagent.biometrics.extraction import extract  # lazy: numba kernels load only when screening
     return extract(pixels, ppi=ppi).template
 
@@ -47,7 +48,7 @@ def synthetic_entry(subject: str, record: dict, *, person: int, seed: int,
     from fpagent import hal
     url = f"synthetic://?seed={seed}&person={person}&impression={impression}"
     with hal.open_sensor(url) as sensor:
-        templates = {f: _extract(sensor.capture(finger_position=f).pixels) for f in fingers}
+        templates = {f: extract_template(sensor.capture(finger_position=f).pixels) for f in fingers}
     return GalleryEntry(subject, record, templates)
 
 
@@ -74,7 +75,7 @@ def folder_entries(folder, fingers=SCREEN_FINGERS) -> list:
             for ext in ("png", "tif", "bmp"):
                 path = sub / f"{f}.{ext}"
                 if path.exists():
-                    templates[f] = _extract(np.asarray(Image.open(path).convert("L")))
+                    templates[f] = extract_template(np.asarray(Image.open(path).convert("L")))
                     break
         if templates:
             out.append(GalleryEntry(sub.name, record, templates))

@@ -63,7 +63,7 @@ from fpagent.central.galleries import (  # noqa: F401  (callers import them from
     SCREEN_FINGERS,
     Galleries,
     GalleryEntry,
-    _extract,
+    extract_template,
     demo_galleries,
     folder_entries,
     synthetic_entry,
@@ -514,7 +514,7 @@ class TransactionScreen:
         for f in parsed.fingers:
             if f.position in self.fingers and not f.missing:
                 try:
-                    probes[f.position] = _extract(f.pixels(), f.ppi or 500)
+                    probes[f.position] = extract_template(f.pixels(), f.ppi or 500)
                 except Exception as exc:  # noqa: BLE001 - an unusable finger is skipped
                     log.info("central: finger %s not usable: %s", f.position, exc)
         screening = Screening(tcn=parsed.tcn)

@@ -288,7 +288,7 @@ def _folder_galleries(folder: str, known: dict):
     import urllib.parse
 
     from fpagent import hal
-    from fpagent.central.responder import SCREEN_FINGERS, Galleries, GalleryEntry, _extract
+    from fpagent.central.galleries import SCREEN_FINGERS, Galleries, GalleryEntry, extract_template
 
     files = sorted(p for p in pathlib.Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
@@ -301,7 +301,7 @@ def _folder_galleries(folder: str, known: dict):
         # the enrolled print is what the emulated module makes of that file, as in a booking
         source = urllib.parse.quote(str(paths[-1]), safe="/")
         with hal.open_sensor(f"emulated://?source={source}") as sensor:
-            template = _extract(sensor.capture(timeout=10).pixels)
+            template = extract_template(sensor.capture(timeout=10).pixels)
         templates = {f: template for f in SCREEN_FINGERS}
         for gallery in ("criminal", "immigration"):
             if gallery in what:

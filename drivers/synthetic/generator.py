@@ -71,13 +71,17 @@ from fpagent.drivers.synthetic.master import (  # noqa: F401
 from fpagent.drivers.synthetic.ridges import (  # noqa: F401
     GROWTH_ITERATIONS,
     SEED_DENSITY,
-    _bank_weights,
-    _gabor_bank,
+    bank_weights,
+    gabor_bank,
     contextual_filter,
     grow_ridges,
 )
 
 PPI = 500
+
+# the names the generator's tests have always used for the filter bank
+_gabor_bank = gabor_bank
+_bank_weights = bank_weights
 
 
 def finger_image(

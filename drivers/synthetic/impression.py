@@ -12,22 +12,19 @@ import dataclasses
 import numpy as np
 
 from fpagent.drivers.synthetic.master import (
-    _IMPRESSION_STREAM,
+    IMPRESSION_STREAM,
     MasterFinger,
-    _check_index,
-    _rng,
+    check_index,
+    seeded_rng,
     smooth_noise,
 )
-from fpagent.drivers.synthetic.ridges import _box_mean
+from fpagent.drivers.synthetic.ridges import box_mean
 
 # Impression rendering
 TEXTURE = 0.25  # skin texture noise added to the ridge field
 PRESSURE_PX = 1.5  # px of ridge-width change per side at the extreme pressures
 PRESSURE_SD = 0.35  # spread of pressure between impressions (+-1: very wet / very dry)
 NOISE_SCALE = 1.0  # multiplies the sensor noise drawn per impression
-
-
-# ----------------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,7 +184,7 @@ def render_impression(
         ridges = ridges - 2.0 * breaks * np.maximum(ridges, 0.0)
     threshold = 0.25 * (1.0 - strength)  # ridges fade towards the rim of the contact
     texture = rng.normal(0.0, 1.0, size).astype(np.float32)
-    texture = _box_mean(texture, 1) * (0.9 + 2.2 * dryness)
+    texture = box_mean(texture, 1) * (0.9 + 2.2 * dryness)
     value = ridges - threshold + TEXTURE * texture
     softness = 0.22 + 0.2 * max(0.0, params.pressure)  # wet prints blur
     darkness = 1.0 / (1.0 + np.exp(-value / softness))
@@ -198,7 +195,7 @@ def render_impression(
     grey = grey * (1.0 - outside) + params.background * outside
     # sensor: illumination gradient, a little blur, noise
     grey += 10.0 * smooth_noise(rng, size, 2).astype(np.float32)
-    grey = _box_mean(grey, 1) * 0.6 + grey * 0.4
+    grey = box_mean(grey, 1) * 0.6 + grey * 0.4
     grey += rng.normal(0.0, params.noise, size).astype(np.float32)
     return np.clip(np.rint(grey), 0, 255).astype(np.uint8)
 
@@ -207,9 +204,9 @@ def impression_of(
     master: MasterFinger, impression: int, size: tuple[int, int] = (288, 256)
 ) -> np.ndarray:
     """Impression number `impression` of an existing master (deterministic)."""
-    impression = _check_index("impression", impression)
+    impression = check_index("impression", impression)
     size = _check_size(size)
-    rng = _rng(_IMPRESSION_STREAM, master.seed, master.person, master.finger, impression)
+    rng = seeded_rng(IMPRESSION_STREAM, master.seed, master.person, master.finger, impression)
     params = draw_impression_params(rng)
     return render_impression(master, params, size, rng)
 

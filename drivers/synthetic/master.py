@@ -13,7 +13,7 @@ import functools
 
 import numpy as np
 
-from fpagent.drivers.synthetic.ridges import _BANK_PERIODS, grow_ridges
+from fpagent.drivers.synthetic.ridges import BANK_PERIODS, grow_ridges
 
 # Henry classes with their frequencies in the population (Wilson, Candela &
 # Watson 1994, as used by SFinGe): arch 3.7%, tented arch 2.9%, left loop 33.8%,
@@ -44,10 +44,6 @@ PERIOD_CELLS = 6  # its scale: cells across the canvas height
 FLUX_STRENGTH = 0.5  # how far the skin goes towards conserving ridges (1 = fully)
 FLUX_ADAPTATION = 0.2  # max |ln| change of the period from ridge conservation
 
-
-# ----------------------------------------------------------------------------
-# master finger
-# ----------------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -81,19 +77,19 @@ class MasterFinger:
         )
 
 
-def _check_index(name: str, value: int) -> int:
+def check_index(name: str, value: int) -> int:
     if isinstance(value, bool) or int(value) != value or int(value) < 0:
         raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
     return int(value)
 
 
-def _rng(*key: int) -> np.random.Generator:
+def seeded_rng(*key: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(k) for k in key]))
 
 
 # Stream tags keep the random streams for master and impressions independent.
-_MASTER_STREAM = 0x4D41
-_IMPRESSION_STREAM = 0x494D
+MASTER_STREAM = 0x4D41
+IMPRESSION_STREAM = 0x494D
 
 
 def class_frequencies(finger: int | None = None) -> np.ndarray:
@@ -288,7 +284,7 @@ def ridge_period_map(
             FLUX_STRENGTH * (log_spacing - np.median(log_spacing)), -FLUX_ADAPTATION, FLUX_ADAPTATION
         )
         period = period * np.exp(log_spacing)
-    return np.clip(period, _BANK_PERIODS[0], _BANK_PERIODS[-1]).astype(np.float32)
+    return np.clip(period, BANK_PERIODS[0], BANK_PERIODS[-1]).astype(np.float32)
 
 
 def flux_log_spacing(
@@ -349,10 +345,10 @@ def _random_corrections(rng: np.random.Generator, count: int, amplitude: float):
 def master_finger(person: int, finger: int, seed: int = 0) -> MasterFinger:
     """The master finger for (seed, person, finger); cached, so the impressions
     of one finger cost one master. Deterministic."""
-    person = _check_index("person", person)
-    finger = _check_index("finger", finger)
-    seed = _check_index("seed", seed)
-    rng = _rng(_MASTER_STREAM, seed, person, finger)
+    person = check_index("person", person)
+    finger = check_index("finger", finger)
+    seed = check_index("seed", seed)
+    rng = seeded_rng(MASTER_STREAM, seed, person, finger)
     shape = MASTER_SHAPE
     mask, rho, center = fingertip_mask(shape, rng)
     pattern = choose_pattern(rng, finger)
@@ -392,6 +388,3 @@ def master_finger(person: int, finger: int, seed: int = 0) -> MasterFinger:
         ridges=ridges,
         center=(float(center[0]), float(center[1])),
     )
-
-
-# ----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import numpy as np
 # Ridge growth. The Gabor bank is tuned to quantised orientations x periods;
 # each pixel mixes the responses of its two nearest orientations and periods.
 _N_ORIENTATIONS = 12
-_BANK_PERIODS = (7.0, 9.0, 11.5)  # px; the period map is clipped to this range
+BANK_PERIODS = (7.0, 9.0, 11.5)  # px; the period map is clipped to this range
 _SIGMA_NORMAL = 3.6  # px, Gaussian envelope across ridges
 _SIGMA_TANGENT = 4.6  # px, and along them (elongated: smooth, continuous ridges)
 GROWTH_ITERATIONS = 7
@@ -23,7 +23,7 @@ _GROWTH_GAIN = 2.0  # times the local mean |response|: saturates, a soft binaris
 
 
 @functools.lru_cache(maxsize=2)  # ~17 MB per canvas shape
-def _gabor_bank(shape: tuple[int, int]) -> np.ndarray:
+def gabor_bank(shape: tuple[int, int]) -> np.ndarray:
     """Frequency responses (rfft2 layout) of the Gabor bank, peak gain 1.
 
     Built analytically (the transform of a Gaussian-windowed cosine is a pair
@@ -33,8 +33,8 @@ def _gabor_bank(shape: tuple[int, int]) -> np.ndarray:
     h, w = shape
     fy = np.fft.fftfreq(h)[:, None]
     fx = np.fft.rfftfreq(w)[None, :]
-    bank = np.empty((len(_BANK_PERIODS), _N_ORIENTATIONS, h, w // 2 + 1), np.float32)
-    for i, period in enumerate(_BANK_PERIODS):
+    bank = np.empty((len(BANK_PERIODS), _N_ORIENTATIONS, h, w // 2 + 1), np.float32)
+    for i, period in enumerate(BANK_PERIODS):
         f0 = 1.0 / period
         for j in range(_N_ORIENTATIONS):
             theta = j * np.pi / _N_ORIENTATIONS
@@ -52,13 +52,13 @@ def _gabor_bank(shape: tuple[int, int]) -> np.ndarray:
     return bank
 
 
-def _bank_weights(orientation: np.ndarray, period: np.ndarray):
+def bank_weights(orientation: np.ndarray, period: np.ndarray):
     """Per-pixel linear weights over the bank's (period, orientation) entries.
 
     Returns a list of (i_period, j_orientation, weight HxW float32), only for
     the entries some pixel uses.
     """
-    n_o, periods = _N_ORIENTATIONS, np.asarray(_BANK_PERIODS)
+    n_o, periods = _N_ORIENTATIONS, np.asarray(BANK_PERIODS)
     pos = np.asarray(orientation, dtype=np.float64) / (np.pi / n_o)
     j0 = np.floor(pos).astype(np.intp) % n_o
     wj1 = (pos - np.floor(pos)).astype(np.float32)
@@ -109,8 +109,8 @@ def grow_ridges(
     """
     shape = orientation.shape
     iterations = GROWTH_ITERATIONS if iterations is None else iterations
-    bank = _gabor_bank(shape)
-    terms = _bank_weights(orientation, period)
+    bank = gabor_bank(shape)
+    terms = bank_weights(orientation, period)
     image = np.zeros(shape, np.float32)
     region = np.flatnonzero(_dilate_box(mask, 12).ravel())
     if seed_density is None:
@@ -124,17 +124,17 @@ def grow_ridges(
         # holes where two growing ridge systems cancel), then clip
         magnitude = np.abs(image)
         floor = 0.05 * float(magnitude.mean()) + 1e-12  # faint regions stay faint
-        envelope = np.maximum(_box_mean(magnitude, 6), floor)
+        envelope = np.maximum(box_mean(magnitude, 6), floor)
         image = np.clip(image * (_GROWTH_GAIN / envelope), -1.0, 1.0)
     return image
 
 
 def _dilate_box(mask: np.ndarray, radius: int) -> np.ndarray:
     """Binary dilation by a (2r+1)^2 box (separable, via cumulative sums)."""
-    return _box_mean(mask.astype(np.float32), radius) > 1e-6
+    return box_mean(mask.astype(np.float32), radius) > 1e-6
 
 
-def _box_mean(image: np.ndarray, radius: int) -> np.ndarray:
+def box_mean(image: np.ndarray, radius: int) -> np.ndarray:
     """Mean over a (2r+1)^2 box, edges replicated; separable cumulative sums."""
     if radius <= 0:
         return image.astype(np.float32, copy=True)
