@@ -92,19 +92,15 @@ class Officer(hal.Sensor):
         self.inner, self.wrong, self.lifted = inner, dict(wrong or {}), set(lifted)
         self.asked = []
 
-    def capture(self, timeout=20.0, progress=None, finger_position=0, impression_type=0):
-        p = int(finger_position)
+    def _capture(self, request):
+        p = int(request.finger_position)
         self.asked.append(p)
         if p in self.lifted:
             self.lifted.discard(p)
-            return hal.FingerImage(np.full((288, 256), 235, np.uint8), 500, finger_position=p)
-        q = self.wrong.pop(p, p)
-        img = self.inner.capture(timeout=timeout, progress=progress, finger_position=q,
-                                 impression_type=impression_type)
-        return img.with_position(p)
-
-    def _capture_internal(self, deadline, progress):  # pragma: no cover - capture() is overridden
-        raise NotImplementedError
+            return hal.FingerImage(np.full((288, 256), 235, np.uint8), 500)
+        q = self.wrong.pop(p, p)  # the base class stamps the position asked for (p)
+        return self.inner.capture(timeout=max(request.remaining(), 1e-3), progress=request.progress,
+                                  finger_position=q, impression_type=request.impression_type)
 
     def _info_internal(self):
         return self.inner.info()

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from fpagent import hal
+from fpagent.hal.driver import register_interface
 from fpagent import config
 from fpagent.service import sdnotify
 from fpagent.service import daemon as service_mod
@@ -124,14 +125,14 @@ class CableSensor(hal.Sensor):
     def ping(self) -> bool:
         return os.path.exists(self.path)
 
-    def _capture_internal(self, deadline, progress):
+    def _capture(self, request):
         return hal.FingerImage(pixels=np.full((288, 256), 200, np.uint8), ppi=500, sensor_id="h8cable:test")
 
     def _info_internal(self):
         return hal.SensorInfo(interface="h8cable", model="cable test sensor", port=self.path)
 
 
-hal.register_interface("h8cable", f"{__name__}:CableSensor")
+register_interface("h8cable", CableSensor)
 
 
 class StandInLink:

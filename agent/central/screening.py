@@ -75,9 +75,15 @@ def extract_template(pixels, ppi: int = 500):
 
 def synthetic_entry(subject: str, record: dict, *, person: int, seed: int,
                     fingers=SCREEN_FINGERS, impression: int = 5) -> GalleryEntry:
-    """A gallery entry from the project's synthetic fingers (another impression than booking's)."""
-    from fpagent.drivers.synthetic.generator import finger_image
-    templates = {f: extract_template(finger_image(person, f, impression, seed=seed)) for f in fingers}
+    """A gallery entry from the project's synthetic fingers (another impression than booking's).
+
+    The prints come through the HAL's synthetic sensor, like a booking's: the
+    first capture of each finger is impression `impression` of that finger.
+    """
+    from fpagent import hal
+    url = f"synthetic://?seed={seed}&person={person}&impression={impression}"
+    with hal.open_sensor(url) as sensor:
+        templates = {f: extract_template(sensor.capture(finger_position=f).pixels) for f in fingers}
     return GalleryEntry(subject, record, templates)
 
 

@@ -24,6 +24,8 @@ import pathlib
 from fpagent import config as config_mod
 from fpagent.errors import UserError
 
+# files the emulated sensor serves from an --images folder (Pillow reads them; WSQ via its plugin)
+IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".bmp", ".jpg", ".jpeg", ".pgm", ".wsq"}
 WHO = {1: "known: criminal record", 2: "known: criminal record + immigration removable L1",
        3: "known: immigration record, U.S. citizen", 4: "not known anywhere",
        5: "known: immigration record under review"}
@@ -270,12 +272,10 @@ def _folder_galleries(folder: str, known: dict):
     a booking whose index fingers the emulator serves from that group gets a real hit
     across impressions (which booking that is depends on the quality re-captures)."""
     import collections
+    import urllib.parse
 
-    import numpy as np
-    from PIL import Image
-
+    from fpagent import hal
     from fpagent.central.screening import SCREEN_FINGERS, Galleries, GalleryEntry, extract_template
-    from fpagent.drivers.zfm.emulator import IMAGE_SUFFIXES, fit_to_module
 
     files = sorted(p for p in pathlib.Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
@@ -285,8 +285,10 @@ def _folder_galleries(folder: str, known: dict):
         groups.setdefault(path.stem.split("_")[0], []).append(path)
     galleries = Galleries()
     for (person, what), (group, paths) in zip(sorted(known.items()), groups.items()):
-        with Image.open(paths[-1]) as img:
-            template = extract_template(fit_to_module(np.asarray(img.convert("L"))))
+        # the enrolled print is what the emulated module makes of that file, as in a booking
+        source = urllib.parse.quote(str(paths[-1]), safe="/")
+        with hal.open_sensor(f"emulated://?source={source}") as sensor:
+            template = extract_template(sensor.capture(timeout=10).pixels)
         templates = {f: template for f in SCREEN_FINGERS}
         for gallery in ("criminal", "immigration"):
             if gallery in what:

@@ -46,7 +46,7 @@ SENSOR_LINK = "fpsensor"
 def render_udev_rules(tables: dict) -> str:
     """udev rules giving every known sensor bridge the name /dev/fpsensor.
 
-    `tables`: {interface: [hal.UsbId]} as `fpagent.hal.registry.usb_ids()` returns.
+    `tables`: {interface: [UsbId]} as `hal.usb_ids()` returns (the drivers' `usb_ids`).
     ModemManager is told to leave these ports alone (it probes new serial
     ports and would disturb the sensor).
     """
@@ -69,9 +69,9 @@ def render_udev_rules(tables: dict) -> str:
 
 
 def udev_rules() -> str:
-    from fpagent.hal.registry import usb_ids
+    from fpagent import hal
 
-    return render_udev_rules(usb_ids())
+    return render_udev_rules(hal.usb_ids())
 
 
 # -- identity ----------------------------------------------------------------
