@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 
+from fpagent.errors import FpagentError
 from fpagent.hal.errors import SensorNotFound
 from fpagent.hal.url import parse_sensor_url
 
@@ -51,7 +52,7 @@ def _load(target):
     return target
 
 
-class _Unavailable(Exception):
+class _Unavailable(FpagentError):
     """A registered driver that cannot be loaded; the message says why."""
 
 
