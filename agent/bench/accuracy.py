@@ -56,17 +56,23 @@ def error_rates(genuine, impostor):
 
 
 def eer(genuine, impostor) -> float:
-    """Equal error rate: where FNMR and FMR cross (mean of the two at the closest threshold)."""
+    """Equal error rate as FVC defines it: where FNMR and FMR cross.
+
+    t1 is the last threshold with FNMR <= FMR, t2 the first with FNMR >= FMR;
+    the EER lies in [FNMR(t1), FMR(t1)] or [FMR(t2), FNMR(t2)] (the tighter
+    of the two) and is reported as that interval's middle. Two identical
+    score distributions give 0.5, fully separated ones 0.
+    """
     _, fnmr, fmr = error_rates(genuine, impostor)
-    k = int(np.argmin(np.abs(fnmr - fmr)))
-    # the crossing lies between k-1/k or k/k+1: take the pair that brackets it
-    best = (fnmr[k] + fmr[k]) / 2
-    for a, b in ((k - 1, k), (k, k + 1)):
-        if 0 <= a and b < len(fnmr):
-            d0, d1 = fnmr[a] - fmr[a], fnmr[b] - fmr[b]
-            if d0 <= 0 <= d1 or d1 <= 0 <= d0:
-                best = min(best, max(min(fnmr[a], fnmr[b]), min(fmr[a], fmr[b])))
-    return float(best)
+    below = np.nonzero(fnmr <= fmr)[0]
+    above = np.nonzero(fnmr >= fmr)[0]
+    t1 = int(below[-1]) if below.size else 0
+    t2 = int(above[0]) if above.size else len(fnmr) - 1
+    if fnmr[t1] + fmr[t1] <= fnmr[t2] + fmr[t2]:
+        low, high = fnmr[t1], fmr[t1]
+    else:
+        low, high = fmr[t2], fnmr[t2]
+    return float((low + high) / 2)
 
 
 def fnmr_at_fmr(genuine, impostor, target: float):
