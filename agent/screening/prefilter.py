@@ -32,7 +32,7 @@ record. Entries loaded by `from_bytes` are prepared from their records the
 first time they are candidates, once.
 
 `to_bytes`/`from_bytes` give a self-describing binary form (no pickle: a
-gallery may come from elsewhere) that H5's gallery store encrypts at rest.
+gallery may come from elsewhere) that fpagent.screening.galleries encrypts at rest.
 """
 
 from __future__ import annotations
