@@ -11,8 +11,8 @@ import stat
 import numpy as np
 import pytest
 
-from fpagent.sealing import envelope
 from fpagent.records import transaction as tx
+from fpagent.sealing import envelope
 from fpagent.sealing import keys
 from fpagent.screening.galleries import GalleryStore, GalleryStoreError
 from fpagent.storage.store import Store
