@@ -28,22 +28,8 @@ import time
 
 from fpagent.bench import add_json_flag, emit, progress
 
-CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _proc_cpu_s(pid) -> float:
-    """User + system CPU seconds of a process, from /proc/<pid>/stat."""
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def _proc_rss_mb(pid, key: str = "VmRSS") -> float:
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+from fpagent.bench.procfs import proc_cpu_s as _proc_cpu_s  # noqa: E402
+from fpagent.bench.procfs import proc_rss_mb as _proc_rss_mb  # noqa: E402
 
 
 def _percentile(values, q: float) -> float:

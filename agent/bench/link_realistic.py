@@ -24,7 +24,8 @@ import threading
 import time
 
 from fpagent.bench import progress
-from fpagent.bench.link import _proc_cpu_s, _proc_rss_mb
+from fpagent.bench.procfs import proc_cpu_s as _proc_cpu_s
+from fpagent.bench.procfs import proc_rss_mb as _proc_rss_mb
 
 SEED = 2026
 
