@@ -32,6 +32,7 @@ import time
 
 import numpy as np
 
+from fpagent.errors import FpagentError
 from fpagent.biometrics.template import MINUTIA_DTYPE, Template
 from fpagent.records.transaction_format import TransactionError
 
@@ -46,11 +47,11 @@ TIMEOUT_S = 60.0
 START_TIMEOUT_S = 300.0  # the first start compiles the kernels when their cache is cold
 
 
-class WorkerFailed(Exception):
+class WorkerFailed(FpagentError):
     """The worker crashed, timed out or ran out of memory on an image; the text says which."""
 
 
-class WorkerUnavailable(RuntimeError):
+class WorkerUnavailable(FpagentError, RuntimeError):
     """The worker process does not start: central's own trouble, not the submission's."""
 
 
