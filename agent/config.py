@@ -136,6 +136,8 @@ class ServiceConfig:
     part_timeout_s: float = 60.0  # a part (capture, outbox, link) silent this long stops the watchdog pings
     sensor_poll_s: float = 2.0  # how often an absent sensor is looked for again
     stop_grace_s: float = 60.0  # on SIGTERM, wait this long for a booking in progress to be enqueued
+    clock_check: str = "flag"  # bookings wait for a synchronised clock: "flag", "timedatectl" or "off"
+    clock_sync_flag: str = "/run/systemd/timesync/synchronized"  # systemd-timesyncd's flag file
 
 
 @dataclasses.dataclass
@@ -161,6 +163,7 @@ _CHOICES = {
     ("booking", "compression"): ("wsq", "png"),
     ("envelope", "suite"): ("x25519", "mlkem768-x25519"),
     ("service", "log_level"): ("debug", "info", "warning", "error"),
+    ("service", "clock_check"): ("flag", "timedatectl", "off"),
 }
 
 

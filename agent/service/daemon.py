@@ -36,6 +36,7 @@ import time
 
 from fpagent.config import Config
 from fpagent.errors import UserError
+from fpagent.service import clock as clock_mod
 from fpagent.service import status as status_mod
 from fpagent.service.journal import log_event, setup_logging
 from fpagent.service.parts import CapturePart, Heartbeats, LinkPart, OutboxPart, Part
@@ -329,10 +330,13 @@ class Service:
     # -- bookings and stop --
     @contextlib.contextmanager
     def booking(self):
-        """Guard one booking: SIGTERM waits until it is enqueued (durable) or fails."""
+        """Guard one booking: only with a known-good clock; SIGTERM waits until it is enqueued."""
         with self._inflight_cond:
             if self.stop_event.is_set() or self.state != "running":
                 raise UserError("the service is stopping; start the booking again after it restarts")
+            clock = clock_mod.check(self.cfg)
+            if not clock.synchronised:
+                raise UserError(f"no booking yet: the clock is {clock.detail}")
             self._inflight += 1
         try:
             yield
