@@ -10,6 +10,8 @@ ConfigError that names the key and says what is wrong.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import math
 import os
 import pathlib
 import re
@@ -134,6 +136,8 @@ class ServiceConfig:
     part_timeout_s: float = 60.0  # a part (capture, outbox, link) silent this long stops the watchdog pings
     sensor_poll_s: float = 2.0  # how often an absent sensor is looked for again
     stop_grace_s: float = 60.0  # on SIGTERM, wait this long for a booking in progress to be enqueued
+    clock_check: str = "flag"  # bookings wait for a synchronised clock: "flag", "timedatectl" or "off"
+    clock_sync_flag: str = "/run/systemd/timesync/synchronized"  # systemd-timesyncd's flag file
 
 
 @dataclasses.dataclass
@@ -159,6 +163,7 @@ _CHOICES = {
     ("booking", "compression"): ("wsq", "png"),
     ("envelope", "suite"): ("x25519", "mlkem768-x25519"),
     ("service", "log_level"): ("debug", "info", "warning", "error"),
+    ("service", "clock_check"): ("flag", "timedatectl", "off"),
 }
 
 
@@ -173,6 +178,8 @@ def _check_value(section: str, key: str, value, annotation: str):
         raise ConfigError(f"{name} must be {want}, got {type(value).__name__} {value!r}")
     if annotation == "float":
         value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number, got {value}")
     if annotation in ("int", "float") and value < 0:
         raise ConfigError(f"{name} must not be negative, got {value}")
     choices = _CHOICES.get((section, key))
@@ -180,9 +187,47 @@ def _check_value(section: str, key: str, value, annotation: str):
         raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     if section == "paths" and value and not os.path.isabs(value):
         raise ConfigError(f"{name} must be an absolute path (the service runs from /), got {value!r}")
-    if (section, key) == ("device", "ori") and (len(value) != 9 or not value.isalnum()):
-        raise ConfigError(f"{name} must be the 9-character agency ORI, got {value!r}")
+    if (section, key) == ("device", "ori") and not _ORI.fullmatch(value):
+        raise ConfigError(f"{name} must be the 9-character agency ORI (letters and digits), "
+                          f"got {value!r}")
+    pattern = _TOPIC_SAFE.get((section, key))
+    if pattern and not pattern[0].fullmatch(value):
+        raise ConfigError(f"{name} is part of every MQTT topic: {pattern[1]}; got {value!r}")
     return value
+
+
+# The contract's patterns (docs/asyncapi.yaml): no '/', '+', '#' or control characters
+# can reach a topic name, so an id cannot address or subscribe to another appliance.
+_ORI = re.compile(r"[A-Za-z0-9]{9}", re.ASCII)
+_TOPIC_SAFE = {
+    ("device", "device_id"): (re.compile(r"[A-Za-z0-9._-]{1,64}", re.ASCII),
+                              "1-64 letters, digits, '.', '_' or '-'"),
+    ("mqtt", "root"): (re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII),
+                       "1-64 letters, digits, '_' or '-'"),
+}
+_LOOPBACK = {"localhost", "::1", "ip6-localhost"}
+
+
+def is_loopback(host: str) -> bool:
+    """True for a broker on this machine (the only place plaintext MQTT is allowed)."""
+    if host in _LOOPBACK:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_whole(cfg: "Config") -> None:
+    """Rules between keys: TLS with a CA for any broker off this machine."""
+    mq = cfg.mqtt
+    if not is_loopback(mq.host):
+        if not mq.tls:
+            raise ConfigError(f"{cfg.source}: [mqtt] tls = false is allowed only to a broker on "
+                              f"this machine (127.0.0.1, ::1, localhost), not {mq.host!r}")
+        if not mq.ca_file:
+            raise ConfigError(f"{cfg.source}: [mqtt] tls to {mq.host!r} needs ca_file (the CA "
+                              f"that signed the broker's certificate)")
 
 
 def from_dict(data: dict, source: str = "<dict>") -> Config:
@@ -208,6 +253,7 @@ def from_dict(data: dict, source: str = "<dict>") -> Config:
             except ConfigError as exc:
                 raise ConfigError(f"{source}: {exc}") from None
             setattr(target, key, value)
+    check_whole(cfg)
     return cfg
 
 

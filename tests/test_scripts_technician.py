@@ -112,17 +112,23 @@ def test_provision_end_to_end(tmp_path, central_keys):
     from cryptography import x509
     from cryptography.x509.oid import NameOID
 
+    from fpagent.devtools.ca import make_dev_pki
+
     cfg_path = write_config(tmp_path)
     args = ["--config", cfg_path, "--device-id", "booking-07", "--ori", "NY0123400",
             "--central-hpke", central_keys / "central-hpke.pub",
             "--central-verify", central_keys / "central-sign.pub", "--broker", "central.example.org:8883"]
+    # a broker off this machine needs TLS with the agency CA's certificate
+    no_ca = script("provision", *args)
+    assert no_ca.returncode == 78 and "tls" in no_ca.stderr and "Traceback" not in no_ca.stderr
+    args += ["--ca", make_dev_pki(tmp_path / "agency-ca", clients=()) / "ca.crt"]
     proc = script("provision", *args)
     assert proc.returncode == 0, proc.stderr
     from fpagent import config
     from fpagent.sealing import keys
     cfg = config.load(cfg_path)
     assert (cfg.device.device_id, cfg.device.ori) == ("booking-07", "NY0123400")
-    assert (cfg.mqtt.host, cfg.mqtt.port) == ("central.example.org", 8883)
+    assert (cfg.mqtt.host, cfg.mqtt.port, cfg.mqtt.tls) == ("central.example.org", 8883, True)
     keys_dir = cfg.paths.keys()
     assert (keys_dir / "central-sign.pub").read_bytes() == (central_keys / "central-sign.pub").read_bytes()
     assert (keys_dir / "central-hpke.pub").read_bytes() == (central_keys / "central-hpke.pub").read_bytes()

@@ -195,8 +195,10 @@ def make_config(tmp_path, **service) -> config.Config:
     cfg = config.from_dict({
         "paths": {"state_dir": str(tmp_path / "state"), "cache_dir": str(tmp_path / "cache")},
         "sensor": {"url": f"h8cable://{tmp_path / 'cable'}"},
-        "service": {"status_interval_s": 0.2, **service},
+        "service": {"status_interval_s": 0.2, "clock_check": "flag",
+                    "clock_sync_flag": str(tmp_path / "timesync-synchronized"), **service},
     })
+    (tmp_path / "timesync-synchronized").touch()  # the clock is synchronised unless a test says not
     return cfg
 
 

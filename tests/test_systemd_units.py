@@ -70,7 +70,7 @@ def test_service_unit_shape():
     s = settings("fpagent.service")
     assert s["Type"] == ["notify"] and s["Restart"] == ["on-failure"]
     assert int(s["WatchdogSec"][0]) > 0 and "StartLimitBurst" in s and "StartLimitIntervalSec" in s
-    for target in ("network-online.target", "time-sync.target"):
+    for target in ("network-online.target", "time-sync.target", "systemd-time-wait-sync.service"):
         assert any(target in v for v in s["After"]) and any(target in v for v in s["Wants"])
     assert s["Requires"] == ["fpagent-identity.service"]
     assert s["ProtectSystem"] == ["strict"] and s["DevicePolicy"] == ["closed"]

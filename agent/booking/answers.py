@@ -11,7 +11,8 @@ Two rules shape this module:
   immigration result says what it is NOT, so nobody acts on a bare match.
 
 No I/O here; `agent/commands/notifications.py` prints, and the link runs the
-hook (`[notifications] hook`) with the notification JSON on stdin.
+hook (`[notifications] hook`) with the notification JSON on stdin. Text from
+central passes `messages.printable` on both ways out.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ WIDTH = 72
 
 def headline(body: dict) -> str:
     """One line that says what came back, in capitals where it matters."""
+    body = messages.printable_body(body)
     check = body.get("check")
     if check == "criminal-history":
         return ("CRIMINAL HISTORY: HIT" if body.get("result") == "hit"
@@ -66,6 +68,7 @@ def _banner(lines: list[str], char: str) -> list[str]:
 def banner(body: dict) -> list[str]:
     """The banner lines for results an officer must not miss (empty for plain ones)."""
     sev = severity(body)
+    body = messages.printable_body(body)
     if sev == "critical":
         return _banner([headline(body), f"booking TCN {body.get('tcr', '')}",
                         "see instructions below before any release"], "#")
@@ -88,6 +91,7 @@ def _when(received) -> str:
 
 def summary_line(item: dict) -> str:
     """One row of `fpagent notifications list`."""
+    item = messages.printable_body(item)
     body = item["body"]
     mark = {"critical": "###", "alert": "!!!", "clear-banner": "===", "info": "   "}[severity(body)]
     seen = "     " if item.get("acknowledged_at") else "NEW  "
@@ -96,7 +100,12 @@ def summary_line(item: dict) -> str:
 
 
 def render(item: dict) -> str:
-    """The full officer-facing text of one stored notification."""
+    """The full officer-facing text of one stored notification.
+
+    Every text from central is made printable first: control characters and
+    terminal escapes are shown, never sent to the terminal.
+    """
+    item = messages.printable_body(item)
     body = item["body"]
     lines = banner(body)
     if not lines:

@@ -48,6 +48,8 @@ log = logging.getLogger("fpagent.link")
 SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps our queue for a week offline
 CONNACK_TIMEOUT_S = 15.0
 MAX_LOOP_ERRORS = 20  # consecutive loop failures before the link thread gives up
+MAX_FAILING_S = 120.0  # storing keeps failing this long: not alive (the watchdog restarts us)
+STABLE_S = 10.0  # connected this long without a failure: the link works again
 
 
 class Link:
@@ -103,6 +105,9 @@ class Link:
         self._ever_tried = False
         self._status_due = True
         self.error: BaseException | None = None
+        self.max_failing_s = MAX_FAILING_S
+        self._failing_since: float | None = None  # first of an unbroken run of failures
+        self._up_since = 0.0
 
     @property
     def counters(self):
@@ -139,8 +144,22 @@ class Link:
         return False
 
     def is_alive(self) -> bool:
-        """The link thread runs (False after a crash of the thread: the service's watchdog stops)."""
-        return self._thread is not None and self._thread.is_alive() and self.error is None
+        """The link thread runs and works (the service's watchdog stops when this is False).
+
+        False after a crash of the thread, and when storing what arrives (or the
+        loop) has kept failing for `max_failing_s`: reconnecting forever is not alive.
+        """
+        return (self._thread is not None and self._thread.is_alive() and self.error is None
+                and self.failing_s() < self.max_failing_s)
+
+    def failing_s(self) -> float:
+        """How long the link has been failing without a break (0 when it works)."""
+        since = self._failing_since
+        return 0.0 if since is None else time.monotonic() - since
+
+    def _failing(self) -> None:
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
 
     @property
     def connected(self) -> bool:
@@ -171,6 +190,7 @@ class Link:
             "counters": dict(self.counters),
             "rejected": dict(self.rejected),
             "hook_failures": self.hook.failures,
+            "failing_s": round(self.failing_s(), 1),
         }
 
     # ------------------------------------------------------------------ the thread
@@ -212,6 +232,7 @@ class Link:
                 except Exception as exc:  # noqa: BLE001 - e.g. the database briefly unusable
                     errors_in_a_row += 1
                     self.counters["loop_errors"] += 1
+                    self._failing()
                     log.error("link loop error (%d in a row): %s", errors_in_a_row, exc)
                     if errors_in_a_row >= MAX_LOOP_ERRORS:
                         raise  # crash-only: the service's watchdog restarts the agent
@@ -246,7 +267,11 @@ class Link:
                 rc = mqtt.MQTT_ERR_SUCCESS
         failed = self.inbound.drain(self._store, self._client)
         if failed:
+            self._failing()
             self._lost(failed)
+        elif self.inbound.committed or (self._state == "up"
+                                        and time.monotonic() - self._up_since > STABLE_S):
+            self._failing_since = None
         if rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN) and self._state != "down":
             self._lost(f"network error: {mqtt.error_string(rc)}")
         if self._state == "up":
@@ -316,6 +341,7 @@ class Link:
             log.warning("%s", self.stats.last_error)
             return
         self._state = "up"
+        self._up_since = time.monotonic()
         self._attempt = 0
         self._last_connect = messages.now_rfc3339()
         self.counters["connects"] += 1

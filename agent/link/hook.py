@@ -13,6 +13,8 @@ import queue
 import subprocess
 import threading
 
+from fpagent.link import messages
+
 log = logging.getLogger("fpagent.link")
 
 
@@ -41,7 +43,8 @@ class NotificationHook:
         self._queue.put(notification)
 
     def run_one(self, notification: dict) -> bool:
-        data = json.dumps(notification, sort_keys=True).encode()
+        # the script may print the text: no control characters or terminal escapes reach it
+        data = json.dumps(messages.printable_body(notification), sort_keys=True).encode()
         self.runs += 1
         try:
             done = subprocess.run(self.command, shell=True, input=data, timeout=self.timeout_s,

@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sqlite3
 import time
 from typing import Callable
 
 from fpagent.link import messages
+from fpagent.storage.audit_limit import AuditRateLimit
+from fpagent.storage.store import StoreError
 
 log = logging.getLogger("fpagent.link")
 
@@ -31,6 +34,26 @@ CommandHandler = Callable[[messages.Message], "CommandStep | None"]
 """Called with a verified command not yet in the inbox, outside any transaction;
 returns the step that applies it (or None: nothing to do). It must not raise for
 a bad command: refusing one is its own audited outcome."""
+
+
+# What a failing local store raises (disk full, I/O error, locked...), as opposed to
+# a fault in recording one particular message.
+_STORAGE_ERRORS = (sqlite3.Error, OSError, StoreError)
+
+
+def _topic_of(msg) -> str:
+    """The topic as text; paho decodes it as UTF-8 on access."""
+    try:
+        return msg.topic
+    except (UnicodeDecodeError, AttributeError):
+        return "<undecodable topic>"
+
+
+def _payload_of(msg) -> bytes:
+    try:
+        return bytes(msg.payload)
+    except (TypeError, ValueError):
+        return b""
 
 
 @dataclasses.dataclass
@@ -65,6 +88,8 @@ class Inbound:
         self.on_command = on_command
         self.hook = hook
         self.incoming: list = []  # paho messages read, not yet stored (see drain)
+        self.audit_limit = AuditRateLimit()
+        self.committed = False  # the last drain stored something (the store works)
 
     def take(self, msg) -> None:
         """paho's on_message: kept, handled in a batch after the read (one commit for all)."""
@@ -77,37 +102,108 @@ class Inbound:
     def drain(self, store, client) -> str | None:
         """Verify, store and COMMIT what arrived; only then ack it to the broker, then act.
 
-        One transaction (one fsync) per batch. If storing fails (disk full...),
-        nothing is acknowledged and the reason is returned: the caller drops the
-        connection, so the broker redelivers everything after the reconnect.
+        Each message is checked on its own and never raises: what fails
+        verification is refused, audited (rate limited) and acknowledged like
+        anything else. The batch commits in one transaction (one fsync); if one
+        message cannot be recorded, they are stored one at a time and that one
+        is refused on its own. Only a local storage failure (disk full...)
+        leaves messages unacknowledged: the reason is returned, the caller
+        drops the connection and the broker redelivers them.
         """
+        self.committed = False
         if not self.incoming:
+            self._write_summaries(store)
             return None
         batch, self.incoming = self.incoming, []
-        checked = [self._check(store, msg.topic, bytes(msg.payload)) for msg in batch]
+        checked = [self._check(store, _topic_of(msg), _payload_of(msg)) for msg in batch]
         after: list = []
+        failure = ""
+        done = 0
         try:
-            with store.transaction():
-                for item in checked:
-                    self._record(store, item, after)
-        except Exception as exc:  # noqa: BLE001
+            self._commit(store, checked, after)
+            done = len(batch)
+        except _STORAGE_ERRORS as exc:
+            failure = str(exc)[:200]
+        except Exception:  # noqa: BLE001 - one message cannot be recorded: find it below
+            after, done, failure = self._commit_one_by_one(store, checked)
+        if failure:
+            self._ack(client, batch[:done])
+            self._run_after(after)
             self.stats.counters["store_errors"] += 1
-            log.error("could not store %d incoming messages (%s); will take them again",
-                      len(batch), exc)
-            return f"could not store incoming messages: {exc}"
-        for msg in batch:
+            log.error("could not store incoming messages (%s); will take %d again",
+                      failure, len(batch) - done)
+            return f"could not store incoming messages: {failure}"
+        self.committed = True
+        self._ack(client, batch[:done])
+        self._run_after(after)
+        return None
+
+    def _commit(self, store, checked: list, after: list) -> None:
+        with store.transaction():
+            for item in checked:
+                self._record(store, item, after)
+
+    def _commit_one_by_one(self, store, checked: list) -> tuple[list, int, str]:
+        """(after-commit actions, how many were stored, the storage failure or "")."""
+        after: list = []
+        for done, item in enumerate(checked):
+            mine: list = []
+            try:
+                self._commit(store, [item], mine)
+            except _STORAGE_ERRORS as exc:
+                return after, done, str(exc)[:200]
+            except Exception as exc:  # noqa: BLE001 - this message cannot be recorded: refuse it
+                log.warning("a message on %s could not be recorded (%s); refused",
+                            item.topic[:200], type(exc).__name__)
+                refused = _Checked(item.topic, item.size, error=messages.MessageError(
+                    "malformed", f"cannot be recorded: {type(exc).__name__}"))
+                mine = []
+                try:
+                    self._commit(store, [refused], mine)
+                except Exception as exc2:  # noqa: BLE001 - even refusing fails: the store
+                    return after, done, str(exc2)[:200]
+            after.extend(mine)
+        return after, len(checked), ""
+
+    @staticmethod
+    def _ack(client, msgs: list) -> None:
+        for msg in msgs:
             if msg.qos > 0:
                 client.ack(msg.mid, msg.qos)
+
+    @staticmethod
+    def _run_after(after: list) -> None:
         for action in after:
             try:
                 action()
             except Exception:  # noqa: BLE001 - a display problem must not stop the link
                 log.exception("after-commit action failed")
-        return None
+
+    def _write_summaries(self, store) -> None:
+        """Summaries of refusals left out of the audit log, once their window closed."""
+        if not self.audit_limit.pending():
+            return
+        summaries = self.audit_limit.due(time.monotonic())
+        if summaries:
+            with store.transaction():
+                for summary in summaries:
+                    store.audit.append("link", "messages-rejected-summary", summary)
 
     # ---------------------------------------------------------------- before the transaction
 
     def _check(self, store, topic: str, payload: bytes) -> _Checked:
+        """Verify one message; never raises (a fault of ours is refused as malformed)."""
+        try:
+            return self._verify(store, topic, payload)
+        except _STORAGE_ERRORS:
+            raise  # the inbox lookup failed: the link reconnects, the broker redelivers
+        except Exception as exc:  # noqa: BLE001 - the parser's contract says MessageError only
+            log.error("unexpected %s while checking a message on %s", type(exc).__name__,
+                      topic[:200])
+            return _Checked(topic, len(payload), error=messages.MessageError(
+                "malformed", f"unexpected {type(exc).__name__}"))
+
+    def _verify(self, store, topic: str, payload: bytes) -> _Checked:
         item = _Checked(topic, len(payload))
         parts = messages.split_topic(topic)
         if not parts or parts[0] != self.root or parts[1] != self.ori or parts[2] != self.device \
@@ -150,10 +246,17 @@ class Inbound:
         self.stats.rejected[reason] += 1
         self.stats.counters["rejected"] += 1
         store.counters.incr(f"link.rejected.{reason}")
-        log.warning("refused a message on %s: %s %s", topic, reason, detail[:200])
-        entry = {"reason": reason, "topic": topic[:200], "bytes": size, "detail": detail[:300]}
+        write, summary = self.audit_limit.admit(reason, time.monotonic())
+        if summary:
+            store.audit.append("link", "messages-rejected-summary", summary)
+        if not write:
+            return  # a flood: counted, summarised once its window closes
+        log.warning("refused a message on %s: %s %s", topic[:200], reason,
+                    messages.printable(detail[:200]))
+        entry = {"reason": reason, "topic": messages.printable(topic[:200]), "bytes": size,
+                 "detail": messages.printable(detail[:300])[:400]}
         if msg_id:
-            entry["message_id"] = str(msg_id)[:64]
+            entry["message_id"] = messages.printable(str(msg_id)[:64])
         store.audit.append("link", "message-rejected", entry)
 
     def _stale_answer(self, body: dict) -> None:

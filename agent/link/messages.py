@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
+import re
 import uuid
 
 from fpagent.errors import FpagentError
+from fpagent.link import strict_json
 from fpagent.sealing import envelope as envelope_mod
 from fpagent.sealing import keys as keys_mod
 
@@ -101,12 +102,16 @@ def now_rfc3339(now: float | None = None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+_RFC3339_UTC = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z")
+
+
 def parse_rfc3339(text: str) -> float:
-    if not isinstance(text, str) or not text.endswith("Z"):
+    """Seconds since the epoch of an RFC 3339 UTC time (the contract's Rfc3339Utc pattern)."""
+    if not isinstance(text, str) or not _RFC3339_UTC.fullmatch(text):
         raise MessageError("malformed", "issued_at must be an RFC 3339 UTC time ending in Z")
     try:
         return datetime.datetime.fromisoformat(text[:-1] + "+00:00").timestamp()
-    except ValueError:
+    except (ValueError, OverflowError):
         raise MessageError("malformed", "issued_at is not an RFC 3339 time") from None
 
 
@@ -191,27 +196,67 @@ def _is_str(v, maxlen=256) -> bool:
     return isinstance(v, str) and 0 < len(v) <= maxlen
 
 
+def _is_text(v, maxlen: int) -> bool:
+    """A string, possibly empty, of at most `maxlen` characters."""
+    return isinstance(v, str) and len(v) <= maxlen
+
+
+def _is_int(v) -> bool:
+    """An integer and not a bool (JSON true must not pass as 1)."""
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+MAX_TCN = 64  # EBTS transaction numbers are short
+MAX_DETAIL = 512  # an ack's free-text detail (central sends up to 300 characters)
+MAX_INSTRUCTIONS = 2000  # free text for the officer
+MAX_RECORD_FIELDS = 64
+MAX_RECORD_TEXT = 1024
+
+
+def _validate_record(record) -> None:
+    """What central knows about a hit: a small flat object of scalars."""
+    _require(isinstance(record, dict) and len(record) <= MAX_RECORD_FIELDS,
+             f"record must be an object of at most {MAX_RECORD_FIELDS} fields")
+    for key, value in record.items():
+        _require(_is_str(key, 64), "record keys must be short strings")
+        _require(value is None or isinstance(value, (bool, int, float))
+                 or _is_text(value, MAX_RECORD_TEXT),
+                 f"record values must be numbers or text of at most {MAX_RECORD_TEXT} characters")
+
+
 def validate_body(kind: str, body: dict) -> None:
-    """Shape checks of a message body by kind; raises MessageError('malformed', ...)."""
+    """Shape checks of a message body by kind; raises MessageError('malformed', ...).
+
+    Exact types (a JSON true is not the level 1) and bounded text, because these
+    fields reach the outbox, the audit log, the officer's screen and the hook.
+    """
     _require(isinstance(body, dict), "body must be an object")
     if kind == "ack":
         _require(_is_str(body.get("submission_id"), 64), "ack needs submission_id")
-        _require(isinstance(body.get("tcn"), str), "ack needs tcn")
+        _require(_is_text(body.get("tcn"), MAX_TCN), "ack needs tcn (short text)")
         _require(body.get("result") in ACK_RESULTS, "ack result must be accepted or rejected")
         if body["result"] == "accepted":
-            _require(_is_str(body.get("central_tcn"), 64), "accepted ack needs central_tcn")
+            _require(_is_str(body.get("central_tcn"), MAX_TCN), "accepted ack needs central_tcn")
         else:
-            _require(isinstance(body.get("reason"), str), "rejected ack needs a reason")
+            _require(body.get("reason") in ACK_REASONS,
+                     "rejected ack needs a reason of the contract's list")
+        _require(_is_text(body.get("detail", ""), MAX_DETAIL),
+                 f"detail must be text of at most {MAX_DETAIL} characters")
     elif kind == "notification":
         _require(_is_str(body.get("submission_id"), 64), "notification needs submission_id")
-        _require(isinstance(body.get("tcr"), str), "notification needs tcr")
+        _require(_is_text(body.get("tcr"), MAX_TCN), "notification needs tcr (short text)")
+        _require(_is_text(body.get("central_tcn", ""), MAX_TCN), "central_tcn must be short text")
         _require(body.get("check") in CHECKS, f"check must be one of {CHECKS}")
         _require(body.get("result") in RESULTS, "result must be hit or no-hit")
-        _require(isinstance(body.get("instructions", ""), str), "instructions must be text")
+        _require(_is_text(body.get("instructions", ""), MAX_INSTRUCTIONS),
+                 f"instructions must be text of at most {MAX_INSTRUCTIONS} characters")
+        if body.get("record") is not None:
+            _validate_record(body["record"])
         if body["check"] == "immigration":
             _require(body.get("determination") in DETERMINATIONS, "unknown determination")
             level = body.get("level")
-            _require(level in (None, 1, 2, 3), "level must be null, 1, 2 or 3")
+            _require(level is None or (_is_int(level) and level in (1, 2, 3)),
+                     "level must be null, 1, 2 or 3")
             _require((body["determination"] == "removable") == (level is not None),
                      "a level goes with (and only with) a 'removable' determination")
     elif kind == "command":
@@ -219,6 +264,33 @@ def validate_body(kind: str, body: dict) -> None:
         _require(isinstance(body.get("args", {}), dict), "args must be an object")
         if body["action"] == "watchlist.replace":
             validate_watchlist_args(body.get("args", {}))
+
+
+# C0 and C1 control characters (ESC starts ANSI sequences), DEL, and the
+# Unicode bidirectional overrides that reorder what a terminal shows.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text) -> str:
+    """Text from central made safe for a terminal or a hook: control characters shown as \\xNN.
+
+    Tabs and newlines stay (instructions may have lines); everything that
+    could move the cursor, recolour or retitle a terminal is escaped.
+    """
+    text = str(text)
+    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                            else f"\\u{ord(m.group()):04x}", text)
+
+
+def printable_body(value):
+    """A copy of a notification body with every string made printable (keys too)."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {printable(k): printable_body(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [printable_body(v) for v in value]
+    return value
 
 
 def validate_watchlist_args(args: dict) -> None:
@@ -265,29 +337,40 @@ def parse_and_verify(payload: bytes, *, verify_keys, ori: str, device: str,
     further. Replay (seen ids) is checked by the caller against the durable inbox.
     `verify_keys`: the pinned central key (a list during a key rotation).
     """
+    if not isinstance(payload, (bytes, bytearray, memoryview)):
+        raise MessageError("malformed", f"a payload is bytes, not {type(payload).__name__}")
+    payload = bytes(payload)
     if len(payload) > max_bytes:
         raise MessageError("oversized", f"{len(payload)} bytes > {max_bytes}")
     try:
-        outer = json.loads(bytes(payload).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise MessageError("malformed", "not UTF-8 JSON") from None
+        outer = strict_json.loads(payload)
+    except strict_json.StrictJSONError as exc:
+        raise MessageError("malformed", str(exc)) from None
     _require(isinstance(outer, dict), "not a JSON object")
-    if outer.get("v") != VERSION:
-        raise MessageError("unsupported-version", f"v={outer.get('v')!r}")
+    _require(set(outer) == {"v", "key_id", "body", "sig"},
+             "expected exactly v, key_id, body, sig")
+    if not _is_int(outer["v"]) or outer["v"] != VERSION:
+        raise MessageError("unsupported-version", f"v={str(outer['v'])[:16]!r}")
+    _require(_is_str(outer["key_id"], 64) and _is_str(outer["sig"], 128)
+             and isinstance(outer["body"], dict), "v, key_id, sig or body of the wrong type")
     if isinstance(verify_keys, (list, tuple)):
         pinned = {keys_mod.key_id(k) for k in verify_keys}
     else:
         pinned = {keys_mod.key_id(verify_keys)}
-    if outer.get("key_id") not in pinned:
-        raise MessageError("unknown-key", f"key_id {str(outer.get('key_id'))[:32]!r} is not pinned")
+    if outer["key_id"] not in pinned:
+        raise MessageError("unknown-key", f"key_id {outer['key_id'][:32]!r} is not pinned")
     try:
-        obj = envelope_mod.verify_message(bytes(payload), verify_keys, max_size=max_bytes)
+        obj = envelope_mod.verify_message(payload, verify_keys, max_size=max_bytes)
     except envelope_mod.EnvelopeError as exc:
         text = str(exc)
         reason = "bad-signature" if "signature" in text else "malformed"
-        raise MessageError(reason, text) from None
+        raise MessageError(reason, text[:200]) from None
+    except (ValueError, TypeError, RecursionError) as exc:  # the strict read above should stop these
+        raise MessageError("malformed", f"{type(exc).__name__} while verifying") from None
     _require(obj.get("kind") in CENTRAL_KINDS, "kind must be ack, notification or command")
     _require(_is_str(obj.get("id"), 64), "id must be a short string")
+    _require(_is_str(obj.get("ori"), 9) and _is_str(obj.get("device"), 64),
+             "ori and device must be short strings")
     issued = parse_rfc3339(obj.get("issued_at"))
     if abs(now - issued) > freshness_s:
         raise MessageError("stale", f"issued {now - issued:.0f} s from now; window {freshness_s:.0f} s",

@@ -36,6 +36,7 @@ import time
 
 from fpagent.config import Config
 from fpagent.errors import StartupError, UserError
+from fpagent.service import clock as clock_mod
 from fpagent.service import status as status_mod
 from fpagent.service.journal import log_event, setup_logging
 from fpagent.service.parts import CapturePart, Heartbeats, LinkPart, OutboxPart, Part
@@ -80,6 +81,8 @@ class Service:
         self.starting_step = ""  # what start() is doing, for STATUS= and `fpagent status`
         self._written: tuple = (None, 0.0, ())  # last status file: line, when, wedged parts
         self._lock_fd: int | None = None
+        self._warmup_error: BaseException | None = None
+        self.kernels_abandoned = False  # stopped while a kernel compiled (see main)
 
     # -- start-up --
     def start(self) -> None:
@@ -194,8 +197,29 @@ class Service:
         keep_extending.sent = False
         keeper = threading.Thread(target=keep_extending, name="fpagent-extend", daemon=True)
         keeper.start()
+        compiler = threading.Thread(target=self._compile_kernels, name="fpagent-kernels",
+                                    daemon=True)
+        compiler.start()
+        try:
+            # the main thread only waits, so SIGTERM is handled at once even while
+            # LLVM compiles (a compile cannot be interrupted; `main` exits without it)
+            while compiler.is_alive() and not self.stop_event.is_set():
+                compiler.join(0.2)
+        finally:
+            done.set()
+            keeper.join(2)
+        if self.stop_event.is_set() and compiler.is_alive():
+            self.kernels_abandoned = True
+            log_event(logging.INFO, "stop requested while compiling kernels; not waiting for them")
+        elif self._warmup_error is not None:
+            raise self._warmup_error
+
+    def _compile_kernels(self) -> None:
+        """The warm-ups, in the kernel thread; stops between kernels once a stop is asked."""
         try:
             for target in self.warmups:
+                if self.stop_event.is_set():
+                    return
                 started = time.monotonic()
                 if callable(target):
                     fn, name = target, getattr(target, "__name__", "warm_up")
@@ -206,9 +230,8 @@ class Service:
                 fn()
                 log_event(logging.INFO, "kernels ready", module=name,
                           seconds=round(time.monotonic() - started, 2))
-        finally:
-            done.set()
-            keeper.join(2)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the main thread
+            self._warmup_error = exc
 
     # -- the main loop --
     def run(self) -> int:
@@ -307,10 +330,13 @@ class Service:
     # -- bookings and stop --
     @contextlib.contextmanager
     def booking(self):
-        """Guard one booking: SIGTERM waits until it is enqueued (durable) or fails."""
+        """Guard one booking: only with a known-good clock; SIGTERM waits until it is enqueued."""
         with self._inflight_cond:
             if self.stop_event.is_set() or self.state != "running":
                 raise UserError("the service is stopping; start the booking again after it restarts")
+            clock = clock_mod.check(self.cfg)
+            if not clock.synchronised:
+                raise UserError(f"no booking yet: the clock is {clock.detail}")
             self._inflight += 1
         try:
             yield
@@ -361,8 +387,14 @@ def main(cfg: Config) -> int:
     setup_logging(cfg.service.log_level)
     service = Service(cfg)
     try:
-        return service.run()
+        code = service.run()
     except UserError as exc:
         log_event(logging.ERROR, "cannot start", reason=str(exc))
         service.notifier.status(f"failed: {exc}")
         raise
+    if service.kernels_abandoned:
+        # a kernel still compiles in its thread and cannot be interrupted; nothing durable
+        # depends on it (Numba writes its cache by rename), so leave without waiting
+        logging.shutdown()
+        os._exit(code)
+    return code

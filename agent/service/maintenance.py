@@ -195,7 +195,10 @@ def provision(req: ProvisionRequest) -> dict:
         if not sep or not port.isdigit() or not host:
             raise UserError(f"--broker must be HOST:PORT, got {req.broker!r}")
         cfg.mqtt.host, cfg.mqtt.port = host, int(port)
-    # validate through the same checks as a loaded file (ORI length etc.)
+    if req.ca_file:  # set before the checks: a broker off this machine needs TLS with a CA
+        cfg.mqtt.ca_file = str(_keys_dir(cfg) / CA_CERT)
+        cfg.mqtt.tls = True
+    # validate through the same checks as a loaded file (ORI length, TLS to a remote broker...)
     cfg = config_mod.from_dict(_as_dict(cfg), source=str(path))
     keys_dir = _keys_dir(cfg)
     pinned = {}
@@ -216,8 +219,6 @@ def provision(req: ProvisionRequest) -> dict:
     if req.ca_file:
         keys.write_file_atomic(keys_dir / CA_CERT, pathlib.Path(req.ca_file).read_bytes(),
                                mode=0o644, overwrite=True)
-        cfg.mqtt.ca_file = str(keys_dir / CA_CERT)
-        cfg.mqtt.tls = True
     if req.cert_file:
         keys.write_file_atomic(keys_dir / TLS_CERT, pathlib.Path(req.cert_file).read_bytes(),
                                mode=0o644, overwrite=True)

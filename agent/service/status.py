@@ -28,6 +28,7 @@ import time
 from typing import TYPE_CHECKING
 
 from fpagent.config import Config
+from fpagent.service import clock as clock_mod
 
 if TYPE_CHECKING:  # imported when a reading needs it: `fpagent status` starts without SQLite
     from fpagent.storage.store import Store
@@ -55,6 +56,7 @@ class Facts:
     disk: dict  # path, free_mb, total_mb, min_free_mb
     database: dict  # ok: bool | None, detail
     config: dict  # source, ok, detail
+    clock: dict = dataclasses.field(default_factory=dict)  # synchronised, detail
 
     def to_json(self) -> dict:
         data = dataclasses.asdict(self)
@@ -91,6 +93,7 @@ def gather(cfg: Config, *, live: dict | None = None, queue: tuple[dict, dict] | 
         disk=_disk_facts(cfg),
         database=database,
         config={"source": cfg.source, "ok": config_error is None, "detail": config_error or ""},
+        clock=clock_mod.check(cfg).as_dict(),
     )
 
 
@@ -312,6 +315,8 @@ def summary(facts: Facts) -> str:
     oldest = f", oldest {human_age(age)}" if age is not None and depth else ""
     disk = human_mb(facts.disk.get("free_mb")) + " free"
     text = f"sensor {sensor}; link {facts.link.get('state', 'unknown')}; queue {queue}{oldest}; disk {disk}"
+    if facts.clock and not facts.clock.get("synchronised"):
+        text += "; clock NOT SYNCHRONISED (bookings wait)"
     wedged = [n for n, p in (facts.service.get("parts") or {}).items() if not p.get("alive", True)]
     if wedged:
         text += "; NOT RESPONDING: " + ", ".join(wedged)
@@ -333,6 +338,7 @@ def human_report(facts: Facts) -> str:
         "queue:     " + ("unknown" if facts.queue.get("depth") is None else
                          f"{facts.queue['depth']} waiting, oldest {human_age(facts.queue.get('oldest_pending_age_s'))}")
         + (" (FULL)" if facts.queue.get("full") else "") + _detail(facts.queue),
+        "clock:     " + (facts.clock.get("detail") or "unknown"),
         "disk:      " + ("unknown" if facts.disk.get("free_mb") is None else
                          f"{facts.disk['free_mb']:.0f} MB free of {facts.disk['total_mb']:.0f} MB at {facts.disk['path']}"),
         "database:  " + {True: "ok", False: "FAILED", None: "not checked"}[facts.database.get("ok")]
