@@ -8,8 +8,9 @@ link tests. What it does, per submission:
    `$share/<group>/{root}/v1/+/+/submission`, so several instances (on one
    broker or a cluster) split the load with no code change;
 2. verifies the device signature and decrypts (fpagent.sealing.envelope.verify_and_open)
-   with the device keys it knows and its HPKE private key; checks that the
-   signed device id is the one on the topic;
+   with the keys registered for the (ORI, device) the topic names
+   (fpagent.central.registry) and its HPKE private key; checks that the signed
+   ORI and device id are the topic's (and the screen, that the Type-1 ORI is);
 3. stores it idempotently in its own SQLite file (fpagent.central.store), together with the signed
    ack and the notifications it will send, in ONE transaction: the same
    submission id twice is one record and gets the very same ack (same id,
@@ -223,8 +224,9 @@ class Central:
             return
         try:
             opened = envelope_mod.verify_and_open(
-                payload, central_private_key=self.keys.hpke, device_verify_keys=self.keys.devices,
-                device_ids=self.keys.device_ids, max_size=MAX_SUBMISSION_BYTES)
+                payload, central_private_key=self.keys.hpke,
+                device_verify_keys=self.keys.devices.keys_for(ori, device),  # this agency's device only
+                max_size=MAX_SUBMISSION_BYTES)
         except envelope_mod.EnvelopeError as exc:
             text = str(exc)
             reason = ("unknown-device" if "unknown device key" in text

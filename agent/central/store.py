@@ -14,6 +14,7 @@ import pathlib
 import sqlite3
 import threading
 
+from fpagent.central.registry import DeviceRegistry
 from fpagent.sealing import keys as keys_mod
 
 _SCHEMA = """
@@ -91,22 +92,16 @@ class CentralKeys:
 
     hpke: object  # keys.HpkePrivateKeySet
     signing: object  # Ed25519PrivateKey
-    devices: dict  # device key id -> Ed25519PublicKey
-    device_ids: dict  # device key id -> device id
+    devices: DeviceRegistry  # (ORI, device id) -> its verify keys
 
     @classmethod
     def load(cls, keys_dir, devices_dir) -> "CentralKeys":
-        """Central keys from keys_dir; device public keys `<device id>.pub` from devices_dir."""
+        """Central keys from keys_dir; device public keys `<ORI>/<device id>.pub` (and
+        previous keys still in their overlap) from devices_dir (fpagent.central.registry)."""
         keys_dir = pathlib.Path(keys_dir)
         hk = keys_mod.load_hpke_private(keys_dir / keys_mod.CENTRAL_HPKE_PRIVATE)
         sk = keys_mod.load_signing_key(keys_dir / keys_mod.CENTRAL_SIGNING_KEY, "central signing key")
-        devices, ids = {}, {}
-        for pub in sorted(pathlib.Path(devices_dir).glob("*.pub")):
-            vk = keys_mod.load_verify_key(pub, "device verify key")
-            kid = keys_mod.key_id(vk)
-            devices[kid] = vk
-            ids[kid] = pub.stem
-        return cls(hk, sk, devices, ids)
+        return cls(hk, sk, DeviceRegistry.load(devices_dir))
 
 
 def make_central_keys(directory) -> pathlib.Path:
