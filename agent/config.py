@@ -34,7 +34,7 @@ def _default_cache_dir() -> str:
 @dataclasses.dataclass
 class DeviceConfig:
     ori: str = "XX0000000"  # 9-character Originating Agency Identifier
-    device_id: str = "booking-01"  # the CN of the appliance certificate
+    device_id: str = "booking-01"  # unique within the agency; the certificate CN is "<ori>/<device_id>"
     agency_name: str = "Development County Jail"
 
 

@@ -79,7 +79,8 @@ class Link:
                              "Store) or store_factory= (opened and closed by the link)")
         self.store_factory = store_factory or (lambda: store)
         self._owns_store = store is None
-        self.client_id = client_id or f"{self.ori}-{self.device}"
+        # the broker replaces it by the certificate's CN (use_username_as_clientid)
+        self.client_id = client_id or client_mod.certificate_cn(self.ori, self.device)
         self.stats = LinkStats()
         self.hook = NotificationHook(config.notifications.hook, config.notifications.hook_timeout_s)
         self.status = StatusMessage(config, signing_key=device_signing_key,
