@@ -91,6 +91,7 @@ class EnvelopeConfig:
     suite: str = "x25519"  # or "mlkem768-x25519" (post-quantum hybrid)
     central_public_key: str = ""  # default: <keys_dir>/central-hpke.pub
     central_verify_key: str = ""  # default: <keys_dir>/central-sign.pub (pinned)
+    central_verify_key_next: str = ""  # central's next key, pinned too (default: <keys_dir>/central-sign.next.pub if present)
     device_signing_key: str = ""  # default: <keys_dir>/device-sign.key (0600)
     freshness_s: float = 600.0  # messages from central older than this are rejected
 

@@ -369,9 +369,7 @@ def build_link(config, store=None, **kw) -> Link:
         raise ConfigError("[mqtt] tls = true needs cert_file and key_file (this appliance's "
                           "client certificate, CN = its device id) and ca_file")
     env = config.envelope
-    verify = keys_mod.load_verify_key(config.key_path(env.central_verify_key,
-                                                      keys_mod.CENTRAL_VERIFY_KEY),
-                                      "central verify key")
+    verify = keys_mod.load_central_verify_keys(config)  # current + next: central rotates with overlap
     signing = None
     path = config.key_path(env.device_signing_key, keys_mod.DEVICE_SIGNING_KEY)
     if os.path.exists(path):
