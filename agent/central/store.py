@@ -1,6 +1,6 @@
 """Reference central's own state: its SQLite file and its keys.
 
-The SQLite file (WAL) holds each submission once, with the signed ack and the
+The SQLite file (WAL, 0600) holds each submission once, with the signed ack and the
 notifications to send, so that a duplicate gets the very same answers and
 several responder instances may share it.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import pathlib
 import sqlite3
 import threading
@@ -33,12 +34,27 @@ CREATE INDEX IF NOT EXISTS notifications_due ON notifications (sent_at, due_at);
 """
 
 
+def _make_private(path: pathlib.Path) -> None:
+    """Names and criminal-history text live here: the file (and SQLite's -wal/-shm, which
+    take the main file's mode) is readable by its owner only, an existing one included."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    for side in ("-wal", "-shm"):
+        extra = path.with_name(path.name + side)
+        if extra.exists():
+            os.chmod(extra, 0o600)
+
+
 class CentralStore:
     """Central's own SQLite file (WAL; several instances may share it)."""
 
     def __init__(self, path):
         self.path = pathlib.Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _make_private(self.path)
         self.conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0,
                                     check_same_thread=False)
         self.conn.execute("PRAGMA busy_timeout = 30000")
