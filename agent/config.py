@@ -36,7 +36,7 @@ def _default_cache_dir() -> str:
 @dataclasses.dataclass
 class DeviceConfig:
     ori: str = "XX0000000"  # 9-character Originating Agency Identifier
-    device_id: str = "booking-01"  # the CN of the appliance certificate
+    device_id: str = "booking-01"  # unique within the agency; the certificate CN is "<ori>/<device_id>"
     agency_name: str = "Development County Jail"
 
 
@@ -93,6 +93,7 @@ class EnvelopeConfig:
     suite: str = "x25519"  # or "mlkem768-x25519" (post-quantum hybrid)
     central_public_key: str = ""  # default: <keys_dir>/central-hpke.pub
     central_verify_key: str = ""  # default: <keys_dir>/central-sign.pub (pinned)
+    central_verify_key_next: str = ""  # central's next key, pinned too (default: <keys_dir>/central-sign.next.pub if present)
     device_signing_key: str = ""  # default: <keys_dir>/device-sign.key (0600)
     freshness_s: float = 600.0  # messages from central older than this are rejected
 

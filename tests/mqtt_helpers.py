@@ -22,9 +22,10 @@ from fpagent.sealing import envelope
 from fpagent.sealing import keys
 from fpagent.central.responder import Central
 from fpagent.central.screening import ScreenRejected, Screening
+from fpagent.central.registry import register_device_key
 from fpagent.central.store import CentralKeys
 from fpagent.devtools.broker import LocalBroker, find_mosquitto
-from fpagent.devtools.ca import make_dev_pki
+from fpagent.devtools.ca import CENTRAL_WORKERS, central_cn, device_cn, make_dev_pki
 from fpagent.link.connection import Link
 from fpagent.storage.store import Store
 
@@ -53,7 +54,8 @@ class Pki:
     def __init__(self, root: pathlib.Path):
         """Create everything under `root`, or load it when it is already there (child processes)."""
         self.root = root = pathlib.Path(root)
-        self.certs = make_dev_pki(root / "certs", clients=(*DEVICES, "central", "intruder"))
+        self.certs = make_dev_pki(root / "certs", clients=(
+            *(device_cn(ORI, d) for d in DEVICES), *CENTRAL_WORKERS, "intruder"))
         self.central_dir = root / "central-keys"
         if not (self.central_dir / keys.CENTRAL_SIGNING_KEY).exists():
             keys.create_central_keys(self.central_dir)
@@ -67,12 +69,18 @@ class Pki:
             if not (kdir / keys.DEVICE_SIGNING_KEY).exists():
                 keys.create_device_keys(kdir)
             self.device_signing[d] = keys.load_signing_key(kdir / keys.DEVICE_SIGNING_KEY)
-            (self.devices_dir / f"{d}.pub").write_bytes(keys.encode_public(self.device_signing[d]))
+            register_device_key(self.devices_dir, ORI, d, self.device_signing[d].public_key())
 
     def central_keys(self) -> CentralKeys:
         return CentralKeys.load(self.central_dir, self.devices_dir)
 
-    def tls(self, cn: str) -> dict:
+    def tls(self, name: str) -> dict:
+        """TLS files of a device id of ORI, "central", or any certificate CN.
+
+        "central" is the identity of hand-made test clients that act as central
+        (worker 4); responder instances (make_central) use workers 1-3, so the
+        two never take each other's client id."""
+        cn = device_cn(ORI, name) if name in DEVICES else central_cn(4) if name == "central" else name
         return {"ca_file": str(self.certs / "ca.crt"), "cert_file": str(self.certs / f"{cn}.crt"),
                 "key_file": str(self.certs / f"{cn}.key")}
 
@@ -138,11 +146,12 @@ def enqueue_bookings(cfg, pki: Pki, count: int, start: int = 0, **fields) -> lis
     return ids
 
 
-def make_central(pki: Pki, port: int, db_path, **kw) -> Central:
+def make_central(pki: Pki, port: int, db_path, *, worker: int = 1, **kw) -> Central:
+    """A central responder instance; each `worker` (1-4) has its own certificate identity."""
     kw.setdefault("screen", json_screen)
     kw.setdefault("immigration_delay_s", 0.2)
     return Central(host="127.0.0.1", port=port, root="fpagent", keys=pki.central_keys(),
-                   db_path=db_path, tls=pki.tls("central"), **kw)
+                   db_path=db_path, tls=pki.tls(central_cn(worker)), **kw)
 
 
 class TcpProxy:
@@ -248,6 +257,7 @@ def _child_main(argv=None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--db", default="")
     parser.add_argument("--name", default="")
+    parser.add_argument("--worker", type=int, default=1)
     parser.add_argument("--ack-timeout", type=float, default=3.0)
     parser.add_argument("--answers-timeout", type=float, default=3600.0)
     args = parser.parse_args(argv)
@@ -260,7 +270,8 @@ def _child_main(argv=None) -> int:
                                answers_timeout_s=args.answers_timeout)
         worker = make_link(cfg, pki_).start()
     else:
-        worker = make_central(pki_, args.port, args.db, client_id=args.name).start()
+        worker = make_central(pki_, args.port, args.db, worker=args.worker,
+                              client_id=args.name).start()
     print("ready", flush=True)
     while not stop.wait(0.2):
         if getattr(worker, "error", None):

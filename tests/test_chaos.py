@@ -62,8 +62,10 @@ def test_thousand_bookings_survive_broker_restart_cuts_kills_and_a_dead_central(
     procs = {}
     events = []
     try:
-        procs["central-a"] = _child("central", pki_root, tmp_path, broker.port, db=db, name="central-a")
-        procs["central-b"] = _child("central", pki_root, tmp_path, broker.port, db=db, name="central-b")
+        procs["central-a"] = _child("central", pki_root, tmp_path, broker.port, db=db, name="central-a",
+                                    worker=1)
+        procs["central-b"] = _child("central", pki_root, tmp_path, broker.port, db=db, name="central-b",
+                                    worker=2)
         procs["agent"] = _child("link", pki_root, tmp_path, proxy.port, ack_timeout=3.0,
                                 answers_timeout=3.0)
         store = Store(cfg.paths.database(), cfg)

@@ -63,18 +63,12 @@ def test_duplicates_on_purpose_are_one_record_and_one_alert(tmp_path, pki, broke
             link.poke()
             wait_for(lambda: store.inbox.count() == 2, 20, what="two notifications")
             first_ack = store.outbox.get(sid).ack
-            # publish the very same envelope twice more, as a retrying appliance would
-            pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="dup-sender",
-                              protocol=mqtt.MQTTv5)
-            t = pki.tls("booking-01")
-            pub.tls_set(ca_certs=t["ca_file"], certfile=t["cert_file"], keyfile=t["key_file"])
-            pub.connect("127.0.0.1", broker.port)
-            pub.loop_start()
+            # publish the very same envelope twice more, as a retrying appliance would (on
+            # the link's own connection: the broker binds the client id to the certificate,
+            # so a second connection with this certificate would take the session over)
             for _ in range(2):
-                pub.publish(f"fpagent/v1/{ORI}/booking-01/submission", env, qos=1).wait_for_publish(5)
+                link._client.publish(f"fpagent/v1/{ORI}/booking-01/submission", env, qos=1)
             wait_for(lambda: central.counters["duplicates"] == 2, 10, what="central duplicates")
-            pub.loop_stop()
-            pub.disconnect()
             wait_for(lambda: link.counters["duplicate_acks"] >= 2, 10, what="duplicate acks")
             wait_for(lambda: link.rejected["replayed"] >= 2, 10, what="re-sent notifications dropped")
             time.sleep(0.5)  # give any further re-sends the time to arrive

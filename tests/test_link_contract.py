@@ -115,10 +115,10 @@ def test_real_payloads_validate_against_the_document(tmp_path, pki, broker, doc)
                             central_public_key=pki.hpke.public(),
                             device_signing_key=pki.device_signing["booking-01"])
         store.outbox.enqueue(envelope.inspect(bad).submission_id, "BAD", bad, {})
-        # signed with booking-02's key in booking-01's name: "device-mismatch"
-        forged = envelope.seal(b"{}", device_id="booking-01", ori=ORI, sequence=10,
+        # booking-01's key, sealed in booking-02's name, on booking-01's topic: "device-mismatch"
+        forged = envelope.seal(b"{}", device_id="booking-02", ori=ORI, sequence=10,
                                central_public_key=pki.hpke.public(),
-                               device_signing_key=pki.device_signing["booking-02"])
+                               device_signing_key=pki.device_signing["booking-01"])
         store.outbox.enqueue(envelope.inspect(forged).submission_id, "FORGED", forged, {})
     link.start()
     try:

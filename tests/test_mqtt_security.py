@@ -168,19 +168,19 @@ def test_bad_notifications_are_rejected_counted_and_audited(tmp_path, pki, broke
 
 def test_dev_ca_script_makes_certificates_the_broker_accepts(tmp_path):
     out = tmp_path / "pki"
-    run = subprocess.run([str(ROOT / "scripts" / "dev-ca"), str(out), "booking-07"],
+    run = subprocess.run([str(ROOT / "scripts" / "dev-ca"), str(out), f"{ORI}/booking-07"],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
-    for name in ("ca.key", "broker.key", "central.key", "booking-07.key",
+    for name in ("ca.key", "broker.key", "central/worker-1.key", f"{ORI}/booking-07.key",
                  "central-keys/central-sign.key", "central-keys/central-hpke.key"):
         assert os.stat(out / name).st_mode & 0o077 == 0, name
     keys.load_signing_key(out / "central-keys" / "central-sign.key")
-    again = subprocess.run([str(ROOT / "scripts" / "dev-ca"), str(out), "booking-07"],
+    again = subprocess.run([str(ROOT / "scripts" / "dev-ca"), str(out), f"{ORI}/booking-07"],
                            capture_output=True, text=True, timeout=60)
     assert again.returncode == 0 and "made" not in again.stdout  # idempotent
     with LocalBroker(tmp_path / "b", out) as b:
-        tls = {"ca_file": str(out / "ca.crt"), "cert_file": str(out / "booking-07.crt"),
-               "key_file": str(out / "booking-07.key")}
+        tls = {"ca_file": str(out / "ca.crt"), "cert_file": str(out / ORI / "booking-07.crt"),
+               "key_file": str(out / ORI / "booking-07.key")}
         assert not _connect_fails(b.port, tls)
         assert _connect_fails(b.port, {"ca_file": str(out / "ca.crt")})
 
@@ -222,7 +222,8 @@ def test_shipped_broker_config_and_acl_work_as_they_are(tmp_path, pki):
             .replace("/var/lib/mosquitto/", f"{tmp_path / 'persist'}/")
             .replace("listener 8883", f"listener {port} 127.0.0.1"))
     for directive in ("require_certificate true", "use_identity_as_username true",
-                      "allow_anonymous false", "persistence true"):
+                      "use_username_as_clientid true", "crlfile ", "allow_anonymous false",
+                      "persistence true"):
         assert directive in conf
     if os.geteuid() == 0:
         conf = "user root\n" + conf

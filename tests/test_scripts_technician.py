@@ -135,12 +135,12 @@ def test_provision_end_to_end(tmp_path, central_keys):
     loaded = keys.load_device_keys(cfg)  # everything the service needs to seal and verify
     assert f"device key id: {loaded.device_key_id}" in proc.stdout
     csr = x509.load_pem_x509_csr((keys_dir / "device-tls.csr").read_bytes())
-    assert csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "booking-07"
+    assert csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "NY0123400/booking-07"
     assert csr.is_signature_valid
     if shutil.which("openssl"):  # what the agency's CA will run on it
         check = subprocess.run(["openssl", "req", "-in", str(keys_dir / "device-tls.csr"), "-noout",
                                 "-verify", "-subject"], capture_output=True, text=True)
-        assert check.returncode == 0 and "CN = booking-07" in check.stdout + check.stderr
+        assert check.returncode == 0 and "CN = NY0123400/booking-07" in check.stdout + check.stderr
     for private in ("device-sign.key", "device-tls.key"):
         assert (keys_dir / private).stat().st_mode & 0o777 == 0o600
     assert "PRIVATE KEY" not in proc.stdout + proc.stderr

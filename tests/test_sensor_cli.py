@@ -36,6 +36,16 @@ def test_capture_writes_a_png_equal_to_the_emulators_image(image_folder, tmp_pat
         assert round(png.info["dpi"][0]) == 500
         written = np.asarray(png)
     assert np.array_equal(written, fit_to_module(px))
+    assert out.stat().st_mode & 0o777 == 0o600  # a fingerprint: owner only
+
+
+def test_capture_makes_an_existing_output_file_private(image_folder, tmp_path):
+    folder, _ = image_folder
+    out = tmp_path / "old.png"
+    out.write_bytes(b"old")
+    out.chmod(0o644)
+    assert cli.main(["sensor", "capture", f"emulated://?source={folder}", "--out", str(out)]) == 0
+    assert out.stat().st_mode & 0o777 == 0o600
 
 
 def test_capture_from_the_configured_sensor(tmp_path, capsys):

@@ -56,8 +56,8 @@ def _central_child(work: str, port: int, ready, stop) -> None:
     central = Central(host="127.0.0.1", port=port, root="fpagent",
                       keys=CentralKeys.load(work_p / "central-keys", work_p / "devices"),
                       db_path=work_p / "central.sqlite3", screen=bench_screen,
-                      tls={"ca_file": str(pki / "ca.crt"), "cert_file": str(pki / "central.crt"),
-                           "key_file": str(pki / "central.key")},
+                      tls={"ca_file": str(pki / "ca.crt"), "cert_file": str(pki / "central/worker-1.crt"),
+                           "key_file": str(pki / "central/worker-1.key")},
                       client_id="central-bench", immigration_delay_s=0.0)
     central.start()
     central.wait_connected(15)
@@ -77,8 +77,8 @@ def _reference_roundtrip(port: int, pki: pathlib.Path, size: int, count: int) ->
                                       max_inflight=8)
 
     got = threading.Semaphore(0)
-    echo = client("central", "ref-echo")
-    app = client("booking-01", "ref-app")
+    echo = client("central/worker-2", "ref-echo")
+    app = client("XX0000000/booking-01", "ref-app")
     base = "fpagent/v1/XX0000000/booking-01/"
     echo.on_message = lambda c, u, m: c.publish(base + "ack", b"x" * 200, qos=1)
     app.on_message = lambda c, u, m: got.release()
@@ -112,6 +112,7 @@ def run(bookings: int = 300, payload_kb: int = 32, idle_samples: int = 40) -> di
     from fpagent.sealing import envelope
     from fpagent.sealing import keys
     from fpagent.devtools.broker import LocalBroker, find_mosquitto
+    from fpagent.central.registry import register_device_key
     from fpagent.devtools.ca import make_dev_pki
     from fpagent.errors import UserError
     from fpagent.link.connection import Link
@@ -125,11 +126,11 @@ def run(bookings: int = 300, payload_kb: int = 32, idle_samples: int = 40) -> di
     central_ready = ctx.Event()
     broker = child = link = None
     try:
-        pki = make_dev_pki(work / "pki", clients=("booking-01", "central"))
+        pki = make_dev_pki(work / "pki", clients=("XX0000000/booking-01", "central/worker-1",
+                                                  "central/worker-2"))
         hk, csk = keys.create_central_keys(work / "central-keys", suites=("x25519",))
         dsk = keys.create_device_keys(work / "device-keys")
-        (work / "devices").mkdir()
-        (work / "devices" / "booking-01.pub").write_bytes(keys.encode_public(dsk))
+        register_device_key(work / "devices", "XX0000000", "booking-01", dsk.public_key())
         broker = LocalBroker(work / "broker", pki).start()
         child = ctx.Process(target=_central_child, args=(str(work), broker.port, central_ready,
                                                          stop_central), daemon=True)
@@ -140,8 +141,8 @@ def run(bookings: int = 300, payload_kb: int = 32, idle_samples: int = 40) -> di
             "paths": {"state_dir": str(work / "appliance")},
             "store": {"min_free_mb": 10.0},
             "mqtt": {"port": broker.port, "tls": True, "ca_file": str(pki / "ca.crt"),
-                     "cert_file": str(pki / "booking-01.crt"),
-                     "key_file": str(pki / "booking-01.key"), "inflight": 16,
+                     "cert_file": str(pki / "XX0000000" / "booking-01.crt"),
+                     "key_file": str(pki / "XX0000000" / "booking-01.key"), "inflight": 16,
                      "ack_timeout_s": 30.0},
         })
         acked: dict[str, float] = {}

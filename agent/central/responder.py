@@ -8,11 +8,13 @@ link tests. What it does, per submission:
    `$share/<group>/{root}/v1/+/+/submission`, so several instances (on one
    broker or a cluster) split the load with no code change;
 2. verifies the device signature (fpagent.sealing.envelope.verify_envelope)
-   with the device keys it knows and checks that the signed ORI and device id
-   are the topic's; a submission that does not verify is answered with a
-   signed rejected ack to the publishing device and never recorded, so a
-   forged header cannot claim a genuine submission's id; then decrypts with
-   its HPKE private key (verify_and_open);
+   with the keys registered for the (ORI, device) the topic names
+   (fpagent.central.registry) and checks that the signed ORI and device id
+   are the topic's (and the screen, that the Type-1 ORI is); a submission
+   that does not verify is answered with a signed rejected ack to the
+   publishing device and never recorded, so a forged header cannot claim a
+   genuine submission's id; then decrypts with its HPKE private key
+   (verify_and_open);
 3. stores it idempotently in its own SQLite file (fpagent.central.store), together with the signed
    ack and the notifications it will send, in ONE transaction: the same
    submission id twice is one record and gets the very same ack (same id,
@@ -282,7 +284,7 @@ class Central:
         _, ori, device, _ = parts
         try:
             header = envelope_mod.verify_envelope(
-                payload, device_verify_keys=self.keys.devices, device_ids=self.keys.device_ids,
+                payload, device_verify_keys=self.keys.devices.keys_for(ori, device),  # this agency's device only
                 max_size=MAX_SUBMISSION_BYTES)
         except envelope_mod.EnvelopeError as exc:
             try:
@@ -308,8 +310,9 @@ class Central:
             return
         try:
             opened = envelope_mod.verify_and_open(
-                payload, central_private_key=self.keys.hpke, device_verify_keys=self.keys.devices,
-                device_ids=self.keys.device_ids, max_size=MAX_SUBMISSION_BYTES)
+                payload, central_private_key=self.keys.hpke,
+                device_verify_keys=self.keys.devices.keys_for(ori, device),  # this agency's device only
+                max_size=MAX_SUBMISSION_BYTES)
         except envelope_mod.EnvelopeError as exc:  # signed by its device: recorded, answered
             self._record(sid, ori, device, "", None, _refusal_reason(str(exc)), str(exc))
             return

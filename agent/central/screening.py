@@ -166,6 +166,9 @@ class TransactionScreen:
             parsed = parse_transaction(opened.plaintext)
         except (TransactionError, ValueError) as exc:
             raise ScreenRejected("malformed-transaction", str(exc)[:200]) from None
+        if parsed.ori != opened.header.ori:  # an agency books only under its own ORI
+            raise ScreenRejected("device-mismatch", f"Type-1 ORI {parsed.ori[:16]!r} is not the "
+                                                    f"envelope's {opened.header.ori!r}")
         probes = {}
         for f in parsed.fingers:
             if f.position in self.fingers and not f.missing:

@@ -1,6 +1,6 @@
 """Reference central's own state: its SQLite file and its keys.
 
-The SQLite file (WAL) holds each submission once, with the signed ack and the
+The SQLite file (WAL, 0600) holds each submission once, with the signed ack and the
 notifications to send, so that a duplicate gets the very same answers and
 several responder instances may share it.
 """
@@ -10,10 +10,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import pathlib
 import sqlite3
 import threading
 
+from fpagent.central.registry import DeviceRegistry
 from fpagent.sealing import keys as keys_mod
 
 _SCHEMA = """
@@ -32,12 +34,27 @@ CREATE INDEX IF NOT EXISTS notifications_due ON notifications (sent_at, due_at);
 """
 
 
+def _make_private(path: pathlib.Path) -> None:
+    """Names and criminal-history text live here: the file (and SQLite's -wal/-shm, which
+    take the main file's mode) is readable by its owner only, an existing one included."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    for side in ("-wal", "-shm"):
+        extra = path.with_name(path.name + side)
+        if extra.exists():
+            os.chmod(extra, 0o600)
+
+
 class CentralStore:
     """Central's own SQLite file (WAL; several instances may share it)."""
 
     def __init__(self, path):
         self.path = pathlib.Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _make_private(self.path)
         self.conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0,
                                     check_same_thread=False)
         self.conn.execute("PRAGMA busy_timeout = 30000")
@@ -91,22 +108,16 @@ class CentralKeys:
 
     hpke: object  # keys.HpkePrivateKeySet
     signing: object  # Ed25519PrivateKey
-    devices: dict  # device key id -> Ed25519PublicKey
-    device_ids: dict  # device key id -> device id
+    devices: DeviceRegistry  # (ORI, device id) -> its verify keys
 
     @classmethod
     def load(cls, keys_dir, devices_dir) -> "CentralKeys":
-        """Central keys from keys_dir; device public keys `<device id>.pub` from devices_dir."""
+        """Central keys from keys_dir; device public keys `<ORI>/<device id>.pub` (and
+        previous keys still in their overlap) from devices_dir (fpagent.central.registry)."""
         keys_dir = pathlib.Path(keys_dir)
         hk = keys_mod.load_hpke_private(keys_dir / keys_mod.CENTRAL_HPKE_PRIVATE)
         sk = keys_mod.load_signing_key(keys_dir / keys_mod.CENTRAL_SIGNING_KEY, "central signing key")
-        devices, ids = {}, {}
-        for pub in sorted(pathlib.Path(devices_dir).glob("*.pub")):
-            vk = keys_mod.load_verify_key(pub, "device verify key")
-            kid = keys_mod.key_id(vk)
-            devices[kid] = vk
-            ids[kid] = pub.stem
-        return cls(hk, sk, devices, ids)
+        return cls(hk, sk, DeviceRegistry.load(devices_dir))
 
 
 def make_central_keys(directory) -> pathlib.Path:

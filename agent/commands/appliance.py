@@ -28,7 +28,7 @@ def register(sub):
     p = sub.add_parser("provision", help="set device id, ORI, central keys and broker; create the identity",
                        description="Provision this appliance: writes the device id, ORI and broker into "
                        "the configuration file, pins central's public keys, creates the device keys "
-                       "and a certificate request (CN = device id) for the agency's CA.")
+                       "and a certificate request (CN = ORI/device id) for the agency's CA.")
     p.add_argument("--device-id", help="this appliance's name (the certificate CN), e.g. booking-01")
     p.add_argument("--ori", help="the agency's 9-character ORI")
     p.add_argument("--agency-name", help="the agency's name (certificate O)")

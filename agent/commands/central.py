@@ -59,7 +59,7 @@ def _run(args) -> int:
             raise UserError(f"{f} is missing; make development certificates with scripts/dev-ca")
     keys = CentralKeys.load(args.keys, args.devices)
     if not keys.devices:
-        raise UserError(f"no device keys (<device id>.pub) in {args.devices}: central could "
+        raise UserError(f"no device keys (<ORI>/<device id>.pub) in {args.devices}: central could "
                         f"not verify any submission")
     galleries = _galleries(args.gallery, args.seed)
     stop = threading.Event()
@@ -157,7 +157,9 @@ def _add_broker_args(p) -> None:
     p.add_argument("--port", type=int, default=8883)
     p.add_argument("--root", default="fpagent", help="topic root (default fpagent)")
     p.add_argument("--certs", required=True, help="folder with ca.crt and <cn>.crt/.key (scripts/dev-ca)")
-    p.add_argument("--cn", default="central", help="client certificate name (default central)")
+    p.add_argument("--cn", default="central/worker-1",
+                   help="client certificate name (default central/worker-1); the broker binds the "
+                        "client id to it, so each running instance needs its own")
 
 
 def register(sub) -> None:
@@ -172,7 +174,7 @@ def register(sub) -> None:
     p = cmds.add_parser("run", help="answer submissions until stopped")
     _add_broker_args(p)
     p.add_argument("--keys", required=True, help="folder with central-hpke.key and central-sign.key")
-    p.add_argument("--devices", required=True, help="folder of appliance public keys <device id>.pub")
+    p.add_argument("--devices", required=True, help="folder of appliance public keys <ORI>/<device id>.pub")
     p.add_argument("--db", required=True, help="central's SQLite file (instances may share it)")
     p.add_argument("--group", default="central", help="shared-subscription group")
     p.add_argument("--gallery", default="synthetic",

@@ -98,7 +98,8 @@ def run_demo(bookings: int = 4, images: str | None = None, keep: bool = False,
     from fpagent.central.screening import Galleries, TransactionScreen
     from fpagent.central.store import CentralKeys
     from fpagent.devtools.broker import LocalBroker, find_mosquitto
-    from fpagent.devtools.ca import make_dev_pki
+    from fpagent.central.registry import register_device_key
+    from fpagent.devtools.ca import central_cn, device_cn, make_dev_pki
     from fpagent.link.connection import build_link
     from fpagent.storage.store import Store
 
@@ -117,7 +118,8 @@ def run_demo(bookings: int = 4, images: str | None = None, keep: bool = False,
         }, source="<demo defaults>")
         device = cfg.device.device_id
         say(f"working in {work} (removed at the end)")
-        pki = make_dev_pki(work / "pki", clients=(device, "central"))
+        identity = device_cn(cfg.device.ori, device)
+        pki = make_dev_pki(work / "pki", clients=(identity, central_cn(1)))
         say("made a development CA, a broker certificate and client certificates")
         central_keys_dir = work / "central" / "keys"
         keys_mod.create_central_keys(central_keys_dir)
@@ -126,16 +128,16 @@ def run_demo(bookings: int = 4, images: str | None = None, keep: bool = False,
         for name in (keys_mod.CENTRAL_HPKE_PUBLIC, keys_mod.CENTRAL_VERIFY_KEY):
             shutil.copy(central_keys_dir / name, app_keys / name)
         devices_dir = work / "central" / "devices"
-        devices_dir.mkdir(parents=True)
-        shutil.copy(app_keys / keys_mod.DEVICE_VERIFY_KEY, devices_dir / f"{device}.pub")
+        register_device_key(devices_dir, cfg.device.ori, device,
+                            keys_mod.load_verify_key(app_keys / keys_mod.DEVICE_VERIFY_KEY))
         say("made central's HPKE + signing keys and the appliance's signing key")
 
         broker = LocalBroker(work / "broker", pki).start()
         started.append(("broker", broker.stop))
         cfg.mqtt.port = broker.port
         cfg.mqtt.ca_file = str(pki / "ca.crt")
-        cfg.mqtt.cert_file = str(pki / f"{device}.crt")
-        cfg.mqtt.key_file = str(pki / f"{device}.key")
+        cfg.mqtt.cert_file = str(pki / f"{identity}.crt")
+        cfg.mqtt.key_file = str(pki / f"{identity}.key")
         say(f"started mosquitto on 127.0.0.1:{broker.port} (TLS, client certificates, ACL)")
 
         say("warming up the extractor and matcher (compiled once, then cached)")
@@ -174,8 +176,8 @@ def run_demo(bookings: int = 4, images: str | None = None, keep: bool = False,
         central = Central(host="127.0.0.1", port=broker.port, root=cfg.mqtt.root,
                           keys=CentralKeys.load(central_keys_dir, devices_dir),
                           db_path=work / "central" / "central.sqlite3", screen=gated_screen,
-                          tls={"ca_file": str(pki / "ca.crt"), "cert_file": str(pki / "central.crt"),
-                               "key_file": str(pki / "central.key")},
+                          tls={"ca_file": str(pki / "ca.crt"), "cert_file": str(pki / f"{central_cn(1)}.crt"),
+                               "key_file": str(pki / f"{central_cn(1)}.key")},
                           client_id="central-demo", immigration_delay_s=2.0)
         central.start()
         started.append(("central", central.stop))

@@ -7,6 +7,7 @@ configured `[sensor] url`.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -97,11 +98,15 @@ class ProgressBar:
 
 
 def write_png(path: str, pixels: np.ndarray, ppi: int = 500) -> None:
-    """8-bit grey PNG with the resolution in its pHYs chunk."""
+    """8-bit grey PNG with the resolution in its pHYs chunk, readable by its owner only
+    (a fingerprint is personal data): created 0600, and an existing file made 0600 first."""
     from PIL import Image
 
     try:
-        Image.fromarray(pixels, mode="L").save(path, format="PNG", dpi=(ppi, ppi))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            Image.fromarray(pixels, mode="L").save(fh, format="PNG", dpi=(ppi, ppi))
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc}") from exc
 

@@ -1,8 +1,9 @@
 """Start and stop a local mosquitto on a free loopback port (demo, bench, tests).
 
 The configuration written here is the one shipped in `systemd/mosquitto/`
-(TLS listener, client certificates required, certificate CN as the user name,
-an ACL confining each appliance to its own topics), with the port and file
+(TLS listener, client certificates required and checked against the CA's
+revocation list, certificate CN as the user name and the client id, an ACL
+confining each appliance to its own agency's and device's topics), with the port and file
 paths filled in. Not used on an appliance: there the broker is the agency's.
 """
 
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import time
 
+from fpagent.devtools.ca import CENTRAL_WORKERS
 from fpagent.errors import UserError
 
 MOSQUITTO_CANDIDATES = ("mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
@@ -37,26 +39,32 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def acl_text(root: str = "fpagent", central_cn: str = "central") -> str:
-    """The broker ACL: each appliance (user = its certificate CN) only under its own device id."""
-    return f"""# fpagent broker ACL. The user name is the client certificate's CN
-# (use_identity_as_username). Each appliance may only publish its own
-# submissions and status and only read its own acks, notifications and commands.
-
-# The reference central responder (certificate CN "{central_cn}").
-user {central_cn}
+def acl_text(root: str = "fpagent", central_cns=CENTRAL_WORKERS) -> str:
+    """The broker ACL: each appliance (user = its certificate CN "<ORI>/<device>") only under
+    its own agency and device; each central worker (one identity per worker) everything."""
+    central = "\n".join(f"""user {cn}
 topic read {root}/v1/+/+/submission
 topic read {root}/v1/+/+/status
 topic write {root}/v1/+/+/ack
 topic write {root}/v1/+/+/notification
 topic write {root}/v1/+/+/command
+""" for cn in central_cns)
+    return f"""# fpagent broker ACL. The user name is the client certificate's CN
+# (use_identity_as_username), and the client id is the user name
+# (use_username_as_clientid). An appliance's CN is "<ORI>/<device id>", so
+# %u below fills both the agency and the device segment of the topic: an
+# appliance may only publish its own submissions and status and only read its
+# own acks, notifications and commands, and a device id reused by another
+# agency is another identity.
 
-# Every appliance: %u is its certificate CN, i.e. its device id.
-pattern write {root}/v1/+/%u/submission
-pattern write {root}/v1/+/%u/status
-pattern read {root}/v1/+/%u/ack
-pattern read {root}/v1/+/%u/notification
-pattern read {root}/v1/+/%u/command
+# The reference central responder: one identity per worker (CN "central/worker-<n>").
+{central}
+# Every appliance: %u is its certificate CN, i.e. "<ORI>/<device id>".
+pattern write {root}/v1/%u/submission
+pattern write {root}/v1/%u/status
+pattern read {root}/v1/%u/ack
+pattern read {root}/v1/%u/notification
+pattern read {root}/v1/%u/command
 """
 
 
@@ -81,8 +89,11 @@ def conf_text(*, port: int, pki: pathlib.Path, acl_file: pathlib.Path,
         f"keyfile {pki / 'broker.key'}",
         "require_certificate true",
         "use_identity_as_username true",
+        "use_username_as_clientid true",
         "tls_version tlsv1.2",
     ]
+    if (pki / "ca.crl").exists():
+        lines.append(f"crlfile {pki / 'ca.crl'}")
     if os.geteuid() == 0:
         lines.insert(1, "user root")  # run as root in containers/CI; keys are 0600 root
     if log_file:
@@ -97,13 +108,13 @@ class LocalBroker:
     """A mosquitto child process on 127.0.0.1:<free port>, with TLS and the ACL."""
 
     def __init__(self, workdir, pki, *, root: str = "fpagent", port: int = 0,
-                 central_cn: str = "central", autosave_s: int = 1):
+                 central_cns=CENTRAL_WORKERS, autosave_s: int = 1):
         self.autosave_s = autosave_s
         self.workdir = pathlib.Path(workdir)
         self.pki = pathlib.Path(pki)
         self.root = root
         self.port = port or free_port()
-        self.central_cn = central_cn
+        self.central_cns = tuple(central_cns)
         self.proc: subprocess.Popen | None = None
         self.exe = find_mosquitto()
         self.conf = self.workdir / "mosquitto.conf"
@@ -112,7 +123,7 @@ class LocalBroker:
     def write_config(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         acl = self.workdir / "acl"
-        acl.write_text(acl_text(self.root, self.central_cn))
+        acl.write_text(acl_text(self.root, self.central_cns))
         persist = self.workdir / "persist"
         persist.mkdir(exist_ok=True)
         self.conf.write_text(conf_text(port=self.port, pki=self.pki, acl_file=acl,

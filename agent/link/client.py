@@ -26,6 +26,14 @@ class Will:
     retain: bool = True
 
 
+def certificate_cn(ori: str, device_id: str) -> str:
+    """An appliance's identity on the broker: its certificate CN, user name and client id.
+
+    Device ids are only unique within an agency, so the identity names both;
+    the broker ACL's %u fills the topic's `{ori}/{device}` with it."""
+    return f"{ori}/{device_id}"
+
+
 def tls_files(mqtt_config) -> dict | None:
     """The TLS files of an `[mqtt]` configuration section, or None when TLS is off."""
     if not mqtt_config.tls:

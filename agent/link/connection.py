@@ -81,7 +81,8 @@ class Link:
                              "Store) or store_factory= (opened and closed by the link)")
         self.store_factory = store_factory or (lambda: store)
         self._owns_store = store is None
-        self.client_id = client_id or f"{self.ori}-{self.device}"
+        # the broker replaces it by the certificate's CN (use_username_as_clientid)
+        self.client_id = client_id or client_mod.certificate_cn(self.ori, self.device)
         self.stats = LinkStats()
         self.hook = NotificationHook(config.notifications.hook, config.notifications.hook_timeout_s)
         self.status = StatusMessage(config, signing_key=device_signing_key,
@@ -394,9 +395,7 @@ def build_link(config, store=None, **kw) -> Link:
         raise ConfigError("[mqtt] tls = true needs cert_file and key_file (this appliance's "
                           "client certificate, CN = its device id) and ca_file")
     env = config.envelope
-    verify = keys_mod.load_verify_key(config.key_path(env.central_verify_key,
-                                                      keys_mod.CENTRAL_VERIFY_KEY),
-                                      "central verify key")
+    verify = keys_mod.load_central_verify_keys(config)  # current + next: central rotates with overlap
     signing = None
     path = config.key_path(env.device_signing_key, keys_mod.DEVICE_SIGNING_KEY)
     if os.path.exists(path):

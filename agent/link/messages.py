@@ -54,7 +54,7 @@ REJECT_REASONS = {
 ACK_REASONS = {
     "bad-signature": "the envelope's device signature does not verify",
     "unknown-device": "the device is not registered with central",
-    "device-mismatch": "the signed device id differs from the topic's device",
+    "device-mismatch": "the signed ORI or device id differs from the topic's, or the Type-1 ORI from the envelope's",
     "decrypt-failed": "the envelope cannot be decrypted with central's key",
     "malformed-envelope": "not an envelope of a known version",
     "malformed-transaction": "the ANSI/NIST-ITL transaction cannot be parsed",

@@ -13,17 +13,14 @@ File layout: b"FPG1" || nonce (12 bytes) || AES-GCM ciphertext+tag.
 
 from __future__ import annotations
 
-import os
 import pathlib
 import re
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
+from fpagent.sealing import at_rest
 from fpagent.sealing import keys as keys_mod
+from fpagent.sealing.at_rest import MAGIC, load_or_create_local_key, seal_blob  # noqa: F401 - re-exported
 from fpagent.errors import UserError
 
-MAGIC = b"FPG1"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 SUFFIX = ".gallery"
 
@@ -32,37 +29,14 @@ class GalleryStoreError(UserError):
     """A gallery file is missing, altered, or sealed under another local key."""
 
 
-def load_or_create_local_key(path) -> bytes:
-    """The 32-byte local data key; created (0600, atomically) when absent."""
-    path = pathlib.Path(path)
-    if not path.exists():
-        try:
-            keys_mod.write_file_atomic(path, AESGCM.generate_key(bit_length=256), mode=0o600)
-        except keys_mod.KeyFileError:
-            pass  # someone else created it a moment ago: read theirs
-    data = keys_mod.read_key_file(path, private=True, what="local data key")
-    if len(data) != 32:
-        raise keys_mod.KeyFileError(f"local data key {path} is {len(data)} bytes, not 32; "
-                                    f"it is damaged (galleries sealed with it are lost; "
-                                    f"move it away and let central push them again)")
-    return data
-
-
-def seal_blob(key: bytes, name: str, data: bytes) -> bytes:
-    """Encrypt one blob under the local key, bound to its name."""
-    nonce = os.urandom(12)
-    return MAGIC + nonce + AESGCM(key).encrypt(nonce, data, MAGIC + name.encode())
-
-
 def open_blob(key: bytes, name: str, blob: bytes) -> bytes:
-    """Decrypt a blob sealed by seal_blob; GalleryStoreError if altered or other key/name."""
-    if len(blob) < len(MAGIC) + 12 + 16 or not blob.startswith(MAGIC):
+    """Decrypt a gallery sealed by seal_blob; GalleryStoreError if altered or other key/name."""
+    if not at_rest.is_sealed(blob):
         raise GalleryStoreError(f"gallery {name!r}: not a sealed gallery file (truncated or "
                                 f"another format)")
-    nonce, ct = blob[4:16], blob[16:]
     try:
-        return AESGCM(key).decrypt(nonce, ct, MAGIC + name.encode())
-    except InvalidTag:
+        return at_rest.open_blob(key, name, blob)
+    except at_rest.SealedBlobError:
         raise GalleryStoreError(f"gallery {name!r} does not decrypt: altered, renamed, or "
                                 f"sealed under another local key") from None
 

@@ -50,6 +50,7 @@ CENTRAL_HPKE_PRIVATE = "central-hpke.key"
 CENTRAL_HPKE_PUBLIC = "central-hpke.pub"
 CENTRAL_SIGNING_KEY = "central-sign.key"
 CENTRAL_VERIFY_KEY = "central-sign.pub"
+CENTRAL_VERIFY_KEY_NEXT = "central-sign.next.pub"  # central's next signing key, pinned ahead of its rotation
 LOCAL_DATA_KEY = "local-data.key"
 
 _PRIVATE_SET = "fpagent-hpke-private-keyset"
@@ -412,6 +413,25 @@ def load_device_keys(cfg) -> DeviceKeys:
     vk = load_verify_key(cfg.key_path(env.central_verify_key, CENTRAL_VERIFY_KEY),
                          "central verify key")
     return DeviceKeys(sk, key_id(sk), cp, vk, key_id(vk))
+
+
+def load_central_verify_keys(cfg) -> list[ed25519.Ed25519PublicKey]:
+    """The pinned set of central verify keys: the current one, and the next one when pinned.
+
+    Central rotates its signing key with an overlap: the appliance pins the
+    next key ahead of time (`[envelope] central_verify_key_next`, default
+    <keys_dir>/central-sign.next.pub when that file exists), so messages
+    signed with either key verify while central switches over."""
+    env = cfg.envelope
+    pinned = [load_verify_key(cfg.key_path(env.central_verify_key, CENTRAL_VERIFY_KEY),
+                              "central verify key")]
+    configured = getattr(env, "central_verify_key_next", "")
+    nxt = cfg.key_path(configured, CENTRAL_VERIFY_KEY_NEXT)
+    if configured or nxt.exists():
+        key = load_verify_key(nxt, "next central verify key")
+        if key_id(key) != key_id(pinned[0]):
+            pinned.append(key)
+    return pinned
 
 
 def create_device_keys(keys_dir, *, overwrite: bool = False) -> ed25519.Ed25519PrivateKey:

@@ -33,6 +33,7 @@ import fpagent
 from fpagent import config as config_mod
 from fpagent.config import Config
 from fpagent.errors import UserError
+from fpagent.link.client import certificate_cn
 
 TLS_KEY = "device-tls.key"
 TLS_CSR = "device-tls.csr"
@@ -102,7 +103,8 @@ def ensure_identity(cfg: Config) -> dict:
         _write_tls_key(tls_key_path)
         created.append(str(tls_key_path))
     csr_path = tls_key_path.with_suffix(".csr")
-    if not csr_path.exists() or _csr_cn(csr_path) != cfg.device.device_id:
+    if not csr_path.exists() or _csr_cn(csr_path) != certificate_cn(cfg.device.ori,
+                                                                     cfg.device.device_id):
         csr_path.write_bytes(certificate_request(tls_key_path, cfg))
         os.chmod(csr_path, 0o644)
         created.append(str(csr_path))
@@ -130,7 +132,7 @@ def _write_tls_key(path: pathlib.Path) -> None:
 
 
 def certificate_request(tls_key_path: pathlib.Path, cfg: Config) -> bytes:
-    """A PEM CSR for the TLS client key, CN = device id, O = agency, OU = ORI."""
+    """A PEM CSR for the TLS client key, CN = "<ORI>/<device id>" (the broker identity), O = agency, OU = ORI."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.x509.oid import NameOID
@@ -139,7 +141,7 @@ def certificate_request(tls_key_path: pathlib.Path, cfg: Config) -> bytes:
     name = x509.Name([
         x509.NameAttribute(NameOID.ORGANIZATION_NAME, cfg.device.agency_name or "fpagent"),
         x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, cfg.device.ori),
-        x509.NameAttribute(NameOID.COMMON_NAME, cfg.device.device_id),
+        x509.NameAttribute(NameOID.COMMON_NAME, certificate_cn(cfg.device.ori, cfg.device.device_id)),
     ])
     csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
     return csr.public_bytes(serialization.Encoding.PEM)

@@ -5,12 +5,24 @@ acknowledges them (then for retention_days); `SeenIds` remembers processed
 message ids per scope until they expire, so a replayed message is refused.
 Both live in the store's one SQLite file: fpagent.storage.store.Store makes
 them, hands itself in, and they use its connection, lock and transaction.
+A message's body (names, criminal-history text) is stored sealed under the
+appliance's local data key, bound to the message id (fpagent.sealing.at_rest).
 """
 
 from __future__ import annotations
 
 import json
 import time
+
+from fpagent.sealing import at_rest
+
+
+def inbox_body_seal(key: bytes, message_id: str, body_json: bytes) -> bytes:
+    return at_rest.seal_blob(key, f"inbox:{message_id}", body_json)
+
+
+def _inbox_body_open(key: bytes, message_id: str, blob) -> dict:
+    return json.loads(at_rest.open_blob(key, f"inbox:{message_id}", blob))
 
 
 class Inbox:
@@ -25,11 +37,14 @@ class Inbox:
         with self._s.transaction():
             cur = self._s.conn.execute(
                 "INSERT OR IGNORE INTO inbox (message_id, kind, received, body) VALUES (?, ?, ?, ?)",
-                (message_id, kind, now, json.dumps(body, sort_keys=True)))
+                (message_id, kind, now,
+                 inbox_body_seal(self._s.local_key(), message_id,
+                                 json.dumps(body, sort_keys=True).encode())))
             return cur.rowcount == 1
 
     def _row(self, r) -> dict:
-        return {"message_id": r[0], "kind": r[1], "received": r[2], "body": json.loads(r[3]),
+        return {"message_id": r[0], "kind": r[1], "received": r[2],
+                "body": _inbox_body_open(self._s.local_key(), r[0], r[3]),
                 "acknowledged_at": r[4], "acknowledged_by": r[5]}
 
     def get(self, message_id: str) -> dict | None:

@@ -8,6 +8,9 @@ are bookings), `secure_delete` (purged envelopes are overwritten), a busy
 timeout so the CLI and the daemon can share the file.
 
 Schema: versioned with `PRAGMA user_version` and the MIGRATIONS list below.
+Inbox bodies (what central answered: names, criminal-history text) are sealed
+under the appliance's local data key (fpagent.sealing.at_rest), like the
+galleries; version 2 sealed the rows an older version had stored in clear.
 A file newer than this code is refused with a clear error (never "fixed");
 nothing is ever silently reset. At start-up a `quick_check` (or a full
 `integrity_check`) runs; a corrupt file is moved aside with its -wal/-shm
@@ -32,9 +35,11 @@ import threading
 import sqlite_utils
 
 from fpagent.errors import StorageError, StorageFull
+from fpagent.sealing import at_rest
+from fpagent.sealing.keys import LOCAL_DATA_KEY
 from fpagent.storage.audit import AuditLog
 from fpagent.storage.disk_full import disk_full_text, is_disk_full
-from fpagent.storage.inbox import Inbox, SeenIds
+from fpagent.storage.inbox import Inbox, SeenIds, inbox_body_seal
 from fpagent.storage.outbox import STATES, Outbox
 
 log = logging.getLogger(__name__)
@@ -79,8 +84,19 @@ def _m1_initial(db: sqlite_utils.Database) -> None:
                "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END")
 
 
+def _m2_seal_inbox_bodies(db: sqlite_utils.Database, store: "Store") -> None:
+    """Inbox bodies (criminal-history text, names) become sealed under the local data key."""
+    key = store.local_key()
+    for message_id, body in db.execute("SELECT message_id, body FROM inbox").fetchall():
+        if not at_rest.is_sealed(body):
+            db.execute("UPDATE inbox SET body = ? WHERE message_id = ?",
+                       (inbox_body_seal(key, message_id, body.encode() if isinstance(body, str)
+                                        else bytes(body)), message_id))
+
+
 # Append only; never edit a released migration. user_version = how many ran.
-MIGRATIONS = [_m1_initial]
+# Each takes the database (and the store, for what needs its keys).
+MIGRATIONS = [lambda db, store: _m1_initial(db), _m2_seal_inbox_bodies]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -105,6 +121,8 @@ class Store:
             from fpagent.config import StoreConfig
             store_cfg = StoreConfig()
         self.config = store_cfg
+        self.local_key_path = _local_key_path(self.path, config)  # seals inbox bodies at rest
+        self._local_key: bytes | None = None
         self.actor = actor
         self._lock = threading.RLock()
         self.recovered_from: pathlib.Path | None = None  # set when a corrupt file was moved aside
@@ -208,10 +226,16 @@ class Store:
                     current = self.conn.execute("PRAGMA user_version").fetchone()[0]
                     if current > number:
                         continue
-                    MIGRATIONS[number](self.db)
+                    MIGRATIONS[number](self.db, self)
                     self.conn.execute(f"PRAGMA user_version = {number + 1}")
                 if number:
                     log.warning("database %s migrated to schema version %d", self.path, number + 1)
+
+    def local_key(self) -> bytes:
+        """The appliance's local data key (created 0600 on first use)."""
+        if self._local_key is None:
+            self._local_key = at_rest.load_or_create_local_key(self.local_key_path)
+        return self._local_key
 
     def next_sequence(self) -> int:
         """The next envelope sequence number (same as counters.next_sequence())."""
@@ -329,6 +353,14 @@ class Store:
         return False
 
 
+def _local_key_path(db_path: pathlib.Path, config) -> pathlib.Path:
+    """The configuration's keys folder when this is its database, else `keys/` beside the file."""
+    paths = getattr(config, "paths", None)
+    if paths is not None and paths.database().resolve() == db_path.resolve():
+        return paths.keys() / LOCAL_DATA_KEY
+    return db_path.parent / "keys" / LOCAL_DATA_KEY
+
+
 def _looks_corrupt(exc: BaseException) -> bool:
     text = str(exc).lower()
     return any(w in text for w in ("malformed", "not a database", "corrupt", "encrypted"))
@@ -364,6 +396,12 @@ class Counters:
     def all(self) -> dict[str, int]:
         with self._s._lock:
             return dict(self._s.conn.execute("SELECT name, value FROM counters ORDER BY name"))
+
+    def local_key(self) -> bytes:
+        """The appliance's local data key (created 0600 on first use)."""
+        if self._local_key is None:
+            self._local_key = at_rest.load_or_create_local_key(self.local_key_path)
+        return self._local_key
 
     def next_sequence(self) -> int:
         """The next envelope sequence number (durable, strictly increasing, gaps possible)."""
