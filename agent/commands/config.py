@@ -23,6 +23,9 @@ def register(sub):
 
 def cmd_check(args) -> int:
     cfg = config.load(args.file or args.config)
+    refused = config.placeholder_problems(cfg)
+    if refused:
+        raise config.ConfigError(f"{cfg.source}: " + "; ".join(refused))
     problems = []
     if args.files:
         from fpagent.service.preflight import check_key_files
