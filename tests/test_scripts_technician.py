@@ -113,7 +113,10 @@ def test_provision_end_to_end(tmp_path, central_keys):
     from cryptography.x509.oid import NameOID
 
     cfg_path = write_config(tmp_path)
-    args = ["--config", cfg_path, "--device-id", "booking-07", "--ori", "NY0123400",
+    # without the destination agency, provisioning with an ORI is refused (not guessable)
+    proc = script("provision", "--config", cfg_path, "--ori", "NY0123400")
+    assert proc.returncode != 0 and "--destination" in proc.stderr and "Traceback" not in proc.stderr
+    args = ["--config", cfg_path, "--device-id", "booking-07", "--ori", "NY0123400", "--destination", "NY0000001",
             "--central-hpke", central_keys / "central-hpke.pub",
             "--central-verify", central_keys / "central-sign.pub", "--broker", "central.example.org:8883"]
     proc = script("provision", *args)
@@ -122,6 +125,7 @@ def test_provision_end_to_end(tmp_path, central_keys):
     from fpagent.sealing import keys
     cfg = config.load(cfg_path)
     assert (cfg.device.device_id, cfg.device.ori) == ("booking-07", "NY0123400")
+    assert cfg.booking.destination == "NY0000001"
     assert (cfg.mqtt.host, cfg.mqtt.port) == ("central.example.org", 8883)
     keys_dir = cfg.paths.keys()
     assert (keys_dir / "central-sign.pub").read_bytes() == (central_keys / "central-sign.pub").read_bytes()

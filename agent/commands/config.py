@@ -23,14 +23,14 @@ def register(sub):
 
 def cmd_check(args) -> int:
     cfg = config.load(args.file or args.config)
-    refused = config.placeholder_problems(cfg)
-    if refused:
-        raise config.ConfigError(f"{cfg.source}: " + "; ".join(refused))
     problems = []
     if args.files:
         from fpagent.service.preflight import check_key_files
 
         problems = check_key_files(cfg)  # raises ConfigError for an unreadable key
+    refused = config.placeholder_problems(cfg)
+    if refused:
+        raise config.ConfigError(f"{cfg.source}: " + "; ".join(refused))
     print(f"configuration OK: {cfg.source}")
     for text in problems:
         print(f"note: {text}")

@@ -16,12 +16,12 @@ def register(sub):
 
 def run(args) -> int:
     cfg = config.load(args.config)  # a ConfigError becomes one line and exit 78 in fpagent.cli
-    refused = config.placeholder_problems(cfg)
-    if refused:
-        raise config.ConfigError(f"{cfg.source}: " + "; ".join(refused))
     # imported after the config is known good: cheap failures first
     from fpagent.service import daemon, preflight
 
     preflight.drop_to_state_owner(cfg)
     preflight.check_key_files(cfg)  # an unreadable key: one line and exit 78, before any logging
+    refused = config.placeholder_problems(cfg)
+    if refused:
+        raise config.ConfigError(f"{cfg.source}: " + "; ".join(refused))
     return daemon.main(cfg)

@@ -191,12 +191,6 @@ def provision(req: ProvisionRequest) -> dict:
         if len(req.destination) != 9 or not req.destination.isalnum():
             raise UserError(f"--destination must be the bureau's 9-character ORI, got {req.destination!r}")
         cfg.booking.destination = req.destination.upper()
-    if (cfg.device.ori.upper() != config_mod.PLACEHOLDER_ORI
-            and cfg.booking.destination.upper() == config_mod.PLACEHOLDER_ORI):
-        # the bureau an ORI submits to is not knowable from the ORI: it must be said
-        raise UserError("the destination agency is still the placeholder "
-                        f"{config_mod.PLACEHOLDER_ORI}: give --destination ORI (the state "
-                        "identification bureau the bookings go to)")
     if req.agency_name:
         cfg.device.agency_name = req.agency_name
     if req.sensor_url:
@@ -208,6 +202,12 @@ def provision(req: ProvisionRequest) -> dict:
         cfg.mqtt.host, cfg.mqtt.port = host, int(port)
     # validate through the same checks as a loaded file (ORI length etc.)
     cfg = config_mod.from_dict(_as_dict(cfg), source=str(path))
+    if (cfg.device.ori.upper() != config_mod.PLACEHOLDER_ORI
+            and cfg.booking.destination.upper() == config_mod.PLACEHOLDER_ORI):
+        # the bureau an ORI submits to is not knowable from the ORI: it must be said
+        raise UserError("the destination agency is still the placeholder "
+                        f"{config_mod.PLACEHOLDER_ORI}: give --destination ORI (the state "
+                        "identification bureau the bookings go to)")
     keys_dir = _keys_dir(cfg)
     pinned = {}
     if req.central_hpke_public:
