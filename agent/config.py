@@ -38,6 +38,7 @@ class DeviceConfig:
     ori: str = "XX0000000"  # 9-character Originating Agency Identifier
     device_id: str = "booking-01"  # unique within the agency; the certificate CN is "<ori>/<device_id>"
     agency_name: str = "Development County Jail"
+    allow_placeholder: bool = False  # demo and test set-ups only: accept the placeholder ORI/DAI
 
 
 @dataclasses.dataclass
@@ -76,8 +77,8 @@ class BookingConfig:
     compression: str = "wsq"  # "wsq" (FBI usual, ~0.75 bpp) or "png" (lossless)
     wsq_bitrate: float = 0.75
     descriptive_fields: list = dataclasses.field(
-        default_factory=lambda: ["name", "dob", "sex", "pob"]
-    )
+        default_factory=lambda: ["name", "dob", "sex", "pob", "race", "height", "weight", "eyes", "hair"]
+    )  # what the national booking profile requires of the person
     destination: str = "XX0000000"  # DAI: the state bureau / central ORI
     type_of_transaction: str = "CAR"
     recent_gallery_size: int = 2000  # bookings kept in the local "recent" gallery; 0 = off
@@ -86,6 +87,12 @@ class BookingConfig:
 @dataclasses.dataclass
 class TransactionConfig:
     profile: str = "ebts-national"  # booking profile: a shipped name or an overlay file's absolute path
+
+
+@dataclasses.dataclass
+class JmsConfig:
+    spool_dir: str = ""  # folder the jail management system drops booking records into ("" = off)
+    listen: str = ""  # loopback endpoint for a JMS that pushes: "127.0.0.1:PORT" or "unix:/path" ("" = off)
 
 
 @dataclasses.dataclass
@@ -149,6 +156,7 @@ class Config:
     quality: QualityConfig = dataclasses.field(default_factory=QualityConfig)
     booking: BookingConfig = dataclasses.field(default_factory=BookingConfig)
     transaction: TransactionConfig = dataclasses.field(default_factory=TransactionConfig)
+    jms: JmsConfig = dataclasses.field(default_factory=JmsConfig)
     envelope: EnvelopeConfig = dataclasses.field(default_factory=EnvelopeConfig)
     store: StoreConfig = dataclasses.field(default_factory=StoreConfig)
     mqtt: MqttConfig = dataclasses.field(default_factory=MqttConfig)
@@ -188,6 +196,10 @@ def _check_value(section: str, key: str, value, annotation: str):
         raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     if section == "paths" and value and not os.path.isabs(value):
         raise ConfigError(f"{name} must be an absolute path (the service runs from /), got {value!r}")
+    if (section, key) == ("jms", "spool_dir") and value and not os.path.isabs(value):
+        raise ConfigError(f"{name} must be an absolute path, got {value!r}")
+    if (section, key) == ("jms", "listen") and value and not re.fullmatch(r"unix:/.+|127\.0\.0\.1:\d{1,5}", value):
+        raise ConfigError(f"{name} must be 127.0.0.1:PORT or unix:/absolute/path (loopback only), got {value!r}")
     if (section, key) == ("device", "ori") and not _ORI.fullmatch(value):
         raise ConfigError(f"{name} must be the 9-character agency ORI (letters and digits), "
                           f"got {value!r}")
@@ -229,6 +241,22 @@ def check_whole(cfg: "Config") -> None:
         if not mq.ca_file:
             raise ConfigError(f"{cfg.source}: [mqtt] tls to {mq.host!r} needs ca_file (the CA "
                               f"that signed the broker's certificate)")
+
+
+PLACEHOLDER_ORI = "XX0000000"
+
+
+def placeholder_problems(cfg: Config) -> list[str]:
+    """What `fpagent config check` and `fpagent run` refuse: the placeholder agency
+    identifiers, unless `[device] allow_placeholder = true` (demo and tests)."""
+    if cfg.device.allow_placeholder:
+        return []
+    out = []
+    for name, value in (("[device] ori", cfg.device.ori), ("[booking] destination", cfg.booking.destination)):
+        if value.upper() == PLACEHOLDER_ORI:
+            out.append(f"{name} is the placeholder {PLACEHOLDER_ORI}: run scripts/provision "
+                       f"(fpagent provision --ori ... --destination ...) to set the agency identifiers")
+    return out
 
 
 def from_dict(data: dict, source: str = "<dict>") -> Config:

@@ -93,7 +93,7 @@ def appliance_config(tmp: pathlib.Path, pki: Pki, port: int, device: str = "book
             "inflight": 8, "reconnect_min_s": 0.1, "reconnect_max_s": 1.0, "ack_timeout_s": 5.0}
     mqtt.update(mqtt_overrides)
     return config_mod.from_dict({
-        "device": {"ori": ORI, "device_id": device},
+        "device": {"ori": ORI, "device_id": device, "allow_placeholder": True},  # test agency
         "paths": {"state_dir": str(tmp / f"state-{device}")},
         "store": {"min_free_mb": 1.0},
         "mqtt": mqtt,

@@ -58,6 +58,8 @@ def test_daemon_sends_a_booking_from_another_process_and_stores_central_answers(
     try:
         booked = _fpagent(cfg_path, "book", "--booking-number", "2026-0099", "--operator", "off7",
                           "--name", "DOE,JOHN", "--dob", "1980-01-02", "--sex", "M",
+                          "--pob", "GA", "--race", "W", "--height", "511", "--weight", "180", "--eyes", "BRO", "--hair", "BLK",
+                          "--retain", "Y", "--charge", "BURGLARY",
                           "--yes", "--json", "--sensor", SENSOR)
         assert booked.returncode == 0, booked.stderr
         result = json.loads(booked.stdout.strip().splitlines()[-1])

@@ -125,9 +125,19 @@ class Recorder(runner.BookingUI):
         return True
 
 
+# what the national booking profile requires of a person and an arrest
+FULL = {"name": "DOE,JOHN", "dob": "1980-01-02", "sex": "M", "pob": "CA", "race": "W",
+        "height": "511", "weight": "180", "eyes": "BRO", "hair": "BLK"}
+ARREST = ["--retain", "Y", "--charge", "BURGLARY"]
+
+
+def full_args(**changed) -> list:
+    return [f"--{k}={v}" for k, v in {**FULL, **changed}.items()] + ARREST
+
+
 def info(number="BK-2026-0001", **descriptive):
-    return B.BookingInfo(number, "CA0190000", "officer-7",
-                         descriptive or {"name": "DOE,JOHN", "dob": "1980-01-02", "sex": "M"})
+    return B.BookingInfo(number, "CA0190000", "officer-7", descriptive or FULL,
+                         retention="Y", charges=(("", "BURGLARY"),))
 
 
 # --- the whole booking ---------------------------------------------------------
@@ -359,8 +369,8 @@ def test_non_interactive_cli_books_end_to_end(env, warm):
     skip = ",".join(f"{p}:UP" for p in range(3, 11))  # two fingers captured keep this test short
     proc = subprocess.run(
         [sys.executable, "-m", "agent", "--config", str(env.toml), "book",
-         "--booking-number", "BK-CLI-1", "--operator", "officer-9", "--name", "ROE,JANE",
-         "--dob", "1990-12-31", "--sex", "F", "--yes",
+         "--booking-number", "BK-CLI-1", "--operator", "officer-9",
+         *full_args(name="ROE,JANE", dob="1990-12-31", sex="F"), "--yes",
          "--sensor", f"emulated://?source=synthetic&seed={SEED}&person={PERSON + 1}",
          "--skip", skip, "--json"],
         capture_output=True, text=True, timeout=240,
@@ -389,8 +399,9 @@ def test_cli_refuses_bad_input_before_any_capture(env):
     for extra, message in (
         (["--operator", "x"], "--booking-number and --operator"),
         (["--booking-number", "1", "--operator", "x", "--skip", "11:XX"], "--skip"),
-        (["--booking-number", "1", "--operator", "x", "--dob", "1990-02-30"], "not a real date"),
-        (["--booking-number", "1", "--operator", "x", "--race", "W"], "not collected"),
+        (["--booking-number", "1", "--operator", "x", *full_args(dob="1990-02-30")], "not a real date"),
+        (["--booking-number", "1", "--operator", "x", *full_args(sex="U")], "2.024 SEX: 'U'"),
+        (["--booking-number", "1", "--operator", "x", "--name", "DOE,JOHN"], "2.022 DOB: missing"),
     ):
         proc = subprocess.run(base + extra, capture_output=True, text=True, timeout=60)
         assert proc.returncode != 0 and message in proc.stderr, (extra, proc.stderr)
@@ -401,10 +412,13 @@ def test_guided_cli_asks_and_a_no_at_the_end_keeps_nothing(env, warm):
     skip = ",".join(f"{p}:XX" for p in range(2, 11))
     cmd = [sys.executable, "-m", "agent", "--config", str(env.toml), "book",
            "--sensor", f"emulated://?source=synthetic&seed={SEED}&person={PERSON}", "--skip", skip]
-    answers = "BK-G-1\nofficer-3\nDOE,JANE\n1990-01-01\nF\n\n"
+    # booking number, operator, the nine person fields (race left out at first), retention,
+    # charges, no skip: then the profile's finding for race is asked again
+    answers = "BK-G-1\nofficer-3\nDOE,JANE\n1990-01-01\nF\nCA\n\n506\n140\nBRO\nBLK\nY\nBURGLARY\nW\n"
     no = subprocess.run(cmd, input=answers + "n\n", capture_output=True, text=True, timeout=120)
     assert no.returncode == 1, no.stderr
-    for question in ("Booking number:", "Operator id:", "Date of birth (YYYY-MM-DD)", "Submit this booking?"):
+    for question in ("Booking number:", "Operator id:", "Date of birth (YYYY-MM-DD)", "2.025 RAC: missing",
+                     "2.025 Race code", "Submit this booking?"):
         assert question in no.stderr
     assert "nothing was kept" in no.stderr
     yes = subprocess.run(cmd, input=answers + "y\n", capture_output=True, text=True, timeout=120)
@@ -422,7 +436,7 @@ def test_kill_9_of_the_cli_in_the_middle_of_capture_leaves_no_booking(env, warm)
     url = f"emulated://?source=synthetic&seed={SEED}&person={PERSON}&baud=115200&pace=1"
     proc = subprocess.Popen(
         [sys.executable, "-m", "agent", "--config", str(env.toml), "book", "--yes",
-         "--booking-number", "BK-KILL", "--operator", "officer-1", "--sensor", url],
+         "--booking-number", "BK-KILL", "--operator", "officer-1", *full_args(), "--sensor", url],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         seen = ""
@@ -452,7 +466,7 @@ def test_a_full_queue_refuses_the_booking_loudly(env, warm, tmp_path):
     skip = ",".join(f"{p}:UP" for p in range(2, 11))
     proc = subprocess.run(
         [sys.executable, "-m", "agent", "--config", str(toml), "book", "--yes",
-         "--booking-number", "BK-FULL", "--operator", "officer-1", "--skip", skip,
+         "--booking-number", "BK-FULL", "--operator", "officer-1", *full_args(), "--skip", skip,
          "--sensor", f"emulated://?source=synthetic&seed={SEED}&person={PERSON}"],
         capture_output=True, text=True, timeout=120)
     assert proc.returncode == 75, proc.stderr  # EX_TEMPFAIL

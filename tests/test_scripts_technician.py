@@ -115,7 +115,10 @@ def test_provision_end_to_end(tmp_path, central_keys):
     from fpagent.devtools.ca import make_dev_pki
 
     cfg_path = write_config(tmp_path)
-    args = ["--config", cfg_path, "--device-id", "booking-07", "--ori", "NY0123400",
+    # without the destination agency, provisioning with an ORI is refused (not guessable)
+    proc = script("provision", "--config", cfg_path, "--ori", "NY0123400")
+    assert proc.returncode != 0 and "--destination" in proc.stderr and "Traceback" not in proc.stderr
+    args = ["--config", cfg_path, "--device-id", "booking-07", "--ori", "NY0123400", "--destination", "NY0000001",
             "--central-hpke", central_keys / "central-hpke.pub",
             "--central-verify", central_keys / "central-sign.pub", "--broker", "central.example.org:8883"]
     # a broker off this machine needs TLS with the agency CA's certificate
@@ -129,6 +132,7 @@ def test_provision_end_to_end(tmp_path, central_keys):
     cfg = config.load(cfg_path)
     assert (cfg.device.device_id, cfg.device.ori) == ("booking-07", "NY0123400")
     assert (cfg.mqtt.host, cfg.mqtt.port, cfg.mqtt.tls) == ("central.example.org", 8883, True)
+    assert cfg.booking.destination == "NY0000001"
     keys_dir = cfg.paths.keys()
     assert (keys_dir / "central-sign.pub").read_bytes() == (central_keys / "central-sign.pub").read_bytes()
     assert (keys_dir / "central-hpke.pub").read_bytes() == (central_keys / "central-hpke.pub").read_bytes()

@@ -132,7 +132,8 @@ def test_key_path_that_is_missing_or_a_directory(tmp_path):
 
 def test_config_check_and_show(tmp_path):
     good = tmp_path / "agent.toml"
-    good.write_text('[device]\nori = "NY0123400"\ndevice_id = "booking-07"\n[mqtt]\nport = 8883\n')
+    good.write_text('[device]\nori = "NY0123400"\ndevice_id = "booking-07"\n[mqtt]\nport = 8883\n'
+                    '[booking]\ndestination = "NY0000001"\n')
     proc = run_fpagent(["config", "check", str(good)])
     assert proc.returncode == 0 and "configuration OK" in proc.stdout
     shown = run_fpagent(["--config", str(good), "config", "show"])
@@ -165,7 +166,7 @@ def test_real_process_ready_watchdog_and_sigterm(tmp_path):
     cfg = tmp_path / "agent.toml"
     cfg.write_text(f'[paths]\nstate_dir = "{state}"\ncache_dir = "{tmp_path}/cache"\n'
                    f'[sensor]\nurl = "zfm:///dev/fpsensor-not-plugged"\n'
-                   f'[service]\nstatus_interval_s = 1\n')
+                   f'[service]\nstatus_interval_s = 1\n[device]\nallow_placeholder = true\n')
     ident = run_fpagent(["--config", str(cfg), "identity", "--ensure", "--json"])
     assert ident.returncode == 0, ident.stderr
     key_text = (state / "keys" / "device-sign.key").read_text()

@@ -30,15 +30,15 @@ import logging
 from typing import Callable, Iterable, Mapping, Optional
 
 from fpagent import hal
-from fpagent.records import transaction_format as profile
+from fpagent.records import transaction_format as profile_format
 from fpagent.records import transaction as tx
 from fpagent.errors import UserError
 from fpagent.biometrics.template import Template
 
 log = logging.getLogger(__name__)
 
-FINGERS = profile.FINGERS
-MISSING_CODES = profile.MISSING_CODES
+FINGERS = profile_format.FINGERS
+MISSING_CODES = profile_format.MISSING_CODES
 
 
 def finger_label(position: int) -> str:
@@ -57,35 +57,72 @@ class Phase(str, enum.Enum):
     CANCELLED = "cancelled"
 
 
+class BookingRefused(BookingError):
+    """The booking data fails the booking profile: one line per field, before any finger."""
+
+    def __init__(self, findings):
+        self.findings = list(findings)
+        lines = "\n".join(f"  {f}" for f in self.findings)
+        super().__init__(f"booking data does not meet the booking profile:\n{lines}")
+
+
 @dataclasses.dataclass(frozen=True)
 class BookingInfo:
-    """What the officer types in at the start. Descriptive data is minimal and
-    limited by config booking.descriptive_fields (checked by `check`)."""
+    """What the booking is about, typed by the officer or taken from the jail's
+    system (fpagent.booking.intake). Descriptive data about the person is
+    limited by config booking.descriptive_fields; the arrest data (retention,
+    charges, controlling agency, the officer to answer) is what the bureau
+    needs for a criminal submission. `check` runs before the first finger."""
 
     booking_number: str
     ori: str
     operator_id: str
     descriptive: Mapping[str, str] = dataclasses.field(default_factory=dict)
     arrest_date: Optional[_dt.date] = None
+    retention: str = ""  # 2.005 RET: Y or N
+    charges: tuple = ()  # 2.047 ASL: (offense date YYYYMMDD or "", literal) per charge
+    controlling_agency: str = ""  # 2.073 CRI; default: the booking agency's ORI
+    attention: str = ""  # 2.006 ATN: the officer the bureau's answer is for
 
-    def check(self, allowed_fields: Optional[Iterable[str]] = None) -> None:
+    def record(self, *, tcn: str = "", destination: str = "", fingers: tuple = (),
+               type_of_transaction: str = "CAR", created_at: Optional[_dt.datetime] = None,
+               tcr: str = "") -> tx.BookingRecord:
+        """The transaction's BookingRecord of this booking (fingers added at the end)."""
+        return tx.BookingRecord(
+            tcn=tcn, ori=self.ori, destination=destination, fingers=tuple(fingers),
+            booking_number=self.booking_number, descriptive=dict(self.descriptive),
+            type_of_transaction=type_of_transaction,
+            created_at=created_at or _dt.datetime.now(_dt.timezone.utc), arrest_date=self.arrest_date,
+            retention=self.retention, charges=tuple(tuple(c) for c in self.charges),
+            controlling_agency=self.controlling_agency or self.ori, attention=self.attention, tcr=tcr,
+        )
+
+    def check(self, allowed_fields: Optional[Iterable[str]] = None, profile=None) -> None:
+        """Refuse what cannot become a transaction, and with `profile` (a
+        fpagent.records.profile.Profile) every field that fails it (BookingRefused)."""
         if not str(self.booking_number).strip():
             raise BookingError("a booking number is required")
         if not str(self.operator_id).strip():
             raise BookingError("an operator id is required (who takes the prints)")
         if len(self.ori or "") != 9 or not str(self.ori).isalnum():
             raise BookingError(f"agency ORI must be 9 letters/digits, got {self.ori!r}")
-        allowed = set(allowed_fields) if allowed_fields is not None else set(profile.DESCRIPTIVE_FIELDS)
+        allowed = set(allowed_fields) if allowed_fields is not None else set(profile_format.DESCRIPTIVE_FIELDS)
         for key in self.descriptive:
-            if key in profile.DESCRIPTIVE_FIELDS and key not in allowed:
+            if key in profile_format.DESCRIPTIVE_FIELDS and key not in allowed:
                 raise BookingError(
                     f"descriptive field {key!r} is not collected here "
                     f"(booking.descriptive_fields = {sorted(allowed)})"
                 )
         try:  # every value checked now, before any finger is taken
-            tx.normalise_descriptive(self.descriptive, allowed)
-        except profile.TransactionError as exc:
+            values = tx.type2_values(self.record(), allowed)
+        except profile_format.TransactionError as exc:
             raise BookingError(str(exc)) from None
+        if profile is not None:
+            from fpagent.records.profile_check import check_descriptive
+
+            findings = check_descriptive(profile, {mnemonic: value for _tag, mnemonic, value in values})
+            if findings:
+                raise BookingRefused(findings)
 
     def __repr__(self) -> str:  # no personal data in logs
         return f"BookingInfo(booking_number={self.booking_number!r}, ori={self.ori!r}, operator={self.operator_id!r})"
@@ -169,9 +206,10 @@ class BookingSession:
         reference: Optional[Mapping[int, Template]] = None,
         fingers: Iterable[int] = FINGERS,
         allowed_fields: Optional[Iterable[str]] = None,
+        profile=None,
         now: Callable[[], _dt.datetime] = lambda: _dt.datetime.now(_dt.timezone.utc),
     ):
-        info.check(allowed_fields)
+        info.check(allowed_fields, profile)
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         if compare is not None and match_threshold is None:
@@ -398,15 +436,12 @@ class BookingSession:
         }
 
     def to_record(self, *, tcn: str, destination: str, type_of_transaction: str = "CAR",
-                  created_at: Optional[_dt.datetime] = None) -> tx.BookingRecord:
+                  created_at: Optional[_dt.datetime] = None, tcr: str = "") -> tx.BookingRecord:
         if self.phase is not Phase.READY:
             raise BookingError(f"booking is {self.phase.value}, not ready to submit")
-        return tx.BookingRecord(
-            tcn=tcn, ori=self.info.ori, destination=destination, fingers=self.captures(),
-            booking_number=self.info.booking_number, descriptive=dict(self.info.descriptive),
-            type_of_transaction=type_of_transaction,
-            created_at=created_at or self._now(), arrest_date=self.info.arrest_date,
-        )
+        return self.info.record(tcn=tcn, destination=destination, fingers=self.captures(),
+                                type_of_transaction=type_of_transaction,
+                                created_at=created_at or self._now(), tcr=tcr)
 
     def __repr__(self) -> str:
         return f"BookingSession({self.info!r}, {self.phase.value}, {len(self.results)} fingers)"
@@ -414,8 +449,11 @@ class BookingSession:
 
 def new_session(cfg, info: BookingInfo, *, compare=None, match_threshold=None,
                 reference=None, sequence_check: bool = True) -> BookingSession:
-    """A session set up from the configuration, with the real matcher for the
-    sequence check unless `compare` is given."""
+    """A session set up from the configuration: the booking data checked
+    against the selected booking profile (BookingRefused, before any finger),
+    the real matcher for the sequence check unless `compare` is given."""
+    from fpagent.records.profile import load_profile
+
     if sequence_check and compare is None:
         from fpagent.biometrics import matcher
         compare, match_threshold = matcher.compare, matcher.MATCH_THRESHOLD
@@ -427,4 +465,5 @@ def new_session(cfg, info: BookingInfo, *, compare=None, match_threshold=None,
         match_threshold=match_threshold if sequence_check else None,
         reference=reference,
         allowed_fields=cfg.booking.descriptive_fields,
+        profile=load_profile(cfg.transaction.profile),
     )

@@ -56,7 +56,7 @@ def submit(session: BookingSession, cfg, store, keys, *,
         raise BookingError(f"booking is {session.phase.value}, not ready to submit")
     now = now or _dt.datetime.now(_dt.timezone.utc)
     sequence = store.next_sequence()
-    tcn = make_tcn(session.info.ori, now, sequence)
+    tcn = make_tcn(session.info.ori, now, sequence, device=cfg.device.device_id)
     t0 = time.perf_counter()
     record = session.to_record(tcn=tcn, destination=cfg.booking.destination,
                                type_of_transaction=cfg.booking.type_of_transaction,

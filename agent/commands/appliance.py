@@ -31,6 +31,9 @@ def register(sub):
                        "and a certificate request (CN = ORI/device id) for the agency's CA.")
     p.add_argument("--device-id", help="this appliance's name (the certificate CN), e.g. booking-01")
     p.add_argument("--ori", help="the agency's 9-character ORI")
+    p.add_argument("--destination", metavar="ORI",
+                   help="the destination agency (1.007 DAI): the state bureau's 9-character ORI; "
+                   "required once --ori is set")
     p.add_argument("--agency-name", help="the agency's name (certificate O)")
     p.add_argument("--central-hpke", metavar="FILE", help="central's HPKE public key set (central-hpke.pub)")
     p.add_argument("--central-verify", metavar="FILE", help="central's Ed25519 public key (central-sign.pub), pinned")
@@ -111,7 +114,7 @@ def cmd_identity(args) -> int:
 def cmd_provision(args) -> int:
     req = appliance.ProvisionRequest(
         config_path=_config_path(args), device_id=args.device_id, ori=args.ori,
-        agency_name=args.agency_name,
+        destination=args.destination, agency_name=args.agency_name,
         central_hpke_public=pathlib.Path(args.central_hpke) if args.central_hpke else None,
         central_verify_key=pathlib.Path(args.central_verify) if args.central_verify else None,
         broker=args.broker, ca_file=pathlib.Path(args.ca) if args.ca else None,

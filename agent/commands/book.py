@@ -8,7 +8,15 @@ scripts and tests. Either way the booking reaches the outbox only once it is
 complete (one transaction); Ctrl-C cancels and keeps nothing.
 
     fpagent book --booking-number 2026-0042 --operator jdoe --name "DOE,JOHN" \\
-        --dob 1980-01-02 --yes --sensor 'synthetic://?seed=1&person=7' --skip 5:XX --json
+        --dob 1980-01-02 --sex M --pob GA --race W --height 511 --weight 180 \\
+        --eyes BRO --hair BLK --retain Y --charge "THEFT BY TAKING" \\
+        --yes --sensor 'synthetic://?seed=1&person=7' --skip 5:XX --json
+    fpagent book --from record.json --yes     # a booking record from the jail's system
+    fpagent book --next --yes                 # the oldest record from the [jms] spool folder
+
+The booking data is checked against the selected booking profile before the
+first finger: guided, the officer is asked again for each field that fails;
+with --yes the booking is refused with one line per field.
 """
 
 from __future__ import annotations
@@ -23,11 +31,11 @@ from fpagent.errors import UserError
 _FIELD_HELP = {
     "name": "name as LAST,FIRST MIDDLE (2.018 NAM)",
     "dob": "date of birth YYYY-MM-DD (2.022 DOB)",
-    "sex": "M, F, X or U (2.024 SEX)",
+    "sex": "M, F, or X when unknown (2.024 SEX)",
     "pob": "place of birth code (2.020 POB)",
     "race": "race code (2.025 RAC)",
-    "height": "height (2.027 HGT)",
-    "weight": "weight (2.029 WGT)",
+    "height": "height as feet and two-digit inches, e.g. 511 (2.027 HGT)",
+    "weight": "weight in pounds, e.g. 180 (2.029 WGT)",
     "eyes": "eye colour code (2.031 EYE)",
     "hair": "hair colour code (2.032 HAI)",
 }
@@ -35,11 +43,11 @@ _FIELD_HELP = {
 _FIELD_QUESTION = {
     "name": "Name, as LAST,FIRST MIDDLE",
     "dob": "Date of birth (YYYY-MM-DD)",
-    "sex": "Sex (M, F, X or U)",
+    "sex": "Sex (M, F, or X when unknown)",
     "pob": "Place of birth (state or country code)",
-    "race": "Race code",
-    "height": "Height",
-    "weight": "Weight",
+    "race": "Race code (A, B, I, U, W)",
+    "height": "Height as feet and inches (e.g. 511)",
+    "weight": "Weight in pounds",
     "eyes": "Eye colour code",
     "hair": "Hair colour code",
 }
@@ -57,6 +65,16 @@ def register(sub):
     for key, text in _FIELD_HELP.items():
         p.add_argument(f"--{key}", metavar="TEXT", help=text)
     p.add_argument("--arrest-date", metavar="YYYY-MM-DD", help="date of arrest (default: today)")
+    p.add_argument("--retain", metavar="Y|N", help="retain the prints in the bureau's file (2.005 RET)")
+    p.add_argument("--charge", metavar="TEXT", action="append", default=[],
+                   help="an arrest offense as the bureau should read it (2.047 ASL); repeat for each charge")
+    p.add_argument("--controlling-agency", metavar="ORI",
+                   help="controlling agency ORI (2.073 CRI; default: the booking agency's ORI)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--from", dest="from_file", metavar="FILE",
+                        help="take the booking data from a JMS booking record (JSON, docs/booking-record.schema.json)")
+    source.add_argument("--next", action="store_true",
+                        help="take the oldest booking record waiting in the [jms] spool folder")
     p.add_argument("--sensor", metavar="URL", help="sensor URL (default: [sensor] url)")
     p.add_argument("--skip", metavar="FGP:CODE,...", default="",
                    help="fingers that cannot be printed, e.g. 5:XX,6:UP (XX amputated, UP unable to print)")
@@ -144,50 +162,143 @@ def _ask_yes_no(question: str) -> bool:
     return _ask(f"{question} [y/N]").lower() in ("y", "yes")
 
 
+_ARREST_QUESTION = {
+    "RET": "Retain the prints in the bureau's file? (Y or N)",
+    "ASL": "Arrest offense(s), as the bureau should read them (several: separate with ';')",
+    "CRI": "Controlling agency ORI",
+    "DOA": "Date of arrest (YYYY-MM-DD)",
+}
+_MAX_ROUNDS = 3  # guided: how often a field that fails the profile is asked again
+
+
+def _date(text: str, option: str):
+    import datetime as dt
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"{option} {text!r}: use YYYY-MM-DD") from None
+
+
+def _typed_info(args, cfg, interactive: bool, profile):
+    """BookingInfo from the command line and, guided, the officer's answers;
+    every field the profile refuses is asked again (guided) or refused (--yes)."""
+    from fpagent.booking import session as B
+    from fpagent.records.transaction_format import DESCRIPTIVE_FIELDS
+
+    allowed = cfg.booking.descriptive_fields
+    extra = [k for k in _FIELD_HELP if getattr(args, k, None) and k not in allowed]
+    if extra:
+        raise UserError(f"--{extra[0]} is not collected here: booking.descriptive_fields = {allowed}")
+    data = {
+        "booking_number": args.booking_number, "operator": args.operator,
+        "descriptive": {k: getattr(args, k) for k in allowed if getattr(args, k, None)},
+        "RET": args.retain or "", "ASL": list(args.charge), "CRI": args.controlling_agency or "",
+        "DOA": _date(args.arrest_date, "--arrest-date") if args.arrest_date else None,
+    }
+    if interactive:
+        data["booking_number"] = data["booking_number"] or _ask("Booking number:")
+        data["operator"] = data["operator"] or _ask("Operator id:")
+        for key in allowed:
+            if key not in data["descriptive"] and key in _FIELD_HELP:
+                answer = _ask(f"{_FIELD_QUESTION[key]} (empty to leave out):")
+                if answer:
+                    data["descriptive"][key] = answer
+        if not data["RET"]:
+            data["RET"] = _ask(_ARREST_QUESTION["RET"] + ":")
+        if not data["ASL"]:
+            data["ASL"] = [c for c in _ask(_ARREST_QUESTION["ASL"] + ":").split(";") if c.strip()]
+    if not data["booking_number"] or not data["operator"]:
+        raise UserError("--booking-number and --operator are required with --yes")
+    by_mnemonic = {mnemonic: key for key, (_tag, mnemonic) in DESCRIPTIVE_FIELDS.items()}
+
+    def info():
+        return B.BookingInfo(data["booking_number"], (args.ori or cfg.device.ori).upper(), data["operator"],
+                             dict(data["descriptive"]), data["DOA"], retention=data["RET"].upper(),
+                             charges=tuple(("", c.strip()) for c in data["ASL"]),
+                             controlling_agency=data["CRI"])
+    for _round in range(_MAX_ROUNDS):
+        try:
+            info().check(allowed, profile)
+            return info()
+        except B.BookingRefused as exc:
+            if not interactive:
+                raise
+            print(str(exc), file=sys.stderr)
+            asked = set()
+            for finding in exc.findings:
+                mnemonic = finding.mnemonic.split(" ")[0]
+                if mnemonic in asked:
+                    continue
+                asked.add(mnemonic)
+                if mnemonic in by_mnemonic and by_mnemonic[mnemonic] in allowed:
+                    key = by_mnemonic[mnemonic]
+                    data["descriptive"][key] = _ask(f"{finding.number} {_FIELD_QUESTION[key]}:")
+                elif mnemonic == "ASL":
+                    data["ASL"] = [c for c in _ask(_ARREST_QUESTION["ASL"] + ":").split(";") if c.strip()]
+                elif mnemonic == "DOA":
+                    data["DOA"] = _date(_ask(_ARREST_QUESTION["DOA"] + ":"), "date of arrest")
+                elif mnemonic in _ARREST_QUESTION:
+                    data[mnemonic] = _ask(f"{_ARREST_QUESTION[mnemonic]}:")
+                else:
+                    raise  # a field this terminal cannot ask for (e.g. of an overlay): refused
+    info().check(allowed, profile)
+    return info()
+
+
+def _jms_info(args, cfg, profile):
+    """(spool record name or None, JmsBooking) for --from FILE or --next."""
+    from fpagent.booking import intake, spool
+
+    typed = [k for k in ("booking_number", "arrest_date", "retain", "controlling_agency", "ori", *_FIELD_HELP)
+             if getattr(args, k, None)] + (["charge"] if args.charge else [])
+    if typed:
+        raise UserError(f"--{typed[0].replace('_', '-')}: with --from or --next the booking data "
+                        f"comes from the jail's record only")
+    if args.from_file:
+        try:
+            with open(args.from_file, "rb") as fh:
+                data = fh.read(intake.MAX_RECORD_BYTES + 1)
+        except OSError as exc:
+            raise UserError(f"cannot read {args.from_file}: {exc.strerror or exc}") from None
+        return None, intake.booking_from_config(data, cfg, operator=args.operator or "", profile=profile)
+    if not cfg.jms.spool_dir:
+        raise UserError("--next needs [jms] spool_dir in the configuration")
+    return spool.take_next(cfg.jms.spool_dir, cfg, operator=args.operator or "", profile=profile)
+
+
+def _already_queued(store, booking_number: str):
+    """The TCN and submission of a booking already queued with this number, if any."""
+    for entry in store.audit.list(action="booking.completed", limit=100000):
+        if entry.detail.get("booking_number") == booking_number:
+            return entry.detail.get("tcn", ""), entry.detail.get("submission_id", "")
+    return None
+
+
 def run(args) -> int:
     from fpagent.booking import local_screening, runner, submit
     from fpagent.booking import session as B
     from fpagent import config as config_mod
+    from fpagent.records.profile import load_profile
 
     cfg = config_mod.load(args.config)
+    profile = load_profile(cfg.transaction.profile)
     interactive = not args.yes
     skip = parse_skip(args.skip)
-
-    booking_number = args.booking_number
-    operator = args.operator
-    descriptive = {}
-    for key in cfg.booking.descriptive_fields:
-        value = getattr(args, key, None)
-        if value:
-            descriptive[key] = value
-    extra = [k for k in _FIELD_HELP if getattr(args, k, None) and k not in cfg.booking.descriptive_fields]
-    if extra:
-        raise UserError(f"--{extra[0]} is not collected here: booking.descriptive_fields = "
-                        f"{cfg.booking.descriptive_fields}")
-    if interactive:
-        booking_number = booking_number or _ask("Booking number:")
-        operator = operator or _ask("Operator id:")
-        for key in cfg.booking.descriptive_fields:
-            if key not in descriptive and key in _FIELD_HELP:
-                answer = _ask(f"{_FIELD_QUESTION[key]} (empty to leave out):")
-                if answer:
-                    descriptive[key] = answer
-        if not args.skip:
+    spooled = None
+    if args.from_file or args.next:
+        spooled, jms = _jms_info(args, cfg, profile)
+        info = jms.info
+        print(jms.announcement(), file=sys.stderr, flush=True)  # the officer checks who this is
+        if interactive and not args.skip:
             skip = parse_skip(_ask("Fingers that cannot be printed, as FINGER:XX (amputated) or "
                                    "FINGER:UP (e.g. 5:XX,6:UP; empty for none):"))
-    if not booking_number or not operator:
-        raise UserError("--booking-number and --operator are required with --yes")
+    else:
+        info = _typed_info(args, cfg, interactive, profile)
+        if interactive and not args.skip:
+            skip = parse_skip(_ask("Fingers that cannot be printed, as FINGER:XX (amputated) or "
+                                   "FINGER:UP (e.g. 5:XX,6:UP; empty for none):"))
+    booking_number = info.booking_number
 
-    arrest_date = None
-    if args.arrest_date:
-        import datetime as dt
-        try:
-            arrest_date = dt.date.fromisoformat(args.arrest_date)
-        except ValueError:
-            raise UserError(f"--arrest-date {args.arrest_date!r}: use YYYY-MM-DD") from None
-
-    info = B.BookingInfo(booking_number, (args.ori or cfg.device.ori).upper(), operator,
-                         descriptive, arrest_date)
     # the booking data, the keys and the store are checked BEFORE any print is taken
     from fpagent.sealing import keys as keys_mod
     from fpagent.storage import store as store_mod
@@ -195,6 +306,14 @@ def run(args) -> int:
     device_keys = keys_mod.load_device_keys(cfg)
     store = store_mod.open_store(cfg)
     try:
+        if spooled is not None:
+            queued = _already_queued(store, booking_number)
+            if queued:  # queued before a crash, result not yet written: finish, never book twice
+                from fpagent.booking import spool
+                spool.finish(cfg.jms.spool_dir, spooled, booking_number=booking_number,
+                             tcn=queued[0], submission_id=queued[1])
+                raise UserError(f"booking {booking_number} is already queued (TCN {queued[0]}); "
+                                f"its record is filed as done")
         session = B.new_session(cfg, info)
         for position, code in sorted(skip.items()):
             session.handle(B.MarkMissing(code, position))
@@ -233,6 +352,10 @@ def run(args) -> int:
                 if not _ask_yes_no("The prints are still held here. Try again?"):
                     session.handle(B.Cancel("storage full"))
                     raise
+        if spooled is not None:
+            from fpagent.booking import spool
+            spool.finish(cfg.jms.spool_dir, spooled, booking_number=booking_number,
+                         tcn=sub.tcn, submission_id=sub.submission_id)
     finally:
         store.close()
     result = {

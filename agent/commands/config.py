@@ -28,6 +28,9 @@ def cmd_check(args) -> int:
         from fpagent.service.preflight import check_key_files
 
         problems = check_key_files(cfg)  # raises ConfigError for an unreadable key
+    refused = config.placeholder_problems(cfg)
+    if refused:
+        raise config.ConfigError(f"{cfg.source}: " + "; ".join(refused))
     print(f"configuration OK: {cfg.source}")
     for text in problems:
         print(f"note: {text}")

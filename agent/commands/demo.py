@@ -87,6 +87,17 @@ def _results_lines(store, sids: dict) -> list[str]:
     return out
 
 
+_DEMO_NAMES = ("DOE,JOHN", "ROE,JANE", "POE,RICHARD", "MOE,MARY")
+
+
+def demo_booking_data(i: int) -> dict:
+    """Made-up descriptive and arrest data a national-profile booking needs."""
+    return {"descriptive": {"name": _DEMO_NAMES[i % len(_DEMO_NAMES)], "dob": "1980-01-02",
+                            "sex": "FM"[i % 2 == 0], "pob": "GA", "race": "W", "height": "510",
+                            "weight": "170", "eyes": "BRO", "hair": "BLK"},
+            "retention": "Y", "charges": (("", "THEFT BY TAKING"),)}
+
+
 def run_demo(bookings: int = 4, images: str | None = None, keep: bool = False,
              timeout_s: float = 180.0) -> int:
     from fpagent import hal
@@ -110,6 +121,7 @@ def run_demo(bookings: int = 4, images: str | None = None, keep: bool = False,
     started = []  # (name, stop callable), stopped in reverse order
     try:
         cfg = config_mod.from_dict({
+            "device": {"allow_placeholder": True},  # a demo, not an agency: XX0000000 is fine
             "paths": {"state_dir": str(work / "appliance")},
             "store": {"min_free_mb": 10.0},
             "sensor": {"url": "emulated://?source=synthetic"},
@@ -210,7 +222,7 @@ def run_demo(bookings: int = 4, images: str | None = None, keep: bool = False,
                 sensor = hal.open_sensor(
                     f"emulated://?source=synthetic&seed={SEED}&person={person}&baud=115200")
             info = booking_mod.BookingInfo(booking_number=label, ori=cfg.device.ori,
-                                           operator_id="demo-officer")
+                                           operator_id="demo-officer", **demo_booking_data(i))
             # with --images the emulator cycles the folder (FVC sets hold 8 impressions of
             # each finger in a row): the duplicate-finger check would refuse most of them
             session = booking_mod.new_session(cfg, info, sequence_check=not images)

@@ -21,4 +21,7 @@ def run(args) -> int:
 
     preflight.drop_to_state_owner(cfg)
     preflight.check_key_files(cfg)  # an unreadable key: one line and exit 78, before any logging
+    refused = config.placeholder_problems(cfg)
+    if refused:
+        raise config.ConfigError(f"{cfg.source}: " + "; ".join(refused))
     return daemon.main(cfg)

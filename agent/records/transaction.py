@@ -31,10 +31,11 @@ import numpy as np
 import nistitl
 from fpagent.biometrics.template import MINUTIA_DTYPE, Template
 from fpagent.records.images import compress_image
-from fpagent.records.transaction_format import (CBEFF_OWNER_INCITS, CBEFF_TYPE_378, COMPRESSIONS,
-                                     DESCRIPTIVE_FIELDS, DOA_FIELD, DOMAIN, DPR_FIELD,
-                                     FINGERS, MISSING_CODES, OCA_FIELD, VERSION, WSQ_BITRATE,
-                                     TransactionError, yyyymmdd)
+from fpagent.records.transaction_format import (ASL_FIELD, ATN_FIELD, CBEFF_OWNER_INCITS,
+                                                CBEFF_TYPE_378, COMPRESSIONS, CRI_FIELD,
+                                                DESCRIPTIVE_FIELDS, DOA_FIELD, DOMAIN, DPR_FIELD,
+                                                FINGERS, MISSING_CODES, OCA_FIELD, RET_FIELD, VERSION,
+                                                WSQ_BITRATE, TransactionError, yyyymmdd)
 from fpagent.records.transaction_parse import parse_transaction, validate
 
 
@@ -97,6 +98,11 @@ class BookingRecord:
         default_factory=lambda: _dt.datetime.now(_dt.timezone.utc)
     )
     arrest_date: Optional[_dt.date] = None  # 2.045 DOA; default: the booking date
+    retention: str = ""  # 2.005 RET: "Y" or "N"
+    charges: tuple = ()  # 2.047 ASL: (offense date YYYYMMDD or "", offense literal) per charge
+    controlling_agency: str = ""  # 2.073 CRI
+    attention: str = ""  # 2.006 ATN
+    tcr: str = ""  # 1.010 TCR: the original TCN, on a resubmission
 
     def __repr__(self) -> str:  # no personal data in logs
         return f"BookingRecord(tcn={self.tcn!r}, {len(self.fingers)} fingers)"
@@ -156,24 +162,52 @@ def normalise_descriptive(descriptive: Mapping[str, str],
         if value is None or value == "":
             continue
         text = yyyymmdd(value) if key == "dob" else _clean_text(key, value)
-        if key == "sex":
+        if key in _CODED:
             text = text.upper()
-            if text not in ("M", "F", "X", "U"):
-                raise TransactionError(f"sex must be M, F, X or U, got {value!r}")
+        if key == "sex" and len(text) != 1:
+            raise TransactionError(f"sex must be a one-letter code (M, F; X when unknown), got {value!r}")
         out[key] = text
     return out
+
+
+_CODED = ("sex", "race", "eyes", "hair", "pob")  # code-table values: upper case
+
+
+def type2_values(rec: BookingRecord, descriptive_fields: Optional[Iterable[str]] = None) -> list:
+    """The Type-2 fields this booking writes, as (tag, mnemonic, value) in tag
+    order: what `build_transaction` encodes and what the booking profile checks
+    before the first finger is taken. A value is text, or for 2.047 ASL a list
+    of [offense date, literal] occurrences. Raises TransactionError naming a
+    malformed field."""
+    out = [(DESCRIPTIVE_FIELDS[key][0], DESCRIPTIVE_FIELDS[key][1], text)
+           for key, text in normalise_descriptive(rec.descriptive, descriptive_fields).items()]
+    if rec.retention:
+        out.append((RET_FIELD, "RET", _clean_text("retention", rec.retention).upper()))
+    if rec.attention:
+        out.append((ATN_FIELD, "ATN", _clean_text("attention", rec.attention)))
+    if rec.booking_number:
+        out.append((OCA_FIELD, "OCA", _clean_text("booking_number", rec.booking_number)))
+    when = rec.created_at.astimezone(_dt.timezone.utc)
+    out.append((DPR_FIELD, "DPR", f"{when:%Y%m%d}"))
+    out.append((DOA_FIELD, "DOA", f"{(rec.arrest_date or when.date()):%Y%m%d}"))
+    if rec.charges:
+        segments = []
+        for i, charge in enumerate(rec.charges, 1):
+            if not isinstance(charge, (tuple, list)) or len(charge) != 2:
+                raise TransactionError(f"charge {i} must be (offense date, literal)")
+            date, literal = charge
+            segments.append([yyyymmdd(date) if date else "", _clean_text(f"charge {i}", literal).upper()])
+        out.append((ASL_FIELD, "ASL", segments))
+    if rec.controlling_agency:
+        out.append((CRI_FIELD, "CRI", _clean_text("controlling_agency", rec.controlling_agency).upper()))
+    return sorted(out, key=lambda f: f[0])
 
 
 def _type2(rec: BookingRecord, descriptive_fields: Optional[Iterable[str]]) -> nistitl.AsciiRecord:
     r2 = nistitl.AsciiRecord(2)
     r2.IDC = 0
-    for key, text in normalise_descriptive(rec.descriptive, descriptive_fields).items():
-        r2 += _field(2, DESCRIPTIVE_FIELDS[key][0], text)
-    if rec.booking_number:
-        r2 += _field(2, OCA_FIELD, _clean_text("booking_number", rec.booking_number))
-    when = rec.created_at.astimezone(_dt.timezone.utc)
-    r2 += _field(2, DPR_FIELD, f"{when:%Y%m%d}")
-    r2 += _field(2, DOA_FIELD, f"{(rec.arrest_date or when.date()):%Y%m%d}")
+    for tag, _mnemonic, value in type2_values(rec, descriptive_fields):
+        r2 += _items(2, tag, *value) if isinstance(value, list) else _field(2, tag, value)
     return r2
 
 
@@ -271,8 +305,9 @@ def build_transaction(
     for name, value in (("ORI", rec.ori), ("DAI", rec.destination)):
         if not re.fullmatch(r"[A-Za-z0-9]{1,32}", value or ""):
             raise TransactionError(f"{name} {value!r} must be letters and digits")
-    if not rec.tcn or not re.fullmatch(r"[ -~]{1,40}", rec.tcn):
-        raise TransactionError("TCN must be 1-40 printable ASCII characters")
+    for name, value in (("TCN", rec.tcn), ("TCR", rec.tcr or "x")):
+        if not re.fullmatch(r"[ -~]{1,40}", value or ""):
+            raise TransactionError(f"{name} must be 1-40 printable ASCII characters")
 
     when = rec.created_at.astimezone(_dt.timezone.utc)
     msg = nistitl.Message()
@@ -283,6 +318,8 @@ def build_transaction(
     r1.DAI = rec.destination
     r1.ORI = rec.ori
     r1.TCN = rec.tcn
+    if rec.tcr:
+        r1 += _field(1, 10, rec.tcr)  # TCR: the transaction this one resubmits
     r1.NSR = "00.00"  # no legacy Type-3..7 image records
     r1.NTR = "00.00"
     r1.DOM = DOMAIN

@@ -33,14 +33,18 @@ DESCRIPTIVE_FIELDS: dict[str, tuple[int, str]] = {
     "name": (18, "NAM"),  # Last,First Middle
     "pob": (20, "POB"),  # place of birth (state/country code)
     "dob": (22, "DOB"),  # YYYYMMDD
-    "sex": (24, "SEX"),  # M F X U
+    "sex": (24, "SEX"),  # EBTS codes (M F X ...; X unknown), checked by the booking profile
     "race": (25, "RAC"),
     "height": (27, "HGT"),
     "weight": (29, "WGT"),
     "eyes": (31, "EYE"),
     "hair": (32, "HAI"),
 }
+RET_FIELD = 5  # 2.005 retention code: Y keep the prints in the bureau's file, N do not
+ATN_FIELD = 6  # 2.006 attention indicator: the officer the answer is for
 OCA_FIELD = 9  # 2.009 originating agency case number: our booking number
+ASL_FIELD = 47  # 2.047 arrest segment literal: DOO US AOL, one occurrence per charge
+CRI_FIELD = 73  # 2.073 controlling agency identifier
 DPR_FIELD = 38  # 2.038 date printed
 DOA_FIELD = 45  # 2.045 date of arrest
 

@@ -113,6 +113,9 @@ class Service:
             self.link = LinkPart(self.cfg, self.store)
             self.link.open(status_extra=self._link_status_extra)
             self.parts = [self.capture, self.outbox, self.link]
+            if self.cfg.jms.spool_dir:  # booking records from the jail's system
+                from fpagent.service.jms_intake import SpoolPart
+                self.parts.append(SpoolPart(self.cfg))
         else:
             self.parts = list(self._custom_parts)
             for part in self.parts:

@@ -165,6 +165,7 @@ class ProvisionRequest:
     config_path: pathlib.Path
     device_id: str | None = None
     ori: str | None = None
+    destination: str | None = None  # DAI: the state bureau the submissions go to
     agency_name: str | None = None
     central_hpke_public: pathlib.Path | None = None  # central-hpke.pub from the central system
     central_verify_key: pathlib.Path | None = None  # central-sign.pub (pinned)
@@ -188,6 +189,10 @@ def provision(req: ProvisionRequest) -> dict:
         cfg.device.device_id = req.device_id
     if req.ori:
         cfg.device.ori = req.ori
+    if req.destination:
+        if len(req.destination) != 9 or not req.destination.isalnum():
+            raise UserError(f"--destination must be the bureau's 9-character ORI, got {req.destination!r}")
+        cfg.booking.destination = req.destination.upper()
     if req.agency_name:
         cfg.device.agency_name = req.agency_name
     if req.sensor_url:
@@ -202,6 +207,12 @@ def provision(req: ProvisionRequest) -> dict:
         cfg.mqtt.tls = True
     # validate through the same checks as a loaded file (ORI length, TLS to a remote broker...)
     cfg = config_mod.from_dict(_as_dict(cfg), source=str(path))
+    if (cfg.device.ori.upper() != config_mod.PLACEHOLDER_ORI
+            and cfg.booking.destination.upper() == config_mod.PLACEHOLDER_ORI):
+        # the bureau an ORI submits to is not knowable from the ORI: it must be said
+        raise UserError("the destination agency is still the placeholder "
+                        f"{config_mod.PLACEHOLDER_ORI}: give --destination ORI (the state "
+                        "identification bureau the bookings go to)")
     keys_dir = _keys_dir(cfg)
     pinned = {}
     if req.central_hpke_public:
