@@ -153,13 +153,15 @@ def test_an_appliance_cannot_book_in_another_agencys_name(tmp_path, two_agencies
     pki, other_key = two_agencies
     port = agency_broker.port
     central = make_central(pki, port, tmp_path / "central.sqlite3").start()
-    acks = []
-    listener = _client(port, pki, "central/worker-4", "listen",
-                       on_message=lambda c, u, m: acks.append(m.topic))
-    evil = _client(port, pki, ca.device_cn(OTHER_ORI, "booking-01"), "evil")
+    acks, victim_acks = [], []  # (topic, signed body) of each ack the two devices hear
+    evil = _client(port, pki, ca.device_cn(OTHER_ORI, "booking-01"), "evil",
+                   on_message=lambda c, u, m: acks.append((m.topic, json.loads(m.payload)["body"])))
+    listener = _client(port, pki, ca.device_cn(ORI, "booking-01"), "victim",
+                       on_message=lambda c, u, m: victim_acks.append(m.topic))
     try:
         assert central.wait_connected()
-        listener.subscribe("fpagent/v1/+/+/ack", qos=1)
+        evil.subscribe(f"fpagent/v1/{OTHER_ORI}/booking-01/ack", qos=1)
+        listener.subscribe(f"fpagent/v1/{ORI}/booking-01/ack", qos=1)
         time.sleep(0.3)
         s1, _, as_ori = _seal(ORI, other_key, 1, central=pki.hpke.public())
         evil.publish(f"fpagent/v1/{ORI}/booking-01/submission", as_ori, qos=1).wait_for_publish(5)
@@ -170,14 +172,16 @@ def test_an_appliance_cannot_book_in_another_agencys_name(tmp_path, two_agencies
                                  central=pki.hpke.public())
         evil.publish(f"fpagent/v1/{OTHER_ORI}/booking-01/submission", wrong_key,
                      qos=1).wait_for_publish(5)
-        wait_for(lambda: central.store.submission(s2) and central.store.submission(s3), 10,
-                 what="central's verdicts")
-        assert central.store.submission(s1) is None  # the broker never delivered it
-        assert central.store.submission(s2)["result"] == "rejected"
-        assert central.store.submission(s2)["ack_fields"]["reason"] == "device-mismatch"
-        assert central.store.submission(s3)["ack_fields"]["reason"] == "unknown-device"
+        verdicts = lambda: {b["submission_id"]: b for _, b in acks}  # noqa: E731
+        wait_for(lambda: {s2, s3} <= set(verdicts()), 10, what="central's verdicts")
         time.sleep(0.3)
-        assert all(t.startswith(f"fpagent/v1/{OTHER_ORI}/") for t in acks), acks
+        # refused before anything is recorded: the signed ORI is not the topic's (s2), and
+        # ORI's booking-01 key is not one registered for OTHER_ORI's booking-01 (s3)
+        assert verdicts()[s2]["result"] == "rejected" and verdicts()[s2]["reason"] == "device-mismatch"
+        assert verdicts()[s3]["result"] == "rejected" and verdicts()[s3]["reason"] == "unknown-device"
+        assert s1 not in verdicts()  # the broker never delivered it
+        assert all(central.store.submission(s) is None for s in (s1, s2, s3))
+        assert victim_acks == []  # nothing was answered in ORI's booking-01's name
     finally:
         _stop(listener, evil)
         central.stop()

@@ -30,7 +30,7 @@ SENSOR = f"synthetic://?seed={SEED}&person={PERSON}"
 
 
 def _fpagent(cfg_path, *args, **kw):
-    return subprocess.run([sys.executable, "-m", "agent", "--config", str(cfg_path), *args],
+    return subprocess.run([sys.executable, "-m", "fpagent", "--config", str(cfg_path), *args],
                           capture_output=True, text=True, timeout=240, **kw)
 
 
@@ -52,7 +52,7 @@ def test_daemon_sends_a_booking_from_another_process_and_stores_central_answers(
     central = make_central(pki, broker.port, tmp_path / "central.sqlite3",
                            screen=TransactionScreen(Galleries(criminal=[known])),
                            immigration_delay_s=0.2).start()
-    daemon = subprocess.Popen([sys.executable, "-m", "agent", "--config", str(cfg_path), "run"],
+    daemon = subprocess.Popen([sys.executable, "-m", "fpagent", "--config", str(cfg_path), "run"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               env={**os.environ, "NOTIFY_SOCKET": ""})
     try:

@@ -78,6 +78,12 @@ def test_nothing_imports_a_bare_agent_hal_or_drivers():
             for name in names:
                 if name.split(".")[0] in {"agent", "hal", "drivers"}:
                     offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: {name}")
+    for path in _sources(ROOT / "tests"):
+        if path.name == pathlib.Path(__file__).name:
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if '"-m", "agent"' in line or "'-m', 'agent'" in line:
+                offenders.append(f"{path.relative_to(ROOT)}:{n}: python -m agent")
     for path in (ROOT / "scripts").iterdir():
         if path.is_file():
             for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):

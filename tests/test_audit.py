@@ -93,7 +93,7 @@ def test_audit_cli(tmp_path, store):
     cfg = tmp_path / "agent.toml"
     cfg.write_text(f'[paths]\nstate_dir = "{tmp_path}"\n')
     store.close()
-    run = [sys.executable, "-m", "agent", "--config", str(cfg)]
+    run = [sys.executable, "-m", "fpagent", "--config", str(cfg)]
     out = subprocess.run(run + ["audit", "verify"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "audit chain intact: 6 entries" in out.stdout

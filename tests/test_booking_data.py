@@ -224,7 +224,7 @@ def _as_dict(cfg):
 
 
 def fpagent(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "agent", *map(str, args)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "fpagent", *map(str, args)], capture_output=True,
                           text=True, timeout=kw.pop("timeout", 300), **kw)
 
 

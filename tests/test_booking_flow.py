@@ -368,7 +368,7 @@ def test_non_interactive_cli_books_end_to_end(env, warm):
     spoken to by the real driver."""
     skip = ",".join(f"{p}:UP" for p in range(3, 11))  # two fingers captured keep this test short
     proc = subprocess.run(
-        [sys.executable, "-m", "agent", "--config", str(env.toml), "book",
+        [sys.executable, "-m", "fpagent", "--config", str(env.toml), "book",
          "--booking-number", "BK-CLI-1", "--operator", "officer-9",
          *full_args(name="ROE,JANE", dob="1990-12-31", sex="F"), "--yes",
          "--sensor", f"emulated://?source=synthetic&seed={SEED}&person={PERSON + 1}",
@@ -394,7 +394,7 @@ def test_non_interactive_cli_books_end_to_end(env, warm):
 
 
 def test_cli_refuses_bad_input_before_any_capture(env):
-    base = [sys.executable, "-m", "agent", "--config", str(env.toml), "book", "--yes",
+    base = [sys.executable, "-m", "fpagent", "--config", str(env.toml), "book", "--yes",
             "--sensor", "emulated://?source=synthetic&seed=1"]
     for extra, message in (
         (["--operator", "x"], "--booking-number and --operator"),
@@ -410,7 +410,7 @@ def test_cli_refuses_bad_input_before_any_capture(env):
 
 def test_guided_cli_asks_and_a_no_at_the_end_keeps_nothing(env, warm):
     skip = ",".join(f"{p}:XX" for p in range(2, 11))
-    cmd = [sys.executable, "-m", "agent", "--config", str(env.toml), "book",
+    cmd = [sys.executable, "-m", "fpagent", "--config", str(env.toml), "book",
            "--sensor", f"emulated://?source=synthetic&seed={SEED}&person={PERSON}", "--skip", skip]
     # booking number, operator, the nine person fields (race left out at first), retention,
     # charges, no skip: then the profile's finding for race is asked again
@@ -435,7 +435,7 @@ def test_kill_9_of_the_cli_in_the_middle_of_capture_leaves_no_booking(env, warm)
     # pace=1 with a slow line: each image takes its real wire time, so there is a "middle"
     url = f"emulated://?source=synthetic&seed={SEED}&person={PERSON}&baud=115200&pace=1"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "agent", "--config", str(env.toml), "book", "--yes",
+        [sys.executable, "-m", "fpagent", "--config", str(env.toml), "book", "--yes",
          "--booking-number", "BK-KILL", "--operator", "officer-1", *full_args(), "--sensor", url],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -465,7 +465,7 @@ def test_a_full_queue_refuses_the_booking_loudly(env, warm, tmp_path):
     toml.write_text(data)
     skip = ",".join(f"{p}:UP" for p in range(2, 11))
     proc = subprocess.run(
-        [sys.executable, "-m", "agent", "--config", str(toml), "book", "--yes",
+        [sys.executable, "-m", "fpagent", "--config", str(toml), "book", "--yes",
          "--booking-number", "BK-FULL", "--operator", "officer-1", *full_args(), "--skip", skip,
          "--sensor", f"emulated://?source=synthetic&seed={SEED}&person={PERSON}"],
         capture_output=True, text=True, timeout=120)

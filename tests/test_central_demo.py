@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(find_mosquitto() is None,
 def test_demo_runs_the_whole_loop_and_stops_what_it_started():
     env = {**os.environ}
     env.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".numba-cache"))
-    run = subprocess.run([sys.executable, "-m", "agent", "demo", "--bookings", "3"], cwd=ROOT,
+    run = subprocess.run([sys.executable, "-m", "fpagent", "demo", "--bookings", "3"], cwd=ROOT,
                          capture_output=True, text=True, timeout=240, env=env)
     out = run.stdout
     assert run.returncode == 0, out[-2000:] + run.stderr[-2000:]
@@ -55,7 +55,7 @@ def test_demo_with_a_folder_of_real_images(fingerprints_dir):
     """--images: the emulated sensor serves real FVC images; central finds real matches."""
     env = {**os.environ}
     env.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".numba-cache"))
-    run = subprocess.run([sys.executable, "-m", "agent", "demo", "--bookings", "2", "--images",
+    run = subprocess.run([sys.executable, "-m", "fpagent", "demo", "--bookings", "2", "--images",
                           str(fingerprints_dir / "fvc2002_db1_b")], cwd=ROOT,
                          capture_output=True, text=True, timeout=180, env=env)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
@@ -69,7 +69,7 @@ def test_demo_interrupted_stops_everything_it_started():
     import time
     env = {**os.environ}
     env.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".numba-cache"))
-    proc = subprocess.Popen([sys.executable, "-m", "agent", "demo", "--bookings", "2"], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "fpagent", "demo", "--bookings", "2"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     work = None
     lines = []

@@ -100,7 +100,7 @@ def test_install_into_a_temporary_root_twice(tmp_path, source_copy):
     staged = tmp_path / "staged.toml"
     staged.write_text((root / "etc/fpagent/agent.toml").read_text()
                       .replace('"/var/', f'"{root}/var/').replace('"/run/', f'"{root}/run/'))
-    ident = subprocess.run([sys.executable, "-m", "agent", "--config", str(staged), "identity", "--ensure"],
+    ident = subprocess.run([sys.executable, "-m", "fpagent", "--config", str(staged), "identity", "--ensure"],
                            capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert ident.returncode == 0, ident.stderr
     keys = root / "var/lib/fpagent/keys"

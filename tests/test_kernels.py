@@ -125,7 +125,7 @@ def test_bench_kernels_reports_cold_and_cached_start():
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "agent", "bench", "kernels", "--repeats", "1",
+    out = subprocess.run([sys.executable, "-m", "fpagent", "bench", "kernels", "--repeats", "1",
                           "--json"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "cold start" in out.stdout and "cached start" in out.stdout

@@ -11,7 +11,7 @@ from tests.mqtt_helpers import needs_mosquitto, ROOT_DIR
 
 @needs_mosquitto
 def test_bench_link_json_last_line():
-    run = subprocess.run([sys.executable, "-m", "agent", "bench", "link", "--bookings", "20",
+    run = subprocess.run([sys.executable, "-m", "fpagent", "bench", "link", "--bookings", "20",
                           "--idle", "5", "--payload-kb", "4", "--json"], cwd=ROOT_DIR,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]

@@ -129,7 +129,7 @@ def test_bench_quality_ranks_like_nfiq2(fingerprints_dir, tmp_path):
         for p in sorted((fingerprints_dir / folder).glob("*.png"))[1::4]:
             (sample / p.name).symlink_to(p)
         dirs.append(str(sample))
-    out = subprocess.run([sys.executable, "-m", "agent", "bench", "quality", *dirs, "--json"],
+    out = subprocess.run([sys.executable, "-m", "fpagent", "bench", "quality", *dirs, "--json"],
                          capture_output=True, text=True, timeout=240)
     assert out.returncode == 0, out.stderr
     assert "Spearman vs NFIQ 2" in out.stdout

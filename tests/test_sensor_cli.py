@@ -114,7 +114,7 @@ def test_list_runs_and_probe_reports_each_port(capsys, monkeypatch):
 
 
 def test_console_script_help():
-    out = subprocess.run([sys.executable, "-m", "agent", "sensor", "--help"],
+    out = subprocess.run([sys.executable, "-m", "fpagent", "sensor", "--help"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "capture" in out.stdout and "test" in out.stdout
 

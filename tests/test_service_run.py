@@ -15,7 +15,7 @@ import pytest
 from test_service_notify import NotifySocket
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-FPAGENT = [sys.executable, "-m", "agent"]
+FPAGENT = [sys.executable, "-m", "fpagent"]
 
 
 def run_fpagent(args, *, env=None, timeout=60):

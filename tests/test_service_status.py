@@ -108,7 +108,7 @@ def test_fpagent_status_json_and_check(tmp_path):
     cfg_file.write_text(f'[paths]\nstate_dir = "{tmp_path}/state"\n')
     cfg = config.load(cfg_file)
     write_live(cfg, sensor="absent")
-    run = [sys.executable, "-m", "agent", "--config", str(cfg_file), "status"]
+    run = [sys.executable, "-m", "fpagent", "--config", str(cfg_file), "status"]
     human = subprocess.run(run, capture_output=True, text=True, cwd=ROOT)
     assert human.returncode == 0 and "health:    WARNING" in human.stdout and "sensor:    absent" in human.stdout
     as_json = subprocess.run(run + ["--json"], capture_output=True, text=True, cwd=ROOT)
