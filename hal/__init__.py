@@ -25,6 +25,8 @@ from fpagent.hal.registry import (
     parse_sensor_url,
     SensorUrl,
     UsbId,
+    FoundSensor,
+    discover_sensors,
     candidate_ports,
 )
 
@@ -50,5 +52,7 @@ __all__ = [
     "parse_sensor_url",
     "SensorUrl",
     "UsbId",
+    "FoundSensor",
+    "discover_sensors",
     "candidate_ports",
 ]

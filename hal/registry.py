@@ -4,6 +4,7 @@
     spy+zfm:///dev/ttyUSB0        (hexdump-free frame log at debug level)
     emulated://?source=synthetic&seed=1&baud=57600
     synthetic://?seed=1            (in-process, no serial line at all)
+    libfprint://virtual_image      (USB readers through libfprint 2)
 
 Interfaces are imported lazily by module path, so a missing optional
 dependency disables one interface with a clear error and never breaks
@@ -17,7 +18,7 @@ import dataclasses
 import importlib
 import urllib.parse
 
-from fpagent.hal.errors import SensorNotFound
+from fpagent.hal.errors import SensorError, SensorNotFound
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +26,16 @@ class UsbId:
     vid: int
     pid: int
     description: str
+
+
+@dataclasses.dataclass(frozen=True)
+class FoundSensor:
+    """A sensor a driver found attached, with the URL that opens it."""
+
+    interface: str
+    url: str
+    description: str
+    usable: bool = True  # False: found, but this driver cannot capture from it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +70,7 @@ _INTERFACES: dict[str, str] = {
     "zfm": "fpagent.drivers.zfm.device:ZfmSensor",
     "emulated": "fpagent.drivers.zfm.emulator:EmulatedZfmSensor",
     "synthetic": "fpagent.drivers.synthetic.sensor:SyntheticSensor",
+    "libfprint": "fpagent.drivers.libfprint.sensor:LibfprintSensor",
 }
 
 # name -> list of UsbId, filled from each driver's id table on demand.
@@ -115,6 +127,18 @@ def open_sensor(url: str):
             "Install the package this driver needs, or pick another interface.",
         ) from exc
     return cls.from_url(parsed)
+
+
+def discover_sensors() -> tuple[list[FoundSensor], dict[str, str]]:
+    """Sensors the drivers find attached, and the families that cannot look (name -> why)."""
+    found: list[FoundSensor] = []
+    unavailable: dict[str, str] = {}
+    for name, target in sorted(_INTERFACES.items()):
+        try:
+            found.extend(_load(target).discover())
+        except (ImportError, SensorError) as exc:
+            unavailable[name] = str(exc)
+    return found, unavailable
 
 
 def usb_ids() -> dict[str, list[UsbId]]:

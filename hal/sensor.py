@@ -53,6 +53,11 @@ class Sensor(abc.ABC):
         self.url = url
         self._closed = False
 
+    @classmethod
+    def discover(cls) -> list:
+        """The sensors of this family attached now, as `FoundSensor`s (none by default)."""
+        return []
+
     # -- public API -----------------------------------------------------
     def capture(
         self,
