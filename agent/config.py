@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import re
 import tomllib
 import typing
 
@@ -50,6 +51,10 @@ class PathsConfig:
     def database(self) -> pathlib.Path:
         return pathlib.Path(self.state_dir) / "agent.sqlite3"
 
+    def runtime(self) -> pathlib.Path:
+        """Where the running service publishes its live facts."""
+        return pathlib.Path(self.runtime_dir or pathlib.Path(self.state_dir) / "run")
+
 
 @dataclasses.dataclass
 class SensorConfig:
@@ -74,6 +79,11 @@ class BookingConfig:
     destination: str = "XX0000000"  # DAI: the state bureau / central ORI
     type_of_transaction: str = "CAR"
     recent_gallery_size: int = 2000  # bookings kept in the local "recent" gallery; 0 = off
+
+
+@dataclasses.dataclass
+class TransactionConfig:
+    profile: str = "ebts-national"  # booking profile: a shipped name or an overlay file's absolute path
 
 
 @dataclasses.dataclass
@@ -133,6 +143,7 @@ class Config:
     sensor: SensorConfig = dataclasses.field(default_factory=SensorConfig)
     quality: QualityConfig = dataclasses.field(default_factory=QualityConfig)
     booking: BookingConfig = dataclasses.field(default_factory=BookingConfig)
+    transaction: TransactionConfig = dataclasses.field(default_factory=TransactionConfig)
     envelope: EnvelopeConfig = dataclasses.field(default_factory=EnvelopeConfig)
     store: StoreConfig = dataclasses.field(default_factory=StoreConfig)
     mqtt: MqttConfig = dataclasses.field(default_factory=MqttConfig)
@@ -226,6 +237,24 @@ def load(path: str | os.PathLike | None = None) -> Config:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     return from_dict(data, source=str(path))
+
+
+# key names whose values are secrets wherever they appear (shown as "***")
+SECRET_KEY = re.compile(r"pass(word|phrase)?|secret|token|psk|private", re.IGNORECASE)
+
+
+def redacted(cfg: Config) -> Config:
+    """A copy with every secret-looking value replaced by ***, for showing and for support bundles."""
+    copy = Config(source=cfg.source)
+    for f in dataclasses.fields(cfg):
+        if f.name == "source":
+            continue
+        section = dataclasses.replace(getattr(cfg, f.name))
+        for key in dataclasses.asdict(section):
+            if SECRET_KEY.search(key) and getattr(section, key):
+                setattr(section, key, "***")
+        setattr(copy, f.name, section)
+    return copy
 
 
 def to_toml(cfg: Config) -> str:

@@ -22,7 +22,11 @@ def test_eer_of_separable_and_overlapping_scores():
     assert eer([0.9, 0.8, 0.7], [0.1, 0.2, 0.3]) == 0.0
     # one genuine below one impostor out of four each: the curves cross at 25%
     assert eer([0.9, 0.8, 0.7, 0.2], [0.1, 0.15, 0.3, 0.75]) == pytest.approx(0.25)
-    assert eer([0.5] * 4, [0.5] * 4) == pytest.approx(0.5, abs=0.5)
+    # identical distributions: FNMR jumps from 0 to 1 where FMR drops from 1 to 0
+    assert eer([0.5] * 4, [0.5] * 4) == pytest.approx(0.5)
+    # shifted by one step: the crossing lies between 25% and 50%, reported as its middle
+    assert eer([1, 2, 3, 4], [0, 1, 2, 3]) == pytest.approx(0.375)
+    assert eer([0.1, 0.2], [0.8, 0.9]) == pytest.approx(1.0)
 
 
 def test_fnmr_at_fmr_and_resolution_limits():

@@ -7,7 +7,9 @@ of different fingers: 80 x 72 / 2 = 2,880 for 10 fingers x 8 impressions;
 the data README's "80*70/2 = 2,800" miscounts). Prints EER, FMR100, FMR1000 and ZeroFMR for
 both impostor sets, extraction time, comparisons per second on one core,
 ISO template size and the Spearman correlation of our quality score with
-NFIQ 2. `--against nbis` runs NIST mindtct + bozorth3 on the same images in
+NFIQ 2. A folder of NNN_I.iso minutiae records from another vendor is scored
+foreign vs foreign and, with the images of the same prints, ours vs foreign
+(see fpagent.bench.foreign). `--against nbis` runs NIST mindtct + bozorth3 on the same images in
 the same process and prints the ratios. Folders marked synthetic in the
 data's INDEX.tsv (DB4: SFinGe) are labelled so in every line.
 """
@@ -33,7 +35,12 @@ def register(sub):
     p = sub.add_parser("accuracy", help="FVC protocol accuracy (EER, FMR100, ...) per image folder",
                        description=__doc__.split("\n\n")[1] if __doc__ else None)
     p.add_argument("dirs", nargs="+", metavar="DIR",
-                   help="folders of NNN_I.png images (finger NNN, impression I)")
+                   help="folders of NNN_I.png images (finger NNN, impression I), or of NNN_I.iso "
+                        "ISO/ANSI minutiae records made by another extractor")
+    p.add_argument("--prints", metavar="DIR", default=None,
+                   help="images of the prints a record folder was made from (default: the shared "
+                        "layout, templates/VENDOR_SET -> fingerprints/SET); gives ours-vs-foreign "
+                        "figures and maps stretched record coordinates back to the image size")
     p.add_argument("--against", choices=["nbis"], help="also run NIST NBIS mindtct + bozorth3")
     p.add_argument("--scores-out", metavar="FILE.tsv",
                    help="write probe<TAB>reference<TAB>score for every compared pair "
@@ -56,17 +63,23 @@ def error_rates(genuine, impostor):
 
 
 def eer(genuine, impostor) -> float:
-    """Equal error rate: where FNMR and FMR cross (mean of the two at the closest threshold)."""
+    """Equal error rate as FVC defines it: where FNMR and FMR cross.
+
+    t1 is the last threshold with FNMR <= FMR, t2 the first with FNMR >= FMR;
+    the EER lies in [FNMR(t1), FMR(t1)] or [FMR(t2), FNMR(t2)] (the tighter
+    of the two) and is reported as that interval's middle. Two identical
+    score distributions give 0.5, fully separated ones 0.
+    """
     _, fnmr, fmr = error_rates(genuine, impostor)
-    k = int(np.argmin(np.abs(fnmr - fmr)))
-    # the crossing lies between k-1/k or k/k+1: take the pair that brackets it
-    best = (fnmr[k] + fmr[k]) / 2
-    for a, b in ((k - 1, k), (k, k + 1)):
-        if 0 <= a and b < len(fnmr):
-            d0, d1 = fnmr[a] - fmr[a], fnmr[b] - fmr[b]
-            if d0 <= 0 <= d1 or d1 <= 0 <= d0:
-                best = min(best, max(min(fnmr[a], fnmr[b]), min(fmr[a], fmr[b])))
-    return float(best)
+    below = np.nonzero(fnmr <= fmr)[0]
+    above = np.nonzero(fnmr >= fmr)[0]
+    t1 = int(below[-1]) if below.size else 0
+    t2 = int(above[0]) if above.size else len(fnmr) - 1
+    if fnmr[t1] + fmr[t1] <= fnmr[t2] + fmr[t2]:
+        low, high = fnmr[t1], fmr[t1]
+    else:
+        low, high = fmr[t2], fnmr[t2]
+    return float((low + high) / 2)
 
 
 def fnmr_at_fmr(genuine, impostor, target: float):
@@ -306,6 +319,11 @@ def run(args) -> int:
     datasets = []
     for d in args.dirs:
         folder = pathlib.Path(d)
+        from fpagent.bench import foreign  # noqa: PLC0415
+
+        if foreign.is_record_folder(folder):
+            datasets.append(_bench_foreign_folder(folder, args.prints))
+            continue
         files = sorted(p for p in folder.iterdir() if _NAME.match(p.name)) if folder.is_dir() else []
         if len(files) < 2:
             raise UserError(f"{folder}: no NNN_I.png fingerprint images found")
@@ -387,6 +405,64 @@ def run(args) -> int:
           f"cached start {sec(starts['cached_start_s'])}")
     emit({"benchmark": "accuracy", "datasets": datasets, "matcher_kernels": starts}, args.json)
     return 0
+
+
+def _threshold_figures(label, genuine, impostor, threshold) -> dict:
+    from fpagent.bench.foreign import rates_at  # noqa: PLC0415
+
+    fnmr, fmr = rates_at(genuine, impostor, threshold)
+    d = {"eer": eer(genuine, impostor), "fnmr_at_threshold": fnmr, "fmr_at_threshold": fmr,
+         "n_genuine": len(genuine), "n_impostor": len(impostor)}
+    print(f"  {label}: EER {_pct(d['eer'])} ({len(impostor)} impostors);  at MATCH_THRESHOLD "
+          f"{threshold}: FNMR {_pct(fnmr)} of {len(genuine)} genuine, FMR {_pct(fmr)}")
+    return d
+
+
+def _bench_foreign_folder(folder: pathlib.Path, prints_arg) -> dict:
+    """Our matcher on another extractor's records: foreign vs foreign, ours vs foreign."""
+    from fpagent.bench import foreign  # noqa: PLC0415
+    from fpagent.biometrics import matcher  # noqa: PLC0415
+
+    matcher.warm_up()
+    records = foreign.load_records(folder)
+    prints = pathlib.Path(prints_arg) if prints_arg else foreign.prints_folder_for(folder)
+    images = {}
+    if prints is not None:
+        images = {p.stem: p for p in sorted(prints.iterdir())
+                  if _NAME.match(p.name) and p.stem in records}
+    names = sorted(records)
+    print(f"{folder.name}: {len(names)} foreign records"
+          + (f", prints in {prints} ({len(images)} images)" if images else ", no images of the prints"))
+    th = matcher.MATCH_THRESHOLD
+    as_png = [f"{n}.png" for n in names]
+    genuine, _, ext = protocol_pairs(as_png)
+
+    def score_set(prepared, pairs):
+        return [matcher.compare_prepared(prepared[a[:-4]], prepared[b[:-4]]) for a, b in pairs]
+
+    fig = {"name": folder.name, "foreign_records": True, "threshold": th}
+    raw = {n: matcher.prepare(t) for n, t in records.items()}
+    fig["foreign_vs_foreign_as_recorded"] = _threshold_figures(
+        "foreign vs foreign (coordinates as recorded)", score_set(raw, genuine), score_set(raw, ext), th)
+    if len(images) == len(names):
+        sizes = {n: _load(p) for n, p in images.items()}
+        mapped = {n: matcher.prepare(foreign.unstretch(records[n], px.shape[1], px.shape[0], ppi))
+                  for n, (px, ppi) in sizes.items()}
+        fig["foreign_vs_foreign"] = _threshold_figures(
+            "foreign vs foreign (mapped back to the image size)", score_set(mapped, genuine),
+            score_set(mapped, ext), th)
+        files = [images[n] for n in names]
+        ours_by_file, *_ = _bench_ours(files, folder.name, None)
+        ours = {pathlib.Path(k).stem: p for k, p in ours_by_file.items()}
+        fig["ours_vs_ours"] = _threshold_figures("ours vs ours (same prints)", score_set(ours, genuine),
+                                                 score_set(ours, ext), th)
+        cg, ci = foreign.cross_pairs(names)
+        fig["ours_vs_foreign"] = _threshold_figures(
+            "ours vs foreign (every ordered pair of different images)",
+            [matcher.compare_prepared(ours[a], mapped[b]) for a, b in cg],
+            [matcher.compare_prepared(ours[a], mapped[b]) for a, b in ci], th)
+    sys.stdout.flush()
+    return fig
 
 
 _START_PROBE = (

@@ -43,7 +43,7 @@ def register(sub):
     p.set_defaults(func=run)
 
 
-def _data_dir(arg) -> pathlib.Path:
+def data_dir(arg) -> pathlib.Path:
     if arg:
         return pathlib.Path(arg)
     env = os.environ.get("FPAGENT_FINGERPRINTS")
@@ -74,7 +74,7 @@ def derive(template, rng, width=256, height=288):
     return Template(m, width=width, height=height, ppi=template.ppi)
 
 
-def _load(path):
+def load_gray(path):
     from PIL import Image  # noqa: PLC0415
 
     with Image.open(path) as im:
@@ -89,7 +89,7 @@ def run(args) -> int:
     from fpagent.errors import NoUsableFingerprint, UserError  # noqa: PLC0415
     from fpagent.screening.prefilter_scan import scan, scan_reference  # noqa: PLC0415
 
-    data = _data_dir(args.data)
+    data = data_dir(args.data)
     sets = [s for s in REAL + SYNTHETIC if (data / s).is_dir()]
     if not sets:
         raise UserError(f"no fingerprint sets under {data}: pass --data DIR")
@@ -105,7 +105,7 @@ def run(args) -> int:
         for n, f in enumerate(files):
             finger, imp = f.stem.split("_")
             try:
-                t = extraction.extract(_load(f)).template
+                t = extraction.extract(load_gray(f)).template
             except NoUsableFingerprint:
                 continue
             record_sizes.append(len(fmr.encode_iso(t)))

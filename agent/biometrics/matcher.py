@@ -1,6 +1,6 @@
 """1:1 fingerprint matcher: similarity of two minutiae templates.
 
-How it works (kernels in agent/kernels_match, each with a numpy reference):
+How it works (kernels in fpagent.biometrics.match_kernels, each with a numpy reference):
 1. `prepare` (once per template): coordinates to 500 ppi, at most
    MAX_MINUTIAE minutiae (best quality first), "edges" from each minutia to its
    nearest neighbours described by rotation/translation-invariant features
@@ -109,7 +109,8 @@ def _wrap(a):
 
 def build_edges(x: np.ndarray, y: np.ndarray, th: np.ndarray, k: int = NEIGHBOURS,
                 max_len: float = MAX_EDGE_LEN):
-    """Directed edges (both directions) to the k nearest neighbours.
+    """Directed edges (both directions) to the k nearest neighbours (plain-numpy reference of
+    fpagent.biometrics.match_kernels.edge_build, which `prepare` runs).
 
     Sorted by (bucket, length), with the bucket start offsets, as
     fpagent.biometrics.match_kernels.match_edges.edge_votes wants B's edges. A bucket is
@@ -157,7 +158,8 @@ def _units(angle: np.ndarray) -> np.ndarray:
 
 def build_grid(x: np.ndarray, y: np.ndarray, width: float, height: float,
                cell: float = GRID_CELL, dilate: int = GRID_DILATE) -> np.ndarray:
-    """Coarse area of the print: cells near minutiae, dilated, holes between filled."""
+    """Coarse area of the print: cells near minutiae, dilated, holes between filled (plain-numpy
+    reference of match_kernels.edge_build.build_grid_kernel, which `prepare` runs)."""
     gh = int(math.ceil(max(height, 1) / cell)) + 1
     gw = int(math.ceil(max(width, 1) / cell)) + 1
     occ = np.zeros((gh, gw), dtype=bool)
@@ -192,6 +194,25 @@ def build_grid(x: np.ndarray, y: np.ndarray, width: float, height: float,
     return rows & cols
 
 
+_build_kernels = None
+
+
+def _kernels():
+    global _build_kernels
+    if _build_kernels is None:
+        from fpagent.biometrics.match_kernels.edge_build import (build_edges_kernel,  # noqa: PLC0415
+                                                                  build_grid_kernel)
+
+        _build_kernels = (build_edges_kernel, build_grid_kernel)
+    return _build_kernels
+
+
+def edges(x: np.ndarray, y: np.ndarray, th: np.ndarray):
+    """`build_edges` by its kernel (float64 inputs; the numpy form stays the reference)."""
+    return _kernels()[0](x, y, th, NEIGHBOURS, MAX_EDGE_LEN, MIN_EDGE_LEN, EDGE_LEN_BIN, EDGE_LEN_BINS,
+                        BUCKET_SHIFT, BUCKETS_PER_ANGLE)
+
+
 def prepare(template: Template) -> Prepared:
     """Features of one template for `compare_prepared` (do this once per gallery entry)."""
     m = template.minutiae
@@ -205,12 +226,43 @@ def prepare(template: Template) -> Prepared:
     x = m["x"].astype(np.float64) * scale
     y = (float(template.height) - m["y"].astype(np.float64)) * scale
     th = _wrap(m["angle"].astype(np.float64))
-    edges = build_edges(x, y, th)
-    grid = build_grid(x, y, template.width * scale, template.height * scale)
+    grid = _kernels()[1](x, y, float(template.width * scale), float(template.height * scale),
+                         GRID_CELL, GRID_DILATE)
     key = hashlib.blake2b(np.stack([x, y, th]).astype(np.float32).tobytes(), digest_size=8).digest()
     key = len(m).to_bytes(2, "big") + key
-    return Prepared(x.astype(np.float32), y.astype(np.float32), th.astype(np.float32), *edges,
-                    grid=grid, key=key, quality=m["quality"].copy())
+    return from_minutiae(x.astype(np.float32), y.astype(np.float32), th.astype(np.float32), grid, key,
+                         m["quality"].copy())
+
+
+def from_minutiae(x: np.ndarray, y: np.ndarray, th: np.ndarray, grid: np.ndarray, key: bytes,
+                  quality: np.ndarray | None = None) -> Prepared:
+    """A Prepared from its stored minutiae (float32, internal frame), grid and key: the edges
+    are built from the float32 values, so a stored entry and a fresh `prepare` agree exactly."""
+    e = edges(x.astype(np.float64), y.astype(np.float64), th.astype(np.float64))
+    return Prepared(x, y, th, *e, grid=grid, key=key, quality=quality)
+
+
+@dataclasses.dataclass(eq=False, frozen=True)
+class Stored:
+    """What a gallery keeps of a prepared template: minutiae, the grid as bits, the key
+    (about 13 bytes per minutia + 80); `expand` rebuilds the edges in a few microseconds."""
+
+    xyt: np.ndarray  # (3, n) float32: x, y, direction in the internal frame
+    grid_bits: np.ndarray  # np.packbits of the grid
+    grid_shape: tuple[int, int]
+    key: bytes
+
+    def nbytes(self) -> int:
+        return self.xyt.nbytes + self.grid_bits.nbytes + len(self.key) + 4
+
+
+def store(p: Prepared) -> Stored:
+    return Stored(np.stack([p.x, p.y, p.th]), np.packbits(p.grid), p.grid.shape, p.key)
+
+
+def expand(s: Stored) -> Prepared:
+    grid = np.unpackbits(s.grid_bits, count=s.grid_shape[0] * s.grid_shape[1]).astype(bool)
+    return from_minutiae(s.xyt[0], s.xyt[1], s.xyt[2], grid.reshape(s.grid_shape), s.key)
 
 
 def compare_details(pa: Prepared, pb: Prepared) -> np.ndarray:

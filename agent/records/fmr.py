@@ -1,4 +1,4 @@
-"""Finger minutiae records: ISO/IEC 19794-2:2005 and ANSI INCITS 378-2004.
+"""Finger minutiae records: ISO/IEC 19794-2:2005 and :2011, ANSI INCITS 378-2004.
 
 Both formats start with "FMR\\0" " 20\\0" and are big-endian; the layouts are
 in ../shared/specs/records-ansi-nist-iso.md part C. We write exactly that
@@ -7,6 +7,14 @@ back, skipping any extended data block whose length fits. `decode` tells the
 two formats apart by the record length field (ISO: 4 bytes at offset 8, ANSI:
 2 bytes, or 00 00 then 4 bytes), so a record of the wrong flavour or a bad
 length gives an `FmrError` that says which, never garbage minutiae.
+
+ISO/IEC 19794-2:2011 records ("FMR\0" "030\0", what current tools such as
+nbis-python write) are read, never written: a 15-byte header (4-byte record
+length, 2-byte representation count, certification flag) and per finger
+representation a 4-byte length, capture date/time, device technology,
+vendor and type ids, quality and certification blocks, then the finger
+view fields (position, representation number, resolution, impression type,
+image size, minutia size 5 or 6 bytes) and the minutiae.
 
 One leniency is deliberate: nbis-py 0.1.3 (the NBIS wheel we compare with)
 writes "ISO" records with a non-conformant 26-byte prefix (no view count, the
@@ -23,10 +31,17 @@ from typing import Iterable
 
 import numpy as np
 
+from fpagent.errors import FpagentError
 from fpagent.biometrics.template import MINUTIA_DTYPE, Template
 
 MAGIC = b"FMR\x00"
 VERSION_2005 = b" 20\x00"
+VERSION_2011 = b"030\x00"
+ISO_2011_HEADER_LEN = 15
+ISO_2011_REPRESENTATION_FIXED = 4 + 9 + 1 + 2 + 2 + 1  # length, date/time, technology, ids, quality count
+ISO_2011_VIEW_FIXED = 13  # position .. minutia count
+QUALITY_BLOCK_LEN = 5
+CERTIFICATION_BLOCK_LEN = 3
 ISO_HEADER_LEN = 24
 ANSI_HEADER_LEN = 26
 ANSI_LONG_HEADER_LEN = 30
@@ -46,7 +61,7 @@ _KIND_FROM_BITS = {0b00: 0, 0b01: 1, 0b10: 2}
 _IMPRESSION_TYPES = {0, 1, 2, 3, 8}
 
 
-class FmrError(ValueError):
+class FmrError(FpagentError, ValueError):
     """A finger minutiae record that cannot be written or read; the message says why."""
 
 
@@ -177,9 +192,11 @@ def detect_format(data: bytes) -> str:
                        f"starts with a {ISO_HEADER_LEN}-byte header")
     if data[:4] != MAGIC:
         raise FmrError("not a finger minutiae record: bad magic (expected 'FMR\\0' at the start)")
+    if data[4:8] == VERSION_2011:
+        return "iso2011"
     if data[4:8] != VERSION_2005:
         raise FmrError(f"unsupported record version {data[4:8]!r}: only ' 20\\0' "
-                       "(ISO 19794-2:2005 / ANSI 378-2004) is read")
+                       "(ISO 19794-2:2005 / ANSI 378-2004) and '030\\0' (ISO 19794-2:2011) are read")
     if len(data) < 12:
         raise FmrError(f"truncated record: {len(data)} bytes, header is {ISO_HEADER_LEN}")
     n = len(data)
@@ -204,6 +221,8 @@ def decode(data: bytes) -> list[Template]:
     """Every finger view of an ISO or ANSI record as a Template (raises FmrError)."""
     data = bytes(data)
     fmt = detect_format(data)
+    if fmt == "iso2011":
+        return _decode_2011(data)
     try:
         return _decode(data, fmt)
     except FmrError:
@@ -264,6 +283,80 @@ def _decode(data: bytes, fmt: str) -> list[Template]:
     if pos != n:
         raise FmrError(f"bad length: {n - pos} bytes left over after {nviews} finger view(s)")
     return out
+
+
+def _decode_2011(data: bytes) -> list[Template]:
+    """ISO/IEC 19794-2:2011: every finger representation as a Template."""
+    n = len(data)
+    if n < ISO_2011_HEADER_LEN:
+        raise FmrError(f"truncated record: {n} bytes, the ISO 19794-2:2011 header is {ISO_2011_HEADER_LEN}")
+    length, nreps, certified = struct.unpack_from(">IHB", data, 8)
+    if length != n:
+        kind = "truncated record" if length > n else "bad length"
+        raise FmrError(f"{kind}: the ISO 19794-2:2011 length field says {length} bytes but the record "
+                       f"has {n}")
+    if nreps == 0 or nreps > MAX_VIEWS:
+        raise FmrError(f"absurd finger representation count {nreps} (1 to {MAX_VIEWS})")
+    if certified > 1:
+        raise FmrError(f"certification flag {certified} is neither 0 nor 1")
+    pos = ISO_2011_HEADER_LEN
+    out = []
+    for r in range(1, nreps + 1):
+        if pos + ISO_2011_REPRESENTATION_FIXED > n:
+            raise FmrError(f"truncated record: finger representation {r} of {nreps} header is missing")
+        (rep_len,) = struct.unpack_from(">I", data, pos)
+        end = pos + rep_len
+        if rep_len < ISO_2011_REPRESENTATION_FIXED + ISO_2011_VIEW_FIXED + 2 or end > n:
+            raise FmrError(f"bad length: finger representation {r} says {rep_len} bytes, "
+                           f"{n - pos} remain")
+        out.append(_decode_2011_representation(data[pos:end], certified, r))
+        pos = end
+    if pos != n:
+        raise FmrError(f"bad length: {n - pos} bytes left over after {nreps} finger representation(s)")
+    return out
+
+
+def _decode_2011_representation(rep: bytes, certified: int, r: int) -> Template:
+    """One finger representation (its own length field first) of a 2011 record."""
+    n = len(rep)
+    pos = 4 + 9 + 1 + 2 + 2  # length, capture date/time, technology, vendor id, device type id
+    nquality = rep[pos]
+    qualities = list(rep[pos + 1:pos + 1 + nquality * QUALITY_BLOCK_LEN:QUALITY_BLOCK_LEN])
+    pos += 1 + nquality * QUALITY_BLOCK_LEN
+    if certified:
+        if pos + 1 > n:
+            raise FmrError(f"truncated record: certification count of representation {r} is missing")
+        pos += 1 + rep[pos] * CERTIFICATION_BLOCK_LEN
+    if pos + ISO_2011_VIEW_FIXED > n:
+        raise FmrError(f"truncated record: finger view fields of representation {r} are missing")
+    fgp, _number, xres, _yres, imp, width, height, sizes, count = struct.unpack_from(
+        ">BBHHBHHBB", rep, pos)
+    pos += ISO_2011_VIEW_FIXED
+    minutia_len = sizes >> 4
+    if minutia_len not in (5, 6):
+        raise FmrError(f"minutia field length {minutia_len} in representation {r} is neither 5 nor 6")
+    if fgp > 10:
+        raise FmrError(f"finger position {fgp} in representation {r} is not 0-10")
+    if width == 0 or height == 0:
+        raise FmrError(f"image size {width}x{height} in representation {r}: width and height must be given")
+    need = count * minutia_len
+    if pos + need + 2 > n:
+        raise FmrError(f"absurd minutia count {count} in representation {r}: needs {need} bytes "
+                       f"but only {n - pos} remain (truncated record?)")
+    raw = np.frombuffer(rep, dtype=np.uint8, count=need, offset=pos).reshape(count, minutia_len)
+    wide = np.zeros((count, 6), dtype=np.uint8)  # the 2005 layout; no quality field reads as 0
+    wide[:, :minutia_len] = raw
+    wide[wide[:, 5] > 100, 5] = 0  # 254 "not reported", 255 "failed to compute"
+    minutiae = _decode_minutiae(wide.tobytes(), 0, count, width, height, ISO_ANGLE_UNITS, r)
+    pos += need
+    (ext_len,) = struct.unpack_from(">H", rep, pos)
+    if pos + 2 + ext_len != n:
+        raise FmrError(f"bad length: extended data of representation {r} says {ext_len} bytes, "
+                       f"{n - pos - 2} remain")
+    quality = next((q for q in qualities if q <= 100), 0)
+    return Template(minutiae=minutiae, width=width, height=height, ppi=_ppcm_to_ppi(xres),
+                    quality=quality, finger_position=fgp,
+                    impression_type=imp if imp in _IMPRESSION_TYPES else 0)
 
 
 def _decode_minutiae(data: bytes, pos: int, count: int, width: int, height: int,

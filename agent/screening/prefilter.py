@@ -21,14 +21,18 @@ of 9%. Soft (linear) binning, extra nearest-neighbour blocks, per-dimension
 whitening and several scaled probe descriptors (max over) measured worse.
 
 `Gallery` keeps every descriptor in one contiguous (capacity, D) uint8 array
-(D = 468 bytes per template) plus the ISO 19794-2 record of each template, so
-100,000 entries take about 468 + 4 + ~250 (at most 390) + id bytes each: ~75 MB
-(at most ~90 MB). `search` scans all
+(D = 468 bytes per template), the ISO 19794-2 record of each template (what
+`to_bytes` saves) and its prepared form (`matcher.Stored`: the matcher's
+minutiae, grid and key, ~13 bytes per minutia + 80), so 100,000 entries
+take about 468 + 4 + ~250 + ~600 + id bytes each: ~140 MB. `search` scans all
 descriptors (fpagent.screening.prefilter_scan), keeps the best fraction
-(`penetration`) and lets the 1:1 matcher rank those.
+(`penetration`) and lets the 1:1 matcher rank those: a candidate's edges are
+rebuilt from its stored form (microseconds), never re-prepared from its
+record. Entries loaded by `from_bytes` are prepared from their records the
+first time they are candidates, once.
 
 `to_bytes`/`from_bytes` give a self-describing binary form (no pickle: a
-gallery may come from elsewhere) that H5's gallery store encrypts at rest.
+gallery may come from elsewhere) that fpagent.screening.galleries encrypts at rest.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import struct
 
 import numpy as np
 
+from fpagent.errors import FpagentError
 from fpagent.records import fmr
 from fpagent.biometrics import matcher
 from fpagent.biometrics.template import Template
@@ -52,12 +57,12 @@ QUALITY_FLOOR = 0.2  # pair weight = q_i * q_j / 100^2 + this
 QUANT_SCALE = 1000.0  # unit-norm histogram -> uint8 (clipped at 255)
 DEFAULT_PENETRATION = 0.05
 MIN_CANDIDATES = 100  # small galleries: the matcher ranks at least this many (it is cheap)
-MAX_CANDIDATES = 2000  # large galleries: at most this many (~0.4 ms each to decode, prepare, match)
+MAX_CANDIDATES = 2000  # large galleries: at most this many (~0.15 ms each to expand and match)
 
 _MAGIC = b"FPGALRY2"
 
 
-class GalleryError(ValueError):
+class GalleryError(FpagentError, ValueError):
     """A gallery blob that cannot be loaded, or a bad add/remove."""
 
 
@@ -110,6 +115,7 @@ class Gallery:
         self._dirty = True  # mean / centred norms need recomputing
         self._ids: list[str] = []
         self._records: list[bytes] = []
+        self._stored: list[matcher.Stored | None] = []
         self._index: dict[str, int] = {}
 
     def __len__(self) -> int:
@@ -125,7 +131,7 @@ class Gallery:
         """Memory held per entry by descriptors, norms, records and ids (bytes, excl. slack)."""
         n = len(self)
         return n * (DESCRIPTOR_BYTES + 4) + sum(len(r) for r in self._records) + \
-            sum(len(i) + 8 for i in self._ids)
+            sum(len(i) + 8 for i in self._ids) + sum(s.nbytes() for s in self._stored if s is not None)
 
     def _grow(self, need: int) -> None:
         cap = self._desc.shape[0]
@@ -141,11 +147,15 @@ class Gallery:
     def add(self, id: str, template: Template) -> None:
         """Add (or replace) the template stored under `id`."""
         record = fmr.encode_iso(template)
-        self.add_descriptor(id, descriptor(template), record)
+        # the descriptor from the template as given (as before); the matcher's form from the
+        # record, which is what a saved and reloaded gallery prepares from: the same scores
+        (kept,) = fmr.decode(record)
+        self.add_descriptor(id, descriptor(template), record, matcher.store(matcher.prepare(kept)))
 
-    def add_descriptor(self, id: str, desc: np.ndarray, record: bytes = b"") -> None:
-        """Add a precomputed descriptor; an entry without a record is screened but never ranked
-        (the benchmark's derived distractors)."""
+    def add_descriptor(self, id: str, desc: np.ndarray, record: bytes = b"",
+                       stored: matcher.Stored | None = None) -> None:
+        """Add a precomputed descriptor (and the template's record and prepared form); an entry
+        without a record is screened but never ranked."""
         if not isinstance(id, str) or not id:
             raise GalleryError("gallery ids are non-empty strings")
         desc = np.asarray(desc, dtype=np.uint8).reshape(-1)
@@ -155,11 +165,13 @@ class Gallery:
             row = self._index[id]
             self._sum -= self._desc[row]
             self._records[row] = record
+            self._stored[row] = stored
         else:
             row = len(self._ids)
             self._grow(row + 1)
             self._ids.append(id)
             self._records.append(record)
+            self._stored.append(stored)
             self._index[id] = row
         self._desc[row] = desc
         self._sum += desc
@@ -176,10 +188,12 @@ class Gallery:
             moved = self._ids[last]
             self._ids[row] = moved
             self._records[row] = self._records[last]
+            self._stored[row] = self._stored[last]
             self._desc[row] = self._desc[last]
             self._index[moved] = row
         self._ids.pop()
         self._records.pop()
+        self._stored.pop()
         self._desc[last] = 0
         self._dirty = True
 
@@ -226,13 +240,19 @@ class Gallery:
         candidates = self.screen_descriptor(descriptor_from_prepared(probe), count)
         ranked = []
         for id, _ in candidates:
-            record = self._records[self._index[id]]
-            if not record:
-                continue
-            (ref,) = fmr.decode(record)
-            ranked.append((id, matcher.compare_prepared(probe, matcher.prepare(ref))))
+            stored = self._prepared_entry(self._index[id])
+            if stored is not None:
+                ranked.append((id, matcher.compare_prepared(probe, matcher.expand(stored))))
         ranked.sort(key=lambda r: -r[1])
         return ranked[:top]
+
+    def _prepared_entry(self, row: int) -> matcher.Stored | None:
+        """The row's prepared form; prepared from its record once if it was loaded without one."""
+        stored = self._stored[row]
+        if stored is None and self._records[row]:
+            (ref,) = fmr.decode(self._records[row])
+            stored = self._stored[row] = matcher.store(matcher.prepare(ref))
+        return stored
 
     # ------------------------------------------------------------ persistence
 
@@ -289,5 +309,6 @@ class Gallery:
         g._desc[:n] = desc
         g._sum = desc.sum(axis=0, dtype=np.float64)
         g._ids, g._records = ids, recs
+        g._stored = [None] * n
         g._index = {id: i for i, id in enumerate(ids)}
         return g

@@ -1,0 +1,1 @@
+"""Booking profiles shipped with fpagent, as TOML data (read by fpagent.records.profile)."""
