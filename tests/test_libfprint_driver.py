@@ -182,7 +182,7 @@ def test_retry_becomes_no_finger_with_its_hint_and_the_next_capture_works(
 
 
 @pytest.mark.parametrize("error, hal_error", [
-    ("PROTO", hal.LinkError), ("TOO_HOT", hal.SensorRejected), ("GENERAL", hal.SensorRejected)])
+    ("PROTO", hal.TransportError), ("TOO_HOT", hal.SensorRejected), ("GENERAL", hal.SensorRejected)])
 def test_device_errors_become_hal_errors(error, hal_error, finger):
     code = int(getattr(_fprint().DeviceError, error))
     with hal.open_sensor(VIRTUAL_URL) as sensor:
@@ -250,8 +250,8 @@ def test_without_its_socket_no_virtual_device_is_listed(monkeypatch):
     _fprint()
     monkeypatch.delenv("FP_VIRTUAL_IMAGE", raising=False)
     monkeypatch.setenv("FP_DRIVERS_WHITELIST", "virtual_image")
-    found, unavailable = hal.discover_sensors()
-    assert "libfprint" not in unavailable
+    found, failed = hal.discover_sensors()
+    assert "libfprint" not in failed and "libfprint" not in hal.unavailable_interfaces()
     assert not [s for s in found if s.interface == "libfprint"]
 
 
@@ -269,8 +269,10 @@ def test_without_pygobject_the_family_is_unavailable_and_the_rest_works():
         "sys.exit(rc)\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=120, env={**os.environ, "FP_VIRTUAL_IMAGE": ""})
-    assert "libfprint readers: unavailable (PyGObject" in done.stdout, done.stdout + done.stderr
-    assert "open: sensor interface 'libfprint' is not available: PyGObject" in done.stdout
+    assert "libfprint sensors: unavailable (ImportError: PyGObject" in done.stdout, (
+        done.stdout + done.stderr)
+    assert "open: sensor interface 'libfprint' is not available: ImportError: PyGObject" in (
+        done.stdout)
     assert "synthetic: 256" in done.stdout
 
 

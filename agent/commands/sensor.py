@@ -118,11 +118,11 @@ def cmd_list(args) -> int:
         if args.probe:
             line += "  -> " + _probe(port["device"], args.baud)
         print(line)
-    found, unavailable = hal.discover_sensors()
+    found, failed = hal.discover_sensors()
     for sensor in found:
         print(f"{sensor.url:<31} {sensor.interface:<6} {sensor.description}")
-    for family, reason in sorted(unavailable.items()):
-        print(f"{family} readers: unavailable ({reason})")
+    for interface, reason in sorted({**hal.unavailable_interfaces(), **failed}.items()):
+        print(f"{interface} sensors: unavailable ({reason})")
     return 0 if ports or any(sensor.usable for sensor in found) else 1
 
 

@@ -35,6 +35,7 @@ import time
 import urllib.parse
 
 from fpagent import hal
+from fpagent.hal.driver import SensorUrl
 
 DEFAULT_PPI = 500
 MM_PER_INCH = 25.4
@@ -91,7 +92,7 @@ class Target:
 URL_PARAMETERS = ("ppi", "width", "height")
 
 
-def target_from_url(parsed: hal.SensorUrl) -> Target:
+def target_from_url(parsed: SensorUrl) -> Target:
     """The reader a parsed `libfprint://` URL names; ValueError on a bad one."""
     unknown = sorted(set(parsed.params) - set(URL_PARAMETERS))
     if unknown:
@@ -145,7 +146,7 @@ def hal_error(error, *, what: str) -> hal.SensorError:
         if code == FPrint.DeviceError.REMOVED:
             return hal.SensorNotFound(message, "The reader was unplugged; plug it in again.")
         if code == FPrint.DeviceError.PROTO:
-            return hal.LinkError(message, "The reader's answers were garbled; replug it and retry.")
+            return hal.TransportError(message, "The reader's answers were garbled; replug it and retry.")
         if code == FPrint.DeviceError.TOO_HOT:
             return hal.SensorRejected(message, "The reader is too hot; let it cool for a few "
                                       "minutes, then retry.")

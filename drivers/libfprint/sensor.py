@@ -13,6 +13,7 @@ import datetime as _dt
 import numpy as np
 
 from fpagent import hal
+from fpagent.hal.driver import CaptureRequest, FoundSensor, Sensor, SensorInfo, SensorUrl
 from fpagent.drivers.libfprint.device import (
     LibfprintDevice,
     RawCapture,
@@ -30,7 +31,7 @@ def image_pixels(raw: RawCapture) -> np.ndarray:
     return np.frombuffer(raw.data, dtype=np.uint8).reshape(raw.height, raw.width).copy()
 
 
-class LibfprintSensor(hal.Sensor):
+class LibfprintSensor(Sensor):
     """One open libfprint image device."""
 
     interface = "libfprint"
@@ -41,33 +42,35 @@ class LibfprintSensor(hal.Sensor):
         self.resolution_source = "url"
 
     @classmethod
-    def from_url(cls, parsed: hal.SensorUrl) -> "LibfprintSensor":
+    def from_url(cls, parsed: SensorUrl) -> "LibfprintSensor":
         return cls(LibfprintDevice(target_from_url(parsed)), url=parsed.raw)
 
     @classmethod
-    def discover(cls) -> list[hal.FoundSensor]:
-        return [hal.FoundSensor(interface=cls.interface, url=reader.url,
-                                description=f"{reader.name} ({reader.scan_type})"
-                                + ("" if reader.gives_images else ", match on chip: no images"),
-                                usable=reader.gives_images)
+    def discover(cls) -> list[FoundSensor]:
+        """Every reader libfprint finds; match-on-chip readers are listed as unusable."""
+        return [FoundSensor(interface=cls.interface, url=reader.url,
+                            description=f"{reader.name} ({reader.scan_type})"
+                            + ("" if reader.gives_images else ", match on chip: no images"),
+                            usable=reader.gives_images)
                 for reader in list_readers()]
 
-    def _capture_internal(self, deadline: float, progress: hal.Progress) -> hal.FingerImage:
+    def _capture(self, request: CaptureRequest) -> hal.FingerImage:
         target = self._device.target
-        raw = self._device.capture(deadline, on_waiting=lambda: progress("waiting", 0, 1))
+        raw = self._device.capture(request.deadline,
+                                   on_waiting=lambda: request.progress("waiting", 0, 1))
         if target.width and (raw.width, raw.height) != (target.width, target.height):
             raise hal.SensorRejected(
                 f"{target.url} gave a {raw.width}x{raw.height} image, the URL declares "
                 f"{target.width}x{target.height}",
                 "Correct width/height in the sensor URL, or leave them out.")
         ppi, self.resolution_source = ppi_from_ppmm(raw.ppmm, target.ppi)
-        progress("done", 1, 1)
+        request.progress("done", 1, 1)
         return hal.FingerImage(pixels=image_pixels(raw), ppi=ppi, sensor_id=self.info().sensor_id,
                                captured_at=_dt.datetime.now(_dt.timezone.utc))
 
-    def _info_internal(self) -> hal.SensorInfo:
+    def _info_internal(self) -> SensorInfo:
         reader, target = self._device.reader, self._device.target
-        return hal.SensorInfo(
+        return SensorInfo(
             interface=self.interface,
             model=reader.name,
             serial_number=f"{reader.driver}/{reader.device_id}" if reader.device_id else reader.driver,
