@@ -49,8 +49,8 @@ def _load_fprint():
         import gi
     except ImportError as exc:
         raise ImportError(
-            "PyGObject (the Python module 'gi') is not installed: run scripts/dev-setup, "
-            "or pip install 'pygobject<3.50' into the venv") from exc
+            "PyGObject (the Python module 'gi') is not installed: run scripts/install on the "
+            "appliance, scripts/dev-setup in a checkout") from exc
     try:
         gi.require_version("FPrint", "2.0")
         from gi.repository import FPrint, Gio, GLib
