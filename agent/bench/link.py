@@ -28,22 +28,8 @@ import time
 
 from fpagent.bench import add_json_flag, emit, progress
 
-CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _proc_cpu_s(pid) -> float:
-    """User + system CPU seconds of a process, from /proc/<pid>/stat."""
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def _proc_rss_mb(pid, key: str = "VmRSS") -> float:
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+from fpagent.bench.procfs import proc_cpu_s as _proc_cpu_s  # noqa: E402
+from fpagent.bench.procfs import proc_rss_mb as _proc_rss_mb  # noqa: E402
 
 
 def _percentile(values, q: float) -> float:
@@ -271,6 +257,12 @@ def run(bookings: int = 300, payload_kb: int = 32, idle_samples: int = 40) -> di
 
 
 def _main(args) -> int:
+    if args.realistic:
+        from fpagent.bench import link_realistic
+        r = link_realistic.run(bookings=args.bookings if args.bookings_given else 2000)
+        link_realistic.report(r)
+        emit(r, args.json)
+        return 0
     r = run(bookings=args.bookings, payload_kb=args.payload_kb, idle_samples=args.idle)
     print(f"link: {r['bookings']} bookings of {r['envelope_bytes'] / 1024:.0f} KiB sealed, TLS, "
           f"QoS 1, signed acks, reference central in another process")
@@ -292,8 +284,19 @@ def _main(args) -> int:
 def register(sub) -> None:
     p = sub.add_parser("link", help="bookings/s and enqueue->ack latency through a local TLS broker",
                        description=__doc__)
-    p.add_argument("--bookings", type=int, default=300, help="burst size (default 300)")
+    p.add_argument("--bookings", type=int, default=None,
+                   help="burst size (default 300; with --realistic the backlog, default 2000)")
+    p.add_argument("--realistic", action="store_true",
+                   help="ten-print WSQ bookings sealed in the timed loop, a central that parses "
+                        "and screens them; time to drain a backlog queued while the broker was down")
     p.add_argument("--payload-kb", type=int, default=32, help="plaintext size per booking (default 32)")
     p.add_argument("--idle", type=int, default=40, help="idle-link latency samples (default 40)")
     add_json_flag(p)
-    p.set_defaults(func=_main)
+    p.set_defaults(func=_with_defaults)
+
+
+def _with_defaults(args) -> int:
+    args.bookings_given = args.bookings is not None
+    if args.bookings is None:
+        args.bookings = 300
+    return _main(args)

@@ -7,16 +7,20 @@ link tests. What it does, per submission:
 1. takes it from the MQTT 5 shared subscription
    `$share/<group>/{root}/v1/+/+/submission`, so several instances (on one
    broker or a cluster) split the load with no code change;
-2. verifies the device signature and decrypts (fpagent.sealing.envelope.verify_and_open)
-   with the device keys it knows and its HPKE private key; checks that the
-   signed device id is the one on the topic;
+2. verifies the device signature (fpagent.sealing.envelope.verify_envelope)
+   with the device keys it knows and checks that the signed ORI and device id
+   are the topic's; a submission that does not verify is answered with a
+   signed rejected ack to the publishing device and never recorded, so a
+   forged header cannot claim a genuine submission's id; then decrypts with
+   its HPKE private key (verify_and_open);
 3. stores it idempotently in its own SQLite file (fpagent.central.store), together with the signed
    ack and the notifications it will send, in ONE transaction: the same
    submission id twice is one record and gets the very same ack (same id,
    same body) again; two instances may share the file;
 4. screens it (fpagent.central.screening: the default screen parses the ANSI/NIST-ITL transaction and
    matches its fingers against a criminal and an immigration gallery with the
-   project's own extractor and matcher);
+   project's own extractor and matcher, the images decoded and extracted in
+   a separate, resource-limited process: fpagent.central.image_worker);
 5. answers with a signed `ack` (accepted, with a central transaction number,
    or rejected with a reason code), then a criminal-history notification
    (hit/no-hit, TCR = the booking's TCN), then LATER and separately an
@@ -43,6 +47,7 @@ import argparse
 import hashlib
 import json
 import logging
+import sqlite3
 import ssl
 import threading
 import time
@@ -61,6 +66,41 @@ log = logging.getLogger("fpagent.central")
 
 LEASE_S = 5.0  # a claimed notification not confirmed by the broker within this is sent again
 MAX_SUBMISSION_BYTES = 16 * 1024 * 1024
+
+
+def _refusal_reason(text: str) -> str:
+    """The contract's ack reason for an EnvelopeError's text."""
+    return ("unknown-device" if "unknown device key" in text
+            else "decrypt-failed" if "decrypt" in text or "central key" in text
+            else "device-mismatch" if "does not belong" in text
+            else "oversized" if "larger than the limit" in text
+            else "bad-signature" if "signature" in text else "malformed-envelope")
+
+
+class RateLimitedLog:
+    """At most `burst` records per `window_s` seconds; then one line says how many were held back.
+
+    A flood of bad submissions must not fill central's log (or disk).
+    """
+
+    def __init__(self, logger: logging.Logger, burst: int = 20, window_s: float = 60.0):
+        self.logger, self.burst, self.window_s = logger, burst, window_s
+        self._window_start = -float("inf")
+        self._count = 0
+        self.suppressed = 0
+
+    def warning(self, fmt: str, *args) -> None:
+        now = time.monotonic()
+        if now - self._window_start >= self.window_s:
+            if self.suppressed:
+                self.logger.warning("central: %d more such messages were not logged in the last "
+                                    "%.0f s", self.suppressed, self.window_s)
+            self._window_start, self._count, self.suppressed = now, 0, 0
+        self._count += 1
+        if self._count <= self.burst:
+            self.logger.warning(fmt, *args)
+        else:
+            self.suppressed += 1
 
 
 def central_tcn(submission_id: str) -> str:
@@ -85,7 +125,9 @@ class Central:
         self.immigration_delay_s = immigration_delay_s
         self.on_event = on_event
         self.counters = {"received": 0, "new": 0, "duplicates": 0, "rejected": 0,
-                         "acks_sent": 0, "notifications_sent": 0}
+                         "acks_sent": 0, "notifications_sent": 0, "dropped": 0,
+                         "refused_unverified": 0, "store_failures": 0}
+        self._drop_log = RateLimitedLog(log)
         self._stop = threading.Event()
         self._thread = None
         self._connected = threading.Event()
@@ -117,6 +159,9 @@ class Central:
         if self.store:
             self.store.close()
             self.store = None
+        close_screen = getattr(self.screen, "close", None)
+        if close_screen is not None:
+            close_screen()  # the image worker process, if the screen started one
 
     def _make_client(self) -> mqtt.Client:
         client = client_mod.make_client(self.client_id, tls=self.tls or None, manual_ack=True,
@@ -197,45 +242,76 @@ class Central:
     # -- submissions
 
     def _on_message(self, client, userdata, msg):
+        """Handle one submission, then acknowledge it to the broker, whatever it held.
+
+        Only a local storage failure leaves it unacknowledged: then central
+        drops its connection (clean session, so the broker forgets the
+        in-flight message) and the appliance publishes it again after its ack
+        timeout. Anything else is answered or dropped, and acknowledged, so
+        bad submissions can never fill the broker's in-flight window.
+        """
         try:
             self.handle_submission(msg.topic, bytes(msg.payload))
-        except Exception:  # noqa: BLE001
-            log.exception("central %s: could not handle a submission; not acknowledged", self.client_id)
-            return  # the appliance publishes it again after its ack timeout
+        except (sqlite3.Error, OSError) as exc:
+            self.counters["store_failures"] += 1
+            log.error("central %s: storage failed (%s: %s); reconnecting so the submission comes "
+                      "again", self.client_id, type(exc).__name__, exc)
+            client.disconnect()
+            return
+        except Exception as exc:  # noqa: BLE001 - a bad input must not stall central
+            self._drop(msg.topic, f"could not be handled ({type(exc).__name__})")
         client.ack(msg.mid, msg.qos)
 
+    def _drop(self, topic: str, why: str) -> None:
+        """A submission that cannot be answered: counted, logged with a rate limit, dropped."""
+        self.counters["dropped"] += 1
+        self._drop_log.warning("central: dropped a submission on %s: %s", topic, why)
+
     def handle_submission(self, topic: str, payload: bytes) -> None:
+        """Verify, then store and answer; nothing unverified is ever recorded.
+
+        The submission id is taken from the header only after the device's
+        signature verifies and the signed ORI and device are the topic's, so
+        a forged or replayed header sent first cannot claim a genuine
+        submission's id and steer its answers.
+        """
         self.counters["received"] += 1
         parts = messages.split_topic(topic)
         if not parts or parts[3] != "submission":
             return
         _, ori, device, _ = parts
         try:
-            header = envelope_mod.inspect(payload, max_size=MAX_SUBMISSION_BYTES)
+            header = envelope_mod.verify_envelope(
+                payload, device_verify_keys=self.keys.devices, device_ids=self.keys.device_ids,
+                max_size=MAX_SUBMISSION_BYTES)
         except envelope_mod.EnvelopeError as exc:
-            log.warning("central: unreadable submission on %s: %s", topic, exc)
-            self.counters["rejected"] += 1
-            return  # no id to answer to
+            try:
+                sid = envelope_mod.inspect(payload, max_size=MAX_SUBMISSION_BYTES).submission_id
+            except envelope_mod.EnvelopeError as unreadable:
+                self.counters["rejected"] += 1
+                self._drop(topic, f"unreadable envelope: {unreadable}"[:200])
+                return  # no id to answer to
+            self._refuse(sid, ori, device, _refusal_reason(str(exc)), str(exc))
+            return
         sid = header.submission_id
+        if header.device_id != device or header.ori != ori:
+            self._refuse(sid, ori, device, "device-mismatch",
+                         f"signed as {header.ori}/{header.device_id}")
+            return
         known = self.store.submission(sid)
         if known is not None:
+            if (known["ori"], known["device"]) != (ori, device):
+                self._refuse(sid, ori, device, "device-mismatch",
+                             "this submission id belongs to another device")
+                return
             self._duplicate(known)
             return
         try:
             opened = envelope_mod.verify_and_open(
                 payload, central_private_key=self.keys.hpke, device_verify_keys=self.keys.devices,
                 device_ids=self.keys.device_ids, max_size=MAX_SUBMISSION_BYTES)
-        except envelope_mod.EnvelopeError as exc:
-            text = str(exc)
-            reason = ("unknown-device" if "unknown device key" in text
-                      else "decrypt-failed" if "decrypt" in text or "central key" in text
-                      else "device-mismatch" if "does not belong" in text
-                      else "bad-signature" if "signature" in text else "malformed-envelope")
-            self._record(sid, ori, device, "", None, reason, text)
-            return
-        if opened.header.device_id != device or opened.header.ori != ori:
-            self._record(sid, ori, device, "", None, "device-mismatch",
-                         f"signed as {opened.header.ori}/{opened.header.device_id}")
+        except envelope_mod.EnvelopeError as exc:  # signed by its device: recorded, answered
+            self._record(sid, ori, device, "", None, _refusal_reason(str(exc)), str(exc))
             return
         try:
             screening = self.screen(opened)
@@ -243,6 +319,24 @@ class Central:
             self._record(sid, ori, device, "", None, exc.reason, exc.detail)
             return
         self._record(sid, ori, device, screening.tcn, screening, "", "")
+
+    def _refuse(self, sid, ori, device, reason, detail) -> None:
+        """Answer a submission that did not verify with a signed rejected ack, storing nothing.
+
+        Sent to the topic's device (the broker's ACL ties the topic to the
+        client certificate), so only the publisher hears it.
+        """
+        self.counters["rejected"] += 1
+        self.counters["refused_unverified"] += 1
+        self._drop_log.warning("central: refused submission %s on %s/%s: %s", sid, ori, device,
+                               reason)
+        fields = messages.ack_body(submission_id=sid, tcn="", accepted=False,
+                                   central_tcn=central_tcn(sid), reason=reason,
+                                   detail=detail[:300])
+        ack_id = uuid.uuid5(uuid.NAMESPACE_URL, f"fpagent-refusal:{sid}:{ori}:{device}:{reason}").hex
+        self._send_ack(sid, ori, device, ack_id, fields)
+        self._event("submission", {"submission_id": sid, "tcn": "", "result": "rejected",
+                                   "reason": reason, "device": device})
 
     def _record(self, sid, ori, device, tcn, screening: Screening | None, reason, detail) -> None:
         """Store the submission, its ack and its notifications in one transaction; send."""

@@ -118,12 +118,35 @@ def folder_entries(folder, fingers=SCREEN_FINGERS) -> list:
 
 
 class TransactionScreen:
-    """Parse the ANSI/NIST-ITL transaction, re-extract the screened fingers, match galleries."""
+    """Parse the ANSI/NIST-ITL transaction, re-extract the screened fingers, match galleries.
 
-    def __init__(self, galleries: Galleries, fingers=SCREEN_FINGERS, threshold: float | None = None):
+    The images are decoded and extracted by `extractor(cga, data, ppi)`: by
+    default an fpagent.central.image_worker.ImageWorker, a separate process
+    with resource limits, so an image that crashes the decoder fails its
+    submission (rejected, malformed-transaction) and never central itself.
+    """
+
+    def __init__(self, galleries: Galleries, fingers=SCREEN_FINGERS, threshold: float | None = None,
+                 extractor=None):
         self.galleries = galleries
         self.fingers = fingers
         self.threshold = threshold
+        self._own_extractor = extractor is None
+        self._extractor = extractor
+
+    @property
+    def extractor(self):
+        if self._extractor is None:
+            from fpagent.central.image_worker import ImageWorker
+            self._extractor = ImageWorker().extract
+        return self._extractor
+
+    def close(self) -> None:
+        """Stop the worker process this screen started (if any)."""
+        owner = getattr(self._extractor, "__self__", None)
+        if self._own_extractor and owner is not None:
+            owner.close()
+            self._extractor = None
 
     def _best(self, probes: dict, gallery: list):
         from fpagent.biometrics.matcher import MATCH_THRESHOLD, compare
@@ -137,6 +160,7 @@ class TransactionScreen:
         return best, best_score
 
     def __call__(self, opened) -> Screening:
+        from fpagent.central.image_worker import WorkerFailed
         from fpagent.records.transaction_parse import TransactionError, parse_transaction
         try:
             parsed = parse_transaction(opened.plaintext)
@@ -146,9 +170,15 @@ class TransactionScreen:
         for f in parsed.fingers:
             if f.position in self.fingers and not f.missing:
                 try:
-                    probes[f.position] = extract_template(f.pixels(), f.ppi or 500)
-                except Exception as exc:  # noqa: BLE001 - an unusable finger is skipped
+                    template = self.extractor(f.cga, f.image_data, f.ppi or 500)
+                except WorkerFailed as exc:
+                    raise ScreenRejected("malformed-transaction",
+                                         f"finger {f.position}: image cannot be decoded "
+                                         f"({exc})") from None
+                except TransactionError as exc:  # an unusable finger is skipped
                     log.info("central: finger %s not usable: %s", f.position, exc)
+                    continue
+                probes[f.position] = template
         screening = Screening(tcn=parsed.tcn)
         crim, score = self._best(probes, self.galleries.criminal)
         if crim is not None:

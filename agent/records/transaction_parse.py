@@ -78,26 +78,50 @@ class ParsedTransaction:
         out = {}
         for r9 in self.message.iter(9):
             try:
-                position = int(_text(r9, 134))
-                rows = []
-                for items in _subfield_items(r9, 137):
-                    _, x, y, theta, quality, kind = items[:6]
-                    rows.append((float(x), float(y), math.radians(2.0 * int(theta)),
-                                 int(kind), int(quality)))
-                fqd = _subfield_items(r9, 135)
-                out[position] = Template(
-                    np.array(rows, dtype=MINUTIA_DTYPE) if rows else np.zeros(0, MINUTIA_DTYPE),
-                    width=int(_text(r9, 128)), height=int(_text(r9, 129)),
-                    ppi=int(_text(r9, 131) or 500),
-                    quality=int(fqd[0][0]) if fqd and fqd[0] else 0,
-                    finger_position=position, impression_type=int(_text(r9, 3) or 0),
-                )
-            except (ValueError, IndexError) as exc:
-                raise TransactionError(f"Type-9 IDC {r9.IDC}: minutiae do not read back ({exc})") from None
+                out.update(_template_of(r9))
+            except TransactionError:
+                raise
+            except Exception as exc:  # untrusted fields: any shape, any number
+                raise TransactionError(f"Type-9 IDC {str(r9.IDC)[:20]}: minutiae do not read back "
+                                       f"({type(exc).__name__}: {exc})"[:300]) from None
         return out
 
     def __repr__(self) -> str:
         return f"ParsedTransaction(tcn={self.tcn!r}, tot={self.tot}, {len(self.fingers)} fingers)"
+
+
+def _bounded(text: str, low: int, high: int, what: str) -> int:
+    """An integer field within [low, high]; TransactionError otherwise."""
+    if not re.fullmatch(r"-?\d{1,10}", text.strip()):
+        raise TransactionError(f"{what} {text[:20]!r} is not a number")
+    value = int(text)
+    if not low <= value <= high:
+        raise TransactionError(f"{what} {value} is not within {low}-{high}")
+    return value
+
+
+def _template_of(r9) -> dict[int, Template]:
+    """One Type-9 record's INCITS 378 minutiae as {finger position: Template}."""
+    position = _bounded(_text(r9, 134), 0, 20, "9.134 FGP")
+    width = _bounded(_text(r9, 128), 1, 0xFFFF, "9.128 HLL")
+    height = _bounded(_text(r9, 129), 1, 0xFFFF, "9.129 VLL")
+    rows = []
+    for items in _subfield_items(r9, 137):
+        if len(items) < 6:
+            raise TransactionError(f"9.137 minutia has {len(items)} items, expected 6")
+        _, x, y, theta, quality, kind = items[:6]
+        rows.append((_bounded(x, 0, width, "minutia x"), _bounded(y, 0, height, "minutia y"),
+                     math.radians(2.0 * _bounded(theta, 0, 179, "minutia angle")),
+                     _bounded(kind, 0, 2, "minutia type"),
+                     _bounded(quality, 0, 100, "minutia quality")))
+    fqd = _subfield_items(r9, 135)
+    quality = _bounded(fqd[0][0], 0, 100, "9.135 FQD") if fqd and fqd[0] else 0
+    return {position: Template(
+        np.array(rows, dtype=MINUTIA_DTYPE) if rows else np.zeros(0, MINUTIA_DTYPE),
+        width=width, height=height, ppi=_bounded(_text(r9, 131) or "500", 1, 0xFFFF, "9.131 ppi"),
+        quality=quality, finger_position=position,
+        impression_type=_bounded(_text(r9, 3) or "0", 0, 99, "9.003 IMP"),
+    )}
 
 
 def _text(record, tag: int) -> str:

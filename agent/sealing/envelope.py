@@ -56,6 +56,8 @@ _MSG_CONTEXT = b"fpagent-message-v1\x00"
 _PREFIX = struct.Struct(">4sH")
 _RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
 _CLEN = struct.Struct(">I")
+# header text: printable, no surrogates (they cannot be encoded back to UTF-8), bounded
+_HEADER_TEXT = re.compile(r"[^\x00-\x1f\x7f-\x9f\ud800-\udfff]{0,256}")
 
 _SUITES = {
     keys_mod.SUITE_X25519: hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256,
@@ -202,23 +204,39 @@ def _parse(envelope: bytes, max_size: int) -> _Parts:
 
 
 def _parse_header(hbytes: bytes) -> Header:
+    """The header's fields, or EnvelopeError: never any other exception, whatever the bytes.
+
+    A header is a flat object of strings and small integers, at most 64 KiB
+    (its length field has 16 bits), so nesting is refused before json sees it
+    and every check below runs in time linear in its length.
+    """
+    if len(hbytes) > 0xFFFF:
+        raise EnvelopeError("envelope header is longer than 65535 bytes")
+    if hbytes.count(b"[") or hbytes.count(b"{") != 1:
+        # a string may not hold a bracket either: device ids, ORIs, UUIDs, times, key ids
+        raise EnvelopeError("envelope header is not one flat JSON object")
     try:
         doc = json.loads(hbytes.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise EnvelopeError("envelope header is not valid UTF-8 JSON") from None
     if not isinstance(doc, dict):
         raise EnvelopeError("envelope header is not a JSON object")
-    if doc.get("v") != FORMAT_VERSION:
-        raise EnvelopeError(f"envelope format version {doc.get('v')!r} is not supported "
-                            f"(this code reads version {FORMAT_VERSION})")
+    if doc.get("v") != FORMAT_VERSION or type(doc.get("v")) is not int:
+        raise EnvelopeError(f"envelope format version {str(doc.get('v'))[:20]!r} is not "
+                            f"supported (this code reads version {FORMAT_VERSION})")
     missing = set(_HEADER_FIELDS) - set(doc)
     extra = set(doc) - set(_HEADER_FIELDS)
     if missing or extra:
         raise EnvelopeError(f"envelope header fields wrong: missing {sorted(missing)}, "
-                            f"unknown {sorted(extra)}")
+                            f"unknown {sorted(extra)[:5]!r}"[:300])
     for name, kind in _HEADER_FIELDS.items():
         if type(doc[name]) is not kind:
             raise EnvelopeError(f"envelope header field {name!r} must be {kind.__name__}")
+        if kind is str and not _HEADER_TEXT.fullmatch(doc[name]):
+            raise EnvelopeError(f"envelope header field {name!r} holds control characters, "
+                                f"unpaired surrogates or more than 256 characters")
+    if not 0 <= doc["seq"] < 2 ** 63:
+        raise EnvelopeError("envelope header seq is not a 63-bit sequence number")
     if canonical_json(doc) != hbytes:
         raise EnvelopeError("envelope header is not in canonical form (altered)")
     try:
@@ -359,7 +377,7 @@ def verify_message(data: bytes, verify_keys, max_size: int = 256 * 1024) -> dict
         raise EnvelopeError(f"message of {len(data)} bytes is larger than the limit of {max_size}")
     try:
         doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested too deep
         raise EnvelopeError("message is not valid UTF-8 JSON") from None
     if not isinstance(doc, dict) or set(doc) != {"v", "key_id", "body", "sig"}:
         raise EnvelopeError("message is not a signed fpagent message "
