@@ -4,7 +4,8 @@ This package is the application's face of the HAL, in the manner of
 libfprint's application header: open a sensor from a URL (`open_sensor`),
 capture `FingerImage`s, read its `SensorInfo`, act on the errors (each has a
 `hint` for the person at the desk), and find sensors (`usb_ids`,
-`candidate_ports`). `Sensor` is exported as the type `open_sensor` returns.
+`candidate_ports`, `discover_sensors`). `Sensor` is exported as the type
+`open_sensor` returns.
 
 Drivers build on the other face, `fpagent.hal.driver` (the base class with its
 one private capture hook, URL parsing, USB id tables), and are found through
@@ -24,13 +25,14 @@ from fpagent.hal.errors import (
     SensorRejected,
 )
 from fpagent.hal.image import FingerImage, FingerPosition, ImpressionType
-from fpagent.hal.info import Progress, SensorInfo
+from fpagent.hal.info import FoundSensor, Progress, SensorInfo
 from fpagent.hal.url import parse_sensor_url
 from fpagent.hal.driver import Sensor
 from fpagent.hal.registry import (
     open_sensor,
     available_interfaces,
     unavailable_interfaces,
+    discover_sensors,
     usb_ids,
     candidate_ports,
 )
@@ -51,9 +53,11 @@ __all__ = [
     "Sensor",
     "SensorInfo",
     "Progress",
+    "FoundSensor",
     "open_sensor",
     "available_interfaces",
     "unavailable_interfaces",
+    "discover_sensors",
     "parse_sensor_url",
     "usb_ids",
     "candidate_ports",

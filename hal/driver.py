@@ -24,12 +24,13 @@ from typing import Optional
 
 from fpagent.hal.errors import CaptureTimeout, SensorError
 from fpagent.hal.image import FingerImage, FingerPosition, ImpressionType
-from fpagent.hal.info import Progress, SensorInfo
+from fpagent.hal.info import FoundSensor, Progress, SensorInfo
 from fpagent.hal import registry
 from fpagent.hal.url import SensorUrl, parse_sensor_url
 
 __all__ = [
     "CaptureRequest",
+    "FoundSensor",
     "Progress",
     "Sensor",
     "SensorInfo",
@@ -106,6 +107,15 @@ class Sensor(abc.ABC):
     def from_url(cls, parsed: SensorUrl) -> "Sensor":
         """Open a sensor from its parsed URL (drivers override this)."""
         raise SensorError(f"the {cls.interface!r} driver cannot be opened from a URL")
+
+    @classmethod
+    def discover(cls) -> list[FoundSensor]:
+        """The sensors of this family attached now (`fpagent sensor list`).
+
+        Drivers that can enumerate their devices (USB readers) override this;
+        serial drivers are found through `usb_ids` and the serial ports instead.
+        """
+        return []
 
     # -- public API -----------------------------------------------------
     def capture(

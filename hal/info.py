@@ -28,3 +28,13 @@ class SensorInfo:
     @property
     def sensor_id(self) -> str:
         return f"{self.interface}:{self.serial_number or self.port or self.model}"
+
+
+@dataclasses.dataclass(frozen=True)
+class FoundSensor:
+    """A sensor a driver found attached, with the URL that opens it (`fpagent sensor list`)."""
+
+    interface: str  # registry name, e.g. "libfprint"
+    url: str
+    description: str
+    usable: bool = True  # False: found, but this driver cannot capture from it

@@ -5,6 +5,7 @@
     emulated://?source=synthetic&seed=1&baud=57600
     synthetic://?seed=1            (in-process, no serial line at all)
     spy+synthetic://?seed=1        (each capture's request, outcome and timing logged)
+    libfprint://virtual_image      (USB readers through libfprint 2)
 
 Drivers are found through the entry-point group `fpagent.sensors` (name =
 URL scheme, value = "package.module:SensorClass"), so this module names no
@@ -12,7 +13,8 @@ driver and a driver in a package of its own needs nothing here. Each is
 imported only when used: a driver whose import fails is reported unavailable
 with the reason and never breaks `import fpagent.hal`. USB id tables are the
 drivers' `usb_ids` class attributes, so discovery and udev rules come from
-the same data.
+the same data. Drivers that can enumerate their devices say what is attached
+through their `discover()` classmethod (`discover_sensors`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import importlib
 import importlib.metadata
 
 from fpagent.errors import FpagentError
-from fpagent.hal.errors import SensorNotFound
+from fpagent.hal.errors import SensorError, SensorNotFound
+from fpagent.hal.info import FoundSensor
 from fpagent.hal.url import parse_sensor_url
 
 ENTRY_POINT_GROUP = "fpagent.sensors"
@@ -110,6 +113,29 @@ def open_sensor(url: str):
     if parsed.spy:
         sensor.log_captures()
     return sensor
+
+
+def discover_sensors() -> tuple[list[FoundSensor], dict[str, str]]:
+    """The sensors each loadable driver finds attached, and the drivers whose search failed -> why.
+
+    Drivers that cannot be loaded are not asked; `unavailable_interfaces()`
+    says why they cannot.
+    """
+    found: list[FoundSensor] = []
+    failed: dict[str, str] = {}
+    for name, target in sorted(_targets().items()):
+        try:
+            cls = _driver_class(name, target)
+        except _Unavailable:
+            continue
+        discover = getattr(cls, "discover", None)  # duck-typed, as in _driver_class
+        if discover is None:
+            continue
+        try:
+            found.extend(discover())
+        except SensorError as exc:
+            failed[name] = str(exc)
+    return found, failed
 
 
 def usb_ids() -> dict:

@@ -1,6 +1,7 @@
 """`fpagent sensor ...`: find, inspect, test and capture from a fingerprint sensor.
 
 SENSOR is a sensor URL (`zfm:///dev/ttyUSB0?baud=57600`, `emulated://?seed=1`,
+`libfprint://virtual_image` for a USB reader through libfprint,
 `spy+zfm:///dev/ttyUSB0` with --debug for a frame log); it defaults to the
 configured `[sensor] url`.
 """
@@ -28,8 +29,9 @@ def register(sub):
     parser.set_defaults(_parser=parser)
     s = parser.add_subparsers(dest="sensor_command", metavar="ACTION")
 
-    p = s.add_parser("list", help="list candidate serial ports (USB-serial bridges first)",
-                     description="List serial ports; with --probe, say what answers on each.")
+    p = s.add_parser("list", help="list serial ports (USB-serial bridges first) and USB readers",
+                     description="List serial ports and the USB readers libfprint finds (with the "
+                     "URL that opens each); with --probe, say what answers on each serial port.")
     p.add_argument("--probe", action="store_true",
                    help="try the EF01 handshake on each port (at --baud)")
     p.add_argument("--baud", type=int, default=57600, help="baud rate for --probe (default 57600)")
@@ -115,14 +117,18 @@ def cmd_list(args) -> int:
     ports = hal.candidate_ports()
     if not ports:
         print("no serial ports found (is the USB-serial adapter plugged in?)")
-        return 1
     for port in ports:
         ids = f"{port['vid']:04x}:{port['pid']:04x}" if port["vid"] is not None else "-"
         line = f"{port['device']:<20} {ids:<10} {port['interface'] or '-':<6} {port['description']}"
         if args.probe:
             line += "  -> " + _probe(port["device"], args.baud)
         print(line)
-    return 0
+    found, failed = hal.discover_sensors()
+    for sensor in found:
+        print(f"{sensor.url:<31} {sensor.interface:<6} {sensor.description}")
+    for interface, reason in sorted({**hal.unavailable_interfaces(), **failed}.items()):
+        print(f"{interface} sensors: unavailable ({reason})")
+    return 0 if ports or any(sensor.usable for sensor in found) else 1
 
 
 def _probe(device: str, baud: int) -> str:

@@ -1,0 +1,1 @@
+"""USB fingerprint readers driven by libfprint 2 (see device.py for the URL)."""
