@@ -24,7 +24,7 @@ Geometry (500 ppi, x = column, y = row down):
   (800 x 750 px), the rolled box of the FBI card.
 
 A finger's box (`FingerBox`) is the truth: the distal phalanx's contact area
-as rendered, its centre, width along the knuckles, height along the finger
+in full contact as rendered, its centre, width along the knuckles, height along the finger
 and the finger's angle (degrees, the fingertip leaning clockwise from straight
 up is positive).
 """
@@ -138,8 +138,9 @@ def _render_tile(master, params, rng: np.random.Generator) -> tuple[np.ndarray, 
 
 def _box_of(weight: np.ndarray) -> tuple[float, float, float, float]:
     """(centre u, centre v, width, height) of the finger area, relative to the tile centre."""
-    rows = np.flatnonzero((weight > 0.5).any(axis=1))
-    cols = np.flatnonzero((weight > 0.5).any(axis=0))
+    full = weight > 0.99  # skin in full contact (the faded rim left out)
+    rows = np.flatnonzero(full.any(axis=1))
+    cols = np.flatnonzero(full.any(axis=0))
     if len(rows) == 0:
         return 0.0, 0.0, 0.0, 0.0
     h, w = weight.shape
