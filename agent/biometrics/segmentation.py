@@ -11,7 +11,8 @@ contrast, looked at on a coarse grid), find the hand's angle as the one that
 best separates the fingers (the projection across the fingers is most
 concentrated), split that projection into fingers at its valleys, keep each
 finger's top segment down to the first gap (the distal crease) or a typical
-length, then refine each finger's own angle from the shape of its segment.
+length, then take each finger's own angle as the mean of the angle that best
+gathers its skin and the long axis of its fingertip.
 Finger numbers follow the image order of the slap (right hand: index to
 little finger from the left; left hand: little to index; thumbs: left, then
 right). Each segment is cut out upright and its quality measured with
@@ -288,14 +289,13 @@ def segment_slap(pixels, fingers, ppi: int = 500) -> Segmentation:
         inside = (across >= u0) & (across <= u1)
         fx, fy = xs[inside], ys[inside]
         band_angle = _band_angle(fx, fy, hand)
-        angle = band_angle
-        for _ in range(2):  # the crease is cut across the finger: settle the angle and the cut together
-            px, py = _distal(fx, fy, angle)
-            if len(px) < 100:
-                break
-            angle = _finger_angle(px, py, band_angle)
+        px, py = _distal(fx, fy, band_angle)
         if len(px) < 100:
             continue
+        # the whole finger's alignment and the fingertip's own long axis, each a few degrees
+        # off in its own way: their mean is steadier than either
+        angle = 0.5 * (band_angle + _finger_angle(px, py, band_angle))
+        px, py = _distal(fx, fy, angle)
         centre, size = _box(px, py, angle)
         found.append((centre, size, angle))
     found.sort(key=lambda b: b[0][0])

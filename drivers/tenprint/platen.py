@@ -210,11 +210,12 @@ def _slap_params(master, rng, look: dict, pressure: float, contact: float):
 
 
 def slap(seed: int, person: int, position: int, capture: int = 0, *,
-         hands_swapped: bool = False) -> Slap:
+         hands_swapped: bool = False, missing=()) -> Slap:
     """A slap capture (13, 14 or 15) of an emulated person, with each finger's truth box.
 
     hands_swapped: the person put the other hand on the glass (slap 13 shows
     the left hand, 14 the right), as a sequence error to be caught.
+    missing: finger positions that do not touch the glass (lifted, amputated).
     """
     if position not in SLAP_FINGERS:
         raise ValueError(f"slap position must be 13, 14 or 15, got {position!r}")
@@ -228,6 +229,8 @@ def slap(seed: int, person: int, position: int, capture: int = 0, *,
     spots = _layout(shown, rng)
     tiles = []
     for finger, (x, y, angle) in zip(SLAP_FINGERS[shown], spots):
+        if finger in missing:
+            continue
         master = master_finger(person, finger, seed)
         frng = _rng(_SLAP_STREAM, seed, person, position, capture, finger)
         params = _slap_params(master, frng, look, pressure, frng.uniform(*SLAP_CONTACT))
