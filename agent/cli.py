@@ -17,7 +17,8 @@ import sys
 import fpagent
 import fpagent.commands
 from fpagent import hal
-from fpagent.errors import UserError
+from fpagent.commands import exit_code_for
+from fpagent.errors import FpagentError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,17 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except UserError as exc:
+    except (FpagentError, hal.SensorError) as exc:
         if args.debug:
             raise
-        print(f"fpagent: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except hal.SensorError as exc:
-        if args.debug:
-            raise
-        print(f"fpagent: sensor: {exc}", file=sys.stderr)
-        return 3
-
+        prefix = "sensor: " if isinstance(exc, hal.SensorError) else ""
+        print(f"fpagent: {prefix}{exc}", file=sys.stderr)
+        return exit_code_for(exc)
 
 if __name__ == "__main__":
     sys.exit(main())

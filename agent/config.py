@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import re
 import tomllib
 import typing
 
@@ -49,6 +50,10 @@ class PathsConfig:
 
     def database(self) -> pathlib.Path:
         return pathlib.Path(self.state_dir) / "agent.sqlite3"
+
+    def runtime(self) -> pathlib.Path:
+        """Where the running service publishes its live facts."""
+        return pathlib.Path(self.runtime_dir or pathlib.Path(self.state_dir) / "run")
 
 
 @dataclasses.dataclass
@@ -232,6 +237,24 @@ def load(path: str | os.PathLike | None = None) -> Config:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     return from_dict(data, source=str(path))
+
+
+# key names whose values are secrets wherever they appear (shown as "***")
+SECRET_KEY = re.compile(r"pass(word|phrase)?|secret|token|psk|private", re.IGNORECASE)
+
+
+def redacted(cfg: Config) -> Config:
+    """A copy with every secret-looking value replaced by ***, for showing and for support bundles."""
+    copy = Config(source=cfg.source)
+    for f in dataclasses.fields(cfg):
+        if f.name == "source":
+            continue
+        section = dataclasses.replace(getattr(cfg, f.name))
+        for key in dataclasses.asdict(section):
+            if SECRET_KEY.search(key) and getattr(section, key):
+                setattr(section, key, "***")
+        setattr(copy, f.name, section)
+    return copy
 
 
 def to_toml(cfg: Config) -> str:

@@ -1,15 +1,22 @@
 """The hardware abstraction layer: the only seam between sensors and the agent.
 
-Drivers implement one private hook (`Sensor._capture_internal`); the agent
-only ever sees `FingerImage`, `SensorInfo`, the errors below and
-`open_sensor(url)`. No I/O happens in this package itself.
+This package is the application's face of the HAL, in the manner of
+libfprint's application header: open a sensor from a URL (`open_sensor`),
+capture `FingerImage`s, read its `SensorInfo`, act on the errors (each has a
+`hint` for the person at the desk), and find sensors (`usb_ids`,
+`candidate_ports`). `Sensor` is exported as the type `open_sensor` returns.
+
+Drivers build on the other face, `fpagent.hal.driver` (the base class with its
+one private capture hook, URL parsing, USB id tables), and are found through
+the `fpagent.sensors` entry-point group; the application never imports one.
+No I/O happens in this package itself.
 """
 
 from fpagent.hal.errors import (
     SensorError,
     NoFinger,
     CaptureTimeout,
-    LinkError,
+    TransportError,
     ChecksumError,
     FramingError,
     SensorNotFound,
@@ -17,14 +24,14 @@ from fpagent.hal.errors import (
     SensorRejected,
 )
 from fpagent.hal.image import FingerImage, FingerPosition, ImpressionType
-from fpagent.hal.sensor import Sensor, SensorInfo, Progress
+from fpagent.hal.info import Progress, SensorInfo
+from fpagent.hal.url import parse_sensor_url
+from fpagent.hal.driver import Sensor
 from fpagent.hal.registry import (
     open_sensor,
-    register_interface,
     available_interfaces,
-    parse_sensor_url,
-    SensorUrl,
-    UsbId,
+    unavailable_interfaces,
+    usb_ids,
     candidate_ports,
 )
 
@@ -32,7 +39,7 @@ __all__ = [
     "SensorError",
     "NoFinger",
     "CaptureTimeout",
-    "LinkError",
+    "TransportError",
     "ChecksumError",
     "FramingError",
     "SensorNotFound",
@@ -45,10 +52,9 @@ __all__ = [
     "SensorInfo",
     "Progress",
     "open_sensor",
-    "register_interface",
     "available_interfaces",
+    "unavailable_interfaces",
     "parse_sensor_url",
-    "SensorUrl",
-    "UsbId",
+    "usb_ids",
     "candidate_ports",
 ]

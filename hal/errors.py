@@ -1,12 +1,15 @@
 """Errors a caller can act on: each says what happened and what to do next.
 
 The booking session retries `NoFinger`/`CaptureTimeout` by asking the officer
-again, retries `LinkError` a bounded number of times, and turns
-`SensorNotFound`/`SensorBusy` into a technician message.
+again, retries `TransportError` a bounded number of times, and turns
+`SensorNotFound`/`SensorBusy` into a technician message. They share
+fpagent's error base, the one thing of ours the HAL imports.
 """
 
+from fpagent.errors import FpagentError
 
-class SensorError(Exception):
+
+class SensorError(FpagentError):
     """Base class. `hint` is one sentence for the person at the desk."""
 
     hint = "Check the sensor and try again."
@@ -32,17 +35,20 @@ class CaptureTimeout(SensorError):
     hint = "The sensor stopped answering; check its cable and power, then retry."
 
 
-class LinkError(SensorError):
-    """Bytes on the wire were wrong (checksum, framing, unexpected packet)."""
+class TransportError(SensorError):
+    """Bytes between host and sensor were wrong (checksum, framing, unexpected packet).
+
+    A fault of the serial/USB transport to the sensor, not of the MQTT link.
+    """
 
     hint = "Data from the sensor was corrupted; check the cable and baud rate, then retry."
 
 
-class ChecksumError(LinkError):
+class ChecksumError(TransportError):
     """A packet arrived whose checksum does not match its contents."""
 
 
-class FramingError(LinkError):
+class FramingError(TransportError):
     """A packet was malformed: bad header, impossible length, wrong packet type."""
 
 

@@ -1,130 +1,127 @@
 """Open a sensor from one URL-like string, in the manner of serial_for_url.
 
     zfm:///dev/ttyUSB0?baud=57600&address=0xFFFFFFFF&password=0
-    spy+zfm:///dev/ttyUSB0        (hexdump-free frame log at debug level)
+    spy+zfm:///dev/ttyUSB0        (frames and captures logged at debug level)
     emulated://?source=synthetic&seed=1&baud=57600
     synthetic://?seed=1            (in-process, no serial line at all)
+    spy+synthetic://?seed=1        (each capture's request, outcome and timing logged)
 
-Interfaces are imported lazily by module path, so a missing optional
-dependency disables one interface with a clear error and never breaks
-`import hal`. Drivers declare their USB ids as data (`UsbId`) so that
-discovery and the udev rules come from the same table.
+Drivers are found through the entry-point group `fpagent.sensors` (name =
+URL scheme, value = "package.module:SensorClass"), so this module names no
+driver and a driver in a package of its own needs nothing here. Each is
+imported only when used: a driver whose import fails is reported unavailable
+with the reason and never breaks `import fpagent.hal`. USB id tables are the
+drivers' `usb_ids` class attributes, so discovery and udev rules come from
+the same data.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
-import urllib.parse
+import importlib.metadata
 
+from fpagent.errors import FpagentError
 from fpagent.hal.errors import SensorNotFound
+from fpagent.hal.url import parse_sensor_url
+
+ENTRY_POINT_GROUP = "fpagent.sensors"
+
+# name -> Sensor class or "module:Class", added at run time (register_interface)
+_RUNTIME: dict[str, object] = {}
 
 
-@dataclasses.dataclass(frozen=True)
-class UsbId:
-    vid: int
-    pid: int
-    description: str
+def register(name: str, target) -> None:
+    _RUNTIME[name.lower()] = target
 
 
-@dataclasses.dataclass(frozen=True)
-class SensorUrl:
-    scheme: str  # interface name, without a "spy+" prefix
-    path: str  # e.g. /dev/ttyUSB0; may be empty
-    params: dict  # query parameters, last value wins
-    spy: bool = False
-    raw: str = ""
-
-    def get_int(self, key: str, default: int) -> int:
-        value = self.params.get(key)
-        if value is None or value == "":
-            return default
-        try:
-            return int(value, 0)
-        except ValueError:
-            raise ValueError(f"sensor URL parameter {key}={value!r} is not a number") from None
-
-    def get_float(self, key: str, default: float) -> float:
-        value = self.params.get(key)
-        if value is None or value == "":
-            return default
-        try:
-            return float(value)
-        except ValueError:
-            raise ValueError(f"sensor URL parameter {key}={value!r} is not a number") from None
+def _targets() -> dict[str, object]:
+    """Every known interface name -> entry point, class or "module:Class" (nothing imported)."""
+    targets: dict[str, object] = {}
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        targets.setdefault(ep.name.lower(), ep)
+    targets.update(_RUNTIME)
+    return targets
 
 
-# name -> "module:Class". Drivers add themselves here (one line per family).
-_INTERFACES: dict[str, str] = {
-    "zfm": "fpagent.drivers.zfm.device:ZfmSensor",
-    "emulated": "fpagent.drivers.zfm.emulator:EmulatedZfmSensor",
-    "synthetic": "fpagent.drivers.synthetic.sensor:SyntheticSensor",
-}
-
-# name -> list of UsbId, filled from each driver's id table on demand.
-_USB_TABLES: dict[str, str] = {
-    "zfm": "fpagent.drivers.zfm.ids:USB_IDS",
-}
+def _load(target):
+    if isinstance(target, importlib.metadata.EntryPoint):
+        return target.load()
+    if isinstance(target, str):
+        module_name, _, attr = target.partition(":")
+        return getattr(importlib.import_module(module_name), attr)
+    return target
 
 
-def register_interface(name: str, target: str, usb_ids: str | None = None) -> None:
-    """Add an interface: `target` is "package.module:ClassName"."""
-    _INTERFACES[name] = target
-    if usb_ids:
-        _USB_TABLES[name] = usb_ids
+class _Unavailable(FpagentError):
+    """A registered driver that cannot be loaded; the message says why."""
+
+
+def _driver_class(name: str, target):
+    try:
+        cls = _load(target)
+    except Exception as exc:  # ImportError, a missing attribute, an error in the module
+        raise _Unavailable(f"{type(exc).__name__}: {exc}") from exc
+    # duck-typed, so that this module stays below fpagent.hal.driver
+    if not (isinstance(cls, type) and callable(getattr(cls, "from_url", None))
+            and hasattr(cls, "usb_ids") and hasattr(cls, "supports_spy")):
+        raise _Unavailable(f"{target!r} is not a fpagent.hal.driver.Sensor subclass")
+    return cls
 
 
 def available_interfaces() -> list[str]:
-    return sorted(_INTERFACES)
+    """Names of the interfaces registered (installed drivers), without importing them."""
+    return sorted(_targets())
 
 
-def parse_sensor_url(url: str) -> SensorUrl:
-    if "://" not in url:
-        # a bare device path means the default UART family
-        url = "zfm://" + url
-    parts = urllib.parse.urlsplit(url)
-    scheme = parts.scheme.lower()
-    spy = False
-    if scheme.startswith("spy+"):
-        spy, scheme = True, scheme[4:]
-    path = (parts.netloc + parts.path) if parts.netloc else parts.path
-    params = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
-    return SensorUrl(scheme=scheme, path=path, params=params, spy=spy, raw=url)
-
-
-def _load(target: str):
-    module_name, _, attr = target.partition(":")
-    module = importlib.import_module(module_name)
-    return getattr(module, attr)
+def unavailable_interfaces() -> dict[str, str]:
+    """Registered interfaces whose driver cannot be loaded -> why."""
+    problems = {}
+    for name, target in _targets().items():
+        try:
+            _driver_class(name, target)
+        except _Unavailable as exc:
+            problems[name] = str(exc)
+    return problems
 
 
 def open_sensor(url: str):
-    """Open and return a `hal.Sensor` for `url`; raises SensorNotFound."""
+    """Open and return a `Sensor` for `url`; raises SensorNotFound."""
     parsed = parse_sensor_url(url)
-    target = _INTERFACES.get(parsed.scheme)
+    targets = _targets()
+    target = targets.get(parsed.scheme)
     if target is None:
         raise SensorNotFound(
             f"unknown sensor interface {parsed.scheme!r}",
-            f"Use one of: {', '.join(available_interfaces())}.",
+            f"Use one of: {', '.join(sorted(targets)) or 'none installed'}.",
         )
     try:
-        cls = _load(target)
-    except ImportError as exc:
+        cls = _driver_class(parsed.scheme, target)
+    except _Unavailable as exc:
         raise SensorNotFound(
             f"sensor interface {parsed.scheme!r} is not available: {exc}",
             "Install the package this driver needs, or pick another interface.",
         ) from exc
-    return cls.from_url(parsed)
+    if parsed.spy and not cls.supports_spy:
+        raise SensorNotFound(
+            f"sensor interface {parsed.scheme!r} cannot be spied on",
+            f"Drop the 'spy+' prefix: {parsed.scheme}://...",
+        )
+    sensor = cls.from_url(parsed)
+    if parsed.spy:
+        sensor.log_captures()
+    return sensor
 
 
-def usb_ids() -> dict[str, list[UsbId]]:
-    """Every driver's USB id table, for discovery and udev rule generation."""
+def usb_ids() -> dict:
+    """Every loadable driver's USB id table ({interface: [UsbId]}), for discovery and udev rules."""
     tables = {}
-    for name, target in _USB_TABLES.items():
+    for name, target in _targets().items():
         try:
-            tables[name] = list(_load(target))
-        except ImportError:
+            cls = _driver_class(name, target)
+        except _Unavailable:
             continue
+        if cls.usb_ids:
+            tables[name] = list(cls.usb_ids)
     return tables
 
 

@@ -82,6 +82,12 @@ class SensorContract:
         second = self.capture(sensor, finger_position=1)
         assert first.pixels.shape == second.pixels.shape
 
+    def test_the_driver_keeps_the_template_capture(self, sensor):
+        # deadline, progress, stamping and the spy live in the base class only
+        from fpagent.hal.driver import Sensor
+
+        assert type(sensor).capture is Sensor.capture
+
     def test_bad_timeout_is_refused(self, sensor):
         with pytest.raises(ValueError):
             sensor.capture(timeout=0)

@@ -20,7 +20,9 @@ import pytest
 from fpagent import config as config_mod
 from fpagent.sealing import envelope
 from fpagent.sealing import keys
-from fpagent.central.responder import Central, CentralKeys, Screening, ScreenRejected
+from fpagent.central.responder import Central
+from fpagent.central.screening import ScreenRejected, Screening
+from fpagent.central.store import CentralKeys
 from fpagent.devtools.broker import LocalBroker, find_mosquitto
 from fpagent.devtools.ca import make_dev_pki
 from fpagent.link.connection import Link

@@ -21,7 +21,7 @@ import pytest
 
 from fpagent import config as config_mod
 from fpagent.sealing import keys
-from fpagent.central.responder import Galleries, TransactionScreen, synthetic_entry
+from fpagent.central.screening import Galleries, TransactionScreen, synthetic_entry
 from fpagent.storage.store import Store
 from tests.mqtt_helpers import appliance_config, broker, make_central, needs_mosquitto, pki, wait_for  # noqa: F401
 

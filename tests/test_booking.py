@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from fpagent import hal
+from fpagent.booking import runner
 from fpagent.booking import session as B
 from fpagent.biometrics.template import Template, minutiae_array
 
@@ -190,6 +191,8 @@ def test_booking_info_is_checked_against_the_configured_fields():
 
 def test_to_record_only_when_ready_and_it_builds_a_transaction():
     from fpagent.records import transaction as T
+    from fpagent.records.tcn import make_tcn
+    from fpagent.records.transaction_parse import parse_transaction
 
     s = session()
     with pytest.raises(B.BookingError, match="not ready"):
@@ -197,8 +200,8 @@ def test_to_record_only_when_ready_and_it_builds_a_transaction():
     s.handle(B.MarkMissing("XX", position=10))
     for p in range(1, 10):
         s.handle(capture(p))
-    rec = s.to_record(tcn=T.make_tcn("CA0190000", s.started_at, 1), destination="CA0000001")
-    parsed = T.parse_transaction(T.build_transaction(rec, compression="png"))
+    rec = s.to_record(tcn=make_tcn("CA0190000", s.started_at, 1), destination="CA0000001")
+    parsed = parse_transaction(T.build_transaction(rec, compression="png"))
     assert len(parsed.fingers) == 10 and parsed.finger(10).missing == "XX"
     assert len(parsed.records(9)) == 9
     assert parsed.descriptive[9] == "BK-1"
@@ -219,11 +222,8 @@ class ScriptedSensor(hal.Sensor):
         self.script = list(script)
         self.asked = []
 
-    def capture(self, timeout=20.0, progress=None, finger_position=0, impression_type=0):
-        self.asked.append(int(finger_position))
-        return super().capture(timeout, progress, finger_position, impression_type)
-
-    def _capture_internal(self, deadline, progress):
+    def _capture(self, request):
+        self.asked.append(int(request.finger_position))
         item = self.script.pop(0)
         if isinstance(item, Exception):
             raise item
@@ -233,7 +233,7 @@ class ScriptedSensor(hal.Sensor):
         return hal.SensorInfo("scripted", "scripted")
 
 
-class RecordingUI(B.BookingUI):
+class RecordingUI(runner.BookingUI):
     def __init__(self, answers=()):
         self.events = []
         self.answers = list(answers)
@@ -284,8 +284,8 @@ def test_runner_drives_the_sensor_through_retry_duplicate_and_no_finger():
     sensor = ScriptedSensor(script)
     ui = RecordingUI()
     found = []
-    s = B.run_booking(session(), sensor, ui=ui, extract=fake_extract_factory(None),
-                      screen=lambda t: found.append(1) or [("gallery:42", 0.9)])
+    s = runner.run_booking(session(), sensor, ui=ui, extract=fake_extract_factory(None),
+                           screen=lambda t: found.append(1) or [("gallery:42", 0.9)])
     assert s.phase is B.Phase.READY
     assert sensor.asked == [1, 2, 2, 3, 3, 3, 4, 5, 6, 7, 8, 9, 10]
     results = [e[1] for e in ui.events if e[0] == "outcome"]
@@ -298,28 +298,28 @@ def test_runner_drives_the_sensor_through_retry_duplicate_and_no_finger():
 def test_runner_gives_up_on_a_silent_sensor_and_keeps_nothing():
     sensor = ScriptedSensor([tagged(1)] + [hal.NoFinger("none")] * 3)
     s = session()
-    with pytest.raises(B.BookingAborted, match="right index"):
-        B.run_booking(s, sensor, ui=RecordingUI(answers=[False]), extract=fake_extract_factory(None))
+    with pytest.raises(runner.BookingAborted, match="right index"):
+        runner.run_booking(s, sensor, ui=RecordingUI(answers=[False]), extract=fake_extract_factory(None))
     assert s.phase is B.Phase.CANCELLED and s.results == {}
 
 
 def test_runner_can_mark_up_after_no_finger_when_the_officer_agrees():
     script = [hal.NoFinger("none")] * 2 + [tagged(p) for p in range(2, 11)]
-    s = B.run_booking(session(), ScriptedSensor(script), ui=RecordingUI(answers=[True]),
-                      extract=fake_extract_factory(None), max_no_finger=2)
+    s = runner.run_booking(session(), ScriptedSensor(script), ui=RecordingUI(answers=[True]),
+                           extract=fake_extract_factory(None), max_no_finger=2)
     assert s.phase is B.Phase.READY and s.results[1].missing == "UP"
 
 
 def test_ctrl_c_cancels_the_session():
     class Interrupting(ScriptedSensor):
-        def _capture_internal(self, deadline, progress):
-            if len(self.asked) == 3:
+        def _capture(self, request):
+            if len(self.asked) == 2:  # the third capture
                 raise KeyboardInterrupt
-            return super()._capture_internal(deadline, progress)
+            return super()._capture(request)
 
     s = session()
     with pytest.raises(KeyboardInterrupt):
-        B.run_booking(s, Interrupting([tagged(1), tagged(2)]), extract=fake_extract_factory(None))
+        runner.run_booking(s, Interrupting([tagged(1), tagged(2)]), extract=fake_extract_factory(None))
     assert s.phase is B.Phase.CANCELLED and s.results == {}
 
 
@@ -328,13 +328,13 @@ def test_runner_never_loops_on_a_refused_print():
     asked; 'no' cancels the booking, 'yes' accepts it and records the override."""
     script = [tagged(1)] + [tagged(1)] * 3
     s = session()
-    with pytest.raises(B.BookingAborted, match="right thumb 3 times"):
-        B.run_booking(s, ScriptedSensor(script), ui=RecordingUI(answers=[False]),
-                      extract=fake_extract_factory(None))
+    with pytest.raises(runner.BookingAborted, match="right thumb 3 times"):
+        runner.run_booking(s, ScriptedSensor(script), ui=RecordingUI(answers=[False]),
+                           extract=fake_extract_factory(None))
     assert s.phase is B.Phase.CANCELLED and s.results == {}
 
     script = [tagged(1)] + [tagged(1)] * 3 + [tagged(p) for p in range(3, 11)]
     ui = RecordingUI(answers=[True])
-    s = B.run_booking(session(), ScriptedSensor(script), ui=ui, extract=fake_extract_factory(None))
+    s = runner.run_booking(session(), ScriptedSensor(script), ui=ui, extract=fake_extract_factory(None))
     assert s.phase is B.Phase.READY and s.sequence_overrides == [2]
     assert any(e[0] == "confirm" and "right index" in e[1] for e in ui.events)

@@ -22,11 +22,13 @@ import numpy as np
 import pytest
 
 from fpagent import hal
+from fpagent.booking import local_screening, runner, submit
 from fpagent.booking import session as B
 from fpagent import config as config_mod
 from fpagent.sealing import envelope
 from fpagent.sealing import keys
-from fpagent.records import transaction as T
+from fpagent.records.tcn import tcn_is_valid
+from fpagent.records.transaction_parse import parse_transaction, validate
 from fpagent.storage.store import Store
 
 PERSON = 7
@@ -69,8 +71,8 @@ def env(tmp_path):
 def open_submission(env, item):
     opened = envelope.verify_and_open(item.envelope, central_private_key=env.central,
                                       device_verify_keys=[env.device_verify])
-    parsed = T.parse_transaction(opened.plaintext)
-    T.validate(parsed)
+    parsed = parse_transaction(opened.plaintext)
+    validate(parsed)
     return opened, parsed
 
 
@@ -90,19 +92,15 @@ class Officer(hal.Sensor):
         self.inner, self.wrong, self.lifted = inner, dict(wrong or {}), set(lifted)
         self.asked = []
 
-    def capture(self, timeout=20.0, progress=None, finger_position=0, impression_type=0):
-        p = int(finger_position)
+    def _capture(self, request):
+        p = int(request.finger_position)
         self.asked.append(p)
         if p in self.lifted:
             self.lifted.discard(p)
-            return hal.FingerImage(np.full((288, 256), 235, np.uint8), 500, finger_position=p)
-        q = self.wrong.pop(p, p)
-        img = self.inner.capture(timeout=timeout, progress=progress, finger_position=q,
-                                 impression_type=impression_type)
-        return img.with_position(p)
-
-    def _capture_internal(self, deadline, progress):  # pragma: no cover - capture() is overridden
-        raise NotImplementedError
+            return hal.FingerImage(np.full((288, 256), 235, np.uint8), 500)
+        q = self.wrong.pop(p, p)  # the base class stamps the position asked for (p)
+        return self.inner.capture(timeout=max(request.remaining(), 1e-3), progress=request.progress,
+                                  finger_position=q, impression_type=request.impression_type)
 
     def _info_internal(self):
         return self.inner.info()
@@ -111,7 +109,7 @@ class Officer(hal.Sensor):
         self.inner.close()
 
 
-class Recorder(B.BookingUI):
+class Recorder(runner.BookingUI):
     """Records outcomes. Like an officer sure of the finger, it confirms a print
     refused three times in a row: impostor scores between *synthetic* fingers
     of one person sometimes pass the matcher's threshold (calibrated on real
@@ -148,7 +146,7 @@ def test_full_ten_print_booking_is_one_outbox_row_central_can_open(env, warm):
             img = other_visit.capture(timeout=5.0, finger_position=1)
         known.add("earlier-booking-17", extraction.extract(img).template)
     GalleryStore.from_config(env.cfg).save("recent", known.to_bytes())
-    screen = B.local_screen(env.cfg)
+    screen = local_screening.local_screen(env.cfg)
     assert screen is not None
 
     ui = Recorder()
@@ -156,7 +154,7 @@ def test_full_ten_print_booking_is_one_outbox_row_central_can_open(env, warm):
     session.handle(B.MarkMissing("XX", 5))
     officer = Officer(synthetic_sensor(), wrong={3: 2}, lifted={1})
     with officer:
-        B.run_booking(session, officer, ui=ui, timeout=5.0, screen=screen)
+        runner.run_booking(session, officer, ui=ui, timeout=5.0, screen=screen)
     assert [c[0] for c in session.screening.get(1, [])] == ["recent:earlier-booking-17"]
     assert session.phase is B.Phase.READY
     results = [(o.position, o.result) for o in ui.outcomes]
@@ -170,7 +168,7 @@ def test_full_ten_print_booking_is_one_outbox_row_central_can_open(env, warm):
 
     store = Store(env.db, env.cfg)
     try:
-        sid = B.complete_booking(session, env.cfg, store, env.keys)
+        sid = submit.complete_booking(session, env.cfg, store, env.keys)
         assert session.phase is B.Phase.COMPLETED and session.results == {}
         items = store.outbox.list()
         assert [i.submission_id for i in items] == [sid]
@@ -185,7 +183,7 @@ def test_full_ten_print_booking_is_one_outbox_row_central_can_open(env, warm):
 
     opened, parsed = open_submission(env, item)
     assert opened.header.submission_id == sid and opened.header.ori == "CA0190000"
-    assert parsed.tcn == item.tcn and T.tcn_is_valid(parsed.tcn)
+    assert parsed.tcn == item.tcn and tcn_is_valid(parsed.tcn)
     assert parsed.tot == "CAR" and parsed.destination == "CA0000001"
     assert [f.position for f in parsed.fingers] == list(range(1, 11))
     assert parsed.finger(5).missing == "XX" and parsed.finger(5).image_data == b""
@@ -207,12 +205,12 @@ def test_cancel_leaves_nothing_in_the_outbox(env, warm):
     with synthetic_sensor() as sensor:
         sensor_images = [sensor.capture(timeout=5.0, finger_position=p) for p in (1, 2)]
     for img in sensor_images[:1]:
-        session.handle(B.assess(img))
+        session.handle(runner.assess(img))
     session.handle(B.Cancel("wrong person"))
     store = Store(env.db, env.cfg)
     try:
         with pytest.raises(B.BookingError, match="cancelled"):
-            B.complete_booking(session, env.cfg, store, env.keys)
+            submit.complete_booking(session, env.cfg, store, env.keys)
         assert store.outbox.counts().get("pending", 0) == 0 and store.outbox.list() == []
         assert store.audit.list(action="booking.completed") == []
     finally:
@@ -259,7 +257,7 @@ def _child_books_until_killed(env, captures, prefix, fd):
         while True:
             number = f"{prefix}-{n}"
             os.write(fd, f"start:{number}\n".encode())
-            sid = B.complete_booking(_ready_session(env.cfg, captures, number), env.cfg, store, env.keys)
+            sid = submit.complete_booking(_ready_session(env.cfg, captures, number), env.cfg, store, env.keys)
             os.write(fd, f"{number} {sid}\n".encode())
             n += 1
     finally:

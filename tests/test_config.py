@@ -41,3 +41,10 @@ def test_round_trip_through_toml(tmp_path):
     path.write_text(config.to_toml(cfg))
     again = config.load(path)
     assert again.mqtt.port == 8883 and again.booking.descriptive_fields == cfg.booking.descriptive_fields
+
+
+def test_runtime_dir_defaults_under_the_state_dir(tmp_path):
+    cfg = config.from_dict({"paths": {"state_dir": str(tmp_path / "state")}})
+    assert cfg.paths.runtime() == tmp_path / "state" / "run"
+    cfg = config.from_dict({"paths": {"state_dir": str(tmp_path / "state"), "runtime_dir": "/run/fpagent"}})
+    assert str(cfg.paths.runtime()) == "/run/fpagent"

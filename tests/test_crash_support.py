@@ -1,4 +1,4 @@
-"""kill -9 harness for the store, shared with the booking tests (H6).
+"""kill -9 harness for the store, shared with the booking tests.
 
 `kill_trials(db_path, work, trials=..., check=...)` forks a child that runs
 `work(db_path, report)` (a loop that never returns), SIGKILLs it after a

@@ -175,3 +175,48 @@ def test_angles_follow_the_nbis_convention(fingerprints_dir):
 
 def test_warm_up_runs():
     extraction.warm_up()
+
+
+# Run in a fresh interpreter: in this process other tests have compiled the
+# kernels already, which would hide a kernel that warm_up leaves out.
+_COMPILES_AFTER_WARM_UP = r"""
+import json, sys
+import numpy as np
+from PIL import Image
+from numba.core.registry import CPUDispatcher
+from fpagent.biometrics import extraction
+from fpagent.biometrics.kernels import boxfilter, enhance, skeleton, thinning
+
+def signatures():
+    return {f"{m.__name__}.{name}": [str(s) for s in k.signatures]
+            for m in (boxfilter, enhance, skeleton, thinning)
+            for name, k in vars(m).items() if isinstance(k, CPUDispatcher)}
+
+extraction.warm_up()
+before = signatures()
+px = np.asarray(Image.open(sys.argv[1]).convert("L"))
+extraction.extract(px)  # 388x374: the foreground mask is a strided view
+extraction.extract(np.ascontiguousarray(px[:368, :320]))  # multiples of 8: a contiguous one
+after = signatures()
+print(json.dumps({"kernels": sorted(after),
+                  "new": {k: v for k, v in after.items() if v != before.get(k)}}))
+"""
+
+
+def test_after_warm_up_the_first_extraction_compiles_nothing(fingerprints_dir, tmp_path):
+    """The appliance warms up before it says READY: the officer's first finger must
+    not wait for a numba compile (the quality kernels included)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ)
+    env.setdefault("NUMBA_CACHE_DIR", str(tmp_path / "numba"))
+    out = subprocess.run([sys.executable, "-c", _COMPILES_AFTER_WARM_UP,
+                          str(fingerprints_dir / "fvc2002_db1_b" / "101_1.png")],
+                         env=env, capture_output=True, text=True, timeout=600, check=True)
+    result = json.loads(out.stdout.splitlines()[-1])
+    assert {"fpagent.biometrics.kernels.boxfilter.box_mean",
+            "fpagent.biometrics.kernels.enhance.line_filter"} <= set(result["kernels"])
+    assert result["new"] == {}

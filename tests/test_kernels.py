@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from fpagent.biometrics import extraction
-from fpagent.biometrics import quality as q
+from fpagent.biometrics import fields
 from fpagent.biometrics.kernels import boxfilter, enhance, skeleton, thinning
 
 SAMPLES = [("fvc2002_db1_b", "102_3.png"), ("fvc2002_db3_b", "107_5.png"),
@@ -26,10 +26,10 @@ def _load(fingerprints_dir, folder, name, crop=None):
 def stages(request, fingerprints_dir):
     """The intermediate arrays of one real print (a central crop keeps references fast)."""
     px = _load(fingerprints_dir, *request.param, crop=160)
-    f = q.analyse(px)
+    f = fields.analyse(px)
     f.mask[:] = True  # exercise every pixel
     ct, st = np.cos(f.theta).astype(np.float32), np.sin(f.theta).astype(np.float32)
-    idx = np.clip(np.rint((f.period - q.MIN_PERIOD) / 0.5), 0,
+    idx = np.clip(np.rint((f.period - fields.MIN_PERIOD) / 0.5), 0,
                   len(extraction._PERIODS) - 1).astype(np.int64)
     return {"pixels": px, "fields": f, "ct": ct, "st": st, "idx": idx}
 
@@ -45,7 +45,7 @@ def test_box_mean_equals_reference(stages, r):
 
 def test_largest_component_equals_reference(stages):
     f = stages["fields"]
-    grid = q._blocks(f.std, 8) > np.percentile(q._blocks(f.std, 8), 40)
+    grid = fields.blocks(f.std, 8) > np.percentile(fields.blocks(f.std, 8), 40)
     got = boxfilter.largest_component(np.ascontiguousarray(grid))
     want = boxfilter.largest_component_reference(grid)
     assert got.any()

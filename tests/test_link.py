@@ -199,7 +199,7 @@ def test_answer_gone_stale_in_the_broker_is_asked_for_again(tmp_path, pki, broke
 
 
 def test_message_not_stored_is_not_acknowledged_and_comes_again(tmp_path, pki, broker):
-    """Storing fails once (stand-in for a full disk: the store raises, as H5's does): the
+    """Storing fails once (stand-in for a full disk: the store raises, as the real one does): the
     link does not ack to the broker, drops the connection, and the broker redelivers."""
     cfg = appliance_config(tmp_path, pki, broker.port)
     store = _store(cfg)

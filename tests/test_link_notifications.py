@@ -7,7 +7,7 @@ import json
 from fpagent.link import messages
 from fpagent.booking import answers as view
 from fpagent.cli import main
-from fpagent.link.connection import NotificationHook
+from fpagent.link.hook import NotificationHook
 from fpagent.storage.store import Store
 
 

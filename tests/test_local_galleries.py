@@ -11,6 +11,7 @@ import logging
 import pytest
 
 from fpagent import hal
+from fpagent.booking import local_screening, runner, submit
 from fpagent.booking import session as B
 from fpagent import config as config_mod
 from fpagent.records import fmr
@@ -48,13 +49,13 @@ def book(env, person, impression=0, number="BK-1", fingers=FINGERS):
     Returns (tcn, session screening)."""
     session = B.BookingSession(B.BookingInfo(number, "CA0190000", "officer-3"), fingers=fingers,
                                compare=matcher.compare, match_threshold=matcher.MATCH_THRESHOLD)
-    screen = B.local_screen(env.cfg)
+    screen = local_screening.local_screen(env.cfg)
     url = f"synthetic://?seed={SEED}&person={person}&impression={impression}"
     with hal.open_sensor(url) as sensor:
-        B.run_booking(session, sensor, timeout=5.0, screen=screen)
+        runner.run_booking(session, sensor, timeout=5.0, screen=screen)
     assert session.phase is B.Phase.READY
     with Store(env.cfg.paths.database(), env.cfg) as store:
-        sub = B.submit(session, env.cfg, store, env.keys)
+        sub = submit.submit(session, env.cfg, store, env.keys)
         assert store.outbox.get(sub.submission_id) is not None
     return sub.tcn, session.screening
 
@@ -110,7 +111,7 @@ def test_gallery_failure_never_fails_or_loses_the_booking(tmp_path, warm, caplog
     state = tmp_path / "state"
     state.mkdir(parents=True, exist_ok=True)
     (state / "galleries").write_bytes(b"not a folder")
-    with caplog.at_level(logging.WARNING, logger="fpagent.booking.session"):
+    with caplog.at_level(logging.WARNING, logger="fpagent.booking.submit"):
         tcn, _ = book(env, person=4, fingers=(1,))
     assert any("recent" in r.getMessage() and tcn in r.getMessage() for r in caplog.records)
     with Store(env.cfg.paths.database(), env.cfg) as store:
@@ -138,7 +139,7 @@ def test_build_watchlist_is_all_or_nothing(warm):
     import base64
 
     from fpagent.link import messages
-    from fpagent.screening.galleries import WatchlistError, build_watchlist
+    from fpagent.screening.watchlist import WatchlistError, build_watchlist
     from fpagent.drivers.synthetic.generator import finger_image
     from fpagent.biometrics.extraction import extract
 

@@ -1,5 +1,6 @@
 """The watch list pushed by central: a signed `command` (watchlist.replace) over a
-real mosquitto with TLS, applied by the real link into the encrypted local gallery,
+real mosquitto with TLS, verified and recorded by the real link, applied by
+screening's handler (as the service wires it) into the encrypted local gallery,
 screened against by a booking. Forged or corrupt commands change nothing."""
 
 from __future__ import annotations
@@ -14,14 +15,16 @@ import pytest
 from paho.mqtt.client import CallbackAPIVersion
 
 from fpagent import hal
+from fpagent.booking import local_screening, runner
 from fpagent.booking import session as B
 from fpagent.records import fmr
 from fpagent.sealing import keys
 from fpagent.biometrics import matcher
 from fpagent.link import messages
-from fpagent.central.responder import synthetic_watchlist
+from fpagent.central.screening import synthetic_watchlist
 from fpagent.screening.galleries import WATCHLIST, GalleryStore
 from fpagent.screening.prefilter import Gallery
+from fpagent.screening.watchlist import WatchlistCommands
 from fpagent.storage.store import Store
 from tests.mqtt_helpers import (  # noqa: F401 - fixtures
     ORI, appliance_config, broker, make_central, make_link, needs_mosquitto, pki, wait_for)
@@ -68,14 +71,15 @@ def gallery_file(cfg) -> pathlib.Path:
 def test_pushed_watchlist_lands_encrypted_and_screens_a_booking(tmp_path, pki, broker, entries_6):
     cfg = appliance_config(tmp_path, pki, broker.port)
     central = make_central(pki, broker.port, tmp_path / "central.sqlite3").start()
-    link = make_link(cfg, pki)
+    watch = WatchlistCommands.from_config(cfg)
+    link = make_link(cfg, pki, on_command=watch)
     raw = capture_raw(link)
     link.start()
     try:
         assert link.wait_connected() and central.wait_connected()
         wait_for(link._subscribed.is_set, 10, what="link subscribed")
         mid = central.push_watchlist(ORI, "booking-01", entries_6)
-        wait_for(lambda: link.counters["watchlist_replaced"] == 1, 20, what="watch list applied")
+        wait_for(lambda: watch.counters["watchlist_replaced"] == 1, 20, what="watch list applied")
     finally:
         link.stop()
 
@@ -116,15 +120,15 @@ def test_pushed_watchlist_lands_encrypted_and_screens_a_booking(tmp_path, pki, b
     # a booking of the watch-listed person (other impressions) shows the candidate
     session = B.BookingSession(B.BookingInfo("BK-W", ORI, "officer-1"), fingers=(2, 7),
                                compare=matcher.compare, match_threshold=matcher.MATCH_THRESHOLD)
-    screen = B.local_screen(cfg)
+    screen = local_screening.local_screen(cfg)
     with hal.open_sensor(f"synthetic://?seed={SEED}&person=6&impression=0") as sensor:
-        B.run_booking(session, sensor, timeout=5.0, screen=screen)
+        runner.run_booking(session, sensor, timeout=5.0, screen=screen)
     assert "watchlist:W6/2" in [c[0] for c in session.screening.get(2, [])], session.screening
     assert "watchlist:W6/7" in [c[0] for c in session.screening.get(7, [])], session.screening
     # someone else is not a candidate
     other = B.BookingSession(B.BookingInfo("BK-X", ORI, "officer-1"), fingers=(2,))
     with hal.open_sensor(f"synthetic://?seed={SEED}&person=12&impression=0") as sensor:
-        B.run_booking(other, sensor, timeout=5.0, screen=screen)
+        runner.run_booking(other, sensor, timeout=5.0, screen=screen)
     assert other.screening == {}
     central.stop()
 
@@ -150,14 +154,15 @@ def test_forged_or_corrupt_watchlist_changes_nothing_and_is_audited(tmp_path, pk
                                         base64.b64encode(b"\x89PNG" + bytes(60)).decode()}],
         "not-base64": [{**entries_6[0], "template_iso_b64": "%%%not base64%%%"}, entries_6[1]],
     }
-    link = make_link(cfg, pki).start()
+    watch = WatchlistCommands.from_config(cfg)
+    link = make_link(cfg, pki, on_command=watch).start()
     cen = _central_client(pki, broker.port)
     topic = f"fpagent/v1/{ORI}/booking-01/command"
     try:
         assert link.wait_connected()
         wait_for(link._subscribed.is_set, 10, what="link subscribed")
         cen.publish(topic, good, qos=1).wait_for_publish(5)
-        wait_for(lambda: link.counters["watchlist_replaced"] == 1, 20, what="first watch list")
+        wait_for(lambda: watch.counters["watchlist_replaced"] == 1, 20, what="first watch list")
         before = gallery_file(cfg).read_bytes()
 
         # signed by a key that is not the pinned central key: refused before the inbox
@@ -179,13 +184,13 @@ def test_forged_or_corrupt_watchlist_changes_nothing_and_is_audited(tmp_path, pk
                                                 "args": {"entries": entries}},
                                     ori=ORI, device="booking-01")
             cen.publish(topic, messages.sign(body, pki.central_signing), qos=1).wait_for_publish(5)
-        wait_for(lambda: link.counters["commands_failed"] == 3, 20, what="corrupt commands refused")
+        wait_for(lambda: watch.counters["commands_failed"] == 3, 20, what="corrupt commands refused")
         # genuine and well formed, but issued before the one applied: never go back
         older = messages.message("command", messages.watchlist_command(entries_6[:1]),
                                  ori=ORI, device="booking-01", issued_at=time.time() - 60)
         cen.publish(topic, messages.sign(older, pki.central_signing), qos=1).wait_for_publish(5)
-        wait_for(lambda: link.counters["commands_failed"] == 4, 20, what="older command refused")
-        assert link.counters["watchlist_replaced"] == 1
+        wait_for(lambda: watch.counters["commands_failed"] == 4, 20, what="older command refused")
+        assert watch.counters["watchlist_replaced"] == 1
     finally:
         cen.loop_stop()
         cen.disconnect()
@@ -216,7 +221,8 @@ def test_cli_push_replaces_the_whole_watchlist(tmp_path, pki, broker, entries_6,
     from fpagent import cli
 
     cfg = appliance_config(tmp_path, pki, broker.port)
-    link = make_link(cfg, pki).start()
+    watch = WatchlistCommands.from_config(cfg)
+    link = make_link(cfg, pki, on_command=watch).start()
     cen = _central_client(pki, broker.port)
     try:
         assert link.wait_connected()
@@ -224,16 +230,80 @@ def test_cli_push_replaces_the_whole_watchlist(tmp_path, pki, broker, entries_6,
         first = messages.sign(messages.message("command", messages.watchlist_command(entries_6),
                                                ori=ORI, device="booking-01"), pki.central_signing)
         cen.publish(f"fpagent/v1/{ORI}/booking-01/command", first, qos=1).wait_for_publish(5)
-        wait_for(lambda: link.counters["watchlist_replaced"] == 1, 20, what="first watch list")
+        wait_for(lambda: watch.counters["watchlist_replaced"] == 1, 20, what="first watch list")
         code = cli.main(["central", "push-watchlist", "--port", str(broker.port),
                          "--certs", str(pki.certs), "--keys", str(pki.central_dir),
                          "--ori", ORI, "--device", "booking-01", "--synthetic", "8",
                          "--seed", str(SEED)])
         assert code == 0 and "2 templates" in capsys.readouterr().out
-        wait_for(lambda: link.counters["watchlist_replaced"] == 2, 20, what="pushed watch list")
+        wait_for(lambda: watch.counters["watchlist_replaced"] == 2, 20, what="pushed watch list")
     finally:
         cen.loop_stop()
         cen.disconnect()
         link.stop()
     g = Gallery.from_bytes(GalleryStore.from_config(cfg).load(WATCHLIST))
     assert sorted(g.ids()) == ["W8/2", "W8/7"]  # replaced, not merged
+
+
+def test_commands_are_prepared_before_the_inbox_transaction_and_applied_inside_it(
+        tmp_path, pki, broker):
+    from fpagent.link.connection import Link
+
+    cfg = appliance_config(tmp_path, pki, broker.port)
+    store = Store(cfg.paths.database(), cfg)
+    seen = []
+
+    def on_command(msg):
+        seen.append(("prepare", msg.body["action"], store.conn.in_transaction))
+        return lambda s: seen.append(("step", s is store, store.conn.in_transaction))
+
+    link = Link(cfg, store=store, central_verify_keys=pki.central_signing.public_key(),
+                device_signing_key=pki.device_signing["booking-01"], on_command=on_command).start()
+    cen = _central_client(pki, broker.port)
+    command = messages.sign(messages.message("command", messages.watchlist_command([]),
+                                             ori=ORI, device="booking-01"), pki.central_signing)
+    try:
+        assert link.wait_connected()
+        wait_for(link._subscribed.is_set, 10, what="link subscribed")
+        cen.publish(f"fpagent/v1/{ORI}/booking-01/command", command, qos=1).wait_for_publish(5)
+        wait_for(lambda: len(seen) == 2, 10, what="command handed over")
+        # the same command again: refused as a replay, never handed over a second time
+        cen.publish(f"fpagent/v1/{ORI}/booking-01/command", command, qos=1).wait_for_publish(5)
+        wait_for(lambda: link.rejected["replayed"] == 1, 10, what="replay refused")
+    finally:
+        cen.loop_stop()
+        cen.disconnect()
+        link.stop()
+    assert seen == [("prepare", "watchlist.replace", False), ("step", True, True)]
+    assert [a.action for a in store.audit.list(action="command-received")] == ["command-received"]
+    store.close()
+
+
+def test_the_service_hands_pushed_watch_lists_to_screening(tmp_path, pki, broker, entries_6):
+    from fpagent.service import daemon as service_mod
+
+    cfg = appliance_config(tmp_path, pki, broker.port)
+    keys_dir = cfg.paths.keys()
+    keys_dir.mkdir(parents=True, mode=0o700)
+    (keys_dir / keys.CENTRAL_VERIFY_KEY).write_bytes(
+        (pki.central_dir / keys.CENTRAL_VERIFY_KEY).read_bytes())
+    keys.save_private_key(keys_dir / keys.DEVICE_SIGNING_KEY, pki.device_signing["booking-01"])
+    store = Store(cfg.paths.database(), cfg)
+    part = service_mod.LinkPart(cfg, store, period=0.05)
+    part.open()  # the service's own wiring of the real link
+    cen = _central_client(pki, broker.port)
+    try:
+        assert part.link is not None and part.link.wait_connected(), part.detail
+        wait_for(part.link._subscribed.is_set, 10, what="link subscribed")
+        command = messages.sign(messages.message("command", messages.watchlist_command(entries_6),
+                                                 ori=ORI, device="booking-01"), pki.central_signing)
+        cen.publish(f"fpagent/v1/{ORI}/booking-01/command", command, qos=1).wait_for_publish(5)
+        wait_for(lambda: store.audit.list(action="watchlist-replaced"), 20,
+                 what="watch list applied by the service")
+    finally:
+        cen.loop_stop()
+        cen.disconnect()
+        part.close()
+        store.close()
+    g = Gallery.from_bytes(GalleryStore.from_config(cfg).load(WATCHLIST))
+    assert sorted(g.ids()) == ["W6/2", "W6/7"]

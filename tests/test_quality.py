@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from fpagent.biometrics import quality
+from fpagent.biometrics import extraction, fields, quality
 from fpagent.bench.quality import spearman
 
 SAMPLES = [("fvc2002_db1_b", "101_1.png"), ("fvc2002_db1_b", "106_3.png"),
@@ -32,11 +32,11 @@ def _low_contrast(px, factor):
 @pytest.mark.parametrize("folder,name", SAMPLES)
 def test_degraded_copies_score_below_the_original(fingerprints_dir, folder, name):
     px = _load(fingerprints_dir, folder, name)
-    original = quality.assess(px)
+    original = extraction.assess_quality(px)
     assert 1 <= original.score <= 100
-    blurred = quality.assess(_blur(px, 3.5))
-    flat = quality.assess(_low_contrast(px, 0.12))
-    noisy = quality.assess(np.clip(px + np.random.default_rng(0).normal(0, 60, px.shape), 0, 255)
+    blurred = extraction.assess_quality(_blur(px, 3.5))
+    flat = extraction.assess_quality(_low_contrast(px, 0.12))
+    noisy = extraction.assess_quality(np.clip(px + np.random.default_rng(0).normal(0, 60, px.shape), 0, 255)
                            .astype(np.uint8))
     assert blurred.score < original.score
     assert flat.score < original.score
@@ -45,9 +45,9 @@ def test_degraded_copies_score_below_the_original(fingerprints_dir, folder, name
 
 def test_report_shape_and_components(fingerprints_dir):
     px = _load(fingerprints_dir, "fvc2002_db1_b", "103_2.png")
-    r = quality.assess(px)
+    r = extraction.assess_quality(px)
     bh, bw = r.block_map.shape
-    assert r.block_size == quality.BLOCK
+    assert r.block_size == fields.BLOCK
     assert (bh, bw) == (-(-px.shape[0] // r.block_size), -(-px.shape[1] // r.block_size))
     assert r.foreground.shape == r.block_map.shape and r.foreground.dtype == bool
     assert 0 <= r.block_map.min() and r.block_map.max() <= 1
@@ -61,20 +61,20 @@ def test_report_shape_and_components(fingerprints_dir):
 
 def test_resolution_does_not_change_the_judgement(fingerprints_dir):
     px = _load(fingerprints_dir, "fvc2002_db4_b", "105_4.png")
-    r500 = quality.assess(px)
+    r500 = extraction.assess_quality(px)
     big = np.asarray(Image.fromarray(px).resize((px.shape[1] * 2, px.shape[0] * 2),
                                                 Image.Resampling.BICUBIC))
-    r1000 = quality.assess(big, ppi=1000)
+    r1000 = extraction.assess_quality(big, ppi=1000)
     assert abs(r1000.score - r500.score) <= 12
     assert r1000.block_size == 2 * r500.block_size
     assert abs(r1000.ridge_period - 2 * r500.ridge_period) < 2
 
 
 def test_blank_sensor_scores_zero_with_advice():
-    r = quality.assess(np.full((288, 256), 235, np.uint8))
+    r = extraction.assess_quality(np.full((288, 256), 235, np.uint8))
     assert r.score == 0
     assert "no finger" in r.advice
-    dark = quality.assess(np.full((288, 256), 20, np.uint8))
+    dark = extraction.assess_quality(np.full((288, 256), 20, np.uint8))
     assert dark.score == 0 and "wet" in dark.advice
 
 
@@ -105,9 +105,9 @@ def _off_centre(px):
 ])
 def test_poor_captures_get_the_right_advice(fingerprints_dir, name, damage, words):
     px = _load(fingerprints_dir, "fvc2002_db1_b", name)
-    good = quality.assess(px)
+    good = extraction.assess_quality(px)
     assert good.score >= quality.ADVICE_BELOW and good.advice == ""
-    poor = quality.assess(damage(px))
+    poor = extraction.assess_quality(damage(px))
     assert poor.score < quality.ADVICE_BELOW
     assert words in poor.advice, poor.advice
 
@@ -143,8 +143,8 @@ def test_assess_takes_a_finger_image_and_never_raises(fingerprints_dir):
     from fpagent import hal
 
     px = _load(fingerprints_dir, "fvc2002_db3_b", "106_2.png")
-    r = quality.assess(hal.FingerImage(px, ppi=500))
-    assert r.score == quality.assess(px).score > 0
+    r = extraction.assess_quality(hal.FingerImage(px, ppi=500))
+    assert r.score == extraction.assess_quality(px).score > 0
     noise = np.random.default_rng(3).integers(0, 256, (288, 256), dtype=np.uint8)
-    r = quality.assess(noise)
+    r = extraction.assess_quality(noise)
     assert r.score == 0 and r.advice

@@ -1,11 +1,9 @@
 """The sensor contract (tests/driver_contract.py) run against every driver we have.
 
-Emulated ZFM (the real driver over a pty) always; the in-process synthetic
-sensor when its module is present; a real sensor only when pytest is given
-`--sensor URL` (someone has to put a finger on it).
+Emulated ZFM (the real driver over a pty) and the in-process synthetic sensor
+always; an out-of-tree driver in tests/test_driver_plugin.py; a real sensor
+only when pytest is given `--sensor URL` (someone has to put a finger on it).
 """
-
-import importlib.util
 
 import pytest
 
@@ -23,10 +21,12 @@ class TestEmulatedZfmSmallPacketsOnANoisyLine(SensorContract):
 
 
 class TestSyntheticSensor(SensorContract):
-    def sensor_url_for(self, request):
-        if importlib.util.find_spec("fpagent.drivers.synthetic.sensor") is None:
-            pytest.skip("fpagent.drivers.synthetic.sensor is not there yet")
-        return "synthetic://?seed=1&person=2"
+    sensor_url = "synthetic://?seed=1&person=2"
+
+
+class TestSpiedSyntheticSensor(SensorContract):
+    # spy+ logs captures for any driver and changes nothing else
+    sensor_url = "spy+synthetic://?seed=1&person=2"
 
 
 @pytest.mark.hardware

@@ -11,6 +11,7 @@ import time
 from fpagent.sealing import keys
 from fpagent.service import sdnotify
 from fpagent.service import daemon as service_mod
+from fpagent.service import parts as parts_mod
 from fpagent.storage.store import Store
 from mqtt_helpers import appliance_config, broker, needs_mosquitto, pki  # noqa: F401 (fixtures)
 from test_service_notify import NotifySocket
@@ -27,11 +28,11 @@ def test_status_follows_the_real_link(tmp_path, pki, broker):  # noqa: F811
 
     notify = NotifySocket()
     store = Store(cfg.paths.database(), cfg)
-    link_part = service_mod.LinkPart(cfg, store, period=0.05)
+    link_part = parts_mod.LinkPart(cfg, store, period=0.05)
     svc = service_mod.Service(
         cfg, notifier=sdnotify.Notifier(notify.address), warmups=[], store=store,
-        parts=[service_mod.CapturePart(cfg.sensor.url, period=0.05),
-               service_mod.OutboxPart(cfg, store, period=0.05), link_part],
+        parts=[parts_mod.CapturePart(cfg.sensor.url, period=0.05),
+               parts_mod.OutboxPart(cfg, store, period=0.05), link_part],
         part_timeout_s=5.0, tick_s=0.05)
     svc.watchdog_s = 0.05
     link_part.open(status_extra=svc._link_status_extra)  # the real fpagent.link.connection.build_link

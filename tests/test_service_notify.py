@@ -22,9 +22,12 @@ import numpy as np
 import pytest
 
 from fpagent import hal
+from fpagent.hal.driver import register_interface
 from fpagent import config
 from fpagent.service import sdnotify
 from fpagent.service import daemon as service_mod
+from fpagent.service import journal, preflight
+from fpagent.service import parts as parts_mod
 from fpagent.errors import StorageFull
 
 
@@ -122,14 +125,14 @@ class CableSensor(hal.Sensor):
     def ping(self) -> bool:
         return os.path.exists(self.path)
 
-    def _capture_internal(self, deadline, progress):
+    def _capture(self, request):
         return hal.FingerImage(pixels=np.full((288, 256), 200, np.uint8), ppi=500, sensor_id="h8cable:test")
 
     def _info_internal(self):
         return hal.SensorInfo(interface="h8cable", model="cable test sensor", port=self.path)
 
 
-hal.register_interface("h8cable", f"{__name__}:CableSensor")
+register_interface("h8cable", CableSensor)
 
 
 class StandInLink:
@@ -154,7 +157,7 @@ class StandInLink:
         self._release.set()
 
 
-class WedgeablePart(service_mod.Part):
+class WedgeablePart(parts_mod.Part):
     """A part whose step can be made to hang, like a capture stuck in a driver."""
 
     name = "wedgy"
@@ -201,9 +204,9 @@ def start_service(cfg, notify, *, warmups=(), extra_parts=(), link=None, part_ti
     from fpagent.storage.store import Store
 
     store = Store(cfg.paths.database(), cfg)
-    capture = service_mod.CapturePart(cfg.sensor.url, period=0.05)
-    outbox = service_mod.OutboxPart(cfg, store, period=0.05)
-    link_part = service_mod.LinkPart(cfg, store, period=0.05)
+    capture = parts_mod.CapturePart(cfg.sensor.url, period=0.05)
+    outbox = parts_mod.OutboxPart(cfg, store, period=0.05)
+    link_part = parts_mod.LinkPart(cfg, store, period=0.05)
     link_part.link = link
     if link is not None:
         link_part.state = "connected"
@@ -498,7 +501,7 @@ def test_a_second_service_on_the_same_state_is_refused(tmp_path, notify_socket):
         notify_socket.wait_for("READY")
         second = service_mod.Service(cfg, notifier=sdnotify.Notifier(None), warmups=[], parts=[],
                                      store=object())
-        with pytest.raises(service_mod.StartupError, match=f"pid {os.getpid()}"):
+        with pytest.raises(preflight.StartupError, match=f"pid {os.getpid()}"):
             second.start()
     finally:
         stop_service(svc, thread)
@@ -507,7 +510,7 @@ def test_a_second_service_on_the_same_state_is_refused(tmp_path, notify_socket):
 def test_numba_cache_dir_follows_the_configuration(tmp_path, monkeypatch):
     monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
     cfg = make_config(tmp_path)
-    made = service_mod.prepare_directories(cfg)
+    made = preflight.prepare_directories(cfg)
     assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / "cache" / "numba")
     assert (made["state"].stat().st_mode & 0o777) == 0o700
     assert pathlib.Path(os.environ["NUMBA_CACHE_DIR"]).is_dir()
@@ -516,14 +519,14 @@ def test_numba_cache_dir_follows_the_configuration(tmp_path, monkeypatch):
 def test_journal_lines_carry_priority_and_fields():
     import logging
 
-    formatter = service_mod.JournalFormatter(journal=True)
+    formatter = journal.JournalFormatter(journal=True)
     record = logging.LogRecord("fpagent.service", logging.WARNING, __file__, 1, "sensor absent", None, None)
     record.fields = {"url": "zfm:///dev/fpsensor", "reason": 'no device at "/dev/fpsensor"'}
     assert formatter.format(record) == \
         '<4>sensor absent url=zfm:///dev/fpsensor reason="no device at \\"/dev/fpsensor\\""'
-    plain = service_mod.JournalFormatter(journal=False).format(record)
+    plain = journal.JournalFormatter(journal=False).format(record)
     assert plain.endswith('warning sensor absent url=zfm:///dev/fpsensor reason="no device at \\"/dev/fpsensor\\""')
-    assert service_mod._safe_url("zfm:///dev/x?baud=57600&password=1234") == "zfm:///dev/x?baud=57600&password=***"
+    assert parts_mod._safe_url("zfm:///dev/x?baud=57600&password=1234") == "zfm:///dev/x?baud=57600&password=***"
 
 
 def test_native_journal_fields():
@@ -531,7 +534,7 @@ def test_native_journal_fields():
     import logging
 
     sock = NotifySocket()  # any datagram socket that records what arrives
-    handler = service_mod.JournalHandler(sock.address)
+    handler = journal.JournalHandler(sock.address)
     logger = logging.getLogger("fpagent.test-journal")
     logger.addHandler(handler)
     logger.propagate = False

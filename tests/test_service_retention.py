@@ -6,7 +6,7 @@ Real SQLite store; the part's step() is what the running service calls.
 import time
 
 from fpagent import config as config_mod
-from fpagent.service import daemon as service_mod
+from fpagent.service import parts as parts_mod
 from fpagent.storage.store import Store
 
 
@@ -25,7 +25,7 @@ def test_outbox_part_purges_old_acknowledged_notifications_and_expired_replay_id
         store.seen.add("command", "stale-id", ttl_s=1.0, now=long_ago)
         store.seen.add("command", "live-id", ttl_s=3600.0)
 
-        service_mod.OutboxPart(cfg, store).step()
+        parts_mod.OutboxPart(cfg, store).step()
 
         assert store.inbox.get("old-acked") is None
         # an officer has not seen it yet: it stays, however old

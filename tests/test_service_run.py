@@ -146,7 +146,6 @@ def test_redaction_hides_secret_looking_keys():
     import dataclasses
 
     from fpagent import config
-    from fpagent.commands.config import redacted
 
     @dataclasses.dataclass
     class WithSecret(config.MqttConfig):
@@ -154,7 +153,7 @@ def test_redaction_hides_secret_looking_keys():
 
     cfg = config.Config()
     cfg.mqtt = WithSecret()
-    shown = redacted(cfg)
+    shown = config.redacted(cfg)
     assert shown.mqtt.password == "***" and shown.mqtt.host == cfg.mqtt.host
     assert cfg.mqtt.password == "hunter2"  # the original is untouched
 
@@ -198,7 +197,7 @@ def test_real_process_ready_watchdog_and_sigterm(tmp_path):
 def test_missing_tls_certificate_degrades_instead_of_failing(tmp_path):
     """After rotate-keys the old certificate is retired; the service must still run."""
     from fpagent import config
-    from fpagent.service.daemon import check_key_files
+    from fpagent.service.preflight import check_key_files
 
     cfg = config.from_dict({"paths": {"state_dir": str(tmp_path / "state")},
                             "mqtt": {"tls": True, "cert_file": str(tmp_path / "device-tls.crt")}})

@@ -29,7 +29,7 @@ def make_cfg(tmp_path, **store) -> config.Config:
 
 def write_live(cfg, *, state="running", pid=None, age_s=0.0, sensor="present", link="connected",
                parts=None):
-    run = status.runtime_dir(cfg)
+    run = cfg.paths.runtime()
     run.mkdir(parents=True, exist_ok=True)
     live = {"service": {"state": state, "pid": pid or os.getpid(), "updated_at": time.time() - age_s,
                         "stale_after_s": 30, "parts": parts or {"capture": {"alive": True, "age_s": 0.1}}},

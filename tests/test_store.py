@@ -14,7 +14,8 @@ from fpagent import config as config_mod
 from fpagent.sealing import envelope
 from fpagent.sealing import keys
 from fpagent.errors import StorageFull
-from fpagent.storage.store import SCHEMA_VERSION, Store, StoreError, backoff_s
+from fpagent.storage.outbox import backoff_s
+from fpagent.storage.store import SCHEMA_VERSION, Store, StoreError
 
 
 @pytest.fixture(scope="module")

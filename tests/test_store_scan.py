@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from fpagent.sealing import envelope
+from fpagent.records import transaction as tx
 from fpagent.sealing import keys
 from fpagent.screening.galleries import GalleryStore, GalleryStoreError
 from fpagent.storage.store import Store
@@ -107,21 +108,17 @@ def _ten_fingers(fingerprints_root: pathlib.Path | None):
 
 
 def test_real_transaction_bytes_not_on_disk(tmp_path, crypto):
-    """A real ten-print ANSI/NIST transaction (H6's builder, WSQ): 400 random windows of it,
+    """A real ten-print ANSI/NIST transaction (WSQ): 400 random windows of it,
     of the raw pixels and of the minutiae never appear in any file."""
-    tx = pytest.importorskip("fpagent.records.transaction")
     from conftest import SHARED_FINGERPRINTS
 
     root = SHARED_FINGERPRINTS if (SHARED_FINGERPRINTS / "INDEX.tsv").exists() else None
     fingers = _ten_fingers(root)
-    try:
-        caps = tuple(tx.FingerCapture(position=i + 1, pixels=px, quality=70, template=t)
-                     for i, (px, t) in enumerate(fingers))
-        rec = tx.BookingRecord(tcn="XX0000000-20261128-000001-X", ori="XX0000000",
-                               destination="XX0000000", fingers=caps, booking_number="B-77")
-        data = tx.build_transaction(rec)
-    except Exception as exc:  # H6's module still moving: say so rather than fail here
-        pytest.skip(f"fpagent.records.transaction could not build a booking yet: {exc}")
+    caps = tuple(tx.FingerCapture(position=i + 1, pixels=px, quality=70, template=t)
+                 for i, (px, t) in enumerate(fingers))
+    rec = tx.BookingRecord(tcn="XX0000000-20261128-000001-X", ori="XX0000000",
+                           destination="XX0000000", fingers=caps, booking_number="B-77")
+    data = tx.build_transaction(rec)
     s = Store(tmp_path / "agent.sqlite3")
     env = _seal(crypto, data)
     s.outbox.enqueue(envelope.inspect(env).submission_id, "T", env)

@@ -104,7 +104,7 @@ def test_udev_rule_is_the_generated_one():
 
 def test_udev_rules_render_from_any_table():
     from fpagent.service.maintenance import render_udev_rules
-    from fpagent.hal import UsbId
+    from fpagent.hal.driver import UsbId
 
     text = render_udev_rules({"x": [UsbId(0xABCD, 0x0001, "a test bridge")]})
     assert 'ATTRS{idVendor}=="abcd", ATTRS{idProduct}=="0001"' in text and "a test bridge" in text

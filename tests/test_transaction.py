@@ -15,6 +15,9 @@ from PIL import Image
 
 import nistitl
 from fpagent.records import transaction as T
+from fpagent.records.transaction_format import FINGERS, TransactionError
+from fpagent.records.tcn import make_tcn, tcn_is_valid
+from fpagent.records.transaction_parse import parse_transaction, record_lengths, validate
 from fpagent.biometrics.template import Template, minutiae_array
 
 WHEN = dt.datetime(2026, 11, 28, 6, 30, 15, tzinfo=dt.timezone.utc)
@@ -42,14 +45,14 @@ def template_for(px: np.ndarray, position: int, n=25, seed=0) -> Template:
 
 def booking(images: dict, missing: dict | None = None, **kw) -> T.BookingRecord:
     fingers = []
-    for pos in T.FINGERS:
+    for pos in FINGERS:
         if missing and pos in missing:
             fingers.append(T.FingerCapture(pos, missing=missing[pos]))
         else:
             px = images[pos]
             fingers.append(T.FingerCapture(pos, px, 500, 60 + pos, template_for(px, pos)))
     args = dict(
-        tcn=T.make_tcn(ORI, WHEN, 7), ori=ORI, destination="CA0000001",
+        tcn=make_tcn(ORI, WHEN, 7), ori=ORI, destination="CA0000001",
         fingers=tuple(fingers), booking_number="BK-2026-0042",
         descriptive={"name": "DOE,JOHN Q", "dob": "1980-02-29", "sex": "M", "pob": "CA"},
         created_at=WHEN,
@@ -64,13 +67,13 @@ def real_images(fingerprints_dir):
     folder = fingerprints_dir / "fvc2002_db1_b"
     return {
         pos: np.asarray(Image.open(folder / f"{100 + pos}_1.png").convert("L"))
-        for pos in T.FINGERS
+        for pos in FINGERS
     }
 
 
 @pytest.fixture(scope="module")
 def made_images():
-    return {pos: ridges(seed=pos, angle=0.3 * pos) for pos in T.FINGERS}
+    return {pos: ridges(seed=pos, angle=0.3 * pos) for pos in FINGERS}
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -83,12 +86,12 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_ten_print_round_trips_through_nistitl_with_mandatory_fields(real_images):
     data = T.build_transaction(booking(real_images))
-    parsed = T.parse_transaction(data)
-    T.validate(parsed)
+    parsed = parse_transaction(data)
+    validate(parsed)
     assert parsed.version == "0502"
     assert parsed.tot == "CAR"
     assert parsed.ori == ORI and parsed.destination == "CA0000001"
-    assert parsed.tcn == T.make_tcn(ORI, WHEN, 7) and T.tcn_is_valid(parsed.tcn)
+    assert parsed.tcn == make_tcn(ORI, WHEN, 7) and tcn_is_valid(parsed.tcn)
     r1 = parsed.message[0]
     assert r1.DAT == "20261128"
     assert r1.GMT == "20261128063015Z"
@@ -114,10 +117,10 @@ def test_ten_print_round_trips_through_nistitl_with_mandatory_fields(real_images
 
 def test_len_fields_are_exact_and_records_tile_the_bytes(made_images):
     data = T.build_transaction(booking(made_images))
-    walk = T.record_lengths(data)  # independent of nistitl: LEN lands on FS
+    walk = record_lengths(data)  # independent of nistitl: LEN lands on FS
     assert sum(length for _, _, length in walk) == len(data)
     assert [t for t, _, _ in walk][:3] == [1, 2, 14]
-    parsed = T.parse_transaction(data)
+    parsed = parse_transaction(data)
     for record, (rtype, offset, length) in zip(parsed.message, walk):
         assert record.type == rtype
         assert int(record[1].value) == length
@@ -126,7 +129,7 @@ def test_len_fields_are_exact_and_records_tile_the_bytes(made_images):
 
 def test_wsq_decodes_close_to_the_original_at_a_useful_ratio(real_images):
     data = T.build_transaction(booking(real_images))
-    parsed = T.parse_transaction(data)
+    parsed = parse_transaction(data)
     raw = sum(img.size for img in real_images.values())
     compressed = sum(len(f.image_data) for f in parsed.fingers)
     assert raw / compressed > 8  # ~0.75 bpp target => roughly 10-20:1 on real prints
@@ -139,7 +142,7 @@ def test_wsq_decodes_close_to_the_original_at_a_useful_ratio(real_images):
 
 def test_png_option_is_lossless(made_images):
     data = T.build_transaction(booking(made_images), compression="png")
-    parsed = T.parse_transaction(data)
+    parsed = parse_transaction(data)
     for f in parsed.fingers:
         assert f.cga == "PNG"
         assert np.array_equal(f.pixels(), made_images[f.position])
@@ -147,8 +150,8 @@ def test_png_option_is_lossless(made_images):
 
 def test_amputated_and_unable_to_print_fingers_carry_amp_and_no_image(made_images):
     data = T.build_transaction(booking(made_images, missing={5: "XX", 6: "UP"}))
-    parsed = T.parse_transaction(data)
-    T.validate(parsed)
+    parsed = parse_transaction(data)
+    validate(parsed)
     assert len(parsed.fingers) == 10
     for pos, code in ((5, "XX"), (6, "UP")):
         f = parsed.finger(pos)
@@ -157,7 +160,7 @@ def test_amputated_and_unable_to_print_fingers_carry_amp_and_no_image(made_image
         assert r[18].value == [[str(pos), code]]
         assert r[999] is None and r[6] is None and r[11] is None
         assert f.minutiae_count is None  # no Type-9 for a finger without an image
-        with pytest.raises(T.TransactionError, match="no image"):
+        with pytest.raises(TransactionError, match="no image"):
             f.pixels()
     assert len(list(parsed.message.iter(9))) == 8
 
@@ -170,7 +173,7 @@ def test_type9_carries_the_incits378_block(made_images):
     fingers = tuple(
         T.FingerCapture(2, px, 500, 81, t) if f.position == 2 else f for f in rec.fingers
     )
-    parsed = T.parse_transaction(T.build_transaction(booking(made_images, fingers=fingers)))
+    parsed = parse_transaction(T.build_transaction(booking(made_images, fingers=fingers)))
     r9 = parsed.message[(9, 2)]
     assert r9[4].value == "S"
     assert r9[126].value == [["27", "513", "0"]]
@@ -190,7 +193,7 @@ def test_below_gate_print_is_flagged_in_a_comment(made_images):
         T.FingerCapture(3, f.pixels, 500, 12, f.template, below_gate=True, attempts=3)
         if f.position == 3 else f for f in rec.fingers
     )
-    parsed = T.parse_transaction(T.build_transaction(booking(made_images, fingers=fingers)))
+    parsed = parse_transaction(T.build_transaction(booking(made_images, fingers=fingers)))
     assert parsed.finger(3).comment == "BELOW QUALITY GATE AFTER 3 ATTEMPTS"
     assert parsed.finger(4).comment == ""
 
@@ -200,7 +203,7 @@ def test_non_500_ppi_falls_back_to_png_rather_than_wsq(made_images):
     fingers = tuple(
         T.FingerCapture(f.position, f.pixels, 1000, f.quality, None) for f in rec.fingers
     )
-    parsed = T.parse_transaction(T.build_transaction(booking(made_images, fingers=fingers)))
+    parsed = parse_transaction(T.build_transaction(booking(made_images, fingers=fingers)))
     assert {f.cga for f in parsed.fingers} == {"PNG"}
     assert {f.ppi for f in parsed.fingers} == {1000}
 
@@ -209,17 +212,17 @@ def test_non_500_ppi_falls_back_to_png_rather_than_wsq(made_images):
 
 
 def test_tcn_is_sender_unique_and_its_check_character_catches_typos():
-    tcns = {T.make_tcn(ORI, WHEN, seq) for seq in range(500)}
+    tcns = {make_tcn(ORI, WHEN, seq) for seq in range(500)}
     assert len(tcns) == 500
-    tcn = T.make_tcn(ORI, WHEN, 1234)
-    assert tcn.startswith(f"{ORI}-20261128-00001234-") and T.tcn_is_valid(tcn)
+    tcn = make_tcn(ORI, WHEN, 1234)
+    assert tcn.startswith(f"{ORI}-20261128-00001234-") and tcn_is_valid(tcn)
     body, check = tcn[:-1], tcn[-1]
     for i, c in enumerate(body):
         if c.isdigit():
             typo = body[:i] + str((int(c) + 1) % 10) + body[i + 1:] + check
-            assert not T.tcn_is_valid(typo), typo
-    with pytest.raises(T.TransactionError, match="ORI"):
-        T.make_tcn("SHORT", WHEN, 1)
+            assert not tcn_is_valid(typo), typo
+    with pytest.raises(TransactionError, match="ORI"):
+        make_tcn("SHORT", WHEN, 1)
 
 
 # --- bad input ----------------------------------------------------------------
@@ -227,77 +230,77 @@ def test_tcn_is_sender_unique_and_its_check_character_catches_typos():
 
 def test_descriptive_fields_are_limited_by_configuration(made_images):
     rec = booking(made_images)
-    with pytest.raises(T.TransactionError, match="not enabled"):
+    with pytest.raises(TransactionError, match="not enabled"):
         T.build_transaction(rec, descriptive_fields=["name", "dob"])
     rec = booking(made_images, descriptive={"ssn": "123"})
-    with pytest.raises(T.TransactionError, match="unknown descriptive field 'ssn'"):
+    with pytest.raises(TransactionError, match="unknown descriptive field 'ssn'"):
         T.build_transaction(rec)
     rec = booking(made_images, descriptive={"dob": "1980-02-30"})
-    with pytest.raises(T.TransactionError, match="not a real date"):
+    with pytest.raises(TransactionError, match="not a real date"):
         T.build_transaction(rec)
     rec = booking(made_images, descriptive={"name": "DOE\x1dJOHN"})
-    with pytest.raises(T.TransactionError, match="control"):
+    with pytest.raises(TransactionError, match="control"):
         T.build_transaction(rec)
 
 
 def test_bad_bookings_are_refused_with_reasons(made_images):
-    with pytest.raises(T.TransactionError, match="XX or UP"):
+    with pytest.raises(TransactionError, match="XX or UP"):
         T.FingerCapture(1, missing="AM")
-    with pytest.raises(T.TransactionError, match="neither an image"):
+    with pytest.raises(TransactionError, match="neither an image"):
         T.FingerCapture(1)
-    with pytest.raises(T.TransactionError, match="not 1-10"):
+    with pytest.raises(TransactionError, match="not 1-10"):
         T.FingerCapture(11, made_images[1])
-    everything_missing = {p: "XX" for p in T.FINGERS}
-    with pytest.raises(T.TransactionError, match="no print"):
+    everything_missing = {p: "XX" for p in FINGERS}
+    with pytest.raises(TransactionError, match="no print"):
         T.build_transaction(booking(made_images, missing=everything_missing))
-    with pytest.raises(T.TransactionError, match="wsq_bitrate"):
+    with pytest.raises(TransactionError, match="wsq_bitrate"):
         T.build_transaction(booking(made_images), wsq_bitrate=1.5)
-    with pytest.raises(T.TransactionError, match="TOT"):
+    with pytest.raises(TransactionError, match="TOT"):
         T.build_transaction(booking(made_images, type_of_transaction="car"))
 
 
 def test_truncated_or_garbage_bytes_are_rejected_clearly(made_images):
     data = T.build_transaction(booking(made_images, missing={4: "UP"}))
     for bad in (b"", b"hello", data[:-1], data[: len(data) // 2], data + b"x"):
-        with pytest.raises(T.TransactionError):
-            T.validate(T.parse_transaction(bad))
+        with pytest.raises(TransactionError):
+            validate(parse_transaction(bad))
 
 
 def test_validate_names_a_missing_mandatory_field(made_images):
-    parsed = T.parse_transaction(T.build_transaction(booking(made_images)))
+    parsed = parse_transaction(T.build_transaction(booking(made_images)))
     del parsed.message[0][9]  # drop 1.009 TCN, re-encode with nistitl
-    with pytest.raises(T.TransactionError, match=r"1\.009 TCN"):
-        T.validate(T.parse_transaction(parsed.message.NIST))
+    with pytest.raises(TransactionError, match=r"1\.009 TCN"):
+        validate(parse_transaction(parsed.message.NIST))
 
-    parsed = T.parse_transaction(T.build_transaction(booking(made_images)))
+    parsed = parse_transaction(T.build_transaction(booking(made_images)))
     del parsed.message[(14, 3)][11]  # an image without its CGA
-    with pytest.raises(T.TransactionError, match=r"14\.011 CGA"):
-        T.validate(T.parse_transaction(parsed.message.NIST))
+    with pytest.raises(TransactionError, match=r"14\.011 CGA"):
+        validate(parse_transaction(parsed.message.NIST))
 
-    parsed = T.parse_transaction(T.build_transaction(booking(made_images)))
+    parsed = parse_transaction(T.build_transaction(booking(made_images)))
     parsed.message[(9, 1)][136].value = "99"  # NOM disagrees with the minutiae
-    with pytest.raises(T.TransactionError, match="NOM 99"):
-        T.validate(T.parse_transaction(parsed.message.NIST))
+    with pytest.raises(TransactionError, match="NOM 99"):
+        validate(parse_transaction(parsed.message.NIST))
 
 
 def test_a_wrong_len_is_caught(made_images):
     data = bytearray(T.build_transaction(booking(made_images)))
-    walk = T.record_lengths(bytes(data))
+    walk = record_lengths(bytes(data))
     _, offset, length = walk[1]  # the Type-2 record
     head = f"2.001:{length}".encode()
     assert data[offset:offset + len(head)] == head
     data[offset:offset + len(head)] = f"2.001:{length - 1}".encode()
-    with pytest.raises(T.TransactionError):
-        T.record_lengths(bytes(data))
-    with pytest.raises(T.TransactionError):
-        T.validate(T.parse_transaction(bytes(data)))
+    with pytest.raises(TransactionError):
+        record_lengths(bytes(data))
+    with pytest.raises(TransactionError):
+        validate(parse_transaction(bytes(data)))
 
 
 def test_repr_hides_pixels_and_personal_data(made_images):
     rec = booking(made_images)
     assert "DOE" not in repr(rec)
     assert "array" not in repr(rec.fingers[0])
-    parsed = T.parse_transaction(T.build_transaction(rec))
+    parsed = parse_transaction(T.build_transaction(rec))
     assert "DOE" not in repr(parsed)
 
 
@@ -309,9 +312,9 @@ def test_nistitl_message_shape_is_what_we_think():
 
 def test_type9_minutiae_read_back_as_templates(made_images):
     rec = booking(made_images, missing={7: "XX"})
-    parsed = T.parse_transaction(T.build_transaction(rec))
+    parsed = parse_transaction(T.build_transaction(rec))
     back = parsed.templates()
-    assert sorted(back) == [p for p in T.FINGERS if p != 7]
+    assert sorted(back) == [p for p in FINGERS if p != 7]
     for f in rec.fingers:
         if f.missing:
             continue
@@ -324,7 +327,7 @@ def test_type9_minutiae_read_back_as_templates(made_images):
 
 
 def _small_transaction() -> bytes:
-    images = {p: ridges(h=64, w=64, seed=p) for p in T.FINGERS}
+    images = {p: ridges(h=64, w=64, seed=p) for p in FINGERS}
     return T.build_transaction(booking(images, missing={3: "XX"}), compression="png")
 
 
@@ -351,13 +354,13 @@ def test_damaged_transactions_give_transaction_error_and_nothing_else(seed):
             else:
                 data[at:at] = bytes(rng.integers(0, 256, int(rng.integers(1, 8)), dtype=np.uint8))
         try:
-            parsed = T.parse_transaction(bytes(data))
-            T.validate(parsed)
+            parsed = parse_transaction(bytes(data))
+            validate(parsed)
             for f in parsed.fingers:
                 if not f.missing:
                     f.pixels()
             parsed.templates()
             outcomes["ok"] += 1
-        except T.TransactionError:
+        except TransactionError:
             outcomes["rejected"] += 1
     assert outcomes["rejected"] > 100

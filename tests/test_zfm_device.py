@@ -39,6 +39,18 @@ def test_folder_source_serves_real_prints_cropped_and_quantised(fingerprints_dir
     assert np.array_equal(image.pixels, expected)
 
 
+def test_one_file_source_serves_that_print_every_time(fingerprints_dir):
+    from fpagent.commands import demo
+    from fpagent.drivers.zfm.emulator import IMAGE_SUFFIXES
+
+    assert demo.IMAGE_SUFFIXES == IMAGE_SUFFIXES  # the demo lists what the emulator serves
+    third = sorted((fingerprints_dir / "fvc2002_db1_b").glob("*.png"))[2]
+    with hal.open_sensor(f"emulated://?source={third}") as sensor:
+        images = [sensor.capture(timeout=5).pixels for _ in range(2)]
+    expected = fit_to_module(np.asarray(Image.open(third).convert("L")))
+    assert np.array_equal(images[0], expected) and np.array_equal(images[1], expected)
+
+
 def test_fit_to_module_scales_up_small_images():
     small = np.tile(np.arange(100, dtype=np.uint8), (120, 1))
     fitted = fit_to_module(small)
@@ -144,6 +156,7 @@ def test_wrong_address_is_silence_then_not_found():
 
 
 def test_spy_logs_frames_but_never_image_bytes(caplog):
+    caplog.set_level(logging.DEBUG, logger="fpagent.hal.spy")
     with caplog.at_level(logging.DEBUG, logger="fpagent.drivers.zfm.spy"):
         with hal.open_sensor("spy+emulated://?seed=1&person=2") as sensor:
             image = sensor.capture(timeout=5, finger_position=2)
@@ -155,6 +168,9 @@ def test_spy_logs_frames_but_never_image_bytes(caplog):
     assert sum("<- END len=128" in line for line in lines) == 1
     text = "\n".join(lines)
     assert payload[:16].hex() not in text.replace(" ", "") and max(map(len, lines)) < 120
+    # the ZFM family keeps its frame spy, and the HAL logs the capture as for every driver
+    (capture,) = [r.getMessage() for r in caplog.records if r.name == "fpagent.hal.spy"]
+    assert "fgp=2" in capture and "256x288 @ 500 ppi" in capture
 
 
 def test_without_spy_nothing_is_logged(caplog):

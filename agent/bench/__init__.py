@@ -11,6 +11,8 @@ import json
 import sys
 import time
 
+from fpagent.errors import UserError
+
 
 def add_json_flag(parser) -> None:
     parser.add_argument("--json", action="store_true",
@@ -47,3 +49,14 @@ def progress(label: str, done: int, total: int) -> None:
     if done >= total:
         sys.stderr.write("\n")
     sys.stderr.flush()
+
+
+def image_size(text: str) -> tuple[int, int]:
+    """A `--size WIDTHxHEIGHT` argument ("256x288") -> (rows, cols), each side 16..2048."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UserError(f"--size {text!r}: use WIDTHxHEIGHT, e.g. 256x288") from None
+    if not (16 <= width <= 2048 and 16 <= height <= 2048):
+        raise UserError(f"--size {text!r}: each side must be 16..2048 pixels")
+    return height, width

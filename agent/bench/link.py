@@ -57,13 +57,14 @@ def _percentile(values, q: float) -> float:
 
 def bench_screen(opened):
     """The bench measures the link, not matching: central takes the TCN from the payload."""
-    from fpagent.central.responder import Screening
+    from fpagent.central.screening import Screening
     tcn = opened.plaintext[:64].split(b"\n", 1)[0].decode()
     return Screening(tcn=tcn)
 
 
 def _central_child(work: str, port: int, ready, stop) -> None:
-    from fpagent.central.responder import Central, CentralKeys
+    from fpagent.central.responder import Central
+    from fpagent.central.store import CentralKeys
     work_p = pathlib.Path(work)
     pki = work_p / "pki"
     central = Central(host="127.0.0.1", port=port, root="fpagent",
@@ -81,15 +82,13 @@ def _central_child(work: str, port: int, ready, stop) -> None:
 
 def _reference_roundtrip(port: int, pki: pathlib.Path, size: int, count: int) -> float:
     """Bare QoS 1 publish -> echo -> receive over the same TLS broker: round trips per second."""
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.client import CallbackAPIVersion
+    from fpagent.link import client as client_mod
 
     def client(cn, cid):
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv5)
-        c.tls_set(ca_certs=str(pki / "ca.crt"), certfile=str(pki / f"{cn}.crt"),
-                  keyfile=str(pki / f"{cn}.key"))
-        c.max_inflight_messages_set(8)
-        return c
+        return client_mod.make_client(cid, tls={"ca_file": str(pki / "ca.crt"),
+                                                "cert_file": str(pki / f"{cn}.crt"),
+                                                "key_file": str(pki / f"{cn}.key")},
+                                      max_inflight=8)
 
     got = threading.Semaphore(0)
     echo = client("central", "ref-echo")
@@ -98,7 +97,7 @@ def _reference_roundtrip(port: int, pki: pathlib.Path, size: int, count: int) ->
     echo.on_message = lambda c, u, m: c.publish(base + "ack", b"x" * 200, qos=1)
     app.on_message = lambda c, u, m: got.release()
     for c in (echo, app):
-        c.connect("127.0.0.1", port)
+        client_mod.connect(c, "127.0.0.1", port, keepalive=60, clean_start=True)
         c.loop_start()
     echo.subscribe(base + "submission", qos=1)
     app.subscribe(base + "ack", qos=1)

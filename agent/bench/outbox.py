@@ -1,7 +1,7 @@
 """`fpagent bench outbox`: what one ten-print booking costs from capture to durable queue.
 
 Measured on this machine, capture excluded: ANSI/NIST transaction build
-(H6's fpagent.records.transaction, WSQ), WSQ compression alone (time and ratio),
+(fpagent.records.transaction, WSQ), WSQ compression alone (time and ratio),
 envelope seal per suite, durable enqueue (synchronous=FULL commits per
 second of sealed bookings), bytes on disk per booking, and CPU per complete
 booking (build + seal + enqueue). Images: the shared FVC2002 images when
@@ -83,6 +83,7 @@ def run(args) -> int:
     from fpagent.sealing import envelope
     from fpagent.sealing import keys
     from fpagent.records import transaction as tx
+    from fpagent.records.images import compress_image
     from fpagent.storage.store import Store
 
     cfg = config_mod.load(args.config)
@@ -102,7 +103,7 @@ def run(args) -> int:
     wsq_times, raw_bytes, wsq_bytes = [], 0, 0
     for px in images:
         with Stopwatch() as sw:
-            _, data = tx.compress_image(px, 500, "wsq")
+            _, data = compress_image(px, 500, "wsq")
         wsq_times.append(sw.cpu)
         raw_bytes += px.size
         wsq_bytes += len(data)

@@ -66,7 +66,7 @@ def score_pairs(paths, label: str = "quality") -> tuple[list[int], list[int], in
     """(our scores, NFIQ 2 scores, images NFIQ 2 could not score) for the images."""
     from PIL import Image
 
-    from fpagent.biometrics import quality
+    from fpagent.biometrics import extraction, fields
 
     nfiq = _nfiq2_extractor()
     ours, ref, failed = [], [], 0
@@ -77,12 +77,12 @@ def score_pairs(paths, label: str = "quality") -> tuple[list[int], list[int], in
         ppi = _ppi_of(path)
         try:
             # NFIQ 2 is defined at 500 ppi: hand it the image we assess at 500 ppi
-            img500, _ = quality.resample_to_500(pixels, ppi)
+            img500, _ = fields.resample_to_500(pixels, ppi)
             r = nfiq.extract_minutiae(_png_bytes(np.ascontiguousarray(img500))).quality().score
         except Exception:  # NFIQ 2 refuses some images (e.g. too little foreground)
             failed += 1
             continue
-        ours.append(quality.assess(pixels, ppi=ppi).score)
+        ours.append(extraction.assess_quality(pixels, ppi=ppi).score)
         ref.append(int(r))
     progress(label, len(paths), len(paths))
     return ours, ref, failed

@@ -17,7 +17,7 @@ import pathlib
 
 import numpy as np
 
-from fpagent.bench import Stopwatch, add_json_flag, emit, progress
+from fpagent.bench import Stopwatch, add_json_flag, emit, image_size, progress
 
 MASTER_TARGET_S = 0.5
 IMPRESSION_TARGET_S = 0.1
@@ -100,13 +100,12 @@ def _line(label: str, f: dict) -> str:
 
 
 def run(args) -> int:
-    from fpagent.commands.synth import _size
     from fpagent.errors import UserError
     from fpagent.drivers.synthetic import generator
 
     if args.fingers < 2 or args.impressions < 2:
         raise UserError("--fingers and --impressions must be at least 2 (pairs are compared)")
-    rows, cols = _size(args.size)
+    rows, cols = image_size(args.size)
     generator.master_finger(10_000, 1, args.seed)  # warm the Gabor bank cache (per canvas, once)
     master_wall, master_cpu, imp_wall, imp_cpu, images, patterns = [], [], [], [], {}, []
     for f in range(args.fingers):

@@ -2,7 +2,7 @@
 
 Pipeline (at 500 ppi; other resolutions are resampled and the coordinates
 scaled back to the original image):
-  1. fields (fpagent.biometrics.quality.analyse): local contrast normalisation, orientation
+  1. fields (fpagent.biometrics.fields.analyse): local contrast normalisation, orientation
      from the smoothed gradient structure tensor, ridge period, foreground;
   2. contextual enhancement: Gaussian smoothing along the ridges then a 1-D
      Gabor across them tuned to the local period (fpagent.biometrics.kernels.enhance);
@@ -28,9 +28,10 @@ import dataclasses
 
 import numpy as np
 
-from fpagent.biometrics import quality as _q
+from fpagent.biometrics import fields
+from fpagent.biometrics.quality import QualityReport, report_from_fields
 from fpagent.errors import NoUsableFingerprint
-from fpagent.biometrics.kernels import enhance, skeleton, thinning
+from fpagent.biometrics.kernels import boxfilter, enhance, skeleton, thinning
 from fpagent.biometrics.template import BIFURCATION, MINUTIA_DTYPE, RIDGE_ENDING, Template
 
 MAX_MINUTIAE = 60
@@ -45,7 +46,7 @@ CLUSTER_PX = 8  # 3+ minutiae within this radius are noise
 MIN_RELIABILITY = 0.0  # minutiae less reliable than this are dropped (0..1)
 DIR_STEPS = 9  # walk this many pixels along the ridge to tell a minutia's direction
 
-_PERIODS = np.arange(_q.MIN_PERIOD, _q.MAX_PERIOD + 0.01, 0.5)
+_PERIODS = np.arange(fields.MIN_PERIOD, fields.MAX_PERIOD + 0.01, 0.5)
 _ALONG_STEP = 2.0  # along the ridges the signal is smooth: every other pixel is enough
 _ALONG = enhance.gaussian_row(sigma=4.0, radius=4, step=_ALONG_STEP)
 _ACROSS = enhance.gabor_rows(_PERIODS, sigma=3.2, radius=7)
@@ -59,7 +60,7 @@ class Extraction:
     """
 
     template: Template
-    quality: _q.QualityReport
+    quality: QualityReport
     mask: np.ndarray  # bool, foreground (500 ppi grid)
     theta: np.ndarray  # ridge direction [0, pi) (500 ppi grid)
     skeleton: np.ndarray  # uint8 0/1 ridge skeleton (500 ppi grid)
@@ -82,24 +83,24 @@ def _as_pixels(image, ppi):
     return arr, int(ppi), None
 
 
-def _enhance(f: _q.Fields):
+def _enhance(f: fields.Fields):
     """Contextual filtering; returns (enhanced, clarity 0..1 per pixel)."""
     h, w = f.mask.shape
     # filter the foreground and a band of 8 px around it (the across pass reads it)
-    near = _q._full(_q._dilate(f.mask[::2, ::2], 4), (h, w)) | f.mask
+    near = fields.full(fields.dilate(f.mask[::2, ::2], 4), (h, w)) | f.mask
     ct, st = np.cos(f.theta).astype(np.float32), np.sin(f.theta).astype(np.float32)
     zero = np.zeros(f.mask.shape, dtype=np.int64)
     along = enhance.line_filter(f.normalised, ct * _ALONG_STEP, st * _ALONG_STEP, zero, near,
                                 _ALONG)
-    idx = np.clip(np.rint((f.period - _q.MIN_PERIOD) / 0.5), 0, len(_PERIODS) - 1).astype(np.int64)
+    idx = np.clip(np.rint((f.period - fields.MIN_PERIOD) / 0.5), 0, len(_PERIODS) - 1).astype(np.int64)
     # across the ridges: the normal (-sin, cos) of the ridge direction
     out = enhance.line_filter(along, -st, ct, idx, f.mask, _ACROSS)
-    e2 = _q.box_mean(_q._half(np.stack([out * out, f.normalised * f.normalised])), 3)
-    clarity = _q._full(np.clip(e2[0] / (e2[1] + 1e-3) * 1.6, 0, 1), (h, w))
+    e2 = fields.box_mean(fields.half(np.stack([out * out, f.normalised * f.normalised])), 3)
+    clarity = fields.full(np.clip(e2[0] / (e2[1] + 1e-3) * 1.6, 0, 1), (h, w))
     return out, clarity
 
 
-def _looks_like_ridges(f: _q.Fields, clarity: np.ndarray) -> bool:
+def _looks_like_ridges(f: fields.Fields, clarity: np.ndarray) -> bool:
     """A print's contrast is spread evenly over its area and most of it is a clean ridge pattern.
 
     Edges in a photo also have a coherent orientation, but their contrast sits
@@ -108,7 +109,7 @@ def _looks_like_ridges(f: _q.Fields, clarity: np.ndarray) -> bool:
     """
     s = f.std[f.mask][::5]
     evenness = float(np.percentile(s, 25) / max(float(np.percentile(s, 75)), 1e-3))
-    clar_blocks = _q._blocks(clarity, _q.BLOCK)[f.block_fg]
+    clar_blocks = fields.blocks(clarity, fields.BLOCK)[f.block_fg]
     clean_share = float(np.mean(clar_blocks > 0.5)) if clar_blocks.size else 0.0
     return evenness >= 0.45 or clean_share >= 0.15
 
@@ -129,20 +130,20 @@ def extract(image, ppi: int = 500) -> Extraction:
     pixels, ppi, fimg = _as_pixels(image, ppi)
     if pixels.shape[0] < 32 or pixels.shape[1] < 32:
         _raise(f"image too small ({pixels.shape[1]}x{pixels.shape[0]})")
-    img500, scale = _q.resample_to_500(pixels, ppi)
-    f = _q.analyse(img500)
+    img500, scale = fields.resample_to_500(pixels, ppi)
+    f = fields.analyse(img500)
     if f.reason:
-        _raise(f.reason, _q.report_from_fields(f, scale=scale))
+        _raise(f.reason, report_from_fields(f, scale=scale))
     if f.mask.sum() < 64 * 64:
-        _raise("too little ridge area", _q.report_from_fields(f, scale=scale))
+        _raise("too little ridge area", report_from_fields(f, scale=scale))
     enhanced, clarity = _enhance(f)
     if float(np.median(clarity[f.mask][::5])) < 0.10 or not _looks_like_ridges(f, clarity):
         _raise("no ridge pattern found (edges of a photo or an object, not friction ridges)",
-               _q.report_from_fields(f, clarity, scale=scale))
+               report_from_fields(f, clarity, scale=scale))
     binary = (enhanced > 0) & f.mask
     skel = thinning.thin(binary.astype(np.uint8))
     minutiae = _minutiae(skel, f, clarity)
-    report = _q.report_from_fields(f, clarity, scale=scale, minutiae_count=len(minutiae))
+    report = report_from_fields(f, clarity, scale=scale, minutiae_count=len(minutiae))
     if len(minutiae) < MIN_MINUTIAE:
         _raise(f"only {len(minutiae)} reliable minutiae found", report)
     h, w = pixels.shape
@@ -157,9 +158,31 @@ def extract(image, ppi: int = 500) -> Extraction:
     return Extraction(tpl, report, f.mask, f.theta, skel, enhanced, scale)
 
 
+def assess_quality(pixels, ppi: int = 500) -> QualityReport:
+    """Quality of one grey image (uint8 HxW, dark ridges, or a hal.FingerImage) at `ppi`.
+
+    The score uses the ridge clarity from the enhancement and the minutiae
+    count, so this runs the whole extraction and equals `extract(...).quality`;
+    an image without a usable fingerprint gets score 0 and advice instead of
+    an exception.
+    """
+    image = pixels if hasattr(pixels, "pixels") else np.asarray(pixels)
+    try:
+        return extract(image, ppi=ppi).quality
+    except NoUsableFingerprint as exc:
+        report = getattr(exc, "quality", None)
+        if report is None:
+            report = QualityReport(0, fields.BLOCK, np.zeros((1, 1), np.float32),
+                                   np.zeros((1, 1), bool), str(exc))
+        report.score = 0  # the gate must refuse it, whatever the fields said
+        if not report.advice:
+            report.advice = "no usable fingerprint: place one finger flat on the glass"
+        return report
+
+
 # --------------------------------------------------------------------------- minutiae
 
-def _minutiae(skel: np.ndarray, f: _q.Fields, clarity: np.ndarray) -> np.ndarray:
+def _minutiae(skel: np.ndarray, f: fields.Fields, clarity: np.ndarray) -> np.ndarray:
     """Detect, orient, clean and rank minutiae on the skeleton (500 ppi coordinates)."""
     h, w = skel.shape
     cn = skeleton.crossing_numbers(skel)
@@ -309,14 +332,21 @@ def _directions(kinds, ys, xs, nbranch, dy, dx, theta) -> np.ndarray:
 
 
 def warm_up() -> None:
-    """Compile (first run) or load from the cache (later runs) every numba kernel."""
+    """Compile (first run) or load from the cache (later runs) every numba kernel that
+    `extract` uses, with the argument types it uses, so the first real extraction
+    compiles nothing."""
     rng = np.random.default_rng(0)
     img = rng.random((24, 24), dtype=np.float32)
     one = np.ones((24, 24), dtype=np.float32)
     zero = np.zeros((24, 24), dtype=np.int64)
     mask = np.ones((24, 24), dtype=bool)
-    enhance.line_filter(img, one, one * 0, zero, mask, _ALONG)
-    enhance.line_filter(img, one, one * 0, zero, mask, _ACROSS)
+    # the foreground mask is a strided view when the image size is not a multiple of 8
+    strided_mask = np.ones((24, 32), dtype=bool)[:, :24]
+    boxfilter.box_mean(img, 1)  # the fields and the quality blocks
+    boxfilter.largest_component(mask)
+    for m in (mask, strided_mask):
+        enhance.line_filter(img, one, one * 0, zero, m, _ALONG)
+        enhance.line_filter(img, one, one * 0, zero, m, _ACROSS)
     skel = thinning.thin((img > 0.5).astype(np.uint8))
     cn = skeleton.crossing_numbers(skel)
     ys, xs = np.nonzero(cn == 1)

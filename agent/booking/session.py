@@ -1,22 +1,19 @@
 """The booking session: ten fingers, in order, each good enough, none twice.
 
-Three layers, so each can be tested alone:
+`BookingSession` is a pure state machine. Events go in (`Captured`,
+`MarkMissing`, `ConfirmSequence`, `Cancel`); `Outcome`s come out, each with
+the message for the officer. It walks FGP 1..10 (right thumb .. left
+little), applies the quality gate (`quality.min_score`, at most
+`quality.max_attempts` tries, then keeps the best and flags it), and the
+sequence check: every new print is compared with the fingers already
+taken, and one that matches (score >= matcher.MATCH_THRESHOLD) is refused
+("this looks like the right index again"). It does no I/O and never looks
+at a clock except through `now`.
 
-- `BookingSession` is a pure state machine. Events go in (`Captured`,
-  `MarkMissing`, `ConfirmSequence`, `Cancel`); `Outcome`s come out, each with
-  the message for the officer. It walks FGP 1..10 (right thumb .. left
-  little), applies the quality gate (`quality.min_score`, at most
-  `quality.max_attempts` tries, then keeps the best and flags it), and the
-  sequence check: every new print is compared with the fingers already
-  taken, and one that matches (score >= matcher.MATCH_THRESHOLD) is refused
-  ("this looks like the right index again"). It does no I/O and never looks
-  at a clock except through `now`.
-- `run_booking` is the thin runner: it drives a `hal.Sensor`, extracts each
-  image (fpagent.biometrics.extraction), feeds the session and tells a `BookingUI`.
-- `complete_booking` turns a finished session into one outbox row: build the
-  ANSI/NIST transaction, seal it to central, and enqueue it together with its
-  audit entry in ONE store transaction. Until that commit nothing of the
-  booking is on disk, so a cancel or a crash leaves no half booking.
+Around it, each testable alone: fpagent.booking.runner drives a sensor and
+feeds the session, fpagent.booking.submit turns a finished session into one
+outbox row, fpagent.booking.local_screening is the prefilter hook over the
+galleries held on the appliance.
 
 A note on "two fingers swapped": matching a booking against itself can only
 catch the same finger twice. A swap (right thumb given for the index and the
@@ -30,18 +27,18 @@ import dataclasses
 import datetime as _dt
 import enum
 import logging
-import time
 from typing import Callable, Iterable, Mapping, Optional
 
 from fpagent import hal
+from fpagent.records import transaction_format as profile
 from fpagent.records import transaction as tx
-from fpagent.errors import NoUsableFingerprint, UserError
+from fpagent.errors import UserError
 from fpagent.biometrics.template import Template
 
 log = logging.getLogger(__name__)
 
-FINGERS = tx.FINGERS
-MISSING_CODES = tx.MISSING_CODES
+FINGERS = profile.FINGERS
+MISSING_CODES = profile.MISSING_CODES
 
 
 def finger_label(position: int) -> str:
@@ -78,16 +75,16 @@ class BookingInfo:
             raise BookingError("an operator id is required (who takes the prints)")
         if len(self.ori or "") != 9 or not str(self.ori).isalnum():
             raise BookingError(f"agency ORI must be 9 letters/digits, got {self.ori!r}")
-        allowed = set(allowed_fields) if allowed_fields is not None else set(tx.DESCRIPTIVE_FIELDS)
+        allowed = set(allowed_fields) if allowed_fields is not None else set(profile.DESCRIPTIVE_FIELDS)
         for key in self.descriptive:
-            if key in tx.DESCRIPTIVE_FIELDS and key not in allowed:
+            if key in profile.DESCRIPTIVE_FIELDS and key not in allowed:
                 raise BookingError(
                     f"descriptive field {key!r} is not collected here "
                     f"(booking.descriptive_fields = {sorted(allowed)})"
                 )
         try:  # every value checked now, before any finger is taken
             tx.normalise_descriptive(self.descriptive, allowed)
-        except tx.TransactionError as exc:
+        except profile.TransactionError as exc:
             raise BookingError(str(exc)) from None
 
     def __repr__(self) -> str:  # no personal data in logs
@@ -417,14 +414,11 @@ class BookingSession:
 
 def new_session(cfg, info: BookingInfo, *, compare=None, match_threshold=None,
                 reference=None, sequence_check: bool = True) -> BookingSession:
-    """A session set up from the configuration, with the real matcher when it is
-    importable (the sequence check is skipped, with a warning, when it is not)."""
+    """A session set up from the configuration, with the real matcher for the
+    sequence check unless `compare` is given."""
     if sequence_check and compare is None:
-        try:
-            from fpagent.biometrics import matcher
-            compare, match_threshold = matcher.compare, matcher.MATCH_THRESHOLD
-        except ImportError:  # the matcher is part of the product; say so loudly
-            log.warning("fpagent.biometrics.matcher not available: the duplicate-finger check is off")
+        from fpagent.biometrics import matcher
+        compare, match_threshold = matcher.compare, matcher.MATCH_THRESHOLD
     return BookingSession(
         info,
         min_score=cfg.quality.min_score,
@@ -434,264 +428,3 @@ def new_session(cfg, info: BookingInfo, *, compare=None, match_threshold=None,
         reference=reference,
         allowed_fields=cfg.booking.descriptive_fields,
     )
-
-
-# --- the runner -------------------------------------------------------------------
-
-
-class BookingUI:
-    """What the runner tells the officer. Subclass it (terminal, web); the
-    defaults print nothing and never confirm."""
-
-    def prompt(self, text: str, position: int) -> None:
-        pass
-
-    def progress(self, stage: str, done: int, total: int) -> None:
-        pass
-
-    def outcome(self, outcome: Outcome) -> None:
-        pass
-
-    def notice(self, text: str) -> None:
-        pass
-
-    def confirm(self, question: str) -> bool:
-        return False
-
-    def candidates(self, position: int, found: list) -> None:
-        pass
-
-
-def assess(image: hal.FingerImage, extract: Optional[Callable] = None) -> Captured:
-    """Run extraction (with its quality report) on one image -> a Captured event."""
-    if extract is None:
-        from fpagent.biometrics.extraction import extract
-    try:
-        ex = extract(image)
-    except NoUsableFingerprint as exc:
-        return Captured(image, 0, f"No usable fingerprint ({exc}): clean the sensor and "
-                                  f"the finger, then press flat.", None)
-    q = ex.quality
-    return Captured(image, int(q.score), str(getattr(q, "advice", "") or ""), ex.template)
-
-
-class BookingAborted(UserError):
-    """The runner could not get a print (sensor silent, no finger) and gave up."""
-
-
-def run_booking(
-    session: BookingSession,
-    sensor: hal.Sensor,
-    *,
-    ui: Optional[BookingUI] = None,
-    timeout: float = 20.0,
-    extract: Optional[Callable] = None,
-    screen: Optional[Callable[[Template], list]] = None,
-    max_no_finger: int = 3,
-    max_sequence_rejections: int = 3,
-) -> BookingSession:
-    """Drive `sensor` until the session is READY or CANCELLED.
-
-    NoFinger/CaptureTimeout do not use up a quality attempt; after
-    `max_no_finger` in a row the officer is asked whether to mark the finger
-    unable to print (UP), else the booking is cancelled (BookingAborted).
-    A print refused by the sequence check `max_sequence_rejections` times in
-    a row is accepted only if the officer confirms it (recorded), else the
-    booking is cancelled (BookingAborted): never an endless loop, never a
-    silent override. Ctrl-C cancels. `screen(template) -> [(gallery id, score)]` is the local
-    prefilter hook; its candidates go to `ui.candidates` and `session.screening`.
-    """
-    ui = ui or BookingUI()
-    no_finger = 0
-    rejections_here = 0
-    try:
-        while session.phase is Phase.CAPTURING:
-            p = session.current
-            ui.prompt(session.prompt(), p)
-            try:
-                image = sensor.capture(timeout=timeout, progress=ui.progress, finger_position=p)
-            except (hal.NoFinger, hal.CaptureTimeout) as exc:
-                no_finger += 1
-                ui.notice(f"No finger seen on the sensor ({exc}).")
-                if no_finger >= max_no_finger:
-                    if ui.confirm(f"Mark the {finger_label(p)} as unable to print (UP)?"):
-                        ui.outcome(session.handle(MarkMissing("UP")))
-                        no_finger = 0
-                        continue
-                    session.handle(Cancel("no finger on the sensor"))
-                    raise BookingAborted(
-                        f"no finger on the sensor for the {finger_label(p)} after "
-                        f"{max_no_finger} tries; booking cancelled, nothing was kept"
-                    ) from None
-                continue
-            no_finger = 0
-            event = assess(image, extract)
-            out = session.handle(event)
-            if out.result is Result.SEQUENCE_REJECTED:
-                rejections_here += 1
-                ui.outcome(out)
-                if rejections_here < max_sequence_rejections:
-                    continue
-                if not ui.confirm(f"Refused {rejections_here} times as the "
-                                  f"{finger_label(out.matched_position)}. Are you sure this is "
-                                  f"the {finger_label(p)}?"):
-                    session.handle(Cancel("sequence check not resolved"))
-                    raise BookingAborted(
-                        f"the print for the {finger_label(p)} matched the "
-                        f"{finger_label(out.matched_position)} {rejections_here} times and "
-                        f"was not confirmed; booking cancelled, nothing was kept. Book again, "
-                        f"or confirm the finger when asked"
-                    )
-                out = session.handle(ConfirmSequence())
-            if out.next_position != p:
-                rejections_here = 0
-            ui.outcome(out)
-            if screen is not None and out.result in (Result.ACCEPTED, Result.ACCEPTED_BELOW_GATE):
-                taken = session.results.get(p)
-                if taken is not None and taken.template is not None:
-                    found = list(screen(taken.template) or [])
-                    if found:
-                        session.screening[p] = [(str(i), float(s)) for i, s in found]
-                        ui.candidates(p, session.screening[p])
-    except KeyboardInterrupt:
-        if session.phase in (Phase.CAPTURING, Phase.READY):
-            ui.outcome(session.handle(Cancel("interrupted by the officer")))
-        raise
-    return session
-
-
-# --- completion ------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Submission:
-    submission_id: str
-    tcn: str
-    sequence: int
-    transaction_bytes: int
-    envelope_bytes: int
-    build_s: float
-    seal_s: float
-
-
-def complete_booking(session: BookingSession, cfg, store, keys, *,
-                     now: Optional[_dt.datetime] = None) -> str:
-    """Build, seal and enqueue a READY booking; return its submission id.
-
-    The outbox row and its audit entry are written in one store transaction,
-    after all the CPU work: a crash before that commit leaves nothing, after
-    it the booking is there exactly once. `keys` is an fpagent.sealing.keys.DeviceKeys.
-    """
-    return submit(session, cfg, store, keys, now=now).submission_id
-
-
-def submit(session: BookingSession, cfg, store, keys, *,
-           now: Optional[_dt.datetime] = None) -> Submission:
-    """complete_booking with the figures (TCN, sizes, timings) for the CLI and benches."""
-    from fpagent.sealing import envelope
-
-    if session.phase is not Phase.READY:
-        raise BookingError(f"booking is {session.phase.value}, not ready to submit")
-    now = now or _dt.datetime.now(_dt.timezone.utc)
-    sequence = store.next_sequence()
-    tcn = tx.make_tcn(session.info.ori, now, sequence)
-    t0 = time.perf_counter()
-    record = session.to_record(tcn=tcn, destination=cfg.booking.destination,
-                               type_of_transaction=cfg.booking.type_of_transaction,
-                               created_at=now)
-    data = tx.build_transaction(record, compression=cfg.booking.compression,
-                                wsq_bitrate=cfg.booking.wsq_bitrate,
-                                descriptive_fields=cfg.booking.descriptive_fields)
-    t1 = time.perf_counter()
-    submission_id = envelope.make_submission_id()
-    sealed = envelope.seal(
-        data, device_id=cfg.device.device_id, ori=session.info.ori, sequence=sequence,
-        central_public_key=keys.central_public, device_signing_key=keys.signing_key,
-        suite=cfg.envelope.suite, submission_id=submission_id,
-    )
-    t2 = time.perf_counter()
-    summary = session.summary()
-    meta = {
-        "booking_number": session.info.booking_number,
-        "seq": sequence,
-        "suite": cfg.envelope.suite,
-        "operator": session.info.operator_id,
-        "fingers": summary["printed"],
-        "missing": summary["amputated"] + summary["unable_to_print"],
-        "below_gate": summary["below_gate"],
-        "bytes": len(data),
-    }
-    with store.transaction():
-        store.outbox.enqueue(submission_id, tcn, sealed, meta)
-        store.audit.append(session.info.operator_id, "booking.completed", {
-            "submission_id": submission_id, "tcn": tcn,
-            "booking_number": session.info.booking_number,
-            "printed": summary["printed"],
-            "amputated": summary["amputated"], "unable_to_print": summary["unable_to_print"],
-            "below_gate": summary["below_gate"],
-            "sequence_overrides": summary["sequence_overrides"],
-        })
-    session.phase = Phase.COMPLETED
-    _remember_recent(session, cfg, tcn)
-    # the images and templates are now only inside the sealed envelope (and, as
-    # templates, in the encrypted "recent" gallery)
-    session.results.clear()
-    return Submission(submission_id, tcn, sequence, len(data), len(sealed), t1 - t0, t2 - t1)
-
-
-def _remember_recent(session: BookingSession, cfg, tcn: str) -> None:
-    """Add the booking just queued to the local "recent" gallery (booking.recent_gallery_size
-    bookings, 0 = off). Never fails the booking: the outbox row is already committed."""
-    limit = int(getattr(cfg.booking, "recent_gallery_size", 0) or 0)
-    templates = {c.position: c.template for c in session.captures()
-                 if not c.missing and c.template is not None}
-    if limit <= 0 or not templates:
-        return
-    try:
-        from fpagent.screening import galleries as gallery_store
-        gallery_store.add_recent_booking(gallery_store.GalleryStore.from_config(cfg), tcn,
-                                         templates, limit)
-    except Exception as exc:  # noqa: BLE001 - a cache for screening, never worth a booking
-        log.warning("booking %s queued, but the local 'recent' gallery was not updated: %s",
-                    tcn, exc)
-
-
-def screen_with_galleries(galleries: Mapping[str, object], top: int = 3,
-                          min_score: Optional[float] = None) -> Callable[[Template], list]:
-    """A prefilter hook over local galleries ({name: fpagent.screening.prefilter.Gallery}):
-    the best `top` candidates overall, as ("name:id", matcher score), keeping
-    only scores at or above `min_score` (default: the matcher's threshold)."""
-    if min_score is None:
-        from fpagent.biometrics.matcher import MATCH_THRESHOLD as min_score
-    galleries = dict(galleries)
-
-    def screen(template: Template) -> list:
-        found = []
-        for name, g in galleries.items():
-            for gid, score in g.search(template, top=top):
-                if score >= min_score:
-                    found.append((f"{name}:{gid}", float(score)))
-        return sorted(found, key=lambda c: -c[1])[:top]
-
-    return screen
-
-
-def local_screen(cfg, top: int = 3) -> Optional[Callable[[Template], list]]:
-    """The prefilter hook over the galleries held on this appliance (encrypted
-    at rest, fpagent.screening.galleries), or None when there are none or the
-    prefilter is not installed. A broken gallery is reported, not fatal."""
-    try:
-        from fpagent.screening.galleries import GalleryStore
-        from fpagent.screening.prefilter import Gallery
-    except ImportError:
-        return None
-    try:
-        gs = GalleryStore.from_config(cfg)
-        names = gs.names()
-        if not names:
-            return None
-        galleries = {name: Gallery.from_bytes(gs.load(name)) for name in names}
-    except Exception as exc:  # screening is a help to the officer, never a blocker
-        log.warning("local galleries not used for screening: %s", exc)
-        return None
-    return screen_with_galleries(galleries, top)

@@ -10,11 +10,11 @@ link tests. What it does, per submission:
 2. verifies the device signature and decrypts (fpagent.sealing.envelope.verify_and_open)
    with the device keys it knows and its HPKE private key; checks that the
    signed device id is the one on the topic;
-3. stores it idempotently in its own SQLite file, together with the signed
+3. stores it idempotently in its own SQLite file (fpagent.central.store), together with the signed
    ack and the notifications it will send, in ONE transaction: the same
    submission id twice is one record and gets the very same ack (same id,
    same body) again; two instances may share the file;
-4. screens it (the default screen parses the ANSI/NIST-ITL transaction and
+4. screens it (fpagent.central.screening: the default screen parses the ANSI/NIST-ITL transaction and
    matches its fingers against a criminal and an immigration gallery with the
    project's own extractor and matcher);
 5. answers with a signed `ack` (accepted, with a central transaction number,
@@ -40,13 +40,9 @@ an instance that dies holding one lets another pick it up after a short lease.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import dataclasses
 import hashlib
 import json
 import logging
-import pathlib
-import sqlite3
 import ssl
 import threading
 import time
@@ -54,11 +50,12 @@ import uuid
 from typing import Callable
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.client import CallbackAPIVersion
 
-from fpagent.sealing import envelope as envelope_mod
-from fpagent.sealing import keys as keys_mod
+from fpagent.central.screening import Screen, ScreenRejected, Screening
+from fpagent.central.store import CentralKeys, CentralStore, make_central_keys
+from fpagent.link import client as client_mod
 from fpagent.link import messages
+from fpagent.sealing import envelope as envelope_mod
 
 log = logging.getLogger("fpagent.central")
 
@@ -66,127 +63,9 @@ LEASE_S = 5.0  # a claimed notification not confirmed by the broker within this 
 MAX_SUBMISSION_BYTES = 16 * 1024 * 1024
 
 
-class ScreenRejected(Exception):
-    """The submission cannot be screened; `reason` is a key of messages.ACK_REASONS."""
-
-    def __init__(self, reason: str, detail: str = ""):
-        super().__init__(detail or reason)
-        self.reason = reason
-        self.detail = detail
-
-
-@dataclasses.dataclass
-class Screening:
-    """What central found for one booking (no biometric data in here)."""
-
-    tcn: str
-    criminal_hit: bool = False
-    criminal_record: dict | None = None
-    determination: str = "no-match"  # a key of messages.DETERMINATIONS
-    level: int | None = None
-    immigration_record: dict | None = None
-    instructions: str = ""
-
-
-Screen = Callable[[envelope_mod.Opened], Screening]
-
-
 def central_tcn(submission_id: str) -> str:
     """Deterministic, so every instance gives the same number for the same submission."""
     return "C" + hashlib.sha256(submission_id.encode()).hexdigest()[:11].upper()
-
-
-# --------------------------------------------------------------------------- storage
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS submissions (
-    submission_id TEXT PRIMARY KEY,
-    ori TEXT NOT NULL, device TEXT NOT NULL, tcn TEXT, received_at REAL NOT NULL,
-    result TEXT NOT NULL, central_tcn TEXT, ack_id TEXT NOT NULL, ack_fields TEXT NOT NULL,
-    deliveries INTEGER NOT NULL DEFAULT 1
-);
-CREATE TABLE IF NOT EXISTS notifications (
-    id TEXT PRIMARY KEY, submission_id TEXT NOT NULL, ori TEXT NOT NULL, device TEXT NOT NULL,
-    kind TEXT NOT NULL, fields TEXT NOT NULL, due_at REAL NOT NULL,
-    claimed_until REAL, sent_at REAL
-);
-CREATE INDEX IF NOT EXISTS notifications_due ON notifications (sent_at, due_at);
-"""
-
-
-class CentralStore:
-    """Central's own SQLite file (WAL; several instances may share it)."""
-
-    def __init__(self, path):
-        self.path = pathlib.Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0,
-                                    check_same_thread=False)
-        self.conn.execute("PRAGMA busy_timeout = 30000")
-        self.conn.execute("PRAGMA journal_mode = WAL")
-        self.conn.execute("PRAGMA synchronous = NORMAL")
-        self.conn.executescript(_SCHEMA)
-        self.lock = threading.RLock()
-
-    @contextlib.contextmanager
-    def transaction(self):
-        with self.lock:
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.conn
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            self.conn.execute("COMMIT")
-
-    def submission(self, sid: str) -> dict | None:
-        with self.lock:
-            row = self.conn.execute(
-                "SELECT submission_id, ori, device, tcn, result, central_tcn, ack_id, ack_fields, "
-                "deliveries FROM submissions WHERE submission_id = ?", (sid,)).fetchone()
-        if not row:
-            return None
-        keys = ("submission_id", "ori", "device", "tcn", "result", "central_tcn", "ack_id",
-                "ack_fields", "deliveries")
-        out = dict(zip(keys, row))
-        out["ack_fields"] = json.loads(out["ack_fields"])
-        return out
-
-    def counts(self) -> dict:
-        with self.lock:
-            subs = self.conn.execute("SELECT COUNT(*), COALESCE(SUM(deliveries), 0) "
-                                     "FROM submissions").fetchone()
-            notes = self.conn.execute("SELECT COUNT(*), COUNT(sent_at) FROM notifications").fetchone()
-        return {"submissions": subs[0], "deliveries": subs[1], "notifications": notes[0],
-                "notifications_sent": notes[1]}
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-# --------------------------------------------------------------------------- the responder
-
-
-@dataclasses.dataclass
-class CentralKeys:
-    hpke: object  # keys.HpkePrivateKeySet
-    signing: object  # Ed25519PrivateKey
-    devices: dict  # device key id -> Ed25519PublicKey
-    device_ids: dict  # device key id -> device id
-
-    @classmethod
-    def load(cls, keys_dir, devices_dir) -> "CentralKeys":
-        """Central keys from keys_dir; device public keys `<device id>.pub` from devices_dir."""
-        keys_dir = pathlib.Path(keys_dir)
-        hk = keys_mod.load_hpke_private(keys_dir / keys_mod.CENTRAL_HPKE_PRIVATE)
-        sk = keys_mod.load_signing_key(keys_dir / keys_mod.CENTRAL_SIGNING_KEY, "central signing key")
-        devices, ids = {}, {}
-        for pub in sorted(pathlib.Path(devices_dir).glob("*.pub")):
-            vk = keys_mod.load_verify_key(pub, "device verify key")
-            kid = keys_mod.key_id(vk)
-            devices[kid] = vk
-            ids[kid] = pub.stem
-        return cls(hk, sk, devices, ids)
 
 
 class Central:
@@ -214,6 +93,7 @@ class Central:
         self.store: CentralStore | None = None
         self._due_now = False
         self._next_due = 0.0
+        self._tried = False
         self.error: BaseException | None = None
 
     # -- lifecycle
@@ -239,14 +119,8 @@ class Central:
             self.store = None
 
     def _make_client(self) -> mqtt.Client:
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
-                             protocol=mqtt.MQTTv5, manual_ack=True)
-        if self.tls:
-            client.tls_set(ca_certs=self.tls.get("ca_file"), certfile=self.tls.get("cert_file"),
-                           keyfile=self.tls.get("key_file"), cert_reqs=ssl.CERT_REQUIRED,
-                           tls_version=ssl.PROTOCOL_TLS_CLIENT)
-        client.max_inflight_messages_set(64)
-        client.max_queued_messages_set(0)
+        client = client_mod.make_client(self.client_id, tls=self.tls or None, manual_ack=True,
+                                        max_inflight=64)
         client.on_connect = self._on_connect
         client.on_disconnect = lambda *a: self._connected.clear()
         client.on_message = self._on_message
@@ -261,17 +135,16 @@ class Central:
             while not self._stop.is_set():
                 if not client.is_connected():
                     try:
-                        if getattr(self, "_tried", False):
-                            client.reconnect()
+                        if self._tried:
+                            client_mod.reconnect(client)
                         else:
                             self._tried = True
-                            client.connect(self.host, self.port, keepalive=10, clean_start=True)
+                            client_mod.connect(client, self.host, self.port, keepalive=10,
+                                               clean_start=True)
                     except (OSError, ssl.SSLError) as exc:
                         log.info("central %s: connect failed: %s", self.client_id, exc)
                         self._stop.wait(0.3)
                         continue
-                    from fpagent.link.connection import _nodelay
-                    _nodelay(client)
                     deadline = time.monotonic() + 5
                     while not client.is_connected() and time.monotonic() < deadline \
                             and not self._stop.is_set():
@@ -470,141 +343,6 @@ class Central:
                 self._pending_mids[info.mid] = nid
                 self.counters["notifications_sent"] += 1
                 self._event("notification", fields)
-
-
-# --------------------------------------------------------------------------- galleries + screen
-
-
-@dataclasses.dataclass
-class GalleryEntry:
-    """One known person: a record (no biometrics) and one template per finger position."""
-
-    subject: str
-    record: dict
-    templates: dict  # finger position -> fpagent.biometrics.template.Template
-
-
-@dataclasses.dataclass
-class Galleries:
-    criminal: list = dataclasses.field(default_factory=list)
-    immigration: list = dataclasses.field(default_factory=list)
-
-
-SCREEN_FINGERS = (2, 7)  # right and left index: enough for a reference, fast in the demo
-
-
-def _extract(pixels, ppi: int = 500):
-    from fpagent.biometrics.extraction import extract  # lazy: numba kernels load only when screening
-    return extract(pixels, ppi=ppi).template
-
-
-def synthetic_entry(subject: str, record: dict, *, person: int, seed: int,
-                    fingers=SCREEN_FINGERS, impression: int = 5) -> GalleryEntry:
-    """A gallery entry from the project's synthetic fingers (another impression than booking's)."""
-    from fpagent.drivers.synthetic.generator import finger_image
-    templates = {f: _extract(finger_image(person, f, impression, seed=seed)) for f in fingers}
-    return GalleryEntry(subject, record, templates)
-
-
-def synthetic_watchlist(seed: int, persons, fingers=SCREEN_FINGERS, impression: int = 6) -> list:
-    """watchlist.replace entries for synthetic people (subject ids "W<person>")."""
-    out = []
-    for person in persons:
-        entry = synthetic_entry(f"W{person}", {}, person=person, seed=seed, fingers=fingers,
-                                impression=impression)
-        out += [messages.watchlist_entry(entry.subject, f, t) for f, t in entry.templates.items()]
-    return out
-
-
-def folder_entries(folder, fingers=SCREEN_FINGERS) -> list:
-    """Entries from `folder/<subject>/<finger position>.png` (+ optional record.json)."""
-    import numpy as np
-    from PIL import Image
-    out = []
-    for sub in sorted(p for p in pathlib.Path(folder).iterdir() if p.is_dir()):
-        record_file = sub / "record.json"
-        record = json.loads(record_file.read_text()) if record_file.exists() else {"subject": sub.name}
-        templates = {}
-        for f in fingers:
-            for ext in ("png", "tif", "bmp"):
-                path = sub / f"{f}.{ext}"
-                if path.exists():
-                    templates[f] = _extract(np.asarray(Image.open(path).convert("L")))
-                    break
-        if templates:
-            out.append(GalleryEntry(sub.name, record, templates))
-    return out
-
-
-class TransactionScreen:
-    """Parse the ANSI/NIST-ITL transaction, re-extract the screened fingers, match galleries."""
-
-    def __init__(self, galleries: Galleries, fingers=SCREEN_FINGERS, threshold: float | None = None):
-        self.galleries = galleries
-        self.fingers = fingers
-        self.threshold = threshold
-
-    def _best(self, probes: dict, gallery: list):
-        from fpagent.biometrics.matcher import MATCH_THRESHOLD, compare
-        threshold = self.threshold if self.threshold is not None else MATCH_THRESHOLD
-        best, best_score = None, 0.0
-        for entry in gallery:
-            scores = [compare(t, entry.templates[f]) for f, t in probes.items() if f in entry.templates]
-            score = max(scores, default=0.0)
-            if score >= threshold and score > best_score:
-                best, best_score = entry, score
-        return best, best_score
-
-    def __call__(self, opened) -> Screening:
-        from fpagent.records.transaction import TransactionError, parse_transaction
-        try:
-            parsed = parse_transaction(opened.plaintext)
-        except (TransactionError, ValueError) as exc:
-            raise ScreenRejected("malformed-transaction", str(exc)[:200]) from None
-        probes = {}
-        for f in parsed.fingers:
-            if f.position in self.fingers and not f.missing:
-                try:
-                    probes[f.position] = _extract(f.pixels(), f.ppi or 500)
-                except Exception as exc:  # noqa: BLE001 - an unusable finger is skipped
-                    log.info("central: finger %s not usable: %s", f.position, exc)
-        screening = Screening(tcn=parsed.tcn)
-        crim, score = self._best(probes, self.galleries.criminal)
-        if crim is not None:
-            screening.criminal_hit = True
-            screening.criminal_record = dict(crim.record, subject=crim.subject, score=round(score, 3))
-        imm, score = self._best(probes, self.galleries.immigration)
-        if imm is not None:
-            rec = dict(imm.record)
-            screening.determination = rec.pop("determination", "under-review")
-            screening.level = rec.pop("level", None)
-            screening.instructions = rec.pop("instructions", "")
-            screening.immigration_record = dict(rec, subject=imm.subject, score=round(score, 3))
-        return screening
-
-
-def demo_galleries(seed: int, people: dict, progress: Callable[[str], None] | None = None) -> Galleries:
-    """Galleries of synthetic "already known" people: {person: {"criminal": {...}, "immigration": {...}}}."""
-    galleries = Galleries()
-    for person, what in people.items():
-        if progress:
-            progress(f"enrolling synthetic person {person} in the central galleries")
-        entry = synthetic_entry(f"P{person}", {}, person=person, seed=seed)
-        for name in ("criminal", "immigration"):
-            if name in what:
-                getattr(galleries, name).append(GalleryEntry(entry.subject, what[name],
-                                                             entry.templates))
-    return galleries
-
-
-# --------------------------------------------------------------------------- dev keys helper
-
-def make_central_keys(directory) -> pathlib.Path:
-    """Create the central HPKE + signing keys in `directory` unless they exist (development)."""
-    directory = pathlib.Path(directory)
-    if not (directory / keys_mod.CENTRAL_SIGNING_KEY).exists():
-        keys_mod.create_central_keys(directory)
-    return directory
 
 
 def _main(argv=None) -> int:

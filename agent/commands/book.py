@@ -145,6 +145,7 @@ def _ask_yes_no(question: str) -> bool:
 
 
 def run(args) -> int:
+    from fpagent.booking import local_screening, runner, submit
     from fpagent.booking import session as B
     from fpagent import config as config_mod
 
@@ -202,12 +203,12 @@ def run(args) -> int:
         print(f"Booking {booking_number}: preparing the print checks...", file=sys.stderr, flush=True)
         from fpagent.biometrics import extraction
         extraction.warm_up()
-        screen = B.local_screen(cfg)
+        screen = local_screening.local_screen(cfg)
         from fpagent import hal
 
         with hal.open_sensor(url) as sensor:
-            B.run_booking(session, sensor, ui=ui,
-                          timeout=args.timeout or cfg.sensor.capture_timeout_s, screen=screen)
+            runner.run_booking(session, sensor, ui=ui,
+                               timeout=args.timeout or cfg.sensor.capture_timeout_s, screen=screen)
         summary = session.summary()
         if interactive:
             print(f"Fingers printed: {summary['printed']}; amputated: {summary['amputated'] or '-'}; "
@@ -222,7 +223,7 @@ def run(args) -> int:
         while True:
             print("Sealing and queueing...", file=sys.stderr, flush=True)
             try:
-                sub = B.submit(session, cfg, store, device_keys)
+                sub = submit.submit(session, cfg, store, device_keys)
                 break
             except StorageFull as exc:
                 # the prints are still in memory: let the officer free space and retry

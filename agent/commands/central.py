@@ -23,7 +23,7 @@ from fpagent.errors import UserError
 
 
 def _keys(args) -> int:
-    from fpagent.central.responder import make_central_keys
+    from fpagent.central.store import make_central_keys
     path = make_central_keys(args.dir)
     print(f"central keys in {path}: give central-hpke.pub and central-sign.pub to each appliance; "
           f"keep the .key files on the central system")
@@ -31,9 +31,8 @@ def _keys(args) -> int:
 
 
 def _galleries(spec: str, seed: int):
-    from fpagent.central.responder import Galleries, folder_entries
-    from fpagent.commands.demo import KNOWN, SEED
-    from fpagent.central.responder import demo_galleries
+    from fpagent.central.people import KNOWN, SEED, demo_galleries
+    from fpagent.central.screening import Galleries, folder_entries
     if spec == "none":
         return Galleries()
     if spec == "synthetic":
@@ -49,7 +48,9 @@ def _galleries(spec: str, seed: int):
 
 
 def _run(args) -> int:
-    from fpagent.central.responder import Central, CentralKeys, TransactionScreen
+    from fpagent.central.responder import Central
+    from fpagent.central.screening import TransactionScreen
+    from fpagent.central.store import CentralKeys
     certs = pathlib.Path(args.certs)
     tls = {"ca_file": str(certs / "ca.crt"), "cert_file": str(certs / f"{args.cn}.crt"),
            "key_file": str(certs / f"{args.cn}.key")}
@@ -92,14 +93,10 @@ def _run(args) -> int:
 
 def _push_watchlist(args) -> int:
     """Sign and publish one watchlist.replace command to one appliance; wait for the PUBACK."""
-    import ssl
-
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.client import CallbackAPIVersion
-
-    from fpagent.sealing import keys as keys_mod
+    from fpagent.central.screening import folder_entries, synthetic_watchlist
+    from fpagent.link import client as client_mod
     from fpagent.link import messages
-    from fpagent.central.responder import folder_entries, synthetic_watchlist
+    from fpagent.sealing import keys as keys_mod
 
     if args.synthetic:
         try:
@@ -119,12 +116,12 @@ def _push_watchlist(args) -> int:
                             device=args.device)
     payload = messages.sign(body, signing)
     certs = pathlib.Path(args.certs)
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"central-push-{body['id'][:8]}",
-                         protocol=mqtt.MQTTv5)
-    client.tls_set(ca_certs=str(certs / "ca.crt"), certfile=str(certs / f"{args.cn}.crt"),
-                   keyfile=str(certs / f"{args.cn}.key"), cert_reqs=ssl.CERT_REQUIRED)
+    client = client_mod.make_client(
+        f"central-push-{body['id'][:8]}",
+        tls={"ca_file": str(certs / "ca.crt"), "cert_file": str(certs / f"{args.cn}.crt"),
+             "key_file": str(certs / f"{args.cn}.key")})
     try:
-        client.connect(args.host, args.port)
+        client_mod.connect(client, args.host, args.port, keepalive=60, clean_start=True)
     except OSError as exc:
         raise UserError(f"could not connect to {args.host}:{args.port}: {exc}") from None
     client.loop_start()
@@ -143,7 +140,7 @@ def _push_watchlist(args) -> int:
 
 
 def _counts(args) -> int:
-    from fpagent.central.responder import CentralStore
+    from fpagent.central.store import CentralStore
     if not pathlib.Path(args.db).exists():
         raise UserError(f"{args.db} does not exist")
     store = CentralStore(args.db)

@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-import re
-
 from fpagent import config
-
-# key names whose values are secrets wherever they appear (shown as "***")
-SECRET_KEY = re.compile(r"pass(word|phrase)?|secret|token|psk|private", re.IGNORECASE)
 
 
 def register(sub):
@@ -31,7 +25,7 @@ def cmd_check(args) -> int:
     cfg = config.load(args.file or args.config)
     problems = []
     if args.files:
-        from fpagent.service.daemon import check_key_files
+        from fpagent.service.preflight import check_key_files
 
         problems = check_key_files(cfg)  # raises ConfigError for an unreadable key
     print(f"configuration OK: {cfg.source}")
@@ -40,22 +34,8 @@ def cmd_check(args) -> int:
     return 0
 
 
-def redacted(cfg: config.Config) -> config.Config:
-    """A copy with every secret-looking value replaced by ***."""
-    copy = config.from_dict({}, source=cfg.source)
-    for f in dataclasses.fields(cfg):
-        if f.name == "source":
-            continue
-        section = dataclasses.replace(getattr(cfg, f.name))
-        for key in dataclasses.asdict(section):
-            if SECRET_KEY.search(key) and getattr(section, key):
-                setattr(section, key, "***")
-        setattr(copy, f.name, section)
-    return copy
-
-
 def cmd_show(args) -> int:
     cfg = config.load(args.config)
     print(f"# configuration in effect, from {cfg.source}; secrets redacted")
-    print(config.to_toml(redacted(cfg)))
+    print(config.to_toml(config.redacted(cfg)))
     return 0

@@ -24,23 +24,8 @@ import pathlib
 from fpagent import config as config_mod
 from fpagent.errors import UserError
 
-SEED = 2026
-# Who the central system "already knows" (synthetic people; no real person).
-KNOWN = {
-    1: {"criminal": {"name": "SYNTHETIC, PERSON ONE", "sid": "DEMO-SID-0001",
-                     "history": "burglary (2019), probation violation (2021)"}},
-    2: {"criminal": {"name": "SYNTHETIC, PERSON TWO", "sid": "DEMO-SID-0002",
-                     "history": "aggravated assault (2018)"},
-        "immigration": {"determination": "removable", "level": 1,
-                        "instructions": "Status determination: removable, offence level 1. "
-                                        "Call the field office before any release."}},
-    3: {"immigration": {"determination": "citizen-or-lawful-no-action",
-                        "instructions": "Record match only: U.S. citizen. No action. "
-                                        "Do not hold on immigration grounds."}},
-    5: {"immigration": {"determination": "under-review",
-                        "instructions": "Record found, status not determined. No action "
-                                        "unless a determination follows."}},
-}
+# files the emulated sensor serves from an --images folder (Pillow reads them; WSQ via its plugin)
+IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".bmp", ".jpg", ".jpeg", ".pgm", ".wsq"}
 WHO = {1: "known: criminal record", 2: "known: criminal record + immigration removable L1",
        3: "known: immigration record, U.S. citizen", 4: "not known anywhere",
        5: "known: immigration record under review"}
@@ -52,7 +37,7 @@ def say(text: str) -> None:
 
 def _demo_ui():
     """A BookingUI that prints one mark per finger and confirms overrides (demo only)."""
-    from fpagent.booking.session import BookingUI
+    from fpagent.booking.runner import BookingUI
 
     class DemoUI(BookingUI):
         def outcome(self, outcome):
@@ -105,9 +90,13 @@ def _results_lines(store, sids: dict) -> list[str]:
 def run_demo(bookings: int = 4, images: str | None = None, keep: bool = False,
              timeout_s: float = 180.0) -> int:
     from fpagent import hal
+    from fpagent.booking import runner, submit
     from fpagent.booking import session as booking_mod
     from fpagent.sealing import keys as keys_mod
-    from fpagent.central.responder import Central, CentralKeys, Galleries, TransactionScreen, demo_galleries
+    from fpagent.central.people import KNOWN, SEED, demo_galleries
+    from fpagent.central.responder import Central
+    from fpagent.central.screening import Galleries, TransactionScreen
+    from fpagent.central.store import CentralKeys
     from fpagent.devtools.broker import LocalBroker, find_mosquitto
     from fpagent.devtools.ca import make_dev_pki
     from fpagent.link.connection import build_link
@@ -229,11 +218,11 @@ def run_demo(bookings: int = 4, images: str | None = None, keep: bool = False,
             sys.stdout.flush()
             t0 = time.monotonic()
             try:
-                booking_mod.run_booking(session, sensor, ui=_demo_ui(), timeout=10)
+                runner.run_booking(session, sensor, ui=_demo_ui(), timeout=10)
             finally:
                 if sensor is not shared_sensor:
                     sensor.close()
-            sid = booking_mod.complete_booking(session, cfg, store, device_keys)
+            sid = submit.complete_booking(session, cfg, store, device_keys)
             link.poke()
             sids[sid] = (label, 0 if images else person)
             print(f" sealed and queued in {time.monotonic() - t0:.1f} s", flush=True)
@@ -283,12 +272,10 @@ def _folder_galleries(folder: str, known: dict):
     a booking whose index fingers the emulator serves from that group gets a real hit
     across impressions (which booking that is depends on the quality re-captures)."""
     import collections
+    import urllib.parse
 
-    import numpy as np
-    from PIL import Image
-
-    from fpagent.central.responder import SCREEN_FINGERS, Galleries, GalleryEntry, _extract
-    from fpagent.drivers.zfm.emulator import IMAGE_SUFFIXES, fit_to_module
+    from fpagent import hal
+    from fpagent.central.screening import SCREEN_FINGERS, Galleries, GalleryEntry, extract_template
 
     files = sorted(p for p in pathlib.Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
@@ -298,8 +285,10 @@ def _folder_galleries(folder: str, known: dict):
         groups.setdefault(path.stem.split("_")[0], []).append(path)
     galleries = Galleries()
     for (person, what), (group, paths) in zip(sorted(known.items()), groups.items()):
-        with Image.open(paths[-1]) as img:
-            template = _extract(fit_to_module(np.asarray(img.convert("L"))))
+        # the enrolled print is what the emulated module makes of that file, as in a booking
+        source = urllib.parse.quote(str(paths[-1]), safe="/")
+        with hal.open_sensor(f"emulated://?source={source}") as sensor:
+            template = extract_template(sensor.capture(timeout=10).pixels)
         templates = {f: template for f in SCREEN_FINGERS}
         for gallery in ("criminal", "immigration"):
             if gallery in what:

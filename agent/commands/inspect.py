@@ -13,6 +13,7 @@ import pathlib
 
 import numpy as np
 
+from fpagent.commands import exit_code_for
 from fpagent.errors import NoUsableFingerprint, UserError
 
 
@@ -57,7 +58,7 @@ def run(args) -> int:
     except NoUsableFingerprint as exc:
         picture = overlay.render(pixels, None, quality=getattr(exc, "quality", None), zoom=args.zoom)
         line = f"{path.name}: {exc}"
-        code = NoUsableFingerprint.exit_code
+        code = exit_code_for(exc)
     try:
         picture.save(out, format="PNG")
     except OSError as exc:

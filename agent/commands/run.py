@@ -16,8 +16,9 @@ def register(sub):
 
 def run(args) -> int:
     cfg = config.load(args.config)  # a ConfigError becomes one line and exit 78 in fpagent.cli
-    from fpagent.service import daemon as service  # imported after the config is known good: cheap failures first
+    # imported after the config is known good: cheap failures first
+    from fpagent.service import daemon, preflight
 
-    service.drop_to_state_owner(cfg)
-    service.check_key_files(cfg)  # an unreadable key: one line and exit 78, before any logging
-    return service.main(cfg)
+    preflight.drop_to_state_owner(cfg)
+    preflight.check_key_files(cfg)  # an unreadable key: one line and exit 78, before any logging
+    return daemon.main(cfg)

@@ -33,7 +33,7 @@ def run(args) -> int:
             print(f"FPAGENT UNKNOWN - configuration: {exc}")
             return status.UNKNOWN
         raise
-    from fpagent.service.daemon import drop_to_state_owner
+    from fpagent.service.preflight import drop_to_state_owner
 
     drop_to_state_owner(cfg)  # never leave root-owned SQLite side files behind
     facts = status.gather(cfg)

@@ -1,7 +1,9 @@
 """`fpagent synth`: write synthetic fingerprints (no real person's prints) to PNG files.
 
 For demos, load tests and galleries: the same seed, person, finger and
-impression always give the same image (see drivers/synthetic/generator.py).
+impression always give the same image. The prints come from the HAL's
+synthetic sensor (`synthetic://?seed=S&person=P&width=W&height=H`): each
+capture of a finger returns its next impression.
 """
 
 from __future__ import annotations
@@ -23,17 +25,6 @@ def _fingers(text: str) -> list[int]:
     if not fingers or any(not 1 <= f <= 10 for f in fingers):
         raise UserError(f"--finger {text!r}: finger positions are 1 (right thumb) to 10 (left little)")
     return fingers
-
-
-def _size(text: str) -> tuple[int, int]:
-    """"256x288" (width x height) -> (rows, cols)."""
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UserError(f"--size {text!r}: use WIDTHxHEIGHT, e.g. 256x288") from None
-    if not (16 <= width <= 2048 and 16 <= height <= 2048):
-        raise UserError(f"--size {text!r}: each side must be 16..2048 pixels")
-    return height, width
 
 
 def register(sub):
@@ -62,11 +53,11 @@ def register(sub):
 def cmd_synth(args) -> int:
     from PIL import Image
 
-    from fpagent.bench import progress
-    from fpagent.drivers.synthetic.generator import PPI, finger_image
+    from fpagent import hal
+    from fpagent.bench import image_size, progress
 
     fingers = _fingers(args.finger)
-    size = _size(args.size)
+    rows, cols = image_size(args.size)
     if args.person < 0 or args.persons < 1 or args.impressions < 1 or args.seed < 0:
         raise UserError("--person and --seed must be >= 0, --persons and --impressions >= 1")
     out = pathlib.Path(args.out)
@@ -74,19 +65,20 @@ def cmd_synth(args) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create {out}: {exc.strerror}") from None
-    jobs = [
-        (person, finger, imp)
-        for person in range(args.person, args.person + args.persons)
-        for finger in fingers
-        for imp in range(args.impressions)
-    ]
-    for done, (person, finger, imp) in enumerate(jobs):
-        progress("synth", done, len(jobs))
-        pixels = finger_image(person, finger, imp, seed=args.seed, size=size)
-        path = out / f"{person}_{finger}_{imp + 1}.png"
-        tmp = path.with_suffix(".png.tmp")
-        Image.fromarray(pixels).save(tmp, format="PNG", dpi=(PPI, PPI))
-        tmp.replace(path)  # never a half-written image under the final name
-    progress("synth", len(jobs), len(jobs))
-    print(f"wrote {len(jobs)} images to {out}")
+    total = args.persons * len(fingers) * args.impressions
+    done = 0
+    for person in range(args.person, args.person + args.persons):
+        url = f"synthetic://?seed={args.seed}&person={person}&width={cols}&height={rows}"
+        for finger in fingers:
+            with hal.open_sensor(url) as sensor:  # a fresh sensor starts at impression 0
+                for imp in range(args.impressions):  # each capture: the finger's next impression
+                    progress("synth", done, total)
+                    image = sensor.capture(finger_position=finger)
+                    path = out / f"{person}_{finger}_{imp + 1}.png"
+                    tmp = path.with_suffix(".png.tmp")
+                    Image.fromarray(image.pixels).save(tmp, format="PNG", dpi=(image.ppi, image.ppi))
+                    tmp.replace(path)  # never a half-written image under the final name
+                    done += 1
+    progress("synth", total, total)
+    print(f"wrote {total} images to {out}")
     return 0

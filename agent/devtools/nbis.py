@@ -20,10 +20,11 @@ import struct
 
 import numpy as np
 
+from fpagent.errors import FpagentError
 from fpagent.biometrics.template import MINUTIA_DTYPE, Template
 
 
-class NbisUnavailable(RuntimeError):
+class NbisUnavailable(FpagentError, RuntimeError):
     """nbis-py is not installed (pip install 'fpagent[bench]')."""
 
 

@@ -27,6 +27,7 @@ import datetime
 import json
 import uuid
 
+from fpagent.errors import FpagentError
 from fpagent.sealing import envelope as envelope_mod
 from fpagent.sealing import keys as keys_mod
 
@@ -79,7 +80,7 @@ MAX_WATCHLIST_ENTRIES = 5000
 MAX_TEMPLATE_B64 = 8192  # an ISO 19794-2 record of ~100 minutiae is ~600 bytes
 
 
-class MessageError(ValueError):
+class MessageError(FpagentError, ValueError):
     """A payload that must be refused; `reason` is a key of REJECT_REASONS."""
 
     def __init__(self, reason: str, detail: str = "", verified_body: dict | None = None):

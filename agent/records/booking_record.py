@@ -18,17 +18,14 @@ import datetime as _dt
 import re
 from typing import Mapping
 
-from fpagent.errors import UserError
-
+from fpagent.errors import DataError
 SCHEMA_ID = "fpagent-booking-record/1"
 MAX_CHARGES = 40  # 2.047 ASL occurs at most 40 times
 MAX_ALIASES = 10  # 2.019 AKA occurs at most 10 times
 
 
-class BookingRecordError(UserError):
+class BookingRecordError(DataError):
     """A JMS booking record does not have the documented shape; names the key."""
-
-    exit_code = 65  # EX_DATAERR
 
 
 class _Obj:

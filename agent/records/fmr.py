@@ -23,6 +23,7 @@ from typing import Iterable
 
 import numpy as np
 
+from fpagent.errors import FpagentError
 from fpagent.biometrics.template import MINUTIA_DTYPE, Template
 
 MAGIC = b"FMR\x00"
@@ -46,7 +47,7 @@ _KIND_FROM_BITS = {0b00: 0, 0b01: 1, 0b10: 2}
 _IMPRESSION_TYPES = {0, 1, 2, 3, 8}
 
 
-class FmrError(ValueError):
+class FmrError(FpagentError, ValueError):
     """A finger minutiae record that cannot be written or read; the message says why."""
 
 

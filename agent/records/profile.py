@@ -23,8 +23,7 @@ import re
 import tomllib
 from typing import Mapping, Optional
 
-from fpagent.errors import UserError
-
+from fpagent.errors import ConfigError
 NATIONAL = "ebts-national"
 PROFILE_PACKAGE = "fpagent.records.profiles"
 MAX_PROFILE_BYTES = 256 * 1024
@@ -40,10 +39,8 @@ _MNEMONIC = re.compile(r"[A-Z][A-Z0-9_]{0,11}")
 _NUMBER = re.compile(r"([12])\.(\d{3})")
 
 
-class ProfileError(UserError):
+class ProfileError(ConfigError):
     """A booking profile file is missing, unreadable or wrong; says where."""
-
-    exit_code = 78  # EX_CONFIG: the profile is configuration
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,7 +19,7 @@ import datetime as _dt
 import re
 from typing import Mapping, Optional
 
-from fpagent.errors import UserError
+from fpagent.errors import DataError
 from fpagent.records.profile import PRINTABLE, Field, Profile, ValueRule
 
 Value = object  # str, or a list of occurrences, each a str or a list of item strings
@@ -35,10 +35,8 @@ class Finding:
         return f"{self.number} {self.mnemonic}: {self.message}" if self.mnemonic else f"{self.number}: {self.message}"
 
 
-class UnreadableTransaction(UserError):
+class UnreadableTransaction(DataError):
     """The file is not an ANSI/NIST-ITL transaction nistitl can read."""
-
-    exit_code = 65  # EX_DATAERR
 
 
 # ---------------------------------------------------------------------------

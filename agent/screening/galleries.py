@@ -1,6 +1,6 @@
 """Local prefilter galleries, encrypted at rest (no biometric data in plaintext on disk).
 
-A gallery (H4's `fpagent.screening.prefilter.Gallery.to_bytes()`) is stored as one file
+A gallery (`fpagent.screening.prefilter.Gallery.to_bytes()`) is stored as one file
 per name under `<state_dir>/galleries/`, sealed with AES-256-GCM (from
 `cryptography`) under a local 32-byte key kept in a 0600 file
 (`<keys_dir>/local-data.key`, created on first use). The gallery name and
@@ -93,10 +93,18 @@ class GalleryStore:
 
     def save(self, name: str, data: bytes) -> pathlib.Path:
         """Encrypt and write (atomically, replacing an older version of that gallery)."""
+        return self.write_sealed(name, self.seal(name, data))
+
+    def seal(self, name: str, data: bytes) -> bytes:
+        """The encrypted file content of gallery `name` (to write later with write_sealed)."""
+        self._path(name)  # refuse a bad name before any work
+        return seal_blob(self._k(), name, bytes(data))
+
+    def write_sealed(self, name: str, blob: bytes) -> pathlib.Path:
+        """Write a blob made by `seal` atomically, replacing an older version of that gallery."""
         path = self._path(name)
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return keys_mod.write_file_atomic(path, seal_blob(self._k(), name, bytes(data)),
-                                          mode=0o600, overwrite=True)
+        return keys_mod.write_file_atomic(path, blob, mode=0o600, overwrite=True)
 
     def load(self, name: str) -> bytes:
         path = self._path(name)
@@ -161,42 +169,3 @@ def add_recent_booking(gs: GalleryStore, tcn: str, templates, limit: int) -> int
                 gallery.remove(gid)
     gs.save(RECENT, gallery.to_bytes())
     return len(bookings)
-
-
-class WatchlistError(ValueError):
-    """A watch list that must not be applied (a bad template, a duplicate entry)."""
-
-
-def build_watchlist(entries) -> "object":
-    """An fpagent.screening.prefilter.Gallery from watchlist.replace entries ({subject_id,
-    finger_position, template_iso_b64}), ids "<subject_id>/<finger position>".
-    All or nothing: any undecodable entry raises WatchlistError naming its index
-    (never its content)."""
-    import base64
-    import binascii
-
-    from fpagent.records import fmr
-    from fpagent.screening.prefilter import Gallery
-
-    gallery = Gallery(capacity=max(len(entries), 1))
-    for n, e in enumerate(entries):
-        gid = f"{e['subject_id']}/{int(e['finger_position'])}"
-        if gid in gallery:
-            raise WatchlistError(f"entry {n}: a second template for the same subject and finger")
-        try:
-            record = base64.b64decode(e["template_iso_b64"], validate=True)
-        except (binascii.Error, ValueError):
-            raise WatchlistError(f"entry {n}: template_iso_b64 is not base64") from None
-        try:
-            if fmr.detect_format(record) != "iso":
-                raise fmr.FmrError("not an ISO/IEC 19794-2 record")
-            views = fmr.decode(record)
-        except fmr.FmrError as exc:
-            raise WatchlistError(f"entry {n}: {exc}") from None
-        if len(views) != 1:
-            raise WatchlistError(f"entry {n}: {len(views)} finger views; one per entry")
-        try:
-            gallery.add(gid, views[0])
-        except Exception as exc:  # noqa: BLE001 - whatever the prefilter objects to
-            raise WatchlistError(f"entry {n}: template not usable ({type(exc).__name__})") from None
-    return gallery

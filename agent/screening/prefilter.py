@@ -28,7 +28,7 @@ descriptors (fpagent.screening.prefilter_scan), keeps the best fraction
 (`penetration`) and lets the 1:1 matcher rank those.
 
 `to_bytes`/`from_bytes` give a self-describing binary form (no pickle: a
-gallery may come from elsewhere) that H5's gallery store encrypts at rest.
+gallery may come from elsewhere) that the gallery store (fpagent.screening.galleries) encrypts at rest.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ import struct
 
 import numpy as np
 
+from fpagent.errors import FpagentError
 from fpagent.records import fmr
 from fpagent.biometrics import matcher
 from fpagent.biometrics.template import Template
@@ -57,7 +58,7 @@ MAX_CANDIDATES = 2000  # large galleries: at most this many (~0.4 ms each to dec
 _MAGIC = b"FPGALRY2"
 
 
-class GalleryError(ValueError):
+class GalleryError(FpagentError, ValueError):
     """A gallery blob that cannot be loaded, or a bad add/remove."""
 
 

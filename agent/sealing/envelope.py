@@ -22,7 +22,7 @@ ChaCha20-Poly1305 (ChaCha20 because a Raspberry Pi 4 has no AES instructions).
 
 Messages from central (ack, notification, command) are canonical JSON signed
 with Ed25519: `sign_message` / `verify_message`. Freshness and seen-id
-deduplication are the link's job (agent/link.py), on top of these.
+deduplication are the link's job (fpagent.link.inbound), on top of these.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from fpagent.errors import FpagentError
 from fpagent.sealing import keys as keys_mod
 
 MAGIC = b"FPE1"
@@ -78,7 +79,7 @@ _HEADER_FIELDS = {
 }
 
 
-class EnvelopeError(ValueError):
+class EnvelopeError(FpagentError, ValueError):
     """An envelope or signed message is malformed, tampered, too big or for other keys."""
 
 

@@ -39,8 +39,7 @@ import tempfile
 from cryptography.hazmat.primitives import hpke, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, mlkem, x25519
 
-from fpagent.errors import UserError
-
+from fpagent.errors import AccessError
 SUITE_X25519 = "x25519"
 SUITE_HYBRID = "mlkem768-x25519"
 SUITES = (SUITE_X25519, SUITE_HYBRID)
@@ -57,10 +56,8 @@ _PRIVATE_SET = "fpagent-hpke-private-keyset"
 _PUBLIC_SET = "fpagent-hpke-public-keyset"
 
 
-class KeyFileError(UserError):
+class KeyFileError(AccessError):
     """A key file is missing, unreadable, too open, of the wrong kind or in the way."""
-
-    exit_code = 77  # EX_NOPERM
 
 
 # --------------------------------------------------------------------------- ids

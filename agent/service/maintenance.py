@@ -46,7 +46,7 @@ SENSOR_LINK = "fpsensor"
 def render_udev_rules(tables: dict) -> str:
     """udev rules giving every known sensor bridge the name /dev/fpsensor.
 
-    `tables`: {interface: [hal.UsbId]} as `fpagent.hal.registry.usb_ids()` returns.
+    `tables`: {interface: [UsbId]} as `hal.usb_ids()` returns (the drivers' `usb_ids`).
     ModemManager is told to leave these ports alone (it probes new serial
     ports and would disturb the sensor).
     """
@@ -69,9 +69,9 @@ def render_udev_rules(tables: dict) -> str:
 
 
 def udev_rules() -> str:
-    from fpagent.hal.registry import usb_ids
+    from fpagent import hal
 
-    return render_udev_rules(usb_ids())
+    return render_udev_rules(hal.usb_ids())
 
 
 # -- identity ----------------------------------------------------------------
@@ -338,12 +338,11 @@ def diag_bundle(cfg: Config, output: pathlib.Path, *, journal_lines: int = 500,
     images, templates, bookings.
     """
     from fpagent.service import status
-    from fpagent.commands.config import redacted
 
     members: dict[str, bytes] = {}
     members["versions.txt"] = _versions().encode()
     members["config.toml"] = (f"# from {cfg.source}; secrets redacted\n"
-                              + config_mod.to_toml(redacted(cfg))).encode()
+                              + config_mod.to_toml(config_mod.redacted(cfg))).encode()
     facts = status.gather(cfg)
     members["status.json"] = json.dumps(facts.to_json(), indent=2, sort_keys=True, default=str).encode()
     members["status.txt"] = status.human_report(facts).encode()
@@ -467,11 +466,11 @@ def factory_reset(cfg: Config) -> dict:
     """
     from fpagent.service import status
 
-    facts_service, _ = status._read_live(cfg, time.time())
+    facts_service, _ = status.read_live(cfg, time.time())
     if facts_service.get("state") in ("running", "starting"):
         raise UserError("the service is running; stop it first: sudo systemctl stop fpagent")
     state = pathlib.Path(cfg.paths.state_dir)
-    targets = [cfg.paths.keys(), status.runtime_dir(cfg)]
+    targets = [cfg.paths.keys(), cfg.paths.runtime()]
     if state.is_dir():
         for pattern in RESET_PATTERNS:
             targets += sorted(state.glob(pattern))

@@ -24,10 +24,13 @@ import json
 import os
 import pathlib
 import shutil
-import sqlite3
 import time
+from typing import TYPE_CHECKING
 
 from fpagent.config import Config
+
+if TYPE_CHECKING:  # imported when a reading needs it: `fpagent status` starts without SQLite
+    from fpagent.storage.store import Store
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 SEVERITY_NAMES = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
@@ -35,14 +38,8 @@ SEVERITY_NAMES = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "
 STATUS_FILE = "status.json"
 
 
-def runtime_dir(cfg: Config) -> pathlib.Path:
-    """Where the running service publishes its live facts (tmpfs on the appliance)."""
-    configured = getattr(cfg.paths, "runtime_dir", "")
-    return pathlib.Path(configured) if configured else pathlib.Path(cfg.paths.state_dir) / "run"
-
-
 def status_file(cfg: Config) -> pathlib.Path:
-    return runtime_dir(cfg) / STATUS_FILE
+    return cfg.paths.runtime() / STATUS_FILE
 
 
 @dataclasses.dataclass
@@ -69,34 +66,36 @@ class Facts:
 
 # -- gathering -------------------------------------------------------------
 
-def gather(cfg: Config, *, live: dict | None = None, store=None, now: float | None = None,
-           config_error: str | None = None) -> Facts:
-    """Collect the facts. `live`/`store` come from the running service itself;
-    without them they are read from the status file and the database."""
+def gather(cfg: Config, *, live: dict | None = None, queue: tuple[dict, dict] | None = None,
+           now: float | None = None, config_error: str | None = None) -> Facts:
+    """Collect the facts. The running service passes its own `live` facts and the
+    `queue` facts its outbox part read (queue, database); without them they
+    are read from the status file and the database."""
     now = time.time() if now is None else now
     if live is None:
-        service, live = _read_live(cfg, now)
+        service, live = read_live(cfg, now)
     else:
         service = dict(live.get("service", {}))
         service.setdefault("state", "running")
         service["age_s"] = 0.0
     sensor = dict(live.get("sensor") or {"state": "unknown", "detail": "service not running"})
     link = dict(live.get("link") or {"state": "unknown", "detail": "service not running"})
-    queue, database = _queue_facts(cfg, store, now)
+    queue_now, database = queue if queue is not None else queue_facts(cfg, None, now)
     return Facts(
         checked_at=now,
         device_id=cfg.device.device_id,
         service=service,
         sensor=sensor,
         link=link,
-        queue=queue,
+        queue=queue_now,
         disk=_disk_facts(cfg),
         database=database,
         config={"source": cfg.source, "ok": config_error is None, "detail": config_error or ""},
     )
 
 
-def _read_live(cfg: Config, now: float) -> tuple[dict, dict]:
+def read_live(cfg: Config, now: float) -> tuple[dict, dict]:
+    """(service facts judged for staleness, the whole live file) as the running service wrote it."""
     path = status_file(cfg)
     try:
         live = json.loads(path.read_text())
@@ -149,8 +148,10 @@ def _disk_facts(cfg: Config) -> dict:
     }
 
 
-def _queue_facts(cfg: Config, store, now: float) -> tuple[dict, dict]:
-    """Queue depth/age from the outbox (H5's Store), degrading to "unknown"."""
+def queue_facts(cfg: Config, store: Store | None, now: float) -> tuple[dict, dict]:
+    """(queue, database) facts from the outbox: depth, age of the oldest booking,
+    size against the quota, and whether the database reads. With `store` None
+    the database at the configured path is opened for this one reading."""
     db_path = cfg.paths.database()
     queue = {"depth": None, "oldest_pending_age_s": None, "counts": {}, "bytes": None,
              "full": False, "max_mb": cfg.store.max_queue_mb, "detail": ""}
@@ -167,36 +168,33 @@ def _queue_facts(cfg: Config, store, now: float) -> tuple[dict, dict]:
         if not exists:
             queue["detail"] = database["detail"] = "no database yet (the service creates it)"
             return queue, database
+        from fpagent.storage.store import Store
+
         try:
-            own_store = store = open_store_readonly(cfg)
+            # the store's own check: a damaged file is moved aside (kept) and reported below
+            own_store = store = Store(db_path, cfg)
         except Exception as exc:  # an unreadable/corrupt database is a fact, not a crash
             database.update(ok=False, detail=_short(exc))
             queue["detail"] = "database unreadable"
             return queue, database
     try:
-        outbox = getattr(store, "outbox", store)
-        counts = dict(outbox.counts()) if hasattr(outbox, "counts") else {}
-        queue["counts"] = {str(k): v for k, v in counts.items() if isinstance(v, (int, float))}
-        queue["depth"] = _pending_from_counts(counts)
-        if hasattr(outbox, "oldest_pending_age"):
-            age = outbox.oldest_pending_age(now) if _takes_arg(outbox.oldest_pending_age) else outbox.oldest_pending_age()
-            queue["oldest_pending_age_s"] = None if age is None else round(float(age), 1)
-        size = outbox.queued_bytes() if hasattr(outbox, "queued_bytes") else None
-        if size is None:
-            size = _database_bytes(db_path)
-        queue["bytes"] = int(size) if size is not None else None
-        if queue["bytes"] is not None and _queue_full(queue["bytes"], counts, cfg.store.max_queue_mb):
+        counts = store.outbox.counts()
+        queue["counts"] = dict(counts)
+        queue["depth"] = counts["pending"] + counts["sent"]  # sent but not yet acknowledged still waits
+        age = store.outbox.oldest_pending_age(now)
+        queue["oldest_pending_age_s"] = None if age is None else round(float(age), 1)
+        queue["bytes"] = int(store.outbox.queued_bytes())
+        if _queue_full(queue["bytes"], counts, cfg.store.max_queue_mb):
             queue["full"] = True
             queue["detail"] = f"queue is at its limit of {cfg.store.max_queue_mb:g} MB"
         database["ok"] = True
-        moved = getattr(store, "recovered_from", None)
-        if moved:
-            database["detail"] = f"a damaged database was moved aside to {moved}; contact support"
+        if store.recovered_from:
+            database["detail"] = f"a damaged database was moved aside to {store.recovered_from}; contact support"
     except Exception as exc:
         database.update(ok=False, detail=_short(exc))
         queue["detail"] = "cannot read the queue"
     finally:
-        if own_store is not None and hasattr(own_store, "close"):
+        if own_store is not None:
             try:
                 own_store.close()
             except Exception:
@@ -212,58 +210,6 @@ def _queue_full(queued: int, counts: dict, max_mb: float) -> bool:
     typical = queued / stored if stored else 0
     needed = min(max(typical, 256 * 1024), limit / 4)
     return limit - queued < needed
-
-
-def _takes_arg(fn) -> bool:
-    import inspect
-    try:
-        params = [p for p in inspect.signature(fn).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    except (TypeError, ValueError):
-        return False
-    return len(params) >= 1
-
-
-def _pending_from_counts(counts: dict) -> int | None:
-    for key in ("pending", "queued", "depth"):
-        if key in counts:
-            total = counts[key]
-            if "sent" in counts and key == "pending":
-                total += counts["sent"]  # sent but not yet acknowledged still waits
-            return int(total)
-    return None
-
-
-def _database_bytes(path: pathlib.Path) -> int | None:
-    total = 0
-    for suffix in ("", "-wal"):
-        try:
-            total += (path.parent / (path.name + suffix)).stat().st_size
-        except FileNotFoundError:
-            continue
-        except OSError:
-            return None
-    return total
-
-
-def open_store_readonly(cfg: Config):
-    """Open the outbox for reading facts: H5's Store when present, else plain SQLite."""
-    try:
-        from fpagent.storage.store import Store
-    except ImportError:
-        return _SqliteFacts(cfg.paths.database())
-    return Store(cfg.paths.database(), cfg)
-
-
-class _SqliteFacts:
-    """Stand-in used only while fpagent.storage.store is absent: checks the file opens."""
-
-    def __init__(self, path):
-        self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2)
-        self.conn.execute("select count(*) from sqlite_master").fetchone()
-
-    def close(self):
-        self.conn.close()
 
 
 def _short(exc: BaseException) -> str:

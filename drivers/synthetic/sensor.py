@@ -2,22 +2,27 @@
 
     synthetic://?seed=S&person=P&impression=I&width=W&height=H
 
+URL parameters (all optional, whole numbers):
+    seed        generator seed (default 0): another seed, another population
+    person      which synthetic person's fingers are presented (default 0)
+    impression  the impression the first capture of each finger returns (default 0)
+    width, height  image size in pixels, 16..2048 (default 256 x 288, like a ZFM module)
+
 `capture(finger_position=f)` returns person P's finger f (FGP 1-10; 0, the
 unknown position, counts as finger 1) at impression I; each later capture of
 the same finger on the same sensor object returns the next impression, as a
-real re-capture gives a different impression of the same finger. The default
-image is 256 wide x 288 high at 500 ppi, like a ZFM module. For fault
-injection use the emulated ZFM sensor (`emulated://?source=synthetic...`).
+real re-capture gives a different impression of the same finger. Images are
+8-bit at 500 ppi; the same seed, person, finger, impression and size always
+give the same pixels. For fault injection use the emulated ZFM sensor
+(`emulated://?source=synthetic...`).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import threading
-import time
 
-from fpagent.hal.image import FingerImage, FingerPosition, ImpressionType
-from fpagent.hal.sensor import Progress, Sensor, SensorInfo
+from fpagent.hal.driver import CaptureRequest, Sensor, SensorInfo
+from fpagent.hal.image import FingerImage
 
 from fpagent.drivers.synthetic.generator import PPI, finger_image
 
@@ -38,18 +43,16 @@ class SyntheticSensor(Sensor):
         height: int = DEFAULT_HEIGHT,
         url: str = "",
     ):
-        super().__init__(url or f"synthetic://?seed={seed}&person={person}")
         for name, value in (("seed", seed), ("person", person), ("impression", impression)):
             if value < 0:
                 raise ValueError(f"synthetic sensor: {name} must be >= 0, got {value}")
         if not (16 <= width <= 2048 and 16 <= height <= 2048):
             raise ValueError(f"synthetic sensor: image size {width}x{height} out of range (16..2048)")
+        super().__init__(url or f"synthetic://?seed={seed}&person={person}")
         self.seed, self.person = int(seed), int(person)
         self.first_impression = int(impression)
         self.width, self.height = int(width), int(height)
         self._next_impression: dict[int, int] = {}
-        self._lock = threading.Lock()
-        self._finger = 1  # set by capture() from finger_position
 
     @classmethod
     def from_url(cls, parsed) -> "SyntheticSensor":
@@ -69,34 +72,21 @@ class SyntheticSensor(Sensor):
             url=parsed.raw,
         )
 
-    def capture(
-        self,
-        timeout: float = 20.0,
-        progress: Progress | None = None,
-        finger_position: int = FingerPosition.UNKNOWN,
-        impression_type: int = ImpressionType.LIVE_PLAIN,
-    ) -> FingerImage:
-        # The finger being presented is known out of band (it is synthetic):
-        # remember it for _capture_internal, which the base class calls.
-        with self._lock:
-            self._finger = int(finger_position) or 1
-            return super().capture(timeout, progress, finger_position, impression_type)
-
     def next_impression(self, finger: int) -> int:
         """The impression number the next capture of `finger` will return."""
         return self._next_impression.get(int(finger) or 1, self.first_impression)
 
-    def _capture_internal(self, deadline: float, progress: Progress) -> FingerImage | None:
-        finger = self._finger
+    def _capture(self, request: CaptureRequest) -> FingerImage | None:
+        finger = int(request.finger_position) or 1
         impression = self.next_impression(finger)
-        progress("waiting", 0, 1)
+        request.progress("waiting", 0, 1)
         pixels = finger_image(
             self.person, finger, impression, seed=self.seed, size=(self.height, self.width)
         )
-        if time.monotonic() > deadline:
+        if request.expired():
             return None  # the base class turns this into CaptureTimeout
         self._next_impression[finger] = impression + 1
-        progress("done", 1, 1)
+        request.progress("done", 1, 1)
         return FingerImage(
             pixels=pixels,
             ppi=PPI,

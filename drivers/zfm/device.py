@@ -27,7 +27,9 @@ import time
 import numpy as np
 
 from fpagent import hal
+from fpagent.hal.driver import CaptureRequest, Sensor, SensorUrl
 from fpagent.drivers.zfm import codec
+from fpagent.drivers.zfm.ids import USB_IDS
 from fpagent.drivers.zfm.spy import FrameSpy
 
 log = logging.getLogger(__name__)
@@ -63,10 +65,11 @@ def open_port(path: str, baud: int):
         raise hal.SensorNotFound(f"cannot open {path}: {exc}") from exc
 
 
-class ZfmSensor(hal.Sensor):
+class ZfmSensor(Sensor):
     """One open EF01 module. Opening does the handshake and reads its parameters."""
 
     interface = "zfm"
+    usb_ids = tuple(USB_IDS)
 
     def __init__(self, port, *, port_name: str = "", baud: int = DEFAULT_BAUD,
                  address: int = codec.DEFAULT_ADDRESS, password: int = 0,
@@ -93,12 +96,12 @@ class ZfmSensor(hal.Sensor):
         try:
             self._connect()
         except BaseException:
-            self._port.close()
+            self.close()  # closes the port; a sensor that never opened is not left "unclosed"
             raise
 
     # -- construction ---------------------------------------------------
     @staticmethod
-    def options_from_url(parsed: hal.SensorUrl) -> dict:
+    def options_from_url(parsed: SensorUrl) -> dict:
         baud = parsed.get_int("baud", DEFAULT_BAUD)
         if baud % 9600 or not 9600 <= baud <= 115200:
             raise hal.SensorNotFound(
@@ -119,7 +122,7 @@ class ZfmSensor(hal.Sensor):
         )
 
     @classmethod
-    def from_url(cls, parsed: hal.SensorUrl) -> "ZfmSensor":
+    def from_url(cls, parsed: SensorUrl) -> "ZfmSensor":
         options = cls.options_from_url(parsed)
         port = open_port(parsed.path, options["baud"])
         return cls(port, port_name=parsed.path, **options)
@@ -133,7 +136,7 @@ class ZfmSensor(hal.Sensor):
                 f"no answer from {self.port_name} at {self.baud} baud, address 0x{self.address:08X}",
                 "Check the cable (TX/RX crossed?), power, baud rate and module address; on a "
                 "Raspberry Pi make sure no serial console runs on that UART.") from exc
-        except hal.LinkError as exc:
+        except hal.TransportError as exc:
             raise hal.SensorNotFound(
                 f"garbled answers from {self.port_name}: {exc.args[0]}",
                 "The baud rate is probably wrong, or the cable is bad.") from exc
@@ -164,7 +167,7 @@ class ZfmSensor(hal.Sensor):
         try:
             ack = self._command(codec.READ_PROD_INFO, timeout=min(self.timeout, 0.5), retries=1,
                                 answer_size=47)
-        except (hal.CaptureTimeout, hal.LinkError):
+        except (hal.CaptureTimeout, hal.TransportError):
             return  # older modules answer not at all or garbled: geometry from the bytes
         if ack.code != codec.OK:
             return
@@ -193,10 +196,10 @@ class ZfmSensor(hal.Sensor):
                        **({"sensor": self.product["sensor"]} if self.product else {})),
         )
 
-    def _capture_internal(self, deadline: float, progress: hal.Progress) -> hal.FingerImage:
-        self._wait_for_finger(deadline, progress)
-        pixels = self._upload_image(progress)
-        progress("done", 1, 1)
+    def _capture(self, request: CaptureRequest) -> hal.FingerImage:
+        self._wait_for_finger(request.deadline, request.progress)
+        pixels = self._upload_image(request.progress)
+        request.progress("done", 1, 1)
         return hal.FingerImage(pixels=pixels, ppi=500, sensor_id=self.info().sensor_id)
 
     def _close_internal(self) -> None:
@@ -246,7 +249,7 @@ class ZfmSensor(hal.Sensor):
         packets = -(-total // self.packet_size)
         wire_bytes = 2 * codec.OVERHEAD + 2 + packets * codec.OVERHEAD + total
         budget = self.timeout + 1.5 * self.wire_time(wire_bytes)
-        last_error: hal.LinkError | None = None
+        last_error: hal.TransportError | None = None
         for attempt in range(self.retries + 1):
             if attempt:
                 log.warning("image upload failed (%s); retry %d of %d",
@@ -254,7 +257,7 @@ class ZfmSensor(hal.Sensor):
                 self._drain_line(time.monotonic() + budget)
             try:
                 return self._upload_once(progress, total, time.monotonic() + budget)
-            except hal.LinkError as exc:
+            except hal.TransportError as exc:
                 last_error = exc
         raise last_error
 
@@ -307,7 +310,7 @@ class ZfmSensor(hal.Sensor):
                 self._drain_line(time.monotonic() + timeout)
             try:
                 ack = self._exchange_once(instruction, params, time.monotonic() + timeout)
-            except hal.LinkError as exc:
+            except hal.TransportError as exc:
                 last_error = exc
                 continue
             except hal.CaptureTimeout as exc:
@@ -332,7 +335,7 @@ class ZfmSensor(hal.Sensor):
         if ack.pid != codec.PID_ACK or not ack.payload:
             raise hal.FramingError(f"expected an acknowledge, got {ack.describe()}")
         if ack.code == codec.ERR_RECEIVE:  # our command arrived garbled: worth a retry
-            raise hal.LinkError("the sensor received a garbled command (0x01)")
+            raise hal.TransportError("the sensor received a garbled command (0x01)")
         return ack
 
     def _send(self, instruction: int, params: bytes) -> None:
@@ -355,7 +358,7 @@ class ZfmSensor(hal.Sensor):
 
         port, reader = self._port, self._reader
         while True:
-            packet = reader.next_packet()  # codec errors are hal.LinkError subclasses
+            packet = reader.next_packet()  # codec errors are hal.TransportError subclasses
             if packet is not None:
                 if self._spy:
                     self._spy.received(packet)

@@ -11,7 +11,8 @@ pyserial, so tests and demos drive the very code that runs on the appliance.
 
 Images come from the project's synthetic generator (`source=synthetic`, the
 default: person `person`, the finger being captured, one impression after
-another) or from a folder of image files (served in name order, cycling).
+another), from a folder of image files (served in name order, cycling) or
+from one image file (served at every capture).
 Either way they are fitted to the module's 256x288 (centre crop at 500 ppi,
 scaled up only when smaller) and quantised to 16 grey levels as the module
 does. `last_image` is what the driver must decode, pixel for pixel.
@@ -43,6 +44,7 @@ import tty
 import numpy as np
 
 from fpagent import hal
+from fpagent.hal.driver import CaptureRequest, SensorUrl
 from fpagent.drivers.zfm import codec
 from fpagent.drivers.zfm.device import ZfmSensor, open_port
 
@@ -150,14 +152,17 @@ class SyntheticSource:
 
 
 class FolderSource:
-    """Image files of a folder, in name order, cycling."""
+    """Image files of a folder, in name order, cycling (or one image file, always)."""
 
     def __init__(self, folder: str):
         self.folder = pathlib.Path(folder)
-        if not self.folder.is_dir():
+        if self.folder.is_file() and self.folder.suffix.lower() in IMAGE_SUFFIXES:
+            self.files = [self.folder]
+        elif not self.folder.is_dir():
             raise hal.SensorNotFound(f"emulator image folder {folder} does not exist",
-                                     "Use source=synthetic or an existing folder of images.")
-        self.files = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+                                     "Use source=synthetic, an existing folder of images or one image file.")
+        else:
+            self.files = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.files:
             raise hal.SensorNotFound(f"no images in {folder}",
                                      "Put PNG/TIFF/BMP/JPEG/WSQ files there, or use source=synthetic.")
@@ -214,7 +219,7 @@ class ZfmEmulator:
         self.port_path = os.ttyname(self.slave_fd)
 
     @classmethod
-    def from_params(cls, params: dict, parsed: hal.SensorUrl) -> "ZfmEmulator":
+    def from_params(cls, params: dict, parsed: SensorUrl) -> "ZfmEmulator":
         address = parsed.get_int("address", codec.DEFAULT_ADDRESS)
         password = parsed.get_int("password", 0)
         return cls(
@@ -440,13 +445,14 @@ class EmulatedZfmSensor(ZfmSensor):
     """The real ZfmSensor driver talking to a ZfmEmulator over a pty."""
 
     interface = "emulated"
+    usb_ids = ()  # a pseudo-terminal, not a USB device
 
     def __init__(self, port, *, emulator: ZfmEmulator, **options):
         self.emulator = emulator
         super().__init__(port, **options)
 
     @classmethod
-    def from_url(cls, parsed: hal.SensorUrl) -> "EmulatedZfmSensor":
+    def from_url(cls, parsed: SensorUrl) -> "EmulatedZfmSensor":
         options = cls.options_from_url(parsed)
         try:
             emulator = ZfmEmulator.from_params(parsed.params, parsed)
@@ -460,11 +466,10 @@ class EmulatedZfmSensor(ZfmSensor):
             emulator.stop()
             raise
 
-    def capture(self, timeout: float = 20.0, progress=None,
-                finger_position: int = hal.FingerPosition.UNKNOWN,
-                impression_type: int = hal.ImpressionType.LIVE_PLAIN) -> hal.FingerImage:
-        self.emulator.set_finger(int(finger_position))
-        return super().capture(timeout, progress, finger_position, impression_type)
+    def _capture(self, request: CaptureRequest) -> hal.FingerImage:
+        # the finger being presented is known out of band: tell the module
+        self.emulator.set_finger(int(request.finger_position))
+        return super()._capture(request)
 
     @property
     def last_image(self) -> np.ndarray | None:

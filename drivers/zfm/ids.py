@@ -1,10 +1,11 @@
 """USB-serial bridges that ZFM/R30x/R503/AS608 modules are sold with.
 
-Data, not code: `hal.candidate_ports()` uses it for discovery and the udev
-rules (systemd/) are generated from it, so the two never drift apart.
+Data, not code: `ZfmSensor.usb_ids` declares it to the HAL, which uses it
+for discovery (`hal.candidate_ports()`) and the udev rules (systemd/), so the
+two never drift apart.
 """
 
-from fpagent.hal import UsbId
+from fpagent.hal.driver import UsbId
 
 USB_IDS = [
     UsbId(0x1A86, 0x7523, "QinHeng CH340 USB-serial (most ZFM/R30x adapter boards)"),

@@ -1,4 +1,4 @@
-"""Numba kernels of the matcher and the prefilter (H4); each has a plain-numpy reference.
+"""Numba kernels of the matcher and the prefilter; each has a plain-numpy reference.
 
 Kernels are `@njit(cache=True)` so a cold start compiles once and later
 starts load machine code from __pycache__. The references live next to them

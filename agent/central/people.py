@@ -1,0 +1,45 @@
+"""The people the demo's central "already knows": synthetic fingers, invented records.
+
+No real person: each is a synthetic finger set (fpagent.drivers.synthetic) of
+the demo's seed, enrolled from another impression than the one booked, with a
+record that shows one kind of answer (a criminal hit, a removable level-1
+immigration hit, a U.S. citizen, a record under review).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from fpagent.central.screening import Galleries, GalleryEntry, synthetic_entry
+
+SEED = 2026
+# Who the central system "already knows" (synthetic people; no real person).
+KNOWN = {
+    1: {"criminal": {"name": "SYNTHETIC, PERSON ONE", "sid": "DEMO-SID-0001",
+                     "history": "burglary (2019), probation violation (2021)"}},
+    2: {"criminal": {"name": "SYNTHETIC, PERSON TWO", "sid": "DEMO-SID-0002",
+                     "history": "aggravated assault (2018)"},
+        "immigration": {"determination": "removable", "level": 1,
+                        "instructions": "Status determination: removable, offence level 1. "
+                                        "Call the field office before any release."}},
+    3: {"immigration": {"determination": "citizen-or-lawful-no-action",
+                        "instructions": "Record match only: U.S. citizen. No action. "
+                                        "Do not hold on immigration grounds."}},
+    5: {"immigration": {"determination": "under-review",
+                        "instructions": "Record found, status not determined. No action "
+                                        "unless a determination follows."}},
+}
+
+
+def demo_galleries(seed: int, people: dict, progress: Callable[[str], None] | None = None) -> Galleries:
+    """Galleries of synthetic "already known" people: {person: {"criminal": {...}, "immigration": {...}}}."""
+    galleries = Galleries()
+    for person, what in people.items():
+        if progress:
+            progress(f"enrolling synthetic person {person} in the central galleries")
+        entry = synthetic_entry(f"P{person}", {}, person=person, seed=seed)
+        for name in ("criminal", "immigration"):
+            if name in what:
+                getattr(galleries, name).append(GalleryEntry(entry.subject, what[name],
+                                                             entry.templates))
+    return galleries

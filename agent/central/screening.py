@@ -1,0 +1,164 @@
+"""How the reference central screens a booking: parse the transaction, match its galleries.
+
+The default screen parses the ANSI/NIST-ITL transaction, re-extracts the
+screened fingers with the project's own extractor and matches them against a
+criminal and an immigration gallery with the project's matcher. Galleries come
+from synthetic people, from a folder of images, or from the demo's known people
+(fpagent.central.people).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import pathlib
+from typing import Callable
+
+from fpagent.errors import FpagentError
+from fpagent.link import messages
+from fpagent.sealing import envelope as envelope_mod
+
+log = logging.getLogger("fpagent.central")
+
+
+class ScreenRejected(FpagentError):
+    """The submission cannot be screened; `reason` is a key of messages.ACK_REASONS."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(detail or reason)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclasses.dataclass
+class Screening:
+    """What central found for one booking (no biometric data in here)."""
+
+    tcn: str
+    criminal_hit: bool = False
+    criminal_record: dict | None = None
+    determination: str = "no-match"  # a key of messages.DETERMINATIONS
+    level: int | None = None
+    immigration_record: dict | None = None
+    instructions: str = ""
+
+
+Screen = Callable[[envelope_mod.Opened], Screening]
+
+
+@dataclasses.dataclass
+class GalleryEntry:
+    """One known person: a record (no biometrics) and one template per finger position."""
+
+    subject: str
+    record: dict
+    templates: dict  # finger position -> fpagent.biometrics.template.Template
+
+
+@dataclasses.dataclass
+class Galleries:
+    """Who central already knows: a criminal and an immigration gallery of GalleryEntry."""
+
+    criminal: list = dataclasses.field(default_factory=list)
+    immigration: list = dataclasses.field(default_factory=list)
+
+
+SCREEN_FINGERS = (2, 7)  # right and left index: enough for a reference, fast in the demo
+
+
+def extract_template(pixels, ppi: int = 500):
+    """The project's own extractor on one image (a Template); the numba kernels load on first use."""
+    from fpagent.biometrics.extraction import extract
+    return extract(pixels, ppi=ppi).template
+
+
+def synthetic_entry(subject: str, record: dict, *, person: int, seed: int,
+                    fingers=SCREEN_FINGERS, impression: int = 5) -> GalleryEntry:
+    """A gallery entry from the project's synthetic fingers (another impression than booking's).
+
+    The prints come through the HAL's synthetic sensor, like a booking's: the
+    first capture of each finger is impression `impression` of that finger.
+    """
+    from fpagent import hal
+    url = f"synthetic://?seed={seed}&person={person}&impression={impression}"
+    with hal.open_sensor(url) as sensor:
+        templates = {f: extract_template(sensor.capture(finger_position=f).pixels) for f in fingers}
+    return GalleryEntry(subject, record, templates)
+
+
+def synthetic_watchlist(seed: int, persons, fingers=SCREEN_FINGERS, impression: int = 6) -> list:
+    """watchlist.replace entries for synthetic people (subject ids "W<person>")."""
+    out = []
+    for person in persons:
+        entry = synthetic_entry(f"W{person}", {}, person=person, seed=seed, fingers=fingers,
+                                impression=impression)
+        out += [messages.watchlist_entry(entry.subject, f, t) for f, t in entry.templates.items()]
+    return out
+
+
+def folder_entries(folder, fingers=SCREEN_FINGERS) -> list:
+    """Entries from `folder/<subject>/<finger position>.png` (+ optional record.json)."""
+    import numpy as np
+    from PIL import Image
+    out = []
+    for sub in sorted(p for p in pathlib.Path(folder).iterdir() if p.is_dir()):
+        record_file = sub / "record.json"
+        record = json.loads(record_file.read_text()) if record_file.exists() else {"subject": sub.name}
+        templates = {}
+        for f in fingers:
+            for ext in ("png", "tif", "bmp"):
+                path = sub / f"{f}.{ext}"
+                if path.exists():
+                    templates[f] = extract_template(np.asarray(Image.open(path).convert("L")))
+                    break
+        if templates:
+            out.append(GalleryEntry(sub.name, record, templates))
+    return out
+
+
+class TransactionScreen:
+    """Parse the ANSI/NIST-ITL transaction, re-extract the screened fingers, match galleries."""
+
+    def __init__(self, galleries: Galleries, fingers=SCREEN_FINGERS, threshold: float | None = None):
+        self.galleries = galleries
+        self.fingers = fingers
+        self.threshold = threshold
+
+    def _best(self, probes: dict, gallery: list):
+        from fpagent.biometrics.matcher import MATCH_THRESHOLD, compare
+        threshold = self.threshold if self.threshold is not None else MATCH_THRESHOLD
+        best, best_score = None, 0.0
+        for entry in gallery:
+            scores = [compare(t, entry.templates[f]) for f, t in probes.items() if f in entry.templates]
+            score = max(scores, default=0.0)
+            if score >= threshold and score > best_score:
+                best, best_score = entry, score
+        return best, best_score
+
+    def __call__(self, opened) -> Screening:
+        from fpagent.records.transaction_parse import TransactionError, parse_transaction
+        try:
+            parsed = parse_transaction(opened.plaintext)
+        except (TransactionError, ValueError) as exc:
+            raise ScreenRejected("malformed-transaction", str(exc)[:200]) from None
+        probes = {}
+        for f in parsed.fingers:
+            if f.position in self.fingers and not f.missing:
+                try:
+                    probes[f.position] = extract_template(f.pixels(), f.ppi or 500)
+                except Exception as exc:  # noqa: BLE001 - an unusable finger is skipped
+                    log.info("central: finger %s not usable: %s", f.position, exc)
+        screening = Screening(tcn=parsed.tcn)
+        crim, score = self._best(probes, self.galleries.criminal)
+        if crim is not None:
+            screening.criminal_hit = True
+            screening.criminal_record = dict(crim.record, subject=crim.subject, score=round(score, 3))
+        imm, score = self._best(probes, self.galleries.immigration)
+        if imm is not None:
+            rec = dict(imm.record)
+            screening.determination = rec.pop("determination", "under-review")
+            screening.level = rec.pop("level", None)
+            screening.instructions = rec.pop("instructions", "")
+            screening.immigration_record = dict(rec, subject=imm.subject, score=round(score, 3))
+        return screening

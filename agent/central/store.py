@@ -1,0 +1,117 @@
+"""Reference central's own state: its SQLite file and its keys.
+
+The SQLite file (WAL) holds each submission once, with the signed ack and the
+notifications to send, so that a duplicate gets the very same answers and
+several responder instances may share it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import pathlib
+import sqlite3
+import threading
+
+from fpagent.sealing import keys as keys_mod
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS submissions (
+    submission_id TEXT PRIMARY KEY,
+    ori TEXT NOT NULL, device TEXT NOT NULL, tcn TEXT, received_at REAL NOT NULL,
+    result TEXT NOT NULL, central_tcn TEXT, ack_id TEXT NOT NULL, ack_fields TEXT NOT NULL,
+    deliveries INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE IF NOT EXISTS notifications (
+    id TEXT PRIMARY KEY, submission_id TEXT NOT NULL, ori TEXT NOT NULL, device TEXT NOT NULL,
+    kind TEXT NOT NULL, fields TEXT NOT NULL, due_at REAL NOT NULL,
+    claimed_until REAL, sent_at REAL
+);
+CREATE INDEX IF NOT EXISTS notifications_due ON notifications (sent_at, due_at);
+"""
+
+
+class CentralStore:
+    """Central's own SQLite file (WAL; several instances may share it)."""
+
+    def __init__(self, path):
+        self.path = pathlib.Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0,
+                                    check_same_thread=False)
+        self.conn.execute("PRAGMA busy_timeout = 30000")
+        self.conn.execute("PRAGMA journal_mode = WAL")
+        self.conn.execute("PRAGMA synchronous = NORMAL")
+        self.conn.executescript(_SCHEMA)
+        self.lock = threading.RLock()
+
+    @contextlib.contextmanager
+    def transaction(self):
+        with self.lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    def submission(self, sid: str) -> dict | None:
+        with self.lock:
+            row = self.conn.execute(
+                "SELECT submission_id, ori, device, tcn, result, central_tcn, ack_id, ack_fields, "
+                "deliveries FROM submissions WHERE submission_id = ?", (sid,)).fetchone()
+        if not row:
+            return None
+        keys = ("submission_id", "ori", "device", "tcn", "result", "central_tcn", "ack_id",
+                "ack_fields", "deliveries")
+        out = dict(zip(keys, row))
+        out["ack_fields"] = json.loads(out["ack_fields"])
+        return out
+
+    def counts(self) -> dict:
+        with self.lock:
+            subs = self.conn.execute("SELECT COUNT(*), COALESCE(SUM(deliveries), 0) "
+                                     "FROM submissions").fetchone()
+            notes = self.conn.execute("SELECT COUNT(*), COUNT(sent_at) FROM notifications").fetchone()
+        return {"submissions": subs[0], "deliveries": subs[1], "notifications": notes[0],
+                "notifications_sent": notes[1]}
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+# --------------------------------------------------------------------------- keys
+
+
+@dataclasses.dataclass
+class CentralKeys:
+    """What central decrypts, signs and verifies with."""
+
+    hpke: object  # keys.HpkePrivateKeySet
+    signing: object  # Ed25519PrivateKey
+    devices: dict  # device key id -> Ed25519PublicKey
+    device_ids: dict  # device key id -> device id
+
+    @classmethod
+    def load(cls, keys_dir, devices_dir) -> "CentralKeys":
+        """Central keys from keys_dir; device public keys `<device id>.pub` from devices_dir."""
+        keys_dir = pathlib.Path(keys_dir)
+        hk = keys_mod.load_hpke_private(keys_dir / keys_mod.CENTRAL_HPKE_PRIVATE)
+        sk = keys_mod.load_signing_key(keys_dir / keys_mod.CENTRAL_SIGNING_KEY, "central signing key")
+        devices, ids = {}, {}
+        for pub in sorted(pathlib.Path(devices_dir).glob("*.pub")):
+            vk = keys_mod.load_verify_key(pub, "device verify key")
+            kid = keys_mod.key_id(vk)
+            devices[kid] = vk
+            ids[kid] = pub.stem
+        return cls(hk, sk, devices, ids)
+
+
+def make_central_keys(directory) -> pathlib.Path:
+    """Create the central HPKE + signing keys in `directory` unless they exist (development)."""
+    directory = pathlib.Path(directory)
+    if not (directory / keys_mod.CENTRAL_SIGNING_KEY).exists():
+        keys_mod.create_central_keys(directory)
+    return directory

@@ -1,0 +1,212 @@
+"""What central sends the appliance: acks, notifications and commands.
+
+Every message is verified (the pinned central Ed25519 key, freshness window,
+addressee, size, shape), deduplicated by id against the inbox, stored and
+COMMITTED, and only then acknowledged to the broker (paho manual acks), so a
+crash at any point means redelivery, never loss. Everything refused is
+counted and audited, never acted on.
+
+The link does not act on commands itself: it hands each verified, new command
+to its owner's `CommandHandler` before the short transaction that records it
+(slow work such as decoding templates happens there, outside any SQLite
+transaction) and runs the step the handler returns inside that transaction,
+so recording and applying a command are all or nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Callable
+
+from fpagent.link import messages
+
+log = logging.getLogger("fpagent.link")
+
+CommandStep = Callable[[object], None]
+"""Runs inside the transaction that records the command; gets the Store."""
+
+CommandHandler = Callable[[messages.Message], "CommandStep | None"]
+"""Called with a verified command not yet in the inbox, outside any transaction;
+returns the step that applies it (or None: nothing to do). It must not raise for
+a bad command: refusing one is its own audited outcome."""
+
+
+@dataclasses.dataclass
+class _Checked:
+    """One received message after verification (done before the transaction)."""
+
+    topic: str
+    size: int
+    message: messages.Message | None = None
+    error: messages.MessageError | None = None
+    step: CommandStep | None = None
+    handler_failed: str = ""
+
+
+class Inbound:
+    """Verifies, stores and hands on what arrives; acknowledges it to the broker after the commit."""
+
+    def __init__(self, config, stats, *, verify_keys, outbound,
+                 on_ack: Callable[[str, dict], None] | None = None,
+                 on_notification: Callable[[dict], None] | None = None,
+                 on_command: CommandHandler | None = None, hook=None):
+        self.root = config.mqtt.root
+        self.ori = config.device.ori
+        self.device = config.device.device_id
+        self.freshness_s = config.envelope.freshness_s
+        self.max_bytes = config.mqtt.max_message_bytes
+        self.stats = stats
+        self.verify_keys = verify_keys
+        self.outbound = outbound
+        self.on_ack = on_ack
+        self.on_notification = on_notification
+        self.on_command = on_command
+        self.hook = hook
+        self.incoming: list = []  # paho messages read, not yet stored (see drain)
+
+    def take(self, msg) -> None:
+        """paho's on_message: kept, handled in a batch after the read (one commit for all)."""
+        self.incoming.append(msg)
+
+    def forget(self) -> None:
+        """The connection is gone: what was not acknowledged is delivered again."""
+        self.incoming.clear()
+
+    def drain(self, store, client) -> str | None:
+        """Verify, store and COMMIT what arrived; only then ack it to the broker, then act.
+
+        One transaction (one fsync) per batch. If storing fails (disk full...),
+        nothing is acknowledged and the reason is returned: the caller drops the
+        connection, so the broker redelivers everything after the reconnect.
+        """
+        if not self.incoming:
+            return None
+        batch, self.incoming = self.incoming, []
+        checked = [self._check(store, msg.topic, bytes(msg.payload)) for msg in batch]
+        after: list = []
+        try:
+            with store.transaction():
+                for item in checked:
+                    self._record(store, item, after)
+        except Exception as exc:  # noqa: BLE001
+            self.stats.counters["store_errors"] += 1
+            log.error("could not store %d incoming messages (%s); will take them again",
+                      len(batch), exc)
+            return f"could not store incoming messages: {exc}"
+        for msg in batch:
+            if msg.qos > 0:
+                client.ack(msg.mid, msg.qos)
+        for action in after:
+            try:
+                action()
+            except Exception:  # noqa: BLE001 - a display problem must not stop the link
+                log.exception("after-commit action failed")
+        return None
+
+    # ---------------------------------------------------------------- before the transaction
+
+    def _check(self, store, topic: str, payload: bytes) -> _Checked:
+        item = _Checked(topic, len(payload))
+        parts = messages.split_topic(topic)
+        if not parts or parts[0] != self.root or parts[1] != self.ori or parts[2] != self.device \
+                or parts[3] not in messages.CENTRAL_KINDS:
+            item.error = messages.MessageError("wrong-topic", "not one of this appliance's topics")
+            return item
+        try:
+            item.message = messages.parse_and_verify(
+                payload, verify_keys=self.verify_keys, ori=self.ori, device=self.device,
+                topic_kind=parts[3], now=time.time(), freshness_s=self.freshness_s,
+                max_bytes=self.max_bytes)
+        except messages.MessageError as exc:
+            item.error = exc
+            return item
+        msg = item.message
+        if msg.kind == "command" and self.on_command and store.inbox.get(msg.id) is None:
+            try:
+                item.step = self.on_command(msg)
+            except Exception as exc:  # noqa: BLE001 - the handler's fault: recorded, not fatal
+                log.exception("command handler failed on %s", msg.id[:8])
+                item.handler_failed = f"{type(exc).__name__}: {exc}"
+        return item
+
+    # ---------------------------------------------------------------- inside the transaction
+
+    def _record(self, store, item: _Checked, after: list) -> None:
+        if item.error is not None:
+            exc = item.error
+            self._reject(store, exc.reason, exc.detail, item.topic, None, item.size)
+            if exc.reason == "stale" and exc.verified_body:
+                self._stale_answer(exc.verified_body)
+            return
+        if item.message.kind == "ack":
+            self._record_ack(store, item.message, after)
+        else:
+            self._record_stored(store, item, after)
+
+    def _reject(self, store, reason: str, detail: str, topic: str, msg_id: str | None,
+                size: int) -> None:
+        self.stats.rejected[reason] += 1
+        self.stats.counters["rejected"] += 1
+        store.counters.incr(f"link.rejected.{reason}")
+        log.warning("refused a message on %s: %s %s", topic, reason, detail[:200])
+        entry = {"reason": reason, "topic": topic[:200], "bytes": size, "detail": detail[:300]}
+        if msg_id:
+            entry["message_id"] = str(msg_id)[:64]
+        store.audit.append("link", "message-rejected", entry)
+
+    def _stale_answer(self, body: dict) -> None:
+        """A genuine but stale answer (it waited in the broker too long): ask again.
+
+        Its content is NOT used. The only effect: the submission it names, if it
+        is ours, is published again with the same id; central then answers that
+        duplicate with the same ack and freshly signed notifications (rate
+        limited, so a replayed old message cannot make the link flood the broker).
+        """
+        sid = body.get("submission_id")
+        if not isinstance(sid, str) or body.get("ori") != self.ori or body.get("device") != self.device:
+            return
+        self.outbound.ask_again(sid, "stale answer (check this appliance's clock if it repeats)")
+
+    def _record_ack(self, store, msg: messages.Message, after: list) -> None:
+        """Apply a verified ack to the outbox. Idempotent: a redelivered ack changes nothing."""
+        body = msg.body
+        sid = body["submission_id"]
+        outbox = store.outbox
+        ack = {"id": msg.id, "result": body["result"], "issued_at": body["issued_at"],
+               "central_tcn": body.get("central_tcn"), "reason": body.get("reason")}
+        if body["result"] == "accepted":
+            changed = outbox.mark_acknowledged(sid, ack)
+        else:
+            changed = outbox.mark_rejected(sid, body.get("reason", "rejected"), ack=ack)
+        if changed is False:
+            self.stats.counters["duplicate_acks"] += 1
+        else:
+            self.stats.counters["acks_" + body["result"]] += 1
+            if self.on_ack:
+                after.append(lambda: self.on_ack(sid, ack))
+        self.outbound.answered(sid)
+
+    def _record_stored(self, store, item: _Checked, after: list) -> None:
+        """Notification or command: dedup by id, store; a command's step runs here too."""
+        msg = item.message
+        if not store.inbox.add(msg.id, msg.kind, msg.body):
+            self._reject(store, "replayed", "id already in the inbox", item.topic, msg.id, 0)
+            return
+        self.stats.counters[msg.kind + "s"] += 1
+        if msg.kind == "notification":
+            if self.on_notification:
+                after.append(lambda: self.on_notification(msg.body))
+            if self.hook is not None:
+                after.append(lambda: self.hook.submit(msg.body))
+            return
+        store.audit.append("link", "command-received",
+                           {"message_id": msg.id, "action": msg.body.get("action")})
+        if item.handler_failed:
+            self.stats.counters["command_handler_errors"] += 1
+            store.audit.append("link", "command-failed", {
+                "message_id": msg.id, "action": msg.body.get("action"), "why": "handler-error",
+                "detail": item.handler_failed[:200]})
+        elif item.step is not None:
+            item.step(store)
