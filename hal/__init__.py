@@ -24,7 +24,7 @@ from fpagent.hal.errors import (
     SensorRejected,
 )
 from fpagent.hal.image import FingerImage, FingerPosition, ImpressionType
-from fpagent.hal.info import Progress, SensorInfo
+from fpagent.hal.info import CaptureMode, Progress, SensorInfo
 from fpagent.hal.url import parse_sensor_url
 from fpagent.hal.driver import Sensor
 from fpagent.hal.registry import (
@@ -50,6 +50,7 @@ __all__ = [
     "ImpressionType",
     "Sensor",
     "SensorInfo",
+    "CaptureMode",
     "Progress",
     "open_sensor",
     "available_interfaces",
