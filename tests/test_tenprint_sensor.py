@@ -51,3 +51,13 @@ def test_the_capture_mode_follows_position_and_impression_type():
     assert hal.info.capture_mode(15, 0) is hal.CaptureMode.TWO_THUMB_SLAP
     assert hal.info.capture_mode(3, 1) is hal.CaptureMode.ROLLED
     assert hal.info.capture_mode(3, 0) is hal.CaptureMode.FLAT
+
+
+def test_sensor_info_shows_the_modes(capsys):
+    from fpagent import cli
+
+    assert cli.main(["sensor", "info", "tenprint://?seed=3"]) == 0
+    out = capsys.readouterr().out
+    assert "modes           flat, rolled, four-finger slap, two-thumb slap" in out
+    assert cli.main(["sensor", "info", "emulated://?seed=3"]) == 0
+    assert "modes           flat\n" in capsys.readouterr().out
