@@ -21,7 +21,8 @@ import time
 import numpy as np
 
 from fpagent.bench import add_json_flag, emit, progress
-from fpagent.biometrics import quality, segmentation
+from fpagent.biometrics import segmentation
+from fpagent.biometrics.extraction import assess_quality
 
 PLATEN = (1500, 1600)
 
@@ -111,7 +112,7 @@ def compose_real_slap(prints: list[np.ndarray], rng: np.random.Generator):
     hand = rng.normal(0.0, 6.0)
     boxes = []
     for k, pixels in enumerate(prints):
-        report = quality.assess(pixels)
+        report = assess_quality(pixels)
         fg = np.repeat(np.repeat(report.foreground, report.block_size, 0), report.block_size, 1)
         fg = fg[: pixels.shape[0], : pixels.shape[1]]
         if not fg.any():

@@ -16,7 +16,7 @@ gathers its skin and the long axis of its fingertip.
 Finger numbers follow the image order of the slap (right hand: index to
 little finger from the left; left hand: little to index; thumbs: left, then
 right). Each segment is cut out upright and its quality measured with
-`fpagent.biometrics.quality.assess`. Pure numpy (plus the box-filter kernel).
+`fpagent.biometrics.extraction.assess_quality`. Pure numpy (plus the box-filter kernel).
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ import dataclasses
 
 import numpy as np
 
-from fpagent.biometrics import quality as _quality
+from fpagent.biometrics import fields
+from fpagent.biometrics.extraction import assess_quality
+from fpagent.biometrics.quality import QualityReport
 
 STEP = 2  # px: the grid the skin mask is looked at on
 CONTRAST_RADIUS = 4  # px: local contrast window radius
@@ -51,7 +53,7 @@ class Segment:
     size: tuple[float, float]  # (width across the finger, height along it) px
     angle: float  # degrees, the fingertip leaning clockwise from straight up
     pixels: np.ndarray  # uint8, the segment cut out upright (with a small margin)
-    quality: _quality.QualityReport
+    quality: QualityReport
 
     def __repr__(self) -> str:  # never the pixels
         return (f"Segment(finger={self.finger}, center=({self.center[0]:.0f}, {self.center[1]:.0f}), "
@@ -103,8 +105,8 @@ def retry_message(found: int, expected) -> str:
 def skin_mask(pixels: np.ndarray) -> np.ndarray:
     """Where the friction skin touches the glass, on a STEP-px grid (bool)."""
     f = np.asarray(pixels, dtype=np.float32)
-    mean = _quality.box_mean(f, CONTRAST_RADIUS)
-    square = _quality.box_mean(f * f, CONTRAST_RADIUS)
+    mean = fields.box_mean(f, CONTRAST_RADIUS)
+    square = fields.box_mean(f * f, CONTRAST_RADIUS)
     std = np.sqrt(np.maximum(square - mean * mean, 0.0))[::STEP, ::STEP]
     noise = float(np.median(std))  # most of a slap is empty glass
     threshold = max(4.0 * noise, 0.3 * float(np.percentile(std, 99.5)))
@@ -114,11 +116,11 @@ def skin_mask(pixels: np.ndarray) -> np.ndarray:
 
 
 def _dilate(m: np.ndarray, r: int) -> np.ndarray:
-    return _quality.box_mean(m.astype(np.float32), r) > 1e-3
+    return fields.box_mean(m.astype(np.float32), r) > 1e-3
 
 
 def _erode(m: np.ndarray, r: int) -> np.ndarray:
-    return _quality.box_mean(m.astype(np.float32), r) > 1.0 - 1e-3
+    return fields.box_mean(m.astype(np.float32), r) > 1.0 - 1e-3
 
 
 def _across(xs, ys, angle_deg):
@@ -274,7 +276,7 @@ def segment_slap(pixels, fingers, ppi: int = 500) -> Segmentation:
     image = np.asarray(getattr(pixels, "pixels", pixels))
     if image.ndim != 2:
         raise ValueError(f"expected a grey image (2-D), got {image.ndim}-D")
-    img500, scale = _quality.resample_to_500(image, ppi)
+    img500, scale = fields.resample_to_500(image, ppi)
     mask = skin_mask(img500)
     ys, xs = np.nonzero(mask)
     if len(xs) < 100:
@@ -305,5 +307,5 @@ def segment_slap(pixels, fingers, ppi: int = 500) -> Segmentation:
         cut = crop_upright(img500, centre, size, angle)
         centre = (centre[0] * scale, centre[1] * scale)
         size = (size[0] * scale, size[1] * scale)
-        segments.append(Segment(finger, centre, size, angle, cut, _quality.assess(cut)))
+        segments.append(Segment(finger, centre, size, angle, cut, assess_quality(cut)))
     return Segmentation(tuple(segments), expected, hand, retry_message(len(segments), expected))
