@@ -25,7 +25,7 @@ from fpagent.hal.errors import (
     SensorRejected,
 )
 from fpagent.hal.image import FingerImage, FingerPosition, ImpressionType
-from fpagent.hal.info import FoundSensor, Progress, SensorInfo
+from fpagent.hal.info import CaptureMode, FoundSensor, Progress, SensorInfo
 from fpagent.hal.url import parse_sensor_url
 from fpagent.hal.driver import Sensor
 from fpagent.hal.registry import (
@@ -52,6 +52,7 @@ __all__ = [
     "ImpressionType",
     "Sensor",
     "SensorInfo",
+    "CaptureMode",
     "Progress",
     "FoundSensor",
     "open_sensor",

@@ -24,11 +24,12 @@ from typing import Optional
 
 from fpagent.hal.errors import CaptureTimeout, SensorError
 from fpagent.hal.image import FingerImage, FingerPosition, ImpressionType
-from fpagent.hal.info import FoundSensor, Progress, SensorInfo
+from fpagent.hal.info import CaptureMode, FoundSensor, Progress, SensorInfo, capture_mode
 from fpagent.hal import registry
 from fpagent.hal.url import SensorUrl, parse_sensor_url
 
 __all__ = [
+    "CaptureMode",
     "CaptureRequest",
     "FoundSensor",
     "Progress",
@@ -60,6 +61,11 @@ class CaptureRequest:
     progress: Progress
     finger_position: FingerPosition = FingerPosition.UNKNOWN
     impression_type: ImpressionType = ImpressionType.LIVE_PLAIN
+
+    @property
+    def mode(self) -> CaptureMode:
+        """Flat, rolled, four-finger or two-thumb slap, from the position and impression type."""
+        return capture_mode(self.finger_position, self.impression_type)
 
     def remaining(self) -> float:
         """Seconds left before the deadline (negative once it has passed)."""

@@ -10,7 +10,7 @@ import numpy as np
 
 
 class FingerPosition(enum.IntEnum):
-    """ANSI/NIST-ITL friction-ridge generalised position (FGP), 0-10."""
+    """ANSI/NIST-ITL friction-ridge generalised position (FGP): 0-10, and the slaps 13-15."""
 
     UNKNOWN = 0
     RIGHT_THUMB = 1
@@ -23,6 +23,9 @@ class FingerPosition(enum.IntEnum):
     LEFT_MIDDLE = 8
     LEFT_RING = 9
     LEFT_LITTLE = 10
+    PLAIN_RIGHT_FOUR = 13  # the four fingers of the right hand together
+    PLAIN_LEFT_FOUR = 14
+    PLAIN_THUMBS = 15  # both thumbs together
 
     @property
     def label(self) -> str:

@@ -3,11 +3,30 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 from typing import Callable
 
 # progress(stage, done, total): stage is "waiting" (for a finger), "upload"
 # (bytes done of total) or "done". Callbacks must be cheap.
 Progress = Callable[[str, int, int], None]
+
+
+class CaptureMode(enum.Enum):
+    """What one capture takes: a booking asks for it by finger position and impression type."""
+
+    FLAT = "flat"  # one finger, plain (positions 1-10, live-scan plain)
+    ROLLED = "rolled"  # one finger rolled nail to nail (positions 1-10, live-scan rolled)
+    FOUR_FINGER_SLAP = "four-finger slap"  # positions 13, 14
+    TWO_THUMB_SLAP = "two-thumb slap"  # position 15
+
+
+def capture_mode(finger_position: int, impression_type: int) -> CaptureMode:
+    """The mode a (finger position, impression type) request asks for (ANSI/NIST codes)."""
+    if int(finger_position) in (13, 14):
+        return CaptureMode.FOUR_FINGER_SLAP
+    if int(finger_position) == 15:
+        return CaptureMode.TWO_THUMB_SLAP
+    return CaptureMode.ROLLED if int(impression_type) in (1, 3) else CaptureMode.FLAT
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,6 +43,7 @@ class SensorInfo:
     port: str = ""
     baud: int = 0
     extra: dict = dataclasses.field(default_factory=dict)
+    modes: tuple[CaptureMode, ...] = (CaptureMode.FLAT,)  # what the sensor can capture
 
     @property
     def sensor_id(self) -> str:

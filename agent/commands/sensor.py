@@ -154,6 +154,7 @@ def cmd_info(args) -> int:
     if info.firmware:
         print(f"{'hardware':<15} {info.firmware}")
     print(f"{'image':<15} {info.image_width}x{info.image_height} at {info.ppi} ppi")
+    print(f"{'modes':<15} {', '.join(m.value for m in info.modes)}")
     if info.port:
         print(f"{'port':<15} {info.port} at {info.baud} baud")
     for key, value in sorted(info.extra.items()):
