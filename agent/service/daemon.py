@@ -7,7 +7,7 @@ Start-up, in order, each step shown in STATUS= as it happens:
      the start with a clear message; it is never silently reset);
   3. the sensor: opened, or a degraded "sensor absent" state that the
      capture part keeps polling (unplug and replug work while running);
-  4. the Numba kernels (extraction, matcher): compiled or loaded from the
+  4. the Numba kernels (extraction, matcher, prefilter): compiled or loaded from the
      cache under <cache_dir>/numba, with EXTEND_TIMEOUT_USEC sent while a
      first start compiles;
   5. the parts start (capture, outbox, link) and only then READY=1.
@@ -47,9 +47,12 @@ from fpagent.service.sdnotify import Notifier, watchdog_interval
 
 log = logging.getLogger("fpagent.service")
 
-# The kernels compiled before READY=1: "module:function", imported lazily so a
-# missing module degrades to a warning rather than a crash.
-DEFAULT_WARMUPS = ("fpagent.biometrics.extraction:warm_up", "fpagent.biometrics.matcher:warm_up")
+# The kernels compiled before READY=1, every one a booking uses (extraction with
+# its quality kernels, the matcher's duplicate check, the prefilter's scan):
+# "module:function", imported lazily so a missing module degrades to a warning
+# rather than a crash. tests/test_warm_up.py checks that nothing is left over.
+DEFAULT_WARMUPS = ("fpagent.biometrics.extraction:warm_up", "fpagent.biometrics.matcher:warm_up",
+                   "fpagent.screening.prefilter:warm_up")
 
 
 class StartupError(UserError):
