@@ -2,9 +2,12 @@
 # Shared by scripts/dev-setup and scripts/install (sourced, not run): the
 # Debian packages a fresh machine lacks, slow steps that keep saying what they
 # do, and the wsq wheel on machines PyPI has no wheel for (aarch64: a Pi).
-# The caller defines say() and die().
+# The caller defines say() and die(), and may define announce() for what is
+# said even when it was asked to be quiet (a slow step; default: say).
 
 WSQ_VERSION=0.9
+
+declare -F announce >/dev/null || announce() { say "$@"; }
 
 # python_ready: python3 exists and can make a virtual environment with pip
 python_ready() {
@@ -32,7 +35,7 @@ apt_install() {
   command -v apt-get >/dev/null 2>&1 || die "missing Debian packages $* and no apt-get here; install them by hand"
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo=sudo
-  say "installing Debian packages: $*"
+  announce "installing Debian packages: $*"
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
@@ -45,11 +48,11 @@ slowly() {
   shift
   log=$(mktemp)
   started=$SECONDS
-  say "$label ..."
+  announce "$label ..."
   "$@" >"$log" 2>&1 &
   pid=$!
   while ! wait_for "$pid" 30; do
-    say "  still $label ($((SECONDS - started)) s)"
+    announce "  still $label ($((SECONDS - started)) s)"
   done
   wait "$pid" || rc=$?
   if [ "$rc" -ne 0 ]; then
@@ -58,7 +61,7 @@ slowly() {
     die "failed: $label (the last lines of its output are above)"
   fi
   rm -f "$log"
-  say "  done in $((SECONDS - started)) s"
+  announce "  done in $((SECONDS - started)) s"
 }
 
 # wait_for PID SECONDS: true once PID has ended, false after SECONDS
