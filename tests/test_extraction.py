@@ -12,6 +12,7 @@ from fpagent import hal
 from fpagent.biometrics import extraction
 from fpagent.errors import NoUsableFingerprint
 from fpagent.biometrics.template import BIFURCATION, MINUTIA_DTYPE, RIDGE_ENDING, Template
+from nbis_required import nbis_or_skip
 
 SETS = ("fvc2002_db1_b", "fvc2002_db3_b", "fvc2002_db4_b")
 
@@ -149,7 +150,7 @@ def test_a_small_patch_of_a_print_is_refused(fingerprints_dir):
 
 def test_angles_follow_the_nbis_convention(fingerprints_dir):
     """Minutiae we and NBIS mindtct both find point the same way (ISO angles)."""
-    nbis = pytest.importorskip("nbis", reason="nbis-py (test extra) not installed")
+    nbis = nbis_or_skip("NBIS mindtct's angles to compare ours with")
     settings = nbis.NbisExtractorSettings(min_quality=0.0, get_center=False,
                                           check_fingerprint=False, compute_nfiq2=False, ppi=500.0)
     ex = nbis.new_nbis_extractor(settings)

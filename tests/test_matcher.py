@@ -12,8 +12,10 @@ from fpagent.biometrics import matcher
 from fpagent.biometrics.match_kernels import match_edges, match_pairing, match_score
 from fpagent.biometrics.template import MINUTIA_DTYPE, Template
 
-nbis_ref = pytest.importorskip("fpagent.devtools.nbis")
-pytest.importorskip("nbis", reason="real-print minutiae for these tests come from NBIS mindtct")
+from fpagent.devtools import nbis as nbis_ref  # noqa: E402
+from nbis_required import nbis_or_skip  # noqa: E402
+
+nbis_or_skip("the real-print minutiae of these tests (NBIS mindtct)")
 
 NAMES = ("101_1", "101_2", "101_3", "101_4", "102_1", "102_2", "103_1", "104_1", "105_1", "106_1")
 

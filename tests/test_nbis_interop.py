@@ -13,7 +13,9 @@ import math
 import numpy as np
 import pytest
 
-nbis = pytest.importorskip("nbis", reason="nbis-py 0.1.3 (test extra) not installed")
+from nbis_required import nbis_or_skip  # noqa: E402
+
+nbis = nbis_or_skip("interoperability with NIST NBIS")
 
 from fpagent.records import fmr
 from fpagent.biometrics import matcher

@@ -15,8 +15,10 @@ from fpagent.screening import prefilter
 from fpagent.bench.prefilter import derive
 from fpagent.screening.prefilter_scan import scan, scan_reference
 
-nbis_ref = pytest.importorskip("fpagent.devtools.nbis")
-pytest.importorskip("nbis", reason="real-print minutiae for these tests come from NBIS mindtct")
+from fpagent.devtools import nbis as nbis_ref  # noqa: E402
+from nbis_required import nbis_or_skip  # noqa: E402
+
+nbis_or_skip("the real-print minutiae of these tests (NBIS mindtct)")
 
 
 def _nbis_template(path):

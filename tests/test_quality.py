@@ -12,6 +12,7 @@ from PIL import Image, ImageFilter
 
 from fpagent.biometrics import extraction, fields, quality
 from fpagent.bench.quality import spearman
+from nbis_required import nbis_or_skip
 
 SAMPLES = [("fvc2002_db1_b", "101_1.png"), ("fvc2002_db1_b", "106_3.png"),
            ("fvc2002_db3_b", "104_5.png"), ("fvc2002_db4_b", "102_1.png")]
@@ -121,7 +122,7 @@ def test_spearman_helper():
 @pytest.mark.slow
 def test_bench_quality_ranks_like_nfiq2(fingerprints_dir, tmp_path):
     """`fpagent bench quality` on a 2 x 20-image sample: JSON last line, ranks like NFIQ 2."""
-    pytest.importorskip("nbis", reason="NFIQ 2 comes from nbis-py (bench/test extra)")
+    nbis_or_skip("NFIQ 2, the ranking this bench is compared with")
     dirs = []
     for folder in ("fvc2002_db1_b", "fvc2002_db3_b"):
         sample = tmp_path / folder

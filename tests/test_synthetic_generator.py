@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from fpagent.drivers.synthetic import generator as g
+from nbis_required import nbis_or_skip
 
 
 # --- API, determinism ---------------------------------------------------------
@@ -194,7 +195,7 @@ def test_contextual_filter_keeps_an_ideal_ridge_pattern():
 
 @pytest.fixture(scope="module")
 def nbis_templates():
-    nbis = pytest.importorskip("nbis")  # test extra: NIST's mindtct + bozorth3
+    nbis = nbis_or_skip("NIST's mindtct + bozorth3 as an independent judge of the prints")
     from PIL import Image
 
     extractor = nbis.new_nbis_extractor(

@@ -314,7 +314,9 @@ def run(args) -> int:
     except Exception:  # noqa: BLE001
         nbis_ok = False
     if want_nbis and not nbis_ok:
-        raise UserError("--against nbis needs nbis-py 0.1.3: pip install 'fpagent[bench]'")
+        from fpagent.devtools.nbis import unavailable_reason  # noqa: PLC0415
+
+        raise UserError(f"--against nbis: {unavailable_reason()}")
     score_rows, nbis_rows = [], []
     datasets = []
     for d in args.dirs:

@@ -46,7 +46,9 @@ def _nfiq2_extractor():
     try:
         import nbis  # noqa: PLC0415 - bench extra, imported only here
     except ImportError as exc:
-        raise UserError("NFIQ 2 comes from nbis-py: pip install 'fpagent[bench]'") from exc
+        from fpagent.devtools.nbis import unavailable_reason  # noqa: PLC0415
+
+        raise UserError(f"NFIQ 2 comes from NBIS. {unavailable_reason()}") from exc
     settings = nbis.NbisExtractorSettings(min_quality=0.0, get_center=False,
                                           check_fingerprint=False, compute_nfiq2=True, ppi=500.0)
     return nbis.new_nbis_extractor(settings)

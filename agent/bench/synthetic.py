@@ -143,7 +143,7 @@ def run(args) -> int:
         from fpagent.devtools import nbis as nbis_ref
 
         if not nbis_ref.available():
-            print("NBIS not installed (pip install 'fpagent[bench]'): realism figures skipped")
+            print(f"{nbis_ref.unavailable_reason()}: realism figures skipped")
         else:
             result["nbis"] = nbis_figures(images)
             print(_line("synthetic", result["nbis"]))

@@ -16,6 +16,7 @@ import functools
 import io
 import math
 import pathlib
+import platform
 import struct
 
 import numpy as np
@@ -25,14 +26,24 @@ from fpagent.biometrics.template import MINUTIA_DTYPE, Template
 
 
 class NbisUnavailable(FpagentError, RuntimeError):
-    """nbis-py is not installed (pip install 'fpagent[bench]')."""
+    """nbis-py is not installed: not yet (pip install 'fpagent[bench]'), or not
+    installable on this architecture (its wheels are x86-64 only)."""
+
+
+def unavailable_reason() -> str:
+    """Why the NBIS reference cannot be used here, in words for the person running a bench."""
+    machine = platform.machine()
+    if machine != "x86_64":
+        return (f"NBIS is unavailable on {machine}: nbis-py 0.1.3 ships x86-64 wheels only "
+                "(run NBIS comparisons on an x86-64 machine; see docs/arm64.md)")
+    return "NBIS reference needs nbis-py 0.1.3: pip install 'fpagent[bench]'"
 
 
 def _nbis():
     try:
         import nbis  # noqa: PLC0415 (lazy on purpose)
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise NbisUnavailable("NBIS reference needs nbis-py 0.1.3: pip install 'fpagent[bench]'") from exc
+        raise NbisUnavailable(unavailable_reason()) from exc
     return nbis
 
 

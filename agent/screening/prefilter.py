@@ -312,3 +312,21 @@ class Gallery:
         g._stored = [None] * n
         g._index = {id: i for i, id in enumerate(ids)}
         return g
+
+
+def warm_up() -> None:
+    """Compile or load the scan kernel with the types a real screening uses (the service
+    calls this before READY, so the first booking's screening compiles nothing)."""
+    from fpagent.biometrics.template import MINUTIA_DTYPE  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    gallery = Gallery()
+    for i in range(2):
+        m = np.zeros(20, dtype=MINUTIA_DTYPE)
+        m["x"] = rng.uniform(20, 230, 20)
+        m["y"] = rng.uniform(20, 270, 20)
+        m["angle"] = rng.uniform(0, 2 * math.pi, 20)
+        m["kind"] = 1
+        gallery.add(f"warm-up/{i}", Template(minutiae=m, width=256, height=288))
+    probe = Template(minutiae=m, width=256, height=288)
+    gallery.search(probe, top=1)

@@ -7,7 +7,7 @@ Start-up, in order, each step shown in STATUS= as it happens:
      the start with a clear message; it is never silently reset);
   3. the sensor: opened, or a degraded "sensor absent" state that the
      capture part keeps polling (unplug and replug work while running);
-  4. the Numba kernels (extraction, matcher): compiled or loaded from the
+  4. the Numba kernels (extraction, matcher, prefilter): compiled or loaded from the
      cache under <cache_dir>/numba, with EXTEND_TIMEOUT_USEC sent while a
      first start compiles;
   5. the parts start (capture, outbox, link) and only then READY=1.
@@ -44,9 +44,12 @@ from fpagent.service.preflight import check_key_files, prepare_directories
 from fpagent.service.sdnotify import Notifier, watchdog_interval
 from fpagent.storage.store import Store
 
-# The kernels compiled before READY=1: "module:function", imported only then,
-# after prepare_directories() has pointed Numba at its cache.
-DEFAULT_WARMUPS = ("fpagent.biometrics.extraction:warm_up", "fpagent.biometrics.matcher:warm_up")
+# The kernels compiled before READY=1, every one a booking uses (extraction with
+# its quality kernels, the matcher's duplicate check, the prefilter's scan):
+# "module:function", imported only then, after prepare_directories() has pointed
+# Numba at its cache. tests/test_warm_up.py checks that nothing is left over.
+DEFAULT_WARMUPS = ("fpagent.biometrics.extraction:warm_up", "fpagent.biometrics.matcher:warm_up",
+                   "fpagent.screening.prefilter:warm_up")
 
 
 class Service:
