@@ -44,20 +44,20 @@ after_warm_up = kernels()
 
 # one booking's work on two prints of one finger: the quality gate and
 # extraction, the duplicate-finger check, and screening against a local gallery
-from fpagent.booking import session
+from fpagent.booking import local_screening, runner
 from fpagent.drivers.synthetic.generator import finger_image
 from fpagent.screening import prefilter
 
-first = session.assess(finger_image(3, 1, 0, seed=1))
-second = session.assess(finger_image(3, 1, 1, seed=1))
-other = session.assess(finger_image(4, 2, 0, seed=1))
+first = runner.assess(finger_image(3, 1, 0, seed=1))
+second = runner.assess(finger_image(3, 1, 1, seed=1))
+other = runner.assess(finger_image(4, 2, 0, seed=1))
 assert first.template is not None and second.template is not None and other.template is not None
 from fpagent.biometrics import matcher
 matcher.compare(first.template, second.template)
 gallery = prefilter.Gallery()
 gallery.add("a/1", first.template)
 gallery.add("b/2", other.template)
-screen = session.screen_with_galleries({"recent": prefilter.Gallery.from_bytes(gallery.to_bytes())})
+screen = local_screening.screen_with_galleries({"recent": prefilter.Gallery.from_bytes(gallery.to_bytes())})
 screen(second.template)
 after_booking = kernels()
 
