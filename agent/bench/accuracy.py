@@ -11,7 +11,11 @@ NFIQ 2. A folder of NNN_I.iso minutiae records from another vendor is scored
 foreign vs foreign and, with the images of the same prints, ours vs foreign
 (see fpagent.bench.foreign). `--against nbis` runs NIST mindtct + bozorth3 on the same images in
 the same process and prints the ratios. Folders marked synthetic in the
-data's INDEX.tsv (DB4: SFinGe) are labelled so in every line.
+data's INDEX.tsv (DB4: SFinGe) are labelled so in every line, and every
+set is labelled tuning or validation (fpagent.bench.splits). `--derive
+resample:569,resample:1000,crop:330x360` adds, per image folder, the same
+prints resampled to other resolutions and cropped to a small sensor's area
+(fpagent.bench.derived), each scored as a set of its own.
 """
 
 from __future__ import annotations
@@ -42,6 +46,10 @@ def register(sub):
                         "layout, templates/VENDOR_SET -> fingerprints/SET); gives ours-vs-foreign "
                         "figures and maps stretched record coordinates back to the image size")
     p.add_argument("--against", choices=["nbis"], help="also run NIST NBIS mindtct + bozorth3")
+    p.add_argument("--derive", metavar="SPEC", default="",
+                   help="also score derived sets of each image folder: comma-separated "
+                        "resample:PPI and crop:WIDTHxHEIGHT (at 500 ppi), e.g. "
+                        "resample:569,resample:1000,crop:330x360")
     p.add_argument("--scores-out", metavar="FILE.tsv",
                    help="write probe<TAB>reference<TAB>score for every compared pair "
                         "(NBIS scores go to FILE.nbis.tsv)")
@@ -247,11 +255,11 @@ def _bench_nbis(files, dirname):
     nbis_ref.extract(files[0])  # load the library before timing
     minutiae, times, sizes = {}, [], []
     for n, path in enumerate(files):
+        pixels, ppi = _load(path)
         t0 = time.perf_counter()
-        m = nbis_ref.extract(path)
+        m = nbis_ref.extract(path, ppi=ppi)  # the image's own resolution, as ours gets it
         times.append(time.perf_counter() - t0)
         minutiae[path.name] = m
-        pixels, ppi = _load(path)
         sizes.append(len(fmr.encode_iso(nbis_ref.to_template(m, pixels.shape[1], pixels.shape[0], ppi))))
         progress(f"{dirname}: NBIS mindtct", n + 1, len(files))
     return minutiae, times, sizes, nbis_ref.bozorth3
@@ -315,12 +323,16 @@ def run(args) -> int:
         nbis_ok = False
     if want_nbis and not nbis_ok:
         raise UserError("--against nbis needs nbis-py 0.1.3: pip install 'fpagent[bench]'")
+    from fpagent.bench import derived, foreign, splits  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    derivations = derived.parse(args.derive)
+    scratch = tempfile.TemporaryDirectory(prefix="fpagent-derived-")
     score_rows, nbis_rows = [], []
     datasets = []
-    for d in args.dirs:
-        folder = pathlib.Path(d)
-        from fpagent.bench import foreign  # noqa: PLC0415
-
+    queue = list(args.dirs)
+    while queue:
+        folder = pathlib.Path(queue.pop(0))
         if foreign.is_record_folder(folder):
             datasets.append(_bench_foreign_folder(folder, args.prints))
             continue
@@ -328,7 +340,10 @@ def run(args) -> int:
         if len(files) < 2:
             raise UserError(f"{folder}: no NNN_I.png fingerprint images found")
         name = folder.name
-        is_synth = synthetic.get(name, False)
+        if "@" not in name:  # a source folder: its derived sets come right after it
+            queue[:0] = [derived.write_folder(folder, files, kind, arg, pathlib.Path(scratch.name), _load)
+                         for kind, arg in derivations]
+        is_synth = synthetic.get(name.split("@", 1)[0], False)
         tag = "  [SYNTHETIC images, not real-sensor accuracy]" if is_synth else ""
         names = [p.name for p in files]
         genuine, fvc, ext = protocol_pairs(names)
@@ -341,7 +356,12 @@ def run(args) -> int:
             nfiq2 = {}
             for n, p in enumerate(files):
                 try:
-                    nfiq2[p.name] = nbis_ref.nfiq2_score(nbis_ref.extract(p, nfiq2=True))
+                    # NFIQ 2 is defined at 500 ppi: hand it the image normalised as ours sees it
+                    from fpagent.biometrics.fields import resample_to_500  # noqa: PLC0415
+
+                    px500, _ = resample_to_500(*_load(p))
+                    nfiq2[p.name] = nbis_ref.nfiq2_score(
+                        nbis_ref.extract(np.ascontiguousarray(px500), nfiq2=True))
                 except Exception:  # noqa: BLE001 - NFIQ 2 refuses some images; left out of the correlation
                     nfiq2[p.name] = None
                 progress(f"{name}: NFIQ 2", n + 1, len(files))
@@ -357,9 +377,13 @@ def run(args) -> int:
         fig["compare_per_s_numpy_reference"] = _reference_rate(prepared, sample)
         fig["nfiq2_rated_images"] = len(rated)
         fig["synthetic"] = is_synth
+        fig["split"] = splits.split_of(name)
+        fig["ppi"] = _load(files[0])[1]
+        fig["image_size"] = list(_load(files[0])[0].shape[::-1])
         score_rows += [(f"{name}/{a}", f"{name}/{b}", s) for (a, b), s in scores.items()]
-        print(f"{name}{' (synthetic)' if is_synth else ''}: {len(files)} images, "
-              f"{len(genuine)} genuine pairs")
+        print(f"{name}{' (synthetic)' if is_synth else ''}: {len(files)} images "
+              f"({fig['image_size'][0]}x{fig['image_size'][1]} px, {fig['ppi']} ppi), "
+              f"{len(genuine)} genuine pairs; {splits.label(name)}")
         _print_figures("ours", fig, tag)
         ref = fig["compare_per_s_numpy_reference"]
         print(f"    matcher kernel vs its plain-numpy reference ({len(sample)} pairs): "
@@ -389,6 +413,7 @@ def run(args) -> int:
                   f"{r(ratios['compare_per_s'])}; template size {r(ratios['template_bytes_mean'])}")
         datasets.append(fig)
         sys.stdout.flush()
+    scratch.cleanup()
     if args.scores_out:
         out = pathlib.Path(args.scores_out)
         _write_scores(out, score_rows)
@@ -401,9 +426,11 @@ def run(args) -> int:
     def sec(v):
         return "n/a" if v is None else f"{v:.2f} s"
 
+    print(f"constants tuned on: {', '.join(splits.tuning_sets())}; every other set is validation")
     print(f"matcher + prefilter kernels (import to ready): first compile {sec(starts['first_compile_s'])}, "
           f"cached start {sec(starts['cached_start_s'])}")
-    emit({"benchmark": "accuracy", "datasets": datasets, "matcher_kernels": starts}, args.json)
+    emit({"benchmark": "accuracy", "datasets": datasets, "matcher_kernels": starts,
+          "tuning_sets": splits.tuning_sets()}, args.json)
     return 0
 
 
