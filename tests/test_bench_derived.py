@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from fpagent.bench import derived, splits
-from fpagent.bench.accuracy import _load
+from fpagent.bench.accuracy import load_image
 from fpagent.errors import UserError
 
 
@@ -25,10 +25,10 @@ def test_resampled_images_carry_their_resolution_and_extraction_normalises(finge
 
     src = fingerprints_dir / "fvc2002_db1_b"
     files = [src / "101_1.png"]
-    out = derived.write_folder(src, files, "resample", (1000,), tmp_path, _load)
+    out = derived.write_folder(src, files, "resample", (1000,), tmp_path, load_image)
     assert out.name == "fvc2002_db1_b@resample1000"
-    pixels, ppi = _load(out / "101_1.png")
-    original, _ = _load(files[0])
+    pixels, ppi = load_image(out / "101_1.png")
+    original, _ = load_image(files[0])
     assert ppi == 1000 and pixels.shape == (original.shape[0] * 2, original.shape[1] * 2)
     ex = extraction.extract(pixels, ppi)
     assert ex.template.ppi == 1000 and ex.scale == pytest.approx(2.0)

@@ -32,7 +32,7 @@ import numpy as np
 
 from fpagent.bench import Stopwatch, add_json_flag, emit, progress
 
-_NAME = re.compile(r"^(\d+)_(\d+)\.(png|tif|tiff|bmp|jpg)$", re.IGNORECASE)
+IMAGE_NAME = re.compile(r"^(\d+)_(\d+)\.(png|tif|tiff|bmp|jpg)$", re.IGNORECASE)
 
 
 def register(sub):
@@ -134,7 +134,7 @@ def spearman(a, b):
 
 def protocol_pairs(names: list[str]):
     """(genuine, fvc impostor, extended impostor) pairs of image names NNN_I."""
-    parsed = {n: _NAME.match(n) for n in names}
+    parsed = {n: IMAGE_NAME.match(n) for n in names}
     finger = {n: m.group(1) for n, m in parsed.items()}
     imp = {n: int(m.group(2)) for n, m in parsed.items()}
     genuine, ext = [], []
@@ -159,7 +159,8 @@ def _synthetic_folders(dirs) -> dict[str, bool]:
     return out
 
 
-def _load(path: pathlib.Path) -> tuple[np.ndarray, int]:
+def load_image(path: pathlib.Path) -> tuple[np.ndarray, int]:
+    """(grey pixels, ppi from the PNG pHYs / TIFF resolution; 500 when absent or implausible)."""
     from PIL import Image  # noqa: PLC0415
 
     with Image.open(path) as im:
@@ -229,7 +230,7 @@ def _bench_ours(files, dirname, nfiq2_scores):
     templates, times, quality, sizes = {}, [], {}, []
     failures = 0
     for n, path in enumerate(files):
-        pixels, ppi = _load(path)
+        pixels, ppi = load_image(path)
         t0 = time.perf_counter()
         try:
             ex = extraction.extract(pixels, ppi)
@@ -255,7 +256,7 @@ def _bench_nbis(files, dirname):
     nbis_ref.extract(files[0])  # load the library before timing
     minutiae, times, sizes = {}, [], []
     for n, path in enumerate(files):
-        pixels, ppi = _load(path)
+        pixels, ppi = load_image(path)
         t0 = time.perf_counter()
         m = nbis_ref.extract(path, ppi=ppi)  # the image's own resolution, as ours gets it
         times.append(time.perf_counter() - t0)
@@ -336,12 +337,12 @@ def run(args) -> int:
         if foreign.is_record_folder(folder):
             datasets.append(_bench_foreign_folder(folder, args.prints))
             continue
-        files = sorted(p for p in folder.iterdir() if _NAME.match(p.name)) if folder.is_dir() else []
+        files = sorted(p for p in folder.iterdir() if IMAGE_NAME.match(p.name)) if folder.is_dir() else []
         if len(files) < 2:
             raise UserError(f"{folder}: no NNN_I.png fingerprint images found")
         name = folder.name
         if "@" not in name:  # a source folder: its derived sets come right after it
-            queue[:0] = [derived.write_folder(folder, files, kind, arg, pathlib.Path(scratch.name), _load)
+            queue[:0] = [derived.write_folder(folder, files, kind, arg, pathlib.Path(scratch.name), load_image)
                          for kind, arg in derivations]
         is_synth = synthetic.get(name.split("@", 1)[0], False)
         tag = "  [SYNTHETIC images, not real-sensor accuracy]" if is_synth else ""
@@ -359,7 +360,7 @@ def run(args) -> int:
                     # NFIQ 2 is defined at 500 ppi: hand it the image normalised as ours sees it
                     from fpagent.biometrics.fields import resample_to_500  # noqa: PLC0415
 
-                    px500, _ = resample_to_500(*_load(p))
+                    px500, _ = resample_to_500(*load_image(p))
                     nfiq2[p.name] = nbis_ref.nfiq2_score(
                         nbis_ref.extract(np.ascontiguousarray(px500), nfiq2=True))
                 except Exception:  # noqa: BLE001 - NFIQ 2 refuses some images; left out of the correlation
@@ -378,8 +379,8 @@ def run(args) -> int:
         fig["nfiq2_rated_images"] = len(rated)
         fig["synthetic"] = is_synth
         fig["split"] = splits.split_of(name)
-        fig["ppi"] = _load(files[0])[1]
-        fig["image_size"] = list(_load(files[0])[0].shape[::-1])
+        fig["ppi"] = load_image(files[0])[1]
+        fig["image_size"] = list(load_image(files[0])[0].shape[::-1])
         score_rows += [(f"{name}/{a}", f"{name}/{b}", s) for (a, b), s in scores.items()]
         print(f"{name}{' (synthetic)' if is_synth else ''}: {len(files)} images "
               f"({fig['image_size'][0]}x{fig['image_size'][1]} px, {fig['ppi']} ppi), "
@@ -456,7 +457,7 @@ def _bench_foreign_folder(folder: pathlib.Path, prints_arg) -> dict:
     images = {}
     if prints is not None:
         images = {p.stem: p for p in sorted(prints.iterdir())
-                  if _NAME.match(p.name) and p.stem in records}
+                  if IMAGE_NAME.match(p.name) and p.stem in records}
     names = sorted(records)
     print(f"{folder.name}: {len(names)} foreign records"
           + (f", prints in {prints} ({len(images)} images)" if images else ", no images of the prints"))
@@ -472,7 +473,7 @@ def _bench_foreign_folder(folder: pathlib.Path, prints_arg) -> dict:
     fig["foreign_vs_foreign_as_recorded"] = _threshold_figures(
         "foreign vs foreign (coordinates as recorded)", score_set(raw, genuine), score_set(raw, ext), th)
     if len(images) == len(names):
-        sizes = {n: _load(p) for n, p in images.items()}
+        sizes = {n: load_image(p) for n, p in images.items()}
         mapped = {n: matcher.prepare(foreign.unstretch(records[n], px.shape[1], px.shape[0], ppi))
                   for n, (px, ppi) in sizes.items()}
         fig["foreign_vs_foreign"] = _threshold_figures(

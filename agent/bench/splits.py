@@ -1,8 +1,9 @@
 """Which images the constants were tuned on, and which only check them.
 
-The extractor's and matcher's constants, MATCH_THRESHOLD, DUPLICATE_THRESHOLD,
-the prefilter descriptor and the quality score's weights were tuned on
-FVC2002 DB1_B (the tuning split). DB3_B (real, capacitive), DB4_B (SFinGe,
+The extractor's and matcher's constants, MATCH_THRESHOLD, the prefilter
+descriptor and the quality score's weights were tuned on FVC2002 DB1_B (the
+tuning split); DUPLICATE_THRESHOLD sits just above the highest
+different-finger score of DB1_B, the other sets confirm it. DB3_B (real, capacitive), DB4_B (SFinGe,
 synthetic), the project's own generated prints and every set derived from the
 shared images (resampled, cropped: fpagent.bench.derived) are validation:
 figures on them are out of sample. A figure is quoted with its split, never

@@ -20,7 +20,20 @@ from __future__ import annotations
 
 from typing import Mapping, Optional
 
-DUPLICATE_THRESHOLD = 0.20  # calibrated with `fpagent bench duplicates`; see the module docstring
+# Measured with `fpagent bench duplicates` (100,000 sampled ten-prints per set; synthetic: 10
+# persons x 10 fingers x 3 impressions, seed 0), false prompts / same-finger pairs caught:
+#   set                     at 0.15 (this rule)          at MATCH_THRESHOLD 0.095 (the old rule)
+#   FVC2002 DB1_B (tuning)  0.00% / 94.3% (264 of 280)   4.52% / 98.6%
+#   FVC2002 DB3_B           0.00% / 66.8% (187 of 280)   0.00% / 84.3%
+#   FVC2002 DB4_B           0.00% / 87.9% (246 of 280)   0.00% / 94.6%
+#   synthetic generator     0.00% / 99.7% (299 of 300)   2.33% / 100%
+# No pair of different fingers of one set scored 0.15 or more (2,880 per FVC set, 4,050
+# synthetic); the highest was 0.140 (DB1_B 102_1 vs 105_1). So few impostor pairs cannot show
+# a rate of 1 in 1,000 ten-prints (45 pairs each) directly: the threshold sits just above the
+# highest one seen. The 99% catch goal is met only on the generated prints: FVC volunteers
+# moved and pressed their fingers differently on purpose, and no threshold that keeps DB1_B's
+# false prompts under 0.1% catches more than about 95% of its same-finger pairs.
+DUPLICATE_THRESHOLD = 0.15
 
 
 def suspect(scores: Mapping[int, float], threshold: float = DUPLICATE_THRESHOLD
