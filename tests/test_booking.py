@@ -129,6 +129,58 @@ def test_officer_can_confirm_a_refused_print():
         s.handle(B.ConfirmSequence())
 
 
+def test_a_refused_print_kept_without_confirmation_is_flagged_for_review():
+    from fpagent.records import transaction as T
+    from fpagent.records.tcn import make_tcn
+    from fpagent.records.transaction_parse import parse_transaction
+
+    s = session()
+    s.handle(capture(1))
+    out = s.handle(capture(1))  # the right thumb again, asked for the right index
+    assert out.result is B.Result.SEQUENCE_REJECTED and out.matched_position == 1
+    out = s.handle(B.KeepForReview())
+    assert out.result is B.Result.ACCEPTED and out.next_position == 3
+    kept = s.results[2]
+    assert (kept.duplicate_of, kept.duplicate_score, kept.duplicate_confirmed) == (1, 1.0, False)
+    assert s.sequence_overrides == []  # nobody confirmed it
+    assert s.summary()["suspected_duplicates"] == [
+        {"position": 2, "matched_position": 1, "score": 1.0, "confirmed": False}]
+    assert s.results[1].duplicate_of == 0
+    with pytest.raises(B.BookingError, match="no refused print to keep"):
+        s.handle(B.KeepForReview())
+    for p in range(3, 11):
+        s.handle(capture(p))
+    rec = s.to_record(tcn=make_tcn("CA0190000", s.started_at, 1), destination="CA0000001")
+    parsed = parse_transaction(T.build_transaction(rec, compression="png"))
+    assert parsed.finger(2).comment == "SUSPECTED SAME FINGER AS FGP 1 (SCORE 1.000): NOT CONFIRMED, REVIEW"
+    assert parsed.finger(1).comment == "" and parsed.finger(3).comment == ""
+
+
+def test_a_confirmed_refused_print_is_recorded_as_confirmed():
+    s = session()
+    s.handle(capture(1))
+    s.handle(capture(1))
+    s.handle(B.ConfirmSequence())
+    assert s.results[2].duplicate_of == 1 and s.results[2].duplicate_confirmed
+    assert s.summary()["suspected_duplicates"][0]["confirmed"] is True
+
+
+def test_the_check_uses_its_own_threshold_not_the_match_threshold():
+    """A print scoring between MATCH_THRESHOLD and DUPLICATE_THRESHOLD against a
+    taken finger is accepted: the 1:1 threshold prompts a few percent of bookings."""
+    from fpagent.biometrics import matcher
+    from fpagent.booking import duplicate_check
+
+    assert duplicate_check.DUPLICATE_THRESHOLD > matcher.MATCH_THRESHOLD
+    between = (matcher.MATCH_THRESHOLD + duplicate_check.DUPLICATE_THRESHOLD) / 2
+    s = session(compare=lambda a, b: between, match_threshold=duplicate_check.DUPLICATE_THRESHOLD)
+    s.handle(capture(1))
+    assert s.handle(capture(2)).result is B.Result.ACCEPTED
+    assert duplicate_check.suspect({1: between, 2: duplicate_check.DUPLICATE_THRESHOLD}) == (
+        2, duplicate_check.DUPLICATE_THRESHOLD)
+    assert duplicate_check.suspect({1: between}) is None
+
+
 def test_swapped_fingers_are_caught_against_a_reference_booking():
     reference = {p: finger_template(p) for p in range(1, 11)}
     s = session(reference=reference)
@@ -325,13 +377,20 @@ def test_ctrl_c_cancels_the_session():
 
 def test_runner_never_loops_on_a_refused_print():
     """The same finger keeps being refused: after 3 refusals the officer is
-    asked; 'no' cancels the booking, 'yes' accepts it and records the override."""
-    script = [tagged(1)] + [tagged(1)] * 3
-    s = session()
-    with pytest.raises(runner.BookingAborted, match="right thumb 3 times"):
-        runner.run_booking(s, ScriptedSensor(script), ui=RecordingUI(answers=[False]),
-                           extract=fake_extract_factory(None))
-    assert s.phase is B.Phase.CANCELLED and s.results == {}
+    asked; 'no' (or nobody to ask) keeps it flagged for review and the booking
+    goes on, 'yes' accepts it and records the override."""
+    script = [tagged(1)] + [tagged(1)] * 3 + [tagged(p) for p in range(3, 11)]
+    ui = RecordingUI(answers=[False])
+    s = runner.run_booking(session(), ScriptedSensor(script), ui=ui, extract=fake_extract_factory(None))
+    assert s.phase is B.Phase.READY and s.sequence_overrides == []
+    assert s.results[2].duplicate_of == 1 and not s.results[2].duplicate_confirmed
+    assert any(e[0] == "notice" and "flagged for review" in e[1] for e in ui.events)
+
+    # no officer at all (the default UI never confirms): the booking is not cancelled
+    script = [tagged(1)] + [tagged(1)] * 3 + [tagged(p) for p in range(3, 11)]
+    s = runner.run_booking(session(), ScriptedSensor(script), extract=fake_extract_factory(None))
+    assert s.phase is B.Phase.READY
+    assert [d["position"] for d in s.summary()["suspected_duplicates"]] == [2]
 
     script = [tagged(1)] + [tagged(1)] * 3 + [tagged(p) for p in range(3, 11)]
     ui = RecordingUI(answers=[True])

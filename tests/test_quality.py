@@ -119,25 +119,29 @@ def test_spearman_helper():
     assert spearman([1, 1, 2, 3], [1, 2, 3, 4]) > 0.9  # ties take average ranks
 
 
+# Out-of-sample floors per validation set (fpagent.bench.splits), every image of the set, never
+# pooled. Measured when set: DB3_B 0.753 (79 images NFIQ 2 could score), DB4_B 0.809 (80); DB1_B,
+# the tuning set, 0.746. DB3_B is validation only for weights fitted from now on: the current
+# weights were first fitted on DB1_B + DB3_B, so DB4_B (SFinGe) is the one truly unseen figure.
+VALIDATION_FLOORS = {"fvc2002_db3_b": 0.70, "fvc2002_db4_b": 0.75}
+
+
 @pytest.mark.slow
-def test_bench_quality_ranks_like_nfiq2(fingerprints_dir, tmp_path):
-    """`fpagent bench quality` on a 2 x 20-image sample: JSON last line, ranks like NFIQ 2."""
+def test_bench_quality_ranks_like_nfiq2_on_each_validation_set(fingerprints_dir):
+    """`fpagent bench quality` on the whole validation sets: JSON last line, per-set figures only."""
     nbis_or_skip("NFIQ 2, the ranking this bench is compared with")
-    dirs = []
-    for folder in ("fvc2002_db1_b", "fvc2002_db3_b"):
-        sample = tmp_path / folder
-        sample.mkdir()
-        for p in sorted((fingerprints_dir / folder).glob("*.png"))[1::4]:
-            (sample / p.name).symlink_to(p)
-        dirs.append(str(sample))
+    dirs = [str(fingerprints_dir / name) for name in VALIDATION_FLOORS]
     out = subprocess.run([sys.executable, "-m", "fpagent", "bench", "quality", *dirs, "--json"],
-                         capture_output=True, text=True, timeout=240)
+                         capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr
     assert "Spearman vs NFIQ 2" in out.stdout
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert [d["images"] for d in result["datasets"]] == [20, 20]
+    assert "spearman_nfiq2_all" not in result  # no pooled figure
     print(result)
-    assert result["spearman_nfiq2_all"] >= 0.7
+    for d in result["datasets"]:
+        assert d["split"] == "validation" and d["images"] == 80
+        assert d["images"] - d["nfiq2_failed"] >= 75
+        assert d["spearman_nfiq2"] >= VALIDATION_FLOORS[d["name"]], d
 
 
 def test_assess_takes_a_finger_image_and_never_raises(fingerprints_dir):

@@ -198,6 +198,20 @@ def test_below_gate_print_is_flagged_in_a_comment(made_images):
     assert parsed.finger(4).comment == ""
 
 
+def test_a_suspected_duplicate_is_flagged_in_the_same_comment(made_images):
+    rec = booking(made_images)
+    fingers = tuple(
+        T.FingerCapture(3, f.pixels, 500, 12, f.template, below_gate=True, attempts=3,
+                        duplicate_of=2, duplicate_score=0.4321)
+        if f.position == 3 else f for f in rec.fingers
+    )
+    parsed = parse_transaction(T.build_transaction(booking(made_images, fingers=fingers)))
+    comment = parsed.finger(3).comment
+    assert comment == ("BELOW QUALITY GATE AFTER 3 ATTEMPTS; SUSPECTED SAME FINGER AS FGP 2 "
+                       "(SCORE 0.432): NOT CONFIRMED, REVIEW")
+    assert len(comment) <= 126
+
+
 def test_non_500_ppi_falls_back_to_png_rather_than_wsq(made_images):
     rec = booking(made_images)
     fingers = tuple(

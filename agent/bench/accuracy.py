@@ -11,7 +11,11 @@ NFIQ 2. A folder of NNN_I.iso minutiae records from another vendor is scored
 foreign vs foreign and, with the images of the same prints, ours vs foreign
 (see fpagent.bench.foreign). `--against nbis` runs NIST mindtct + bozorth3 on the same images in
 the same process and prints the ratios. Folders marked synthetic in the
-data's INDEX.tsv (DB4: SFinGe) are labelled so in every line.
+data's INDEX.tsv (DB4: SFinGe) are labelled so in every line, and every
+set is labelled tuning or validation (fpagent.bench.splits). `--derive
+resample:569,resample:1000,crop:330x360` adds, per image folder, the same
+prints resampled to other resolutions and cropped to a small sensor's area
+(fpagent.bench.derived), each scored as a set of its own.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import numpy as np
 
 from fpagent.bench import Stopwatch, add_json_flag, emit, progress
 
-_NAME = re.compile(r"^(\d+)_(\d+)\.(png|tif|tiff|bmp|jpg)$", re.IGNORECASE)
+IMAGE_NAME = re.compile(r"^(\d+)_(\d+)\.(png|tif|tiff|bmp|jpg)$", re.IGNORECASE)
 
 
 def register(sub):
@@ -42,6 +46,10 @@ def register(sub):
                         "layout, templates/VENDOR_SET -> fingerprints/SET); gives ours-vs-foreign "
                         "figures and maps stretched record coordinates back to the image size")
     p.add_argument("--against", choices=["nbis"], help="also run NIST NBIS mindtct + bozorth3")
+    p.add_argument("--derive", metavar="SPEC", default="",
+                   help="also score derived sets of each image folder: comma-separated "
+                        "resample:PPI and crop:WIDTHxHEIGHT (at 500 ppi), e.g. "
+                        "resample:569,resample:1000,crop:330x360")
     p.add_argument("--scores-out", metavar="FILE.tsv",
                    help="write probe<TAB>reference<TAB>score for every compared pair "
                         "(NBIS scores go to FILE.nbis.tsv)")
@@ -126,7 +134,7 @@ def spearman(a, b):
 
 def protocol_pairs(names: list[str]):
     """(genuine, fvc impostor, extended impostor) pairs of image names NNN_I."""
-    parsed = {n: _NAME.match(n) for n in names}
+    parsed = {n: IMAGE_NAME.match(n) for n in names}
     finger = {n: m.group(1) for n, m in parsed.items()}
     imp = {n: int(m.group(2)) for n, m in parsed.items()}
     genuine, ext = [], []
@@ -151,7 +159,8 @@ def _synthetic_folders(dirs) -> dict[str, bool]:
     return out
 
 
-def _load(path: pathlib.Path) -> tuple[np.ndarray, int]:
+def load_image(path: pathlib.Path) -> tuple[np.ndarray, int]:
+    """(grey pixels, ppi from the PNG pHYs / TIFF resolution; 500 when absent or implausible)."""
     from PIL import Image  # noqa: PLC0415
 
     with Image.open(path) as im:
@@ -221,7 +230,7 @@ def _bench_ours(files, dirname, nfiq2_scores):
     templates, times, quality, sizes = {}, [], {}, []
     failures = 0
     for n, path in enumerate(files):
-        pixels, ppi = _load(path)
+        pixels, ppi = load_image(path)
         t0 = time.perf_counter()
         try:
             ex = extraction.extract(pixels, ppi)
@@ -247,11 +256,11 @@ def _bench_nbis(files, dirname):
     nbis_ref.extract(files[0])  # load the library before timing
     minutiae, times, sizes = {}, [], []
     for n, path in enumerate(files):
+        pixels, ppi = load_image(path)
         t0 = time.perf_counter()
-        m = nbis_ref.extract(path)
+        m = nbis_ref.extract(path, ppi=ppi)  # the image's own resolution, as ours gets it
         times.append(time.perf_counter() - t0)
         minutiae[path.name] = m
-        pixels, ppi = _load(path)
         sizes.append(len(fmr.encode_iso(nbis_ref.to_template(m, pixels.shape[1], pixels.shape[0], ppi))))
         progress(f"{dirname}: NBIS mindtct", n + 1, len(files))
     return minutiae, times, sizes, nbis_ref.bozorth3
@@ -317,20 +326,27 @@ def run(args) -> int:
         from fpagent.devtools.nbis import unavailable_reason  # noqa: PLC0415
 
         raise UserError(f"--against nbis: {unavailable_reason()}")
+    from fpagent.bench import derived, foreign, splits  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    derivations = derived.parse(args.derive)
+    scratch = tempfile.TemporaryDirectory(prefix="fpagent-derived-")
     score_rows, nbis_rows = [], []
     datasets = []
-    for d in args.dirs:
-        folder = pathlib.Path(d)
-        from fpagent.bench import foreign  # noqa: PLC0415
-
+    queue = list(args.dirs)
+    while queue:
+        folder = pathlib.Path(queue.pop(0))
         if foreign.is_record_folder(folder):
             datasets.append(_bench_foreign_folder(folder, args.prints))
             continue
-        files = sorted(p for p in folder.iterdir() if _NAME.match(p.name)) if folder.is_dir() else []
+        files = sorted(p for p in folder.iterdir() if IMAGE_NAME.match(p.name)) if folder.is_dir() else []
         if len(files) < 2:
             raise UserError(f"{folder}: no NNN_I.png fingerprint images found")
         name = folder.name
-        is_synth = synthetic.get(name, False)
+        if "@" not in name:  # a source folder: its derived sets come right after it
+            queue[:0] = [derived.write_folder(folder, files, kind, arg, pathlib.Path(scratch.name), load_image)
+                         for kind, arg in derivations]
+        is_synth = synthetic.get(name.split("@", 1)[0], False)
         tag = "  [SYNTHETIC images, not real-sensor accuracy]" if is_synth else ""
         names = [p.name for p in files]
         genuine, fvc, ext = protocol_pairs(names)
@@ -343,7 +359,12 @@ def run(args) -> int:
             nfiq2 = {}
             for n, p in enumerate(files):
                 try:
-                    nfiq2[p.name] = nbis_ref.nfiq2_score(nbis_ref.extract(p, nfiq2=True))
+                    # NFIQ 2 is defined at 500 ppi: hand it the image normalised as ours sees it
+                    from fpagent.biometrics.fields import resample_to_500  # noqa: PLC0415
+
+                    px500, _ = resample_to_500(*load_image(p))
+                    nfiq2[p.name] = nbis_ref.nfiq2_score(
+                        nbis_ref.extract(np.ascontiguousarray(px500), nfiq2=True))
                 except Exception:  # noqa: BLE001 - NFIQ 2 refuses some images; left out of the correlation
                     nfiq2[p.name] = None
                 progress(f"{name}: NFIQ 2", n + 1, len(files))
@@ -359,9 +380,13 @@ def run(args) -> int:
         fig["compare_per_s_numpy_reference"] = _reference_rate(prepared, sample)
         fig["nfiq2_rated_images"] = len(rated)
         fig["synthetic"] = is_synth
+        fig["split"] = splits.split_of(name)
+        fig["ppi"] = load_image(files[0])[1]
+        fig["image_size"] = list(load_image(files[0])[0].shape[::-1])
         score_rows += [(f"{name}/{a}", f"{name}/{b}", s) for (a, b), s in scores.items()]
-        print(f"{name}{' (synthetic)' if is_synth else ''}: {len(files)} images, "
-              f"{len(genuine)} genuine pairs")
+        print(f"{name}{' (synthetic)' if is_synth else ''}: {len(files)} images "
+              f"({fig['image_size'][0]}x{fig['image_size'][1]} px, {fig['ppi']} ppi), "
+              f"{len(genuine)} genuine pairs; {splits.label(name)}")
         _print_figures("ours", fig, tag)
         ref = fig["compare_per_s_numpy_reference"]
         print(f"    matcher kernel vs its plain-numpy reference ({len(sample)} pairs): "
@@ -391,6 +416,7 @@ def run(args) -> int:
                   f"{r(ratios['compare_per_s'])}; template size {r(ratios['template_bytes_mean'])}")
         datasets.append(fig)
         sys.stdout.flush()
+    scratch.cleanup()
     if args.scores_out:
         out = pathlib.Path(args.scores_out)
         _write_scores(out, score_rows)
@@ -403,9 +429,11 @@ def run(args) -> int:
     def sec(v):
         return "n/a" if v is None else f"{v:.2f} s"
 
+    print(f"constants tuned on: {', '.join(splits.tuning_sets())}; every other set is validation")
     print(f"matcher + prefilter kernels (import to ready): first compile {sec(starts['first_compile_s'])}, "
           f"cached start {sec(starts['cached_start_s'])}")
-    emit({"benchmark": "accuracy", "datasets": datasets, "matcher_kernels": starts}, args.json)
+    emit({"benchmark": "accuracy", "datasets": datasets, "matcher_kernels": starts,
+          "tuning_sets": splits.tuning_sets()}, args.json)
     return 0
 
 
@@ -431,7 +459,7 @@ def _bench_foreign_folder(folder: pathlib.Path, prints_arg) -> dict:
     images = {}
     if prints is not None:
         images = {p.stem: p for p in sorted(prints.iterdir())
-                  if _NAME.match(p.name) and p.stem in records}
+                  if IMAGE_NAME.match(p.name) and p.stem in records}
     names = sorted(records)
     print(f"{folder.name}: {len(names)} foreign records"
           + (f", prints in {prints} ({len(images)} images)" if images else ", no images of the prints"))
@@ -447,7 +475,7 @@ def _bench_foreign_folder(folder: pathlib.Path, prints_arg) -> dict:
     fig["foreign_vs_foreign_as_recorded"] = _threshold_figures(
         "foreign vs foreign (coordinates as recorded)", score_set(raw, genuine), score_set(raw, ext), th)
     if len(images) == len(names):
-        sizes = {n: _load(p) for n, p in images.items()}
+        sizes = {n: load_image(p) for n, p in images.items()}
         mapped = {n: matcher.prepare(foreign.unstretch(records[n], px.shape[1], px.shape[0], ppi))
                   for n, (px, ppi) in sizes.items()}
         fig["foreign_vs_foreign"] = _threshold_figures(

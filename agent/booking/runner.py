@@ -14,7 +14,8 @@ from typing import Callable, Optional
 from fpagent import hal
 from fpagent.biometrics.template import Template
 from fpagent.booking.session import (BookingSession, Cancel, Captured, ConfirmSequence,
-                                     MarkMissing, Outcome, Phase, Result, finger_label)
+                                     KeepForReview, MarkMissing, Outcome, Phase, Result,
+                                     finger_label)
 from fpagent.errors import NoUsableFingerprint, UserError
 
 
@@ -75,9 +76,10 @@ def run_booking(
     `max_no_finger` in a row the officer is asked whether to mark the finger
     unable to print (UP), else the booking is cancelled (BookingAborted).
     A print refused by the sequence check `max_sequence_rejections` times in
-    a row is accepted only if the officer confirms it (recorded), else the
-    booking is cancelled (BookingAborted): never an endless loop, never a
-    silent override. Ctrl-C cancels. `screen(template) -> [(gallery id, score)]` is the local
+    a row is then kept: confirmed by the officer when the officer says so,
+    otherwise (and always without an officer, e.g. `--yes`) flagged as a
+    suspected duplicate for review in the transaction and the audit entry.
+    A suspected duplicate never cancels a booking and never loops. Ctrl-C cancels. `screen(template) -> [(gallery id, score)]` is the local
     prefilter hook; its candidates go to `ui.candidates` and `session.screening`.
     """
     ui = ui or BookingUI()
@@ -111,17 +113,14 @@ def run_booking(
                 ui.outcome(out)
                 if rejections_here < max_sequence_rejections:
                     continue
-                if not ui.confirm(f"Refused {rejections_here} times as the "
-                                  f"{finger_label(out.matched_position)}. Are you sure this is "
-                                  f"the {finger_label(p)}?"):
-                    session.handle(Cancel("sequence check not resolved"))
-                    raise BookingAborted(
-                        f"the print for the {finger_label(p)} matched the "
-                        f"{finger_label(out.matched_position)} {rejections_here} times and "
-                        f"was not confirmed; booking cancelled, nothing was kept. Book again, "
-                        f"or confirm the finger when asked"
-                    )
-                out = session.handle(ConfirmSequence())
+                if ui.confirm(f"Refused {rejections_here} times as the "
+                              f"{finger_label(out.matched_position)}. Are you sure this is "
+                              f"the {finger_label(p)}?"):
+                    out = session.handle(ConfirmSequence())
+                else:
+                    ui.notice(f"Kept as the {finger_label(p)}, flagged for review: it looks like "
+                              f"the {finger_label(out.matched_position)}.")
+                    out = session.handle(KeepForReview())
             if out.next_position != p:
                 rejections_here = 0
             ui.outcome(out)

@@ -6,9 +6,14 @@ the message for the officer. It walks FGP 1..10 (right thumb .. left
 little), applies the quality gate (`quality.min_score`, at most
 `quality.max_attempts` tries, then keeps the best and flags it), and the
 sequence check: every new print is compared with the fingers already
-taken, and one that matches (score >= matcher.MATCH_THRESHOLD) is refused
-("this looks like the right index again"). It does no I/O and never looks
-at a clock except through `now`.
+taken, and one that the duplicate-finger check suspects
+(fpagent.booking.duplicate_check: score >= DUPLICATE_THRESHOLD, far
+stricter than a 1:1 match) is refused ("this looks like the right index
+again"). A refused print is never the end of a booking: the officer may
+confirm it (`ConfirmSequence`), or it is kept flagged for review
+(`KeepForReview`); either way the transaction's 14.020 COM and the audit
+entry say so. It does no I/O and never looks at a clock except through
+`now`.
 
 Around it, each testable alone: fpagent.booking.runner drives a sensor and
 feeds the session, fpagent.booking.submit turns a finished session into one
@@ -34,6 +39,7 @@ from fpagent.records import transaction_format as profile_format
 from fpagent.records import transaction as tx
 from fpagent.errors import UserError
 from fpagent.biometrics.template import Template
+from fpagent.booking import duplicate_check
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +163,12 @@ class ConfirmSequence:
 
 
 @dataclasses.dataclass(frozen=True)
+class KeepForReview:
+    """Keep the print just refused by the sequence check without the officer's
+    confirmation, flagged as a suspected duplicate for the examiner."""
+
+
+@dataclasses.dataclass(frozen=True)
 class Cancel:
     reason: str = ""
 
@@ -227,8 +239,11 @@ class BookingSession:
         self.results: dict[int, tx.FingerCapture] = {}
         self._attempts: list[Captured] = []  # quality attempts on the current finger
         self._rejected: Optional[Captured] = None  # last capture refused by the sequence check
+        self._suspected: Optional[tuple[int, float]] = None  # (position, score) it resembled
+        self._keeping: Optional[tuple] = None  # (position, score, confirmed, event) of the print being kept
         self.sequence_rejections = 0
         self.sequence_overrides: list[int] = []
+        self.suspected_duplicates: list[dict] = []  # prints kept although the check refused them
         self.cancel_reason = ""
         self.screening: dict[int, list] = {}  # position -> [(gallery id, score)] from the prefilter hook
 
@@ -282,26 +297,26 @@ class BookingSession:
         if isinstance(event, MarkMissing):
             return self._mark(event)
         if isinstance(event, ConfirmSequence):
-            return self._confirm()
+            return self._keep_refused(confirmed=True)
+        if isinstance(event, KeepForReview):
+            return self._keep_refused(confirmed=False)
         if isinstance(event, Cancel):
             return self._cancel(event)
         raise TypeError(f"unknown booking event {type(event).__name__}")
 
-    def _sequence_conflict(self, position: int, template: Template) -> Optional[tuple[int, str]]:
-        """(earlier position, message) when this print matches another finger."""
+    def _sequence_conflict(self, position: int, template: Template
+                           ) -> Optional[tuple[int, float, str]]:
+        """(earlier position, score, message) when this print looks like another finger."""
         if self._compare is None:
             return None
-        best = None
-        for q, taken in self.results.items():
-            if taken.template is None or q == position:
-                continue
-            score = float(self._compare(template, taken.template))
-            if score >= self._threshold and (best is None or score > best[1]):
-                best = (q, score)
+        scores = {q: float(self._compare(template, taken.template))
+                  for q, taken in self.results.items()
+                  if taken.template is not None and q != position}
+        best = duplicate_check.suspect(scores, self._threshold)
         if best is not None:
             q = best[0]
-            return q, (f"This looks like the {finger_label(q)} again: "
-                       f"place the {finger_label(position)}.")
+            return q, best[1], (f"This looks like the {finger_label(q)} again: "
+                                f"place the {finger_label(position)}.")
         if self._reference:
             own = self._reference.get(position)
             own_score = float(self._compare(template, own)) if own is not None else None
@@ -314,7 +329,7 @@ class BookingSession:
                     swapped = (q, score)
             if swapped is not None and (own_score is None or own_score < swapped[1]):
                 q = swapped[0]
-                return q, (f"This looks like the {finger_label(q)} (earlier booking): "
+                return q, swapped[1], (f"This looks like the {finger_label(q)} (earlier booking): "
                            f"were two fingers swapped? Place the {finger_label(position)}.")
         return None
 
@@ -325,8 +340,9 @@ class BookingSession:
         if ev.template is not None:
             conflict = self._sequence_conflict(p, ev.template)
             if conflict is not None:
-                q, message = conflict
+                q, matched_score, message = conflict
                 self._rejected = ev
+                self._suspected = (q, matched_score)
                 self.sequence_rejections += 1
                 return Outcome(Result.SEQUENCE_REJECTED, p, message, attempt=len(self._attempts),
                                score=score, matched_position=q, next_position=p)
@@ -361,6 +377,7 @@ class BookingSession:
             attempts=attempts,
             impression_type=int(ev.image.impression_type),
             captured_at=ev.image.captured_at,
+            **self._duplicate_flag(ev),
         )
         nxt = self._advance()
         if below_gate:
@@ -392,18 +409,33 @@ class BookingSession:
             message += f" Next: {finger_label(nxt)}."
         return Outcome(Result.MARKED, p, message, next_position=nxt)
 
-    def _confirm(self) -> Outcome:
+    def _duplicate_flag(self, ev: Captured) -> dict:
+        """FingerCapture fields of a print kept after the sequence check refused it."""
+        if self._keeping is None or ev is not self._keeping[3]:
+            return {}
+        q, score, confirmed, _ = self._keeping
+        return {"duplicate_of": q, "duplicate_score": score, "duplicate_confirmed": confirmed}
+
+    def _keep_refused(self, *, confirmed: bool) -> Outcome:
+        """Accept the refused print as given, confirmed by the officer or flagged for review."""
         self._need(Phase.CAPTURING)
         if self._rejected is None:
-            raise BookingError("there is no refused print to confirm")
+            raise BookingError("there is no refused print to "
+                               + ("confirm" if confirmed else "keep"))
         ev, self._rejected = self._rejected, None
+        q, score = self._suspected or (0, 0.0)
         p = self.current
-        self.sequence_overrides.append(p)
+        if confirmed:
+            self.sequence_overrides.append(p)
+        self.suspected_duplicates.append(
+            {"position": p, "matched_position": q, "score": round(score, 4), "confirmed": confirmed})
+        self._keeping = (q, score, confirmed, ev)
         saved, self._compare = self._compare, None  # accept this one print as given
         try:
             return self._captured(ev)
         finally:
             self._compare = saved
+            self._keeping = None
 
     def _cancel(self, ev: Cancel) -> Outcome:
         self._need(Phase.CAPTURING, Phase.READY)
@@ -433,6 +465,8 @@ class BookingSession:
             "below_gate": [c.position for c in caps if c.below_gate],
             "sequence_rejections": self.sequence_rejections,
             "sequence_overrides": list(self.sequence_overrides),
+            "suspected_duplicates": [dict(d) for d in self.suspected_duplicates
+                                     if d["position"] in self.results],
         }
 
     def to_record(self, *, tcn: str, destination: str, type_of_transaction: str = "CAR",
@@ -451,12 +485,13 @@ def new_session(cfg, info: BookingInfo, *, compare=None, match_threshold=None,
                 reference=None, sequence_check: bool = True) -> BookingSession:
     """A session set up from the configuration: the booking data checked
     against the selected booking profile (BookingRefused, before any finger),
-    the real matcher for the sequence check unless `compare` is given."""
+    the real matcher and the duplicate-finger check's own threshold unless
+    `compare` is given."""
     from fpagent.records.profile import load_profile
 
     if sequence_check and compare is None:
         from fpagent.biometrics import matcher
-        compare, match_threshold = matcher.compare, matcher.MATCH_THRESHOLD
+        compare, match_threshold = matcher.compare, duplicate_check.DUPLICATE_THRESHOLD
     return BookingSession(
         info,
         min_score=cfg.quality.min_score,

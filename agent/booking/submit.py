@@ -81,6 +81,7 @@ def submit(session: BookingSession, cfg, store, keys, *,
         "fingers": summary["printed"],
         "missing": summary["amputated"] + summary["unable_to_print"],
         "below_gate": summary["below_gate"],
+        "suspected_duplicates": [d["position"] for d in summary["suspected_duplicates"]],
         "bytes": len(data),
     }
     with store.transaction():
@@ -92,6 +93,8 @@ def submit(session: BookingSession, cfg, store, keys, *,
             "amputated": summary["amputated"], "unable_to_print": summary["unable_to_print"],
             "below_gate": summary["below_gate"],
             "sequence_overrides": summary["sequence_overrides"],
+            # prints kept although they looked like another finger: for review
+            "suspected_duplicates": summary["suspected_duplicates"],
         })
     session.phase = Phase.COMPLETED
     _remember_recent(session, cfg, tcn)

@@ -3,8 +3,8 @@
 Guided (default): asks for what is missing, says which finger is next, shows
 progress while the sensor works and the advice when a print is poor, and
 asks before submitting. Non-interactive (`--yes`): everything comes from the
-command line, nothing is asked, a refused print is never overridden; for
-scripts and tests. Either way the booking reaches the outbox only once it is
+command line, nothing is asked; a print the duplicate-finger check keeps
+refusing is kept and flagged for review, never confirmed; for scripts and tests. Either way the booking reaches the outbox only once it is
 complete (one transaction); Ctrl-C cancels and keeps nothing.
 
     fpagent book --booking-number 2026-0042 --operator jdoe --name "DOE,JOHN" \\
@@ -362,6 +362,7 @@ def run(args) -> int:
         "submission_id": sub.submission_id, "tcn": sub.tcn, "booking_number": booking_number,
         "printed": summary["printed"], "amputated": summary["amputated"],
         "unable_to_print": summary["unable_to_print"], "below_gate": summary["below_gate"],
+        "suspected_duplicates": [d["position"] for d in summary["suspected_duplicates"]],
         "candidates": {str(p): len(c) for p, c in session.screening.items()},
         "transaction_bytes": sub.transaction_bytes, "envelope_bytes": sub.envelope_bytes,
     }

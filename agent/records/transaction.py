@@ -45,7 +45,11 @@ class FingerCapture:
 
     `quality` is our own 0-100 score (fpagent.biometrics.quality), not NFIQ. `below_gate`
     marks a print kept after the last attempt although it never passed the
-    quality gate, so the central examiner knows. `repr` hides pixels.
+    quality gate, so the central examiner knows. `duplicate_of` (FGP, 0 = none)
+    marks a print kept although the booking's duplicate-finger check found it
+    like that finger (score `duplicate_score`); `duplicate_confirmed` says
+    whether the officer confirmed it was the finger asked for. Both go into
+    14.020 COM for review. `repr` hides pixels.
     """
 
     position: int  # FGP 1..10
@@ -58,6 +62,9 @@ class FingerCapture:
     attempts: int = 1
     impression_type: int = 0  # IMP 0: live-scan plain (a UART area sensor)
     captured_at: Optional[_dt.datetime] = None
+    duplicate_of: int = 0
+    duplicate_score: float = 0.0
+    duplicate_confirmed: bool = False
 
     def __post_init__(self):
         if int(self.position) not in FINGERS:
@@ -231,13 +238,26 @@ def _type14(rec: BookingRecord, f: FingerCapture, compression: str) -> nistitl.A
     r.TVPS = int(f.ppi)
     r.CGA = cga
     r.BPX = 8
-    if f.below_gate:
-        r.COM = f"BELOW QUALITY GATE AFTER {int(f.attempts)} ATTEMPTS"
+    comments = review_comments(f)
+    if comments:
+        r.COM = "; ".join(comments)
     # 14.024 FQM: FRMP US QVAL US QAV US QAP. Our score is 0-100, which is
     # what FQM carries; 14.022 NQM is reserved for NFIQ 1-5 [memory].
     r += _items(14, 24, (int(f.position), int(f.quality), "0000", 1))
     r.DATA = data
     return r
+
+
+def review_comments(f: FingerCapture) -> list[str]:
+    """What the central examiner must look at in this print (14.020 COM, at most 126 characters)."""
+    out = []
+    if f.below_gate:
+        out.append(f"BELOW QUALITY GATE AFTER {int(f.attempts)} ATTEMPTS")
+    if f.duplicate_of:
+        out.append(f"SUSPECTED SAME FINGER AS FGP {int(f.duplicate_of)} "
+                   f"(SCORE {float(f.duplicate_score):.3f}): "
+                   + ("OPERATOR CONFIRMED" if f.duplicate_confirmed else "NOT CONFIRMED, REVIEW"))
+    return out
 
 
 def _type9(rec: BookingRecord, f: FingerCapture) -> nistitl.AsciiRecord:

@@ -1,0 +1,262 @@
+"""`fpagent bench duplicates`: how often the booking's duplicate-finger check prompts wrongly, how often it catches.
+
+A booking compares each new print with the fingers already taken: 45
+comparisons per ten-print. The check (fpagent.booking.duplicate_check)
+prompts when one of them reaches DUPLICATE_THRESHOLD. Two figures decide
+the threshold, per set (never pooled):
+
+- false prompts: the share of ten-prints of ten different fingers that get
+  at least one prompt (goal: at most 1 in 1,000). A "person" is ten
+  different fingers of one set, one impression each: FVC2002 B sets hold
+  exactly ten fingers, so each combination of impressions is one
+  pseudo-person (8^10 of them; a seeded sample is scored, and the exact
+  figure over all distinct impostor pairs is given beside it); the
+  synthetic generator's persons give ten real fingers each.
+- catches: the share of same-finger pairs (two impressions of one finger,
+  as when the officer presents a finger again) scoring at or above the
+  threshold (goal: at least 99%).
+
+The figures are printed for DUPLICATE_THRESHOLD, for MATCH_THRESHOLD (the
+old rule) and for a sweep of thresholds, with each set's tuning/validation
+split. Templates are computed once per image; scoring is the matcher's.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import pathlib
+
+import numpy as np
+
+from fpagent.bench import add_json_flag, emit, progress
+
+FALSE_PROMPT_GOAL = 0.001
+CATCH_GOAL = 0.99
+SWEEP = (0.095, 0.12, 0.15, 0.18, 0.20, 0.22, 0.25, 0.30)
+
+
+def register(sub):
+    p = sub.add_parser("duplicates", help="false-prompt and catch rates of the duplicate-finger check",
+                       description=__doc__.split("\n\n")[1])
+    p.add_argument("dirs", nargs="*", metavar="DIR",
+                   help="folders of NNN_I.png images, ten fingers each (default: the shared "
+                        "FVC2002 B sets)")
+    p.add_argument("--persons", type=int, default=10,
+                   help="synthetic persons (ten fingers each; 0 = none), default 10")
+    p.add_argument("--impressions", type=int, default=3, help="impressions per synthetic finger")
+    p.add_argument("--seed", type=int, default=0, help="generator and sampling seed")
+    p.add_argument("--samples", type=int, default=100_000,
+                   help="ten-prints sampled per set from the impression combinations")
+    add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+# ------------------------------------------------------------------ pure core
+
+
+class ScoredSet:
+    """All-pairs scores of one set: `scores[i, j]` for images i, j; `finger[i]` and `person[i]`
+    say whose image i is (a person holds ten different fingers)."""
+
+    def __init__(self, name: str, scores: np.ndarray, finger: list, person: list):
+        self.name = name
+        self.scores = np.asarray(scores, dtype=np.float64)
+        self.finger = list(finger)
+        self.person = list(person)
+
+    def genuine(self) -> np.ndarray:
+        """Scores of every pair of images of the same finger."""
+        n = len(self.finger)
+        return np.array([self.scores[i, j] for i, j in itertools.combinations(range(n), 2)
+                         if self.finger[i] == self.finger[j]])
+
+    def impostor_within_person(self) -> np.ndarray:
+        """Scores of every pair of images of different fingers of one person."""
+        n = len(self.finger)
+        return np.array([self.scores[i, j] for i, j in itertools.combinations(range(n), 2)
+                         if self.finger[i] != self.finger[j] and self.person[i] == self.person[j]])
+
+    def tenprints(self, samples: int, seed: int) -> np.ndarray:
+        """(n, fingers) image indices: one impression of each finger of one person per row.
+
+        Every combination when there are at most `samples` per person, else a seeded sample.
+        """
+        rng = np.random.default_rng(seed)
+        rows = []
+        persons = sorted(set(self.person))
+        for who in persons:
+            fingers = sorted({f for f, p in zip(self.finger, self.person) if p == who})
+            images = [[i for i, (f, p) in enumerate(zip(self.finger, self.person))
+                       if p == who and f == fg] for fg in fingers]
+            total = int(np.prod([len(x) for x in images]))
+            per_person = max(1, samples // len(persons))
+            if total <= per_person:
+                rows.append(np.array(list(itertools.product(*images))))
+            else:
+                rows.append(np.stack([rng.choice(x, per_person) for x in images], axis=1))
+        return np.concatenate(rows)
+
+
+def tenprint_max_scores(scores: np.ndarray, tenprints: np.ndarray) -> np.ndarray:
+    """The highest score among the 45 pairs of fingers of each ten-print."""
+    k = tenprints.shape[1]
+    ii, jj = np.triu_indices(k, 1)
+    return scores[tenprints[:, ii], tenprints[:, jj]].max(axis=1)
+
+
+def rates(s: ScoredSet, threshold: float, tenprint_max: np.ndarray) -> dict:
+    """False-prompt and catch figures of one set at one threshold."""
+    genuine = s.genuine()
+    impostor = s.impostor_within_person()
+    prompts = int(np.sum(tenprint_max >= threshold))
+    over = int(np.sum(impostor >= threshold))
+    per_pair = over / max(len(impostor), 1)
+    return {
+        "threshold": threshold,
+        "tenprints": int(len(tenprint_max)),
+        "false_prompts": prompts,
+        "false_prompt_rate": prompts / max(len(tenprint_max), 1),
+        "impostor_pairs": int(len(impostor)),
+        "impostor_pairs_at_or_above": over,
+        # 45 independent comparisons at the per-pair rate: the expected ten-print rate
+        "false_prompt_rate_from_pairs": 1.0 - (1.0 - per_pair) ** 45,
+        "genuine_pairs": int(len(genuine)),
+        "caught": int(np.sum(genuine >= threshold)),
+        "catch_rate": float(np.mean(genuine >= threshold)) if len(genuine) else None,
+    }
+
+
+def smallest_threshold_meeting(per_set_max: list[np.ndarray], goal: float = FALSE_PROMPT_GOAL) -> float:
+    """The lowest threshold at which every set's sampled false-prompt rate is at most `goal`."""
+    need = 0.0
+    for m in per_set_max:
+        m = np.sort(m)[::-1]
+        allowed = int(np.floor(goal * len(m)))  # this many ten-prints may prompt
+        need = max(need, float(np.nextafter(m[allowed], np.inf)) if allowed < len(m) else 0.0)
+    return need
+
+
+# ------------------------------------------------------------------ I/O shell
+
+
+def templates_of_folder(folder: pathlib.Path) -> list:
+    """(finger, person, template or None) of every NNN_I image of a folder: one person per set."""
+    from fpagent.bench.accuracy import IMAGE_NAME, load_image  # noqa: PLC0415
+    from fpagent.biometrics import extraction  # noqa: PLC0415
+    from fpagent.errors import NoUsableFingerprint  # noqa: PLC0415
+
+    files = sorted(p for p in folder.iterdir() if IMAGE_NAME.match(p.name))
+    out = []
+    for n, path in enumerate(files):
+        finger = IMAGE_NAME.match(path.name).group(1)
+        pixels, ppi = load_image(path)
+        try:
+            t = extraction.extract(pixels, ppi).template
+        except NoUsableFingerprint:
+            t = None
+        out.append((finger, "all", t))
+        progress(f"{folder.name}: extracting", n + 1, len(files))
+    return out
+
+
+def _templates_synthetic(persons: int, impressions: int, seed: int):
+    from fpagent.biometrics import extraction  # noqa: PLC0415
+    from fpagent.drivers.synthetic import generator  # noqa: PLC0415
+    from fpagent.errors import NoUsableFingerprint  # noqa: PLC0415
+
+    out = []
+    for who in range(persons):
+        for finger in range(1, 11):
+            master = generator.master_finger(who, finger, seed)
+            for k in range(impressions):
+                try:
+                    t = extraction.extract(generator.impression_of(master, k, (288, 256))).template
+                except NoUsableFingerprint:
+                    t = None
+                out.append((f"{who}/{finger}", who, t))
+        progress("synthetic persons", who + 1, persons)
+    return out
+
+
+def score_set(name: str, items) -> ScoredSet:
+    """All pairs of (finger, person, template) items scored by the matcher (0 without a template)."""
+    from fpagent.biometrics import matcher  # noqa: PLC0415
+
+    prepared = [matcher.prepare(t) if t is not None else None for _, _, t in items]
+    n = len(items)
+    scores = np.zeros((n, n))
+    for i, j in itertools.combinations(range(n), 2):
+        a, b = prepared[i], prepared[j]
+        scores[i, j] = scores[j, i] = 0.0 if a is None or b is None else matcher.compare_prepared(a, b)
+    return ScoredSet(name, scores, [f for f, _, _ in items], [p for _, p, _ in items])
+
+
+def _default_dirs() -> list[pathlib.Path]:
+    root = pathlib.Path(os.environ.get("FPAGENT_FINGERPRINTS", "../shared/data/fingerprints"))
+    if not root.is_dir():
+        root = pathlib.Path("/work/shared/data/fingerprints")
+    return [root / s for s in ("fvc2002_db1_b", "fvc2002_db3_b", "fvc2002_db4_b") if (root / s).is_dir()]
+
+
+def _pct(v):
+    return "n/a" if v is None else f"{v * 100:.2f}%"
+
+
+def _line(r: dict) -> str:
+    return (f"false prompts {r['false_prompts']}/{r['tenprints']} ten-prints ({_pct(r['false_prompt_rate'])}; "
+            f"from {r['impostor_pairs_at_or_above']}/{r['impostor_pairs']} impostor pairs at or above: "
+            f"{_pct(r['false_prompt_rate_from_pairs'])});  caught {r['caught']}/{r['genuine_pairs']} "
+            f"same-finger pairs ({_pct(r['catch_rate'])})")
+
+
+def run(args) -> int:
+    os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+    from fpagent.bench import splits  # noqa: PLC0415
+    from fpagent.biometrics import extraction, matcher  # noqa: PLC0415
+    from fpagent.booking.duplicate_check import DUPLICATE_THRESHOLD  # noqa: PLC0415
+    from fpagent.errors import UserError  # noqa: PLC0415
+
+    extraction.warm_up()
+    matcher.warm_up()
+    dirs = [pathlib.Path(d) for d in args.dirs] or _default_dirs()
+    sets = []
+    for folder in dirs:
+        if not folder.is_dir():
+            raise UserError(f"{folder}: not a folder of fingerprint images")
+        sets.append(score_set(folder.name, templates_of_folder(folder)))
+    if args.persons > 0:
+        sets.append(score_set(f"synthetic(seed={args.seed})",
+                              _templates_synthetic(args.persons, args.impressions, args.seed)))
+    if not sets:
+        raise UserError("no sets to measure: give image folders or --persons")
+    maxima = {s.name: tenprint_max_scores(s.scores, s.tenprints(args.samples, args.seed)) for s in sets}
+    calibrated = smallest_threshold_meeting(list(maxima.values()))
+    out = []
+    for s in sets:
+        split = splits.label(s.name) if not s.name.startswith("synthetic") else "validation (generated)"
+        fig = {"name": s.name, "split": splits.split_of(s.name), "images": len(s.finger),
+               "at_duplicate_threshold": rates(s, DUPLICATE_THRESHOLD, maxima[s.name]),
+               "at_match_threshold": rates(s, matcher.MATCH_THRESHOLD, maxima[s.name]),
+               "sweep": [rates(s, t, maxima[s.name]) for t in SWEEP],
+               "impostor_max": float(s.impostor_within_person().max()),
+               "genuine_p01": float(np.quantile(s.genuine(), 0.01))}
+        print(f"{s.name}: {fig['images']} images; {split}")
+        print(f"  DUPLICATE_THRESHOLD {DUPLICATE_THRESHOLD}: {_line(fig['at_duplicate_threshold'])}")
+        print(f"  MATCH_THRESHOLD {matcher.MATCH_THRESHOLD} (old rule): {_line(fig['at_match_threshold'])}")
+        print(f"  highest impostor score {fig['impostor_max']:.3f}; 1st percentile of same-finger "
+              f"scores {fig['genuine_p01']:.3f}")
+        for r in fig["sweep"]:
+            print(f"    at {r['threshold']:.3f}: false prompts {_pct(r['false_prompt_rate'])}, "
+                  f"caught {_pct(r['catch_rate'])}")
+        out.append(fig)
+    met = all(f["at_duplicate_threshold"]["false_prompt_rate"] <= FALSE_PROMPT_GOAL for f in out)
+    caught = all((f["at_duplicate_threshold"]["catch_rate"] or 0) >= CATCH_GOAL for f in out)
+    print(f"lowest threshold with at most {FALSE_PROMPT_GOAL:.1%} sampled false prompts on every set: "
+          f"{calibrated:.3f}")
+    print(f"goals at DUPLICATE_THRESHOLD: false prompts <= {FALSE_PROMPT_GOAL:.1%} "
+          f"{'met' if met else 'NOT met'}; catches >= {CATCH_GOAL:.0%} {'met' if caught else 'NOT met'}")
+    emit({"benchmark": "duplicates", "duplicate_threshold": DUPLICATE_THRESHOLD,
+          "match_threshold": matcher.MATCH_THRESHOLD, "lowest_threshold_meeting_goal": calibrated,
+          "false_prompt_goal_met": met, "catch_goal_met": caught, "datasets": out}, args.json)
+    return 0

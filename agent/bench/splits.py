@@ -1,0 +1,60 @@
+"""Which images the constants were tuned on, and which only check them.
+
+The extractor's and matcher's constants, MATCH_THRESHOLD, the prefilter
+descriptor and the quality score's weights were tuned on FVC2002 DB1_B (the
+tuning split); DUPLICATE_THRESHOLD sits just above the highest
+different-finger score of DB1_B, the other sets confirm it. DB3_B (real, capacitive), DB4_B (SFinGe,
+synthetic), the project's own generated prints and every set derived from the
+shared images (resampled, cropped: fpagent.bench.derived) are validation:
+figures on them are out of sample. A figure is quoted with its split, never
+pooled across sets.
+
+Earlier constants (before this split was declared) were fitted on DB1_B and
+DB3_B together, so DB3_B is validation only for what is tuned from now on;
+`split_of` says so in its label.
+"""
+
+from __future__ import annotations
+
+TUNING = "tuning"
+VALIDATION = "validation"
+
+# folder name (as in ../shared/data/fingerprints/INDEX.tsv) -> split
+SPLITS = {
+    "fvc2002_db1_b": TUNING,
+    "fvc2002_db3_b": VALIDATION,
+    "fvc2002_db4_b": VALIDATION,
+}
+
+# what a reader must know about a validation set that earlier work looked at
+CAVEATS = {
+    "fvc2002_db3_b": "MATCH_THRESHOLD and the quality weights were first fitted on DB1_B + DB3_B",
+}
+
+
+def split_of(name: str) -> str:
+    """TUNING or VALIDATION for a data set name; derived and unknown sets are validation.
+
+    A derived set is named after its source with a suffix (`fvc2002_db1_b@resample569`):
+    it is still validation, because no constant was tuned on the derived images.
+    """
+    return SPLITS.get(name, VALIDATION) if "@" not in name else VALIDATION
+
+
+def label(name: str) -> str:
+    """'tuning' / 'validation' plus the caveat, for the bench's printed lines."""
+    text = split_of(name)
+    base = name.split("@", 1)[0]
+    if "@" in name:
+        text += f" (derived from {base}, a {split_of(base)} set)"
+    if name in CAVEATS:
+        text += f"; note: {CAVEATS[name]}"
+    return text
+
+
+def tuning_sets() -> list[str]:
+    return sorted(n for n, s in SPLITS.items() if s == TUNING)
+
+
+def validation_sets() -> list[str]:
+    return sorted(n for n, s in SPLITS.items() if s == VALIDATION)
