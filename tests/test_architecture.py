@@ -156,3 +156,32 @@ def test_no_internal_labels_in_code():
     offenders = [f"{p.relative_to(ROOT)}:{n}" for p in _sources(*SOURCE_FOLDERS)
                  for n, line in enumerate(p.read_text().splitlines(), 1) if label.search(line)]
     assert offenders == []
+
+
+def test_a_wheel_installs_one_import_name(tmp_path):
+    """Built as a wheel and installed away from the source tree: fpagent, fpagent.hal and
+    fpagent.drivers import from there, the drivers' entry points are found, and no bare
+    agent, hal or drivers is installed."""
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "*.egg-info", "build", "dist", "__pycache__", ".numba-cache", ".pytest_cache"))
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                            "--no-index", "-w", str(tmp_path / "dist"), str(src)],
+                           capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stderr[-2000:]
+    wheel = next((tmp_path / "dist").glob("fpagent-*.whl"))
+    site = tmp_path / "site"
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
+                              "--target", str(site), str(wheel)], capture_output=True, text=True, timeout=300)
+    assert install.returncode == 0, install.stderr[-2000:]
+    packages = sorted(p.name for p in site.iterdir() if p.is_dir() and not p.name.endswith(".dist-info"))
+    assert packages == ["bin", "fpagent"]  # bin/: the fpagent command
+    probe = ("import importlib.metadata as md, fpagent, fpagent.hal, fpagent.drivers; "
+             "print(fpagent.__file__); print(fpagent.hal.__file__); "
+             "print(sorted(e.name for e in md.entry_points(group='fpagent.sensors')))")
+    run = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    main_file, hal_file, sensors = run.stdout.strip().splitlines()
+    assert main_file.startswith(str(site)) and hal_file.startswith(str(site / "fpagent" / "hal"))
+    assert {"synthetic", "zfm", "emulated"} <= set(eval(sensors))
