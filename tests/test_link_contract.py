@@ -146,6 +146,11 @@ def test_real_payloads_validate_against_the_document(tmp_path, pki, broker, doc)
     for raw, _, _ in seen["status"]:
         errors = [e.message for e in validators["status"].iter_errors(json.loads(raw))]
         assert not errors, errors
+    online = [json.loads(raw)["body"] for raw, _, _ in seen["status"]
+              if json.loads(raw)["body"]["state"] == "online"]
+    assert online and all(b["audit"]["seq"] >= 1 for b in online)  # the audit head goes off the box
+    assert not validators["status"].is_valid(
+        {**json.loads(seen["status"][0][0]), "body": {**online[0], "audit": {"seq": 1}}})
     header_schema = validator(doc, "#/components/schemas/EnvelopeHeader")
     props_schema = validator(doc, "#/components/schemas/SubmissionUserProperties")
     assert seen["submission"]

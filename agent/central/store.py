@@ -15,6 +15,7 @@ import pathlib
 import sqlite3
 import threading
 
+from fpagent.central import audit_heads
 from fpagent.central.registry import DeviceRegistry
 from fpagent.sealing import keys as keys_mod
 
@@ -61,6 +62,7 @@ class CentralStore:
         self.conn.execute("PRAGMA journal_mode = WAL")
         self.conn.execute("PRAGMA synchronous = NORMAL")
         self.conn.executescript(_SCHEMA)
+        self.conn.executescript(audit_heads.SCHEMA)
         self.lock = threading.RLock()
 
     @contextlib.contextmanager
@@ -94,6 +96,11 @@ class CentralStore:
             notes = self.conn.execute("SELECT COUNT(*), COUNT(sent_at) FROM notifications").fetchone()
         return {"submissions": subs[0], "deliveries": subs[1], "notifications": notes[0],
                 "notifications_sent": notes[1]}
+
+    def audit_heads(self) -> list[dict]:
+        """Every appliance's newest audit head and its tamper alarms (fpagent.central.audit_heads)."""
+        with self.lock:
+            return audit_heads.summary(self.conn)
 
     def close(self) -> None:
         self.conn.close()

@@ -4,6 +4,8 @@
     fpagent central run --port 8883 --certs PKI --keys DIR --devices DIR --db FILE \\
         [--gallery synthetic | --gallery DIR] [--group central]
     fpagent central counts --db FILE    submissions and notifications stored
+    fpagent central audit-heads --db FILE [--json]   each appliance's audit head and
+        tamper alarms (a chain that went backwards or forked); exit 1 when any
     fpagent central push-watchlist --certs PKI --keys DIR --ori ORI --device ID \\
         (--synthetic P,P | --subjects DIR)   replace one appliance's local watch list
 
@@ -151,6 +153,41 @@ def _counts(args) -> int:
     return 0
 
 
+def _open_store(db):
+    from fpagent.central.store import CentralStore
+    if not pathlib.Path(db).exists():
+        raise UserError(f"{db} does not exist")
+    return CentralStore(db)
+
+
+def _audit_heads(args) -> int:
+    """Each appliance's newest audit head as central saw it, and its tamper alarms."""
+    import datetime
+    store = _open_store(args.db)
+    try:
+        rows = store.audit_heads()
+    finally:
+        store.close()
+
+    def when(ts):
+        return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime(
+            "%Y-%m-%d %H:%M:%SZ")
+
+    if args.json:
+        print(json.dumps(rows, sort_keys=True))
+    else:
+        if not rows:
+            print("no audit heads seen yet (appliances publish theirs in their status)")
+        for r in rows:
+            print(f"{r['ori']}/{r['device']}: {r['state']}  head {r['seq']}:{r['hash'][:16]}  "
+                  f"last seen {when(r['last_seen'])}")
+            for a in r["alarms"]:
+                what = "WENT BACKWARDS" if a["fault"] == "backwards" else "FORKED"
+                print(f"    {when(a['seen_at'])} chain {what}: head {a['seq']}:{a['hash'][:16]} "
+                      f"after {a['known_seq']}:{a['known_hash'][:16]}")
+    return 1 if any(r["alarms"] for r in rows) else 0
+
+
 def _add_broker_args(p) -> None:
     """How central reaches the broker: the same options for every action."""
     p.add_argument("--host", default="127.0.0.1")
@@ -197,3 +234,8 @@ def register(sub) -> None:
     p = cmds.add_parser("counts", help="what central has stored")
     p.add_argument("--db", required=True)
     p.set_defaults(func=_counts)
+    p = cmds.add_parser("audit-heads", help="appliances' audit heads and tamper alarms "
+                        "(exit 1 when any chain went backwards or forked)")
+    p.add_argument("--db", required=True)
+    p.add_argument("--json", action="store_true", help="one JSON list")
+    p.set_defaults(func=_audit_heads)

@@ -386,11 +386,14 @@ def parse_and_verify(payload: bytes, *, verify_keys, ori: str, device: str,
 
 def status_body(*, state: str, version: str, queue: dict | None = None,
                 sensor: dict | None = None, last_capture_at: str | None = None,
-                disk_free_mb: float | None = None) -> dict:
-    """The appliance's health for the retained `status` topic (no personal data)."""
+                disk_free_mb: float | None = None, audit: dict | None = None) -> dict:
+    """The appliance's health for the retained `status` topic (no personal data).
+
+    `audit` is the head of the appliance's audit chain ({"seq", "hash"}) so that
+    central holds a copy off the box and sees a rewritten log (None when offline)."""
     return {"state": state, "version": version, "queue": queue or {},
             "sensor": sensor or {}, "last_capture_at": last_capture_at,
-            "disk_free_mb": disk_free_mb}
+            "disk_free_mb": disk_free_mb, "audit": audit}
 
 
 def topic(root: str, ori: str, device: str, leaf: str) -> str:
