@@ -97,6 +97,21 @@ class CentralStore:
         return {"submissions": subs[0], "deliveries": subs[1], "notifications": notes[0],
                 "notifications_sent": notes[1]}
 
+    def report_rows(self, since: float = 0.0) -> list:
+        """Submissions received since `since` with every answer stored for them
+        (fpagent.booking.figures.Submission; answered_at = when the broker took it)."""
+        from fpagent.booking.figures import Submission
+        with self.lock:
+            subs = {sid: Submission(sid, at, result) for sid, at, result in self.conn.execute(
+                "SELECT submission_id, received_at, result FROM submissions WHERE received_at >= ?",
+                (since,))}
+            for sid, fields, sent_at in self.conn.execute(
+                    "SELECT n.submission_id, n.fields, n.sent_at FROM notifications n "
+                    "JOIN submissions s ON s.submission_id = n.submission_id "
+                    "WHERE s.received_at >= ?", (since,)):
+                subs[sid].answers.append((sent_at, json.loads(fields)))
+        return list(subs.values())
+
     def audit_heads(self) -> list[dict]:
         """Every appliance's newest audit head and its tamper alarms (fpagent.central.audit_heads)."""
         with self.lock:
