@@ -46,6 +46,9 @@ def test_document_is_asyncapi_and_names_match_the_code(doc):
     assert set(s["RejectReason"]["enum"]) == set(messages.REJECT_REASONS)
     imm = s["ImmigrationBody"]["allOf"][2]["properties"]
     assert set(imm["determination"]["enum"]) == set(messages.DETERMINATIONS)
+    reprint = s["ReprintBody"]["allOf"][2]["properties"]
+    assert set(reprint["reason"]["enum"]) == set(messages.REPRINT_REASONS)
+    assert reprint["check"]["const"] == messages.REPRINT_CHECK
     cmd = s["CommandBody"]["allOf"][1]["properties"]
     assert set(cmd["action"]["enum"]) == set(messages.COMMAND_ACTIONS)
     assert set(s["EnvelopeHeader"]["required"]) == set(envelope._HEADER_FIELDS)

@@ -31,9 +31,12 @@ def test_figures_count_each_question_once_and_take_medians():
                 (203.0, {"check": "criminal-history", "result": "no-hit"}),
                 (None, _imm("citizen-or-lawful-no-action"))]),  # stored, not yet sent
             figures.Submission("c", 300.0, "rejected"),
+            figures.Submission("e", 500.0, "accepted", [(501.0, {"check": "reprint",
+                                                                  "result": "rejected"})]),
             figures.Submission("d", 400.0, "pending")]
     fig = figures.figures(subs, since=50.0)
-    assert (fig["submissions"], fig["accepted"], fig["rejected"], fig["pending"]) == (4, 2, 1, 1)
+    assert (fig["submissions"], fig["accepted"], fig["rejected"], fig["pending"]) == (5, 3, 1, 1)
+    assert fig["reprints_requested"] == 1
     assert fig["criminal_history"] == {"answered": 2, "hits": 1, "no_hits": 1}
     imm = fig["immigration"]
     assert (imm["answered"], imm["matches"], imm["removable"], imm["level_2"],

@@ -18,6 +18,7 @@ import statistics
 from fpagent.errors import UserError
 
 CHECKS = ("criminal-history", "immigration")
+REPRINT = "reprint"  # central rejected the prints instead of answering
 
 
 @dataclasses.dataclass
@@ -49,7 +50,7 @@ def _first_per_check(answers) -> dict:
     out = {}
     for answered_at, body in sorted(answers, key=lambda a: (a[0] is None, a[0] or 0.0)):
         check = body.get("check")
-        if check in CHECKS and check not in out:
+        if check in (*CHECKS, REPRINT) and check not in out:
             out[check] = (answered_at, body)
     return out
 
@@ -57,7 +58,7 @@ def _first_per_check(answers) -> dict:
 def figures(submissions: list[Submission], *, since: float = 0.0) -> dict:
     """The table's numbers for these submissions (callers pass those made since `since`)."""
     out = {"since": _rfc3339(since) if since else None, "submissions": len(submissions),
-           "accepted": 0, "rejected": 0, "pending": 0,
+           "accepted": 0, "rejected": 0, "pending": 0, "reprints_requested": 0,
            "criminal_history": {"answered": 0, "hits": 0, "no_hits": 0},
            "immigration": {"answered": 0, "matches": 0, "no_match": 0, "under_review": 0,
                            "citizen_or_lawful": 0, "removable": 0,
@@ -67,6 +68,9 @@ def figures(submissions: list[Submission], *, since: float = 0.0) -> dict:
     for sub in submissions:
         out[sub.result if sub.result in ("accepted", "rejected") else "pending"] += 1
         for check, (answered_at, body) in _first_per_check(sub.answers).items():
+            if check == REPRINT:
+                out["reprints_requested"] += 1
+                continue
             if answered_at is not None:
                 delays[check].append(max(0.0, answered_at - sub.submitted_at))
             if check == "criminal-history":
@@ -116,6 +120,7 @@ def table(fig: dict, title: str) -> list[str]:
         ("  accepted", fig["accepted"]),
         ("  rejected", fig["rejected"]),
         ("  not yet acknowledged", fig["pending"]),
+        ("  prints rejected, reprint requested", fig["reprints_requested"]),
         ("Criminal-history answers", crim["answered"]),
         ("  matches (hits)", crim["hits"]),
         ("  no record", crim["no_hits"]),

@@ -60,7 +60,7 @@ import paho.mqtt.client as mqtt
 
 from fpagent.central import audit_heads
 from fpagent.central.screening import Screen, ScreenRejected, Screening
-from fpagent.central.store import CentralKeys, CentralStore, make_central_keys
+from fpagent.central.store import CentralKeys, CentralStore, link_reprint, make_central_keys
 from fpagent.link import client as client_mod
 from fpagent.link import messages
 from fpagent.sealing import envelope as envelope_mod
@@ -391,7 +391,12 @@ class Central:
                                        central_tcn=ctn, reason=reason, detail=detail[:300])
         ack_id = uuid.uuid5(uuid.NAMESPACE_URL, f"fpagent-ack:{sid}").hex
         notes = []
-        if accepted:
+        if accepted and screening.reprint is not None:  # the prints are rejected: no search
+            reason, fingers = screening.reprint
+            notes.append((uuid.uuid5(uuid.NAMESPACE_URL, f"fpagent-reprint:{sid}").hex, now,
+                          messages.reprint_body(submission_id=sid, tcr=tcn, central_tcn=ctn,
+                                                reason=reason, fingers=list(fingers))))
+        elif accepted:
             record = screening.criminal_record if screening.criminal_hit else None
             notes.append((uuid.uuid5(uuid.NAMESPACE_URL, f"fpagent-chr:{sid}").hex, now,
                           messages.criminal_body(
@@ -414,6 +419,8 @@ class Central:
                 (sid, ori, device, tcn, now, ack_fields["result"], ctn if accepted else None,
                  ack_id, json.dumps(ack_fields, sort_keys=True)))
             fresh = cur.rowcount == 1
+            if fresh and accepted and screening.tcr:
+                link_reprint(db, sid, ori, screening.tcr)
             if fresh:
                 for nid, due, fields in notes:
                     db.execute("INSERT INTO notifications (id, submission_id, ori, device, kind, "

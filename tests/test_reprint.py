@@ -1,0 +1,88 @@
+"""Reject and reprint: central rejects unusable prints by name, the reprint is linked to them.
+
+Over the real broker with real keys: central answers a booking whose fingers
+3 and 7 cannot be used with a signed reprint request instead of a search; the
+appliance verifies and keeps it, shows it to the officer like a hit, and does
+not ask central again for answers that will not come. The reprint (TCR = the
+original TCN) is answered normally and central links it to the original.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from fpagent.booking import answers
+from fpagent.link import messages
+from fpagent.storage.store import Store
+from tests.mqtt_helpers import (  # noqa: F401 - fixtures
+    appliance_config, broker, make_central, make_link, needs_mosquitto, pki, seal_test_booking,
+    wait_for)
+
+
+def _reprint(**kw):
+    body = messages.reprint_body(submission_id="s1", tcr="T1", central_tcn="C1",
+                                 reason="unusable-prints", **kw)
+    return messages.message("notification", body, ori="XX0000000", device="booking-01")
+
+
+def test_a_reprint_request_names_the_fingers_or_the_whole_booking():
+    some = _reprint(fingers=[7, 3, 3])
+    assert (some["fingers"], some["whole_booking"]) == ([3, 7], False)
+    messages.validate_body("notification", some)
+    whole = _reprint()
+    assert (whole["fingers"], whole["whole_booking"]) == ([], True)
+    messages.validate_body("notification", whole)
+    for bad in ({"fingers": [11]}, {"fingers": [True]}, {"fingers": "3,7"},
+                {"whole_booking": True}, {"reason": "no-reason"}, {"result": "hit"}):
+        with pytest.raises(messages.MessageError):
+            messages.validate_body("notification", {**some, **bad})
+    with pytest.raises(ValueError):
+        _reprint(fingers=[0])
+
+
+def test_the_officer_sees_a_reprint_request_like_a_hit():
+    body = _reprint(fingers=[3, 7])
+    assert answers.headline(body) == "PRINTS REJECTED: REPRINT FINGERS 3, 7"
+    assert answers.severity(body) == "alert" and answers.banner(body)
+    assert answers.headline(_reprint()) == "PRINTS REJECTED: REPRINT THE WHOLE BOOKING"
+    text = answers.render({"message_id": "m1", "received": 0.0, "body": body})
+    assert "no search was made" in text and "TCR = booking TCN T1" in text
+
+
+@needs_mosquitto
+def test_rejected_prints_come_back_by_name_and_the_reprint_is_linked(tmp_path, pki, broker):
+    cfg = appliance_config(tmp_path, pki, broker.port)
+    sid, tcn, env = seal_test_booking(pki, "booking-01", 1, unusable=[3, 7], criminal=True)
+    with Store(cfg.paths.database(), cfg) as store:
+        store.outbox.enqueue(sid, tcn, env, {})
+    central = make_central(pki, broker.port, tmp_path / "central.sqlite3").start()
+    link = make_link(cfg, pki).start()
+    try:
+        with Store(cfg.paths.database(), cfg) as store:
+            notes = wait_for(lambda: store.inbox.list(kind="notification"), 20,
+                             what="central's reprint request")
+            assert len(notes) == 1
+            body = notes[0]["body"]
+            assert (body["check"], body["result"], body["reason"]) == ("reprint", "rejected",
+                                                                       "unusable-prints")
+            assert (body["fingers"], body["whole_booking"], body["tcr"]) == ([3, 7], False, tcn)
+            assert store.outbox.get(sid).state == "acknowledged"
+            # the appliance does not ask for answers that will not come
+            timeout, cfg.mqtt.answers_timeout_s = cfg.mqtt.answers_timeout_s, 0.001
+            try:
+                link.outbound.check_missing_answers(store)
+            finally:
+                cfg.mqtt.answers_timeout_s = timeout
+            assert not link.outbound._resync
+
+            again_sid, again_tcn, again = seal_test_booking(pki, "booking-01", 2, tcr=tcn,
+                                                            criminal=True)
+            store.outbox.enqueue(again_sid, again_tcn, again, {})
+            wait_for(lambda: len([n for n in store.inbox.list(kind="notification")
+                                  if n["body"]["submission_id"] == again_sid]) == 2, 20,
+                     what="the reprint's two answers")
+        assert central.store.reprint_of(again_sid) == {"tcr": tcn, "original_submission_id": sid}
+        assert central.store.reprint_of(sid) is None
+    finally:
+        link.stop()
+        central.stop()
