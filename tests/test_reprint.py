@@ -86,3 +86,47 @@ def test_rejected_prints_come_back_by_name_and_the_reprint_is_linked(tmp_path, p
     finally:
         link.stop()
         central.stop()
+
+
+def _transaction(tcn: str, usable: tuple, blank: tuple) -> bytes:
+    """A real transaction: synthetic prints at `usable`, featureless grey images at `blank`."""
+    import datetime as dt
+
+    import numpy as np
+
+    from fpagent.drivers.synthetic.generator import finger_image
+    from fpagent.records import transaction as T
+    from tests.mqtt_helpers import ORI
+    fingers = tuple(T.FingerCapture(p, finger_image(9, p, 1, seed=7), 500, 60) for p in usable)
+    fingers += tuple(T.FingerCapture(p, np.full((400, 400), 200, np.uint8), 500, 60)
+                     for p in blank)
+    rec = T.BookingRecord(tcn=tcn, ori=ORI, destination="XX0000001",
+                          fingers=tuple(sorted(fingers, key=lambda f: f.position)),
+                          created_at=dt.datetime.now(dt.timezone.utc), tcr="XX-ORIGINAL")
+    return T.build_transaction(rec)
+
+
+def test_central_asks_for_the_fingers_it_cannot_use(pki):
+    from fpagent.central.screening import Galleries, TransactionScreen
+    from fpagent.sealing import envelope
+    from tests.mqtt_helpers import ORI
+
+    def opened(tx: bytes):
+        env = envelope.seal(tx, device_id="booking-01", ori=ORI, sequence=1,
+                            central_public_key=pki.hpke.public(),
+                            device_signing_key=pki.device_signing["booking-01"])
+        return envelope.verify_and_open(
+            env, central_private_key=pki.hpke,
+            device_verify_keys=pki.device_signing["booking-01"].public_key())
+
+    screen = TransactionScreen(Galleries(), fingers=(2, 3, 7))
+    try:
+        most_blank = screen(opened(_transaction("XX-T1", usable=(2,), blank=(3, 7))))
+        assert most_blank.reprint == ("unusable-prints", (3, 7))
+        assert most_blank.tcr == "XX-ORIGINAL"
+        all_blank = screen(opened(_transaction("XX-T2", usable=(), blank=(2, 7))))
+        assert all_blank.reprint == ("unusable-prints", ())  # the whole booking
+        fine = screen(opened(_transaction("XX-T3", usable=(2, 7), blank=(3,))))
+        assert fine.reprint is None  # one blank finger among usable ones: searched without it
+    finally:
+        screen.close()

@@ -187,7 +187,10 @@ class TransactionScreen:
                     continue
                 probes[f.position] = template
         screening = Screening(tcn=parsed.tcn, tcr=parsed.tcr)
-        if unusable:  # no search on part of the prints: ask for those again
+        # Too few usable prints for a search worth answering: ask for a reprint instead
+        # (nothing usable: the whole booking; more unusable than usable: those fingers).
+        # A few unusable fingers among usable ones are searched without.
+        if unusable and len(unusable) > len(probes):
             screening.reprint = ("unusable-prints", () if not probes else tuple(unusable))
             return screening
         crim, score = self._best(probes, self.galleries.criminal)
