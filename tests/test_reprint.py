@@ -130,3 +130,50 @@ def test_central_asks_for_the_fingers_it_cannot_use(pki):
         assert fine.reprint is None  # one blank finger among usable ones: searched without it
     finally:
         screen.close()
+
+
+def test_the_officer_reprints_only_the_named_fingers_with_tcr(tmp_path, capsys):
+    """`fpagent book --reprint TCN`: a real capture of fingers 3 and 7 from the synthetic
+    sensor, sealed as a transaction whose TCR is the original TCN."""
+    import json as json_mod
+
+    from fpagent import cli
+    from fpagent import config as config_mod
+    from fpagent.records.transaction_parse import parse_transaction
+    from fpagent.sealing import envelope, keys
+
+    keys_dir = tmp_path / "keys"
+    keys.create_device_keys(keys_dir)
+    central_hpke, _ = keys.create_central_keys(keys_dir)
+    cfg = config_mod.from_dict({
+        "device": {"ori": "CA0190000", "device_id": "booking-test"},
+        "paths": {"state_dir": str(tmp_path / "state"), "keys_dir": str(keys_dir)},
+        "sensor": {"url": "synthetic://?seed=11&person=7", "capture_timeout_s": 5.0},
+        "booking": {"destination": "CA0000001"}})
+    toml = tmp_path / "agent.toml"
+    toml.write_text(config_mod.to_toml(cfg))
+    original = "CA0190000-ORIGINAL"
+    with Store(cfg.paths.database(), cfg) as store:  # as the link keeps a verified answer
+        store.inbox.add("m-reprint", "notification", messages.message(
+            "notification", messages.reprint_body(submission_id="s0", tcr=original,
+                                                  central_tcn="C0", reason="unusable-prints",
+                                                  fingers=[3, 7]),
+            ori="CA0190000", device="booking-test"))
+    base = ["--config", str(toml), "book", "--booking-number", "BK-R-1", "--operator", "officer-7",
+            "--name=DOE,JOHN", "--dob=1980-01-02", "--sex=M", "--pob=GA", "--race=W",
+            "--height=511", "--weight=180", "--eyes=BRO", "--hair=BLK", "--retain", "Y",
+            "--charge", "BURGLARY", "--yes", "--json"]
+    assert cli.main(base + ["--reprint", "CA0190000-NEVER-ASKED"]) == 2
+    assert "has not asked for a reprint" in capsys.readouterr().err
+    assert cli.main(base + ["--reprint", original]) == 0
+    result = json_mod.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["reprint_of"] == original and result["printed"] == 2
+    with Store(cfg.paths.database(), cfg) as store:
+        item = store.outbox.get(result["submission_id"], with_envelope=True)
+        assert item.meta["reprint_of"] == original
+        central_keys = keys.load_device_keys(cfg)
+        opened = envelope.verify_and_open(item.envelope, central_private_key=central_hpke,
+                                          device_verify_keys=[central_keys.signing_key.public_key()])
+    parsed = parse_transaction(opened.plaintext)
+    assert parsed.tcr == original and parsed.tcn == result["tcn"]
+    assert [f.position for f in parsed.fingers if not f.missing] == [3, 7]
