@@ -88,7 +88,7 @@ def test_rejected_prints_come_back_by_name_and_the_reprint_is_linked(tmp_path, p
         central.stop()
 
 
-def _transaction(tcn: str, usable: tuple, blank: tuple) -> bytes:
+def _transaction(tcn: str, usable: tuple, blank: tuple, tcr: str = "") -> bytes:
     """A real transaction: synthetic prints at `usable`, featureless grey images at `blank`."""
     import datetime as dt
 
@@ -102,7 +102,7 @@ def _transaction(tcn: str, usable: tuple, blank: tuple) -> bytes:
                      for p in blank)
     rec = T.BookingRecord(tcn=tcn, ori=ORI, destination="XX0000001",
                           fingers=tuple(sorted(fingers, key=lambda f: f.position)),
-                          created_at=dt.datetime.now(dt.timezone.utc), tcr="XX-ORIGINAL")
+                          created_at=dt.datetime.now(dt.timezone.utc), tcr=tcr)
     return T.build_transaction(rec)
 
 
@@ -121,7 +121,7 @@ def test_central_asks_for_the_fingers_it_cannot_use(pki):
 
     screen = TransactionScreen(Galleries(), fingers=(2, 3, 7))
     try:
-        most_blank = screen(opened(_transaction("XX-T1", usable=(2,), blank=(3, 7))))
+        most_blank = screen(opened(_transaction("XX-T1", usable=(2,), blank=(3, 7), tcr="XX-ORIGINAL")))
         assert most_blank.reprint == ("unusable-prints", (3, 7))
         assert most_blank.tcr == "XX-ORIGINAL"
         all_blank = screen(opened(_transaction("XX-T2", usable=(), blank=(2, 7))))
@@ -177,3 +177,64 @@ def test_the_officer_reprints_only_the_named_fingers_with_tcr(tmp_path, capsys):
     parsed = parse_transaction(opened.plaintext)
     assert parsed.tcr == original and parsed.tcn == result["tcn"]
     assert [f.position for f in parsed.fingers if not f.missing] == [3, 7]
+
+
+@needs_mosquitto
+@pytest.mark.slow
+def test_the_whole_reprint_loop_over_the_broker(tmp_path, pki, broker, capsys):
+    """Real transaction screen at central: fingers 3 and 7 of a booking are featureless, central
+    asks for them by name; the officer reprints them with `fpagent book --reprint`; the reprint
+    goes out over the link, is searched, answered, and linked to the original booking."""
+    import json as json_mod
+    import shutil
+
+    from fpagent import cli
+    from fpagent import config as config_mod
+    from fpagent.central.screening import Galleries, TransactionScreen
+    from fpagent.sealing import envelope, keys
+    from tests.mqtt_helpers import ORI
+
+    cfg = appliance_config(tmp_path, pki, broker.port)
+    kdir = tmp_path / "appliance-keys"
+    shutil.copytree(pki.root / "device-keys" / "booking-01", kdir)
+    for name in (keys.CENTRAL_HPKE_PUBLIC, keys.CENTRAL_VERIFY_KEY):
+        shutil.copy(pki.central_dir / name, kdir / name)
+    cfg.paths.keys_dir = str(kdir)
+    cfg.sensor.url = "synthetic://?seed=11&person=7"
+    toml = tmp_path / "agent.toml"
+    toml.write_text(config_mod.to_toml(cfg))
+
+    original_tcn = "XX-ORIG-0001"
+    tx = _transaction(original_tcn, usable=(2,), blank=(3, 7))
+    sid = envelope.make_submission_id()
+    env = envelope.seal(tx, device_id="booking-01", ori=ORI, sequence=1,
+                        central_public_key=pki.hpke.public(),
+                        device_signing_key=pki.device_signing["booking-01"], submission_id=sid)
+    with Store(cfg.paths.database(), cfg) as store:
+        store.outbox.enqueue(sid, original_tcn, env, {})
+    central = make_central(pki, broker.port, tmp_path / "central.sqlite3",
+                           screen=TransactionScreen(Galleries(), fingers=(2, 3, 7))).start()
+    link = make_link(cfg, pki).start()
+    try:
+        with Store(cfg.paths.database(), cfg) as store:
+            notes = wait_for(lambda: store.inbox.list(kind="notification"), 30,
+                             what="central's reprint request")
+        assert [(n["body"]["check"], n["body"]["fingers"]) for n in notes] == [("reprint", [3, 7])]
+        assert answers.headline(notes[0]["body"]) == "PRINTS REJECTED: REPRINT FINGERS 3, 7"
+
+        assert cli.main(["--config", str(toml), "book", "--booking-number", "BK-R-2",
+                         "--operator", "officer-7", "--name=DOE,JOHN", "--dob=1980-01-02",
+                         "--sex=M", "--pob=GA", "--race=W", "--height=511", "--weight=180",
+                         "--eyes=BRO", "--hair=BLK", "--retain", "Y", "--charge", "BURGLARY",
+                         "--yes", "--json", "--reprint", original_tcn]) == 0
+        result = json_mod.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        again = result["submission_id"]
+        with Store(cfg.paths.database(), cfg) as store:
+            wait_for(lambda: {n["body"]["check"] for n in store.inbox.list(kind="notification")
+                              if n["body"]["submission_id"] == again}
+                     == {"criminal-history", "immigration"}, 60, what="the reprint's answers")
+        assert central.store.reprint_of(again) == {"tcr": original_tcn,
+                                                   "original_submission_id": sid}
+    finally:
+        link.stop()
+        central.stop()
