@@ -26,7 +26,14 @@ link tests. What it does, per submission:
 5. answers with a signed `ack` (accepted, with a central transaction number,
    or rejected with a reason code), then a criminal-history notification
    (hit/no-hit, TCR = the booking's TCN), then LATER and separately an
-   immigration notification carrying the status determination.
+   immigration notification carrying the status determination; or, when the
+   screen cannot use the prints, a signed reprint request naming the fingers
+   (or the whole booking) instead of the two answers. A reprint (its Type-1
+   TCR = the original TCN) is linked to the original submission.
+
+Every instance also reads each appliance's retained `status` and keeps the
+audit head it carries (fpagent.central.audit_heads): a chain that goes
+backwards or forks is logged as a tamper alarm and stored.
 
 An immigration-record match is not a finding of removability: in one year of
 the programme's published figures, 5,880 of 119,052 matches were U.S.
