@@ -121,7 +121,10 @@ def json_screen(opened) -> Screening:
         raise ScreenRejected("malformed-transaction", "test payload is not JSON") from None
     return Screening(tcn=doc["tcn"], criminal_hit=bool(doc.get("criminal")),
                      criminal_record={"sid": "SID-TEST"} if doc.get("criminal") else None,
-                     determination=doc.get("determination", "no-match"), level=doc.get("level"))
+                     determination=doc.get("determination", "no-match"), level=doc.get("level"),
+                     reprint=(("unusable-prints", tuple(doc["unusable"]))
+                              if "unusable" in doc else None),
+                     tcr=doc.get("tcr", ""))
 
 
 def seal_test_booking(pki: Pki, device: str, n: int, *, submission_id: str | None = None,

@@ -130,6 +130,7 @@ def test_a_resubmission_carries_the_original_tcn_in_tcr():
                                             tcr=resubmission_tcr(original)), compression="png")
     r1 = parse_transaction(data).message[0]
     assert r1[9].value == again and r1[10].value == original
+    assert parse_transaction(data).tcr == original  # central links the reprint by it
 
 
 # --- JMS records -----------------------------------------------------------------------------

@@ -46,6 +46,9 @@ def test_document_is_asyncapi_and_names_match_the_code(doc):
     assert set(s["RejectReason"]["enum"]) == set(messages.REJECT_REASONS)
     imm = s["ImmigrationBody"]["allOf"][2]["properties"]
     assert set(imm["determination"]["enum"]) == set(messages.DETERMINATIONS)
+    reprint = s["ReprintBody"]["allOf"][2]["properties"]
+    assert set(reprint["reason"]["enum"]) == set(messages.REPRINT_REASONS)
+    assert reprint["check"]["const"] == messages.REPRINT_CHECK
     cmd = s["CommandBody"]["allOf"][1]["properties"]
     assert set(cmd["action"]["enum"]) == set(messages.COMMAND_ACTIONS)
     assert set(s["EnvelopeHeader"]["required"]) == set(envelope._HEADER_FIELDS)
@@ -146,6 +149,11 @@ def test_real_payloads_validate_against_the_document(tmp_path, pki, broker, doc)
     for raw, _, _ in seen["status"]:
         errors = [e.message for e in validators["status"].iter_errors(json.loads(raw))]
         assert not errors, errors
+    online = [json.loads(raw)["body"] for raw, _, _ in seen["status"]
+              if json.loads(raw)["body"]["state"] == "online"]
+    assert online and all(b["audit"]["seq"] >= 1 for b in online)  # the audit head goes off the box
+    assert not validators["status"].is_valid(
+        {**json.loads(seen["status"][0][0]), "body": {**online[0], "audit": {"seq": 1}}})
     header_schema = validator(doc, "#/components/schemas/EnvelopeHeader")
     props_schema = validator(doc, "#/components/schemas/SubmissionUserProperties")
     assert seen["submission"]

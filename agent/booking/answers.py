@@ -40,7 +40,17 @@ def headline(body: dict) -> str:
         if det == "under-review":
             return "IMMIGRATION: RECORD FOUND, STATUS UNDER REVIEW - NO ACTION YET"
         return "immigration: no record found (no-hit)"
+    if check == messages.REPRINT_CHECK:
+        return f"PRINTS REJECTED: {reprint_what(body)}"
     return f"{check or 'message'}: {body.get('result', '')}"
+
+
+def reprint_what(body: dict) -> str:
+    """What to take again: "REPRINT FINGERS 3, 7" or the whole booking."""
+    fingers = body.get("fingers") or []
+    if not fingers:
+        return "REPRINT THE WHOLE BOOKING"
+    return f"REPRINT FINGER{'S' if len(fingers) > 1 else ''} {', '.join(str(f) for f in fingers)}"
 
 
 def severity(body: dict) -> str:
@@ -53,6 +63,8 @@ def severity(body: dict) -> str:
             return "clear-banner"
         return "info"
     if body.get("check") == "criminal-history" and body.get("result") == "hit":
+        return "alert"
+    if body.get("check") == messages.REPRINT_CHECK:  # no search was made: raised like a hit
         return "alert"
     return "info"
 
@@ -125,6 +137,12 @@ def render(item: dict) -> str:
             lines.append("note           a match in immigration records alone is not a finding "
                          "of removability;")
             lines.append("               act only on the determination above.")
+    if body.get("check") == messages.REPRINT_CHECK:
+        reason = body.get("reason", "")
+        lines.append(f"reason         {messages.REPRINT_REASONS.get(reason, reason)}")
+        lines.append("note           no search was made for this booking: take the prints "
+                     "again and submit them")
+        lines.append(f"               as a reprint (its TCR = booking TCN {body.get('tcr', '')}).")
     record = body.get("record") or {}
     for key in sorted(record):
         lines.append(f"record.{key:<8} {record[key]}")

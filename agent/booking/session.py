@@ -482,11 +482,13 @@ class BookingSession:
 
 
 def new_session(cfg, info: BookingInfo, *, compare=None, match_threshold=None,
-                reference=None, sequence_check: bool = True) -> BookingSession:
+                reference=None, sequence_check: bool = True,
+                fingers: Iterable[int] = FINGERS) -> BookingSession:
     """A session set up from the configuration: the booking data checked
     against the selected booking profile (BookingRefused, before any finger),
     the real matcher and the duplicate-finger check's own threshold unless
-    `compare` is given."""
+    `compare` is given. `fingers`: only these positions (a reprint of the
+    fingers central rejected)."""
     from fpagent.records.profile import load_profile
 
     if sequence_check and compare is None:
@@ -499,6 +501,7 @@ def new_session(cfg, info: BookingInfo, *, compare=None, match_threshold=None,
         compare=compare if sequence_check else None,
         match_threshold=match_threshold if sequence_check else None,
         reference=reference,
+        fingers=fingers,
         allowed_fields=cfg.booking.descriptive_fields,
         profile=load_profile(cfg.transaction.profile),
     )

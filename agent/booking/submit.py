@@ -48,8 +48,10 @@ def complete_booking(session: BookingSession, cfg, store, keys, *,
 
 
 def submit(session: BookingSession, cfg, store, keys, *,
-           now: Optional[_dt.datetime] = None) -> Submission:
-    """complete_booking with the figures (TCN, sizes, timings) for the CLI and benches."""
+           now: Optional[_dt.datetime] = None, tcr: str = "") -> Submission:
+    """complete_booking with the figures (TCN, sizes, timings) for the CLI and benches.
+
+    `tcr`: the original booking's TCN when this is a reprint central asked for."""
     from fpagent.sealing import envelope
 
     if session.phase is not Phase.READY:
@@ -60,7 +62,7 @@ def submit(session: BookingSession, cfg, store, keys, *,
     t0 = time.perf_counter()
     record = session.to_record(tcn=tcn, destination=cfg.booking.destination,
                                type_of_transaction=cfg.booking.type_of_transaction,
-                               created_at=now)
+                               created_at=now, tcr=tcr)
     data = tx.build_transaction(record, compression=cfg.booking.compression,
                                 wsq_bitrate=cfg.booking.wsq_bitrate,
                                 descriptive_fields=cfg.booking.descriptive_fields)
@@ -84,6 +86,8 @@ def submit(session: BookingSession, cfg, store, keys, *,
         "suspected_duplicates": [d["position"] for d in summary["suspected_duplicates"]],
         "bytes": len(data),
     }
+    if tcr:
+        meta["reprint_of"] = tcr
     with store.transaction():
         store.outbox.enqueue(submission_id, tcn, sealed, meta)
         store.audit.append(session.info.operator_id, "booking.completed", {
@@ -95,6 +99,7 @@ def submit(session: BookingSession, cfg, store, keys, *,
             "sequence_overrides": summary["sequence_overrides"],
             # prints kept although they looked like another finger: for review
             "suspected_duplicates": summary["suspected_duplicates"],
+            **({"reprint_of": tcr} if tcr else {}),
         })
     session.phase = Phase.COMPLETED
     _remember_recent(session, cfg, tcn)

@@ -26,7 +26,14 @@ link tests. What it does, per submission:
 5. answers with a signed `ack` (accepted, with a central transaction number,
    or rejected with a reason code), then a criminal-history notification
    (hit/no-hit, TCR = the booking's TCN), then LATER and separately an
-   immigration notification carrying the status determination.
+   immigration notification carrying the status determination; or, when the
+   screen cannot use the prints, a signed reprint request naming the fingers
+   (or the whole booking) instead of the two answers. A reprint (its Type-1
+   TCR = the original TCN) is linked to the original submission.
+
+Every instance also reads each appliance's retained `status` and keeps the
+audit head it carries (fpagent.central.audit_heads): a chain that goes
+backwards or forks is logged as a tamper alarm and stored.
 
 An immigration-record match is not a finding of removability: in one year of
 the programme's published figures, 5,880 of 119,052 matches were U.S.
@@ -58,8 +65,9 @@ from typing import Callable
 
 import paho.mqtt.client as mqtt
 
+from fpagent.central import audit_heads
 from fpagent.central.screening import Screen, ScreenRejected, Screening
-from fpagent.central.store import CentralKeys, CentralStore, make_central_keys
+from fpagent.central.store import CentralKeys, CentralStore, link_reprint, make_central_keys
 from fpagent.link import client as client_mod
 from fpagent.link import messages
 from fpagent.sealing import envelope as envelope_mod
@@ -128,7 +136,8 @@ class Central:
         self.on_event = on_event
         self.counters = {"received": 0, "new": 0, "duplicates": 0, "rejected": 0,
                          "acks_sent": 0, "notifications_sent": 0, "dropped": 0,
-                         "refused_unverified": 0, "store_failures": 0}
+                         "refused_unverified": 0, "store_failures": 0, "statuses": 0,
+                         "statuses_refused": 0, "audit_alarms": 0}
         self._drop_log = RateLimitedLog(log)
         self._stop = threading.Event()
         self._thread = None
@@ -218,7 +227,8 @@ class Central:
         if reason_code.is_failure:
             log.warning("central %s: broker refused: %s", self.client_id, reason_code)
             return
-        client.subscribe(f"$share/{self.group}/{self.root}/v1/+/+/submission", qos=1)
+        client.subscribe([(f"$share/{self.group}/{self.root}/v1/+/+/submission", 1),
+                          (f"{self.root}/v1/+/+/status", 1)])  # every instance sees every head
         self._pending_mids.clear()
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
@@ -253,7 +263,10 @@ class Central:
         bad submissions can never fill the broker's in-flight window.
         """
         try:
-            self.handle_submission(msg.topic, bytes(msg.payload))
+            if msg.topic.endswith("/status"):
+                self.handle_status(msg.topic, bytes(msg.payload))
+            else:
+                self.handle_submission(msg.topic, bytes(msg.payload))
         except (sqlite3.Error, OSError) as exc:
             self.counters["store_failures"] += 1
             log.error("central %s: storage failed (%s: %s); reconnecting so the submission comes "
@@ -268,6 +281,41 @@ class Central:
         """A submission that cannot be answered: counted, logged with a rate limit, dropped."""
         self.counters["dropped"] += 1
         self._drop_log.warning("central: dropped a submission on %s: %s", topic, why)
+
+    def handle_status(self, topic: str, payload: bytes) -> None:
+        """Keep the audit head of a signed status; a chain that goes backwards or forks is an alarm.
+
+        A status that does not verify with the keys registered for the topic's
+        (ORI, device), or that names another appliance, is counted and ignored."""
+        parts = messages.split_topic(topic)
+        if not parts or parts[3] != "status":
+            return
+        _, ori, device, _ = parts
+        self.counters["statuses"] += 1
+        try:
+            body = envelope_mod.verify_message(payload, self.keys.devices.keys_for(ori, device),
+                                               max_size=messages.MAX_MESSAGE_BYTES)
+        except envelope_mod.EnvelopeError as exc:
+            self.counters["statuses_refused"] += 1
+            self._drop_log.warning("central: ignored a status on %s: %s", topic, str(exc)[:200])
+            return
+        if body.get("kind") != "status" or body.get("ori") != ori or body.get("device") != device:
+            self.counters["statuses_refused"] += 1
+            self._drop_log.warning("central: ignored a status on %s: signed for %s/%s", topic,
+                                   str(body.get("ori"))[:16], str(body.get("device"))[:64])
+            return
+        head = audit_heads.parse_head(body.get("audit"))
+        if head is None:  # the offline will, or an appliance that does not publish its head
+            return
+        with self.store.transaction() as db:
+            fault = audit_heads.record(db, ori, device, *head)
+        if fault is not None:
+            self.counters["audit_alarms"] += 1
+            log.error("central: TAMPER ALARM %s/%s: audit chain %s (head %d:%s..., seen before "
+                      "%d:%s...)", ori, device, "went backwards" if fault[0] == audit_heads.BACKWARDS
+                      else "forked", head[0], head[1][:12], fault[1], fault[2][:12])
+            self._event("audit-alarm", {"ori": ori, "device": device, "fault": fault[0],
+                                        "seq": head[0], "known_seq": fault[1]})
 
     def handle_submission(self, topic: str, payload: bytes) -> None:
         """Verify, then store and answer; nothing unverified is ever recorded.
@@ -350,7 +398,12 @@ class Central:
                                        central_tcn=ctn, reason=reason, detail=detail[:300])
         ack_id = uuid.uuid5(uuid.NAMESPACE_URL, f"fpagent-ack:{sid}").hex
         notes = []
-        if accepted:
+        if accepted and screening.reprint is not None:  # the prints are rejected: no search
+            reason, fingers = screening.reprint
+            notes.append((uuid.uuid5(uuid.NAMESPACE_URL, f"fpagent-reprint:{sid}").hex, now,
+                          messages.reprint_body(submission_id=sid, tcr=tcn, central_tcn=ctn,
+                                                reason=reason, fingers=list(fingers))))
+        elif accepted:
             record = screening.criminal_record if screening.criminal_hit else None
             notes.append((uuid.uuid5(uuid.NAMESPACE_URL, f"fpagent-chr:{sid}").hex, now,
                           messages.criminal_body(
@@ -373,6 +426,8 @@ class Central:
                 (sid, ori, device, tcn, now, ack_fields["result"], ctn if accepted else None,
                  ack_id, json.dumps(ack_fields, sort_keys=True)))
             fresh = cur.rowcount == 1
+            if fresh and accepted and screening.tcr:
+                link_reprint(db, sid, ori, screening.tcr)
             if fresh:
                 for nid, due, fields in notes:
                     db.execute("INSERT INTO notifications (id, submission_id, ori, device, kind, "

@@ -42,6 +42,9 @@ class Screening:
     level: int | None = None
     immigration_record: dict | None = None
     instructions: str = ""
+    # prints central cannot search with: (reason, finger positions; empty = the whole booking)
+    reprint: tuple[str, tuple[int, ...]] | None = None
+    tcr: str = ""  # the booking this one reprints (its original TCN), if any
 
 
 Screen = Callable[[envelope_mod.Opened], Screening]
@@ -169,7 +172,7 @@ class TransactionScreen:
         if parsed.ori != opened.header.ori:  # an agency books only under its own ORI
             raise ScreenRejected("device-mismatch", f"Type-1 ORI {parsed.ori[:16]!r} is not the "
                                                     f"envelope's {opened.header.ori!r}")
-        probes = {}
+        probes, unusable = {}, []
         for f in parsed.fingers:
             if f.position in self.fingers and not f.missing:
                 try:
@@ -178,11 +181,18 @@ class TransactionScreen:
                     raise ScreenRejected("malformed-transaction",
                                          f"finger {f.position}: image cannot be decoded "
                                          f"({exc})") from None
-                except TransactionError as exc:  # an unusable finger is skipped
+                except TransactionError as exc:  # an unusable finger is asked for again
                     log.info("central: finger %s not usable: %s", f.position, exc)
+                    unusable.append(f.position)
                     continue
                 probes[f.position] = template
-        screening = Screening(tcn=parsed.tcn)
+        screening = Screening(tcn=parsed.tcn, tcr=parsed.tcr)
+        # Too few usable prints for a search worth answering: ask for a reprint instead
+        # (nothing usable: the whole booking; more unusable than usable: those fingers).
+        # A few unusable fingers among usable ones are searched without.
+        if unusable and len(unusable) > len(probes):
+            screening.reprint = ("unusable-prints", () if not probes else tuple(unusable))
+            return screening
         crim, score = self._best(probes, self.galleries.criminal)
         if crim is not None:
             screening.criminal_hit = True

@@ -15,6 +15,7 @@ import pathlib
 import sqlite3
 import threading
 
+from fpagent.central import audit_heads
 from fpagent.central.registry import DeviceRegistry
 from fpagent.sealing import keys as keys_mod
 
@@ -31,7 +32,23 @@ CREATE TABLE IF NOT EXISTS notifications (
     claimed_until REAL, sent_at REAL
 );
 CREATE INDEX IF NOT EXISTS notifications_due ON notifications (sent_at, due_at);
+CREATE TABLE IF NOT EXISTS reprints (
+    submission_id TEXT PRIMARY KEY, ori TEXT NOT NULL, tcr TEXT NOT NULL,
+    original_submission_id TEXT
+);
 """
+
+
+def link_reprint(db, submission_id: str, ori: str, tcr: str) -> str | None:
+    """Record that `submission_id` reprints the agency's booking whose TCN is `tcr`; returns
+    the original submission's id (None when central never saw that TCN from this agency)."""
+    row = db.execute("SELECT submission_id FROM submissions WHERE ori = ? AND tcn = ? "
+                     "AND submission_id != ? ORDER BY received_at LIMIT 1",
+                     (ori, tcr, submission_id)).fetchone()
+    original = row[0] if row else None
+    db.execute("INSERT OR IGNORE INTO reprints (submission_id, ori, tcr, original_submission_id) "
+               "VALUES (?, ?, ?, ?)", (submission_id, ori, tcr, original))
+    return original
 
 
 def _make_private(path: pathlib.Path) -> None:
@@ -61,6 +78,7 @@ class CentralStore:
         self.conn.execute("PRAGMA journal_mode = WAL")
         self.conn.execute("PRAGMA synchronous = NORMAL")
         self.conn.executescript(_SCHEMA)
+        self.conn.executescript(audit_heads.SCHEMA)
         self.lock = threading.RLock()
 
     @contextlib.contextmanager
@@ -94,6 +112,33 @@ class CentralStore:
             notes = self.conn.execute("SELECT COUNT(*), COUNT(sent_at) FROM notifications").fetchone()
         return {"submissions": subs[0], "deliveries": subs[1], "notifications": notes[0],
                 "notifications_sent": notes[1]}
+
+    def reprint_of(self, submission_id: str) -> dict | None:
+        """{"tcr", "original_submission_id"} when this submission reprints an earlier booking."""
+        with self.lock:
+            row = self.conn.execute("SELECT tcr, original_submission_id FROM reprints "
+                                    "WHERE submission_id = ?", (submission_id,)).fetchone()
+        return {"tcr": row[0], "original_submission_id": row[1]} if row else None
+
+    def report_rows(self, since: float = 0.0) -> list:
+        """Submissions received since `since` with every answer stored for them
+        (fpagent.booking.figures.Submission; answered_at = when the broker took it)."""
+        from fpagent.booking.figures import Submission
+        with self.lock:
+            subs = {sid: Submission(sid, at, result) for sid, at, result in self.conn.execute(
+                "SELECT submission_id, received_at, result FROM submissions WHERE received_at >= ?",
+                (since,))}
+            for sid, fields, sent_at in self.conn.execute(
+                    "SELECT n.submission_id, n.fields, n.sent_at FROM notifications n "
+                    "JOIN submissions s ON s.submission_id = n.submission_id "
+                    "WHERE s.received_at >= ?", (since,)):
+                subs[sid].answers.append((sent_at, json.loads(fields)))
+        return list(subs.values())
+
+    def audit_heads(self) -> list[dict]:
+        """Every appliance's newest audit head and its tamper alarms (fpagent.central.audit_heads)."""
+        with self.lock:
+            return audit_heads.summary(self.conn)
 
     def close(self) -> None:
         self.conn.close()

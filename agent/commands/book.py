@@ -13,6 +13,7 @@ complete (one transaction); Ctrl-C cancels and keeps nothing.
         --yes --sensor 'synthetic://?seed=1&person=7' --skip 5:XX --json
     fpagent book --from record.json --yes     # a booking record from the jail's system
     fpagent book --next --yes                 # the oldest record from the [jms] spool folder
+    fpagent book --reprint TCN ...            # only the fingers central rejected; TCR = TCN
 
 The booking data is checked against the selected booking profile before the
 first finger: guided, the officer is asked again for each field that fails;
@@ -75,6 +76,9 @@ def register(sub):
                         help="take the booking data from a JMS booking record (JSON, docs/booking-record.schema.json)")
     source.add_argument("--next", action="store_true",
                         help="take the oldest booking record waiting in the [jms] spool folder")
+    p.add_argument("--reprint", metavar="TCN",
+                   help="central rejected this booking's prints: take only the fingers it "
+                        "named and submit them as a reprint of TCN")
     p.add_argument("--sensor", metavar="URL", help="sensor URL (default: [sensor] url)")
     p.add_argument("--skip", metavar="FGP:CODE,...", default="",
                    help="fingers that cannot be printed, e.g. 5:XX,6:UP (XX amputated, UP unable to print)")
@@ -314,7 +318,15 @@ def run(args) -> int:
                              tcn=queued[0], submission_id=queued[1])
                 raise UserError(f"booking {booking_number} is already queued (TCN {queued[0]}); "
                                 f"its record is filed as done")
-        session = B.new_session(cfg, info)
+        fingers, tcr = B.FINGERS, ""
+        if args.reprint:
+            from fpagent.booking import reprint
+            request = reprint.request_for(store.inbox.list(kind="notification", limit=100000),
+                                          args.reprint)
+            fingers, tcr = reprint.fingers_to_take(request), args.reprint
+            print(f"Reprint of TCN {tcr}: fingers {', '.join(map(str, fingers))}",
+                  file=sys.stderr, flush=True)
+        session = B.new_session(cfg, info, fingers=fingers)
         for position, code in sorted(skip.items()):
             session.handle(B.MarkMissing(code, position))
         ui = TerminalUI(interactive)
@@ -342,7 +354,7 @@ def run(args) -> int:
         while True:
             print("Sealing and queueing...", file=sys.stderr, flush=True)
             try:
-                sub = submit.submit(session, cfg, store, device_keys)
+                sub = submit.submit(session, cfg, store, device_keys, tcr=tcr)
                 break
             except StorageFull as exc:
                 # the prints are still in memory: let the officer free space and retry
@@ -365,6 +377,7 @@ def run(args) -> int:
         "suspected_duplicates": [d["position"] for d in summary["suspected_duplicates"]],
         "candidates": {str(p): len(c) for p, c in session.screening.items()},
         "transaction_bytes": sub.transaction_bytes, "envelope_bytes": sub.envelope_bytes,
+        "reprint_of": tcr or None,
     }
     print(f"Booking {booking_number} queued: submission {sub.submission_id}, TCN {sub.tcn}")
     if args.json:

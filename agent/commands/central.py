@@ -4,6 +4,9 @@
     fpagent central run --port 8883 --certs PKI --keys DIR --devices DIR --db FILE \\
         [--gallery synthetic | --gallery DIR] [--group central]
     fpagent central counts --db FILE    submissions and notifications stored
+    fpagent central report [--since DATE] [--json]  the program's figures for a period
+    fpagent central audit-heads --db FILE [--json]   each appliance's audit head and
+        tamper alarms (a chain that went backwards or forked); exit 1 when any
     fpagent central push-watchlist --certs PKI --keys DIR --ori ORI --device ID \\
         (--synthetic P,P | --subjects DIR)   replace one appliance's local watch list
 
@@ -151,6 +154,54 @@ def _counts(args) -> int:
     return 0
 
 
+def _open_store(db):
+    from fpagent.central.store import CentralStore
+    if not pathlib.Path(db).exists():
+        raise UserError(f"{db} does not exist")
+    return CentralStore(db)
+
+
+def _audit_heads(args) -> int:
+    """Each appliance's newest audit head as central saw it, and its tamper alarms."""
+    import datetime
+    store = _open_store(args.db)
+    try:
+        rows = store.audit_heads()
+    finally:
+        store.close()
+
+    def when(ts):
+        return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime(
+            "%Y-%m-%d %H:%M:%SZ")
+
+    if args.json:
+        print(json.dumps(rows, sort_keys=True))
+    else:
+        if not rows:
+            print("no audit heads seen yet (appliances publish theirs in their status)")
+        for r in rows:
+            print(f"{r['ori']}/{r['device']}: {r['state']}  head {r['seq']}:{r['hash'][:16]}  "
+                  f"last seen {when(r['last_seen'])}")
+            for a in r["alarms"]:
+                what = "WENT BACKWARDS" if a["fault"] == "backwards" else "FORKED"
+                print(f"    {when(a['seen_at'])} chain {what}: head {a['seq']}:{a['hash'][:16]} "
+                      f"after {a['known_seq']}:{a['known_hash'][:16]}")
+    return 1 if any(r["alarms"] for r in rows) else 0
+
+
+def _report(args) -> int:
+    """The program's figures for a period, from central's SQLite file."""
+    from fpagent.booking import figures
+    since = figures.parse_since(args.since)
+    store = _open_store(args.db)
+    try:
+        rows = store.report_rows(since)
+    finally:
+        store.close()
+    print(figures.render(figures.figures(rows, since=since), "Central: all appliances", args.json))
+    return 0
+
+
 def _add_broker_args(p) -> None:
     """How central reaches the broker: the same options for every action."""
     p.add_argument("--host", default="127.0.0.1")
@@ -197,3 +248,14 @@ def register(sub) -> None:
     p = cmds.add_parser("counts", help="what central has stored")
     p.add_argument("--db", required=True)
     p.set_defaults(func=_counts)
+    p = cmds.add_parser("report", help="the program's figures: submissions, matches, "
+                        "determinations by level, rejects, median time to each answer")
+    p.add_argument("--db", required=True)
+    p.add_argument("--since", metavar="DATE", help="from this date or time (UTC; default: all)")
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.set_defaults(func=_report)
+    p = cmds.add_parser("audit-heads", help="appliances' audit heads and tamper alarms "
+                        "(exit 1 when any chain went backwards or forked)")
+    p.add_argument("--db", required=True)
+    p.add_argument("--json", action="store_true", help="one JSON list")
+    p.set_defaults(func=_audit_heads)

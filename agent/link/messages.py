@@ -62,8 +62,16 @@ ACK_REASONS = {
 }
 
 ACK_RESULTS = ("accepted", "rejected")
-CHECKS = ("criminal-history", "immigration")
+CHECKS = ("criminal-history", "immigration")  # the two answers every accepted booking gets
 RESULTS = ("hit", "no-hit")
+# Instead of those answers central may reject the prints: "reprint" names the
+# reason and the finger positions to take again (or the whole booking).
+REPRINT_CHECK = "reprint"
+REPRINT_REASONS = {
+    "unusable-prints": "the prints cannot be used for a search (quality)",
+    "missing-prints": "prints central needs are missing",
+    "sequence-error": "fingers captured in the wrong order or hand",
+}
 # Immigration status determinations. A record match alone is not a finding of
 # removability: U.S. citizens and lawful residents appear in immigration records.
 DETERMINATIONS = {
@@ -172,6 +180,20 @@ def immigration_body(*, submission_id: str, tcr: str, central_tcn: str, determin
     return body
 
 
+def reprint_body(*, submission_id: str, tcr: str, central_tcn: str, reason: str,
+                 fingers: list[int] | None = None, instructions: str = "") -> dict:
+    """Central rejects the prints: take `fingers` again, or the whole booking when None."""
+    if reason not in REPRINT_REASONS:
+        raise ValueError(f"unknown reprint reason {reason!r}")
+    positions = sorted(set(fingers or []))
+    if any(p not in range(1, 11) for p in positions):
+        raise ValueError("finger positions are 1-10")
+    return {"submission_id": submission_id, "tcr": tcr, "central_tcn": central_tcn,
+            "check": REPRINT_CHECK, "result": "rejected", "reason": reason,
+            "fingers": positions, "whole_booking": not positions,
+            "instructions": instructions or REPRINT_REASONS[reason]}
+
+
 # ---------------------------------------------------------------- validation (appliance side)
 
 @dataclasses.dataclass(frozen=True)
@@ -246,8 +268,19 @@ def validate_body(kind: str, body: dict) -> None:
         _require(_is_str(body.get("submission_id"), 64), "notification needs submission_id")
         _require(_is_text(body.get("tcr"), MAX_TCN), "notification needs tcr (short text)")
         _require(_is_text(body.get("central_tcn", ""), MAX_TCN), "central_tcn must be short text")
-        _require(body.get("check") in CHECKS, f"check must be one of {CHECKS}")
-        _require(body.get("result") in RESULTS, "result must be hit or no-hit")
+        _require(body.get("check") in (*CHECKS, REPRINT_CHECK),
+                 f"check must be one of {(*CHECKS, REPRINT_CHECK)}")
+        if body["check"] == REPRINT_CHECK:
+            _require(body.get("result") == "rejected", "a reprint request's result is rejected")
+            _require(body.get("reason") in REPRINT_REASONS, "unknown reprint reason")
+            fingers = body.get("fingers")
+            _require(isinstance(fingers, list) and len(fingers) <= 10
+                     and all(_is_int(p) and 1 <= p <= 10 for p in fingers),
+                     "fingers must be a list of finger positions 1-10")
+            _require(body.get("whole_booking") is (not fingers),
+                     "whole_booking is true exactly when no finger is named")
+        else:
+            _require(body.get("result") in RESULTS, "result must be hit or no-hit")
         _require(_is_text(body.get("instructions", ""), MAX_INSTRUCTIONS),
                  f"instructions must be text of at most {MAX_INSTRUCTIONS} characters")
         if body.get("record") is not None:
@@ -386,11 +419,14 @@ def parse_and_verify(payload: bytes, *, verify_keys, ori: str, device: str,
 
 def status_body(*, state: str, version: str, queue: dict | None = None,
                 sensor: dict | None = None, last_capture_at: str | None = None,
-                disk_free_mb: float | None = None) -> dict:
-    """The appliance's health for the retained `status` topic (no personal data)."""
+                disk_free_mb: float | None = None, audit: dict | None = None) -> dict:
+    """The appliance's health for the retained `status` topic (no personal data).
+
+    `audit` is the head of the appliance's audit chain ({"seq", "hash"}) so that
+    central holds a copy off the box and sees a rewritten log (None when offline)."""
     return {"state": state, "version": version, "queue": queue or {},
             "sensor": sensor or {}, "last_capture_at": last_capture_at,
-            "disk_free_mb": disk_free_mb}
+            "disk_free_mb": disk_free_mb, "audit": audit}
 
 
 def topic(root: str, ori: str, device: str, leaf: str) -> str:

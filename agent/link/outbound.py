@@ -159,7 +159,8 @@ class Outbound:
         for item in store.inbox.list(kind="notification", limit=5000):
             have.setdefault(item["body"].get("submission_id"), set()).add(item["body"].get("check"))
         for row in late:
-            if set(messages.CHECKS) - have.get(row.submission_id, set()):
+            got = have.get(row.submission_id, set())
+            if messages.REPRINT_CHECK not in got and set(messages.CHECKS) - got:
                 self.ask_again(row.submission_id, "answers missing")
 
     def ask_again(self, sid: str, why: str) -> None:

@@ -1,7 +1,7 @@
 """What the link says about itself: its counters for the service, its retained `status` for central.
 
 The retained status (version, queue depth, sensor state, last capture, free
-disk) is signed with the device key; the MQTT will replaces it with
+disk, the audit chain's head) is signed with the device key; the MQTT will replaces it with
 "offline" when the connection dies without a goodbye.
 """
 
@@ -48,7 +48,13 @@ class StatusMessage:
     def fields(self, state: str, store=None) -> dict:
         online = state == "online"
         queue_info = {}
+        audit = None
         if online and store is not None:
+            try:
+                seq, head_hash = store.audit.head()
+                audit = {"seq": seq, "hash": head_hash}
+            except Exception:  # noqa: BLE001 - status must never kill the link
+                audit = None
             try:
                 counts = store.outbox.counts()
                 queue_info = dict(counts) if isinstance(counts, dict) else {"pending": counts}
@@ -71,4 +77,4 @@ class StatusMessage:
             sensor = {"state": str(sensor)}
         return messages.status_body(state=state, version=fpagent.__version__, queue=queue_info,
                                     sensor=sensor, last_capture_at=extra.get("last_capture_at"),
-                                    disk_free_mb=disk if online else None)
+                                    disk_free_mb=disk if online else None, audit=audit)

@@ -61,6 +61,7 @@ class ParsedTransaction:
     tcn: str
     fingers: tuple  # ParsedFinger, in record order
     descriptive: dict  # Type-2 field number -> text
+    tcr: str = ""  # 1.010: the transaction this one resubmits (a reprint), if any
 
     def finger(self, position: int) -> ParsedFinger:
         for f in self.fingers:
@@ -216,6 +217,7 @@ def _read(msg: nistitl.Message) -> ParsedTransaction:
         destination=_text(r1, 7),
         ori=_text(r1, 8),
         tcn=_text(r1, 9),
+        tcr=_text(r1, 10),
         fingers=tuple(fingers),
         descriptive=descriptive,
     )
