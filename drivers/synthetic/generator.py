@@ -46,6 +46,8 @@ from fpagent.drivers.synthetic.impression import (  # noqa: F401
     SKIN_WARP,
     TEXTURE,
     ImpressionParams,
+    bilinear,
+    contact_strength,
     draw_impression_params,
     impression_coordinates,
     impression_of,

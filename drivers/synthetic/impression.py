@@ -76,7 +76,7 @@ def draw_impression_params(rng: np.random.Generator) -> ImpressionParams:
     )
 
 
-def _bilinear(image: np.ndarray, xs: np.ndarray, ys: np.ndarray, outside: float) -> np.ndarray:
+def bilinear(image: np.ndarray, xs: np.ndarray, ys: np.ndarray, outside: float) -> np.ndarray:
     """Sample `image` at float coordinates; `outside` beyond the edges."""
     h, w = image.shape
     x0, y0 = np.floor(xs).astype(np.intp), np.floor(ys).astype(np.intp)
@@ -151,6 +151,21 @@ def _thicken_ridges(ridges: np.ndarray, pixels: float) -> np.ndarray:
     return out * sign
 
 
+def contact_strength(master: MasterFinger, params: ImpressionParams, xs: np.ndarray,
+                     ys: np.ndarray) -> np.ndarray:
+    """How hard the skin at each sample point presses on the glass: 1 in the pressed
+    centre, falling off towards the rim of the contact patch (the silhouette,
+    shrunk and shifted by how the finger lies)."""
+    mcx, mcy = master.center
+    half_w = 135.0 * (0.55 + 0.45 * params.contact)
+    half_h = 190.0 * (0.55 + 0.45 * params.contact)
+    px = (xs - (mcx + params.contact_dx)) / half_w
+    py = (ys - (mcy + params.contact_dy)) / half_h
+    patch = np.sqrt(px * px + py * py)
+    silhouette = bilinear(master.mask.astype(np.float32), xs, ys, outside=0.0)
+    return np.clip((1.0 - patch) / 0.25, 0.0, 1.0) * np.clip(silhouette * 1.6 - 0.3, 0.0, 1.0)
+
+
 def render_impression(
     master: MasterFinger,
     params: ImpressionParams,
@@ -160,17 +175,9 @@ def render_impression(
     """One 8-bit impression of `master` (rows x cols), dark ridges on light glass."""
     rows, cols = size
     xs, ys = impression_coordinates(master, params, size, rng)
-    ridges = _bilinear(master.ridges, xs, ys, outside=-1.0)
+    ridges = bilinear(master.ridges, xs, ys, outside=-1.0)
     # contact patch: the silhouette, shrunk and shifted by how the finger lies
-    mcx, mcy = master.center
-    half_w = 135.0 * (0.55 + 0.45 * params.contact)
-    half_h = 190.0 * (0.55 + 0.45 * params.contact)
-    px = (xs - (mcx + params.contact_dx)) / half_w
-    py = (ys - (mcy + params.contact_dy)) / half_h
-    patch = np.sqrt(px * px + py * py)
-    silhouette = _bilinear(master.mask.astype(np.float32), xs, ys, outside=0.0)
-    # contact strength: 1 in the pressed centre, falling off towards the rim
-    strength = np.clip((1.0 - patch) / 0.25, 0.0, 1.0) * np.clip(silhouette * 1.6 - 0.3, 0.0, 1.0)
+    strength = contact_strength(master, params, xs, ys)
     strength *= 0.85 + 0.15 * (0.5 + 0.5 * smooth_noise(rng, size, 3)).astype(np.float32)
 
     # pressure: a heavy (or wet) finger spreads its ridges, a light (or dry)

@@ -38,6 +38,8 @@ import numpy as np
 
 from fpagent.drivers.synthetic.generator import (
     PPI,
+    bilinear,
+    contact_strength,
     draw_impression_params,
     impression_coordinates,
     master_finger,
@@ -99,17 +101,6 @@ def _rng(*key: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(k) for k in key]))
 
 
-def _bilinear(image: np.ndarray, xs: np.ndarray, ys: np.ndarray, outside: float) -> np.ndarray:
-    h, w = image.shape
-    x0, y0 = np.floor(xs).astype(np.intp), np.floor(ys).astype(np.intp)
-    fx, fy = (xs - x0).astype(np.float32), (ys - y0).astype(np.float32)
-    inside = (x0 >= 0) & (y0 >= 0) & (x0 < w - 1) & (y0 < h - 1)
-    x0, y0 = np.clip(x0, 0, w - 2), np.clip(y0, 0, h - 2)
-    top = image[y0, x0] + (image[y0, x0 + 1] - image[y0, x0]) * fx
-    bottom = image[y0 + 1, x0] + (image[y0 + 1, x0 + 1] - image[y0 + 1, x0]) * fx
-    return np.where(inside, top + (bottom - top) * fy, np.float32(outside)).astype(np.float32)
-
-
 def _contact_weight(master, params, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     """How much of each tile pixel is finger rather than glass (0..1).
 
@@ -117,15 +108,7 @@ def _contact_weight(master, params, xs: np.ndarray, ys: np.ndarray) -> np.ndarra
     and shifted within the silhouette; a pixel is finger where its contact
     strength reaches a quarter.
     """
-    mcx, mcy = master.center
-    half_w = 135.0 * (0.55 + 0.45 * params.contact)
-    half_h = 190.0 * (0.55 + 0.45 * params.contact)
-    px = (xs - (mcx + params.contact_dx)) / half_w
-    py = (ys - (mcy + params.contact_dy)) / half_h
-    patch = np.sqrt(px * px + py * py)
-    silhouette = _bilinear(master.mask.astype(np.float32), xs, ys, outside=0.0)
-    strength = np.clip((1.0 - patch) / 0.25, 0.0, 1.0) * np.clip(silhouette * 1.6 - 0.3, 0.0, 1.0)
-    return np.clip(strength * 4.0, 0.0, 1.0)
+    return np.clip(contact_strength(master, params, xs, ys) * 4.0, 0.0, 1.0)
 
 
 def _render_tile(master, params, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -164,8 +147,8 @@ def _paste(canvas: np.ndarray, tile: np.ndarray, weight: np.ndarray,
     dx, dy = x - center[0], y - center[1]
     u = c * dx + s * dy + (tw - 1) / 2.0
     v = -s * dx + c * dy + (th - 1) / 2.0
-    w = _bilinear(weight, u, v, outside=0.0)
-    t = _bilinear(tile, u, v, outside=0.0)
+    w = bilinear(weight, u, v, outside=0.0)
+    t = bilinear(tile, u, v, outside=0.0)
     region = canvas[y0:y1, x0:x1]
     canvas[y0:y1, x0:x1] = region * (1.0 - w) + t * w
 
@@ -296,8 +279,8 @@ def rolled(seed: int, person: int, finger: int, capture: int = 0, *,
     drift = 10.0 * _wander(rng, cols, 2)  # the finger creeps as it rolls
     v = y - (rows - 1) / 2.0 + drift + (th - 1) / 2.0 - 20.0
     beyond = np.abs(arc / radius) < np.pi / 2 * 0.98
-    w = _bilinear(weight, u, v, outside=0.0) * beyond
-    t = _bilinear(tile, u, v, outside=float(params.background))
+    w = bilinear(weight, u, v, outside=0.0) * beyond
+    t = bilinear(tile, u, v, outside=float(params.background))
     out = params.background * (1.0 - w) + t * w
     out += rng.normal(0.0, params.noise * 0.5, ROLLED_SHAPE).astype(np.float32)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
