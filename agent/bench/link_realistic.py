@@ -41,8 +41,8 @@ def _central_child(work: str, port: int, ready, stop) -> None:
     central = Central(host="127.0.0.1", port=port, root="fpagent",
                       keys=CentralKeys.load(work_p / "central-keys", work_p / "devices"),
                       db_path=work_p / "central.sqlite3", screen=screen,
-                      tls={"ca_file": str(pki / "ca.crt"), "cert_file": str(pki / "central.crt"),
-                           "key_file": str(pki / "central.key")},
+                      tls={"ca_file": str(pki / "ca.crt"), "cert_file": str(pki / "central/worker-1.crt"),
+                           "key_file": str(pki / "central/worker-1.key")},
                       client_id="central-bench", immigration_delay_s=0.0)
     central.start()
     central.wait_connected(60)
@@ -51,14 +51,20 @@ def _central_child(work: str, port: int, ready, stop) -> None:
     central.stop()
 
 
-def _ten_fingers(person: int):
+# Flat prints of a booking desk's reader at 500 ppi (0.86 x 0.9 in): a ten-print
+# envelope of about 90 KiB. A real booking's is about 104 KiB: real prints fill
+# more of the image than the synthetic fingertip does.
+FINGER_SIZE = (448, 432)  # rows, cols
+
+
+def _ten_fingers(person: int, size: tuple[int, int] = FINGER_SIZE):
     """Ten synthetic fingers with their templates (what capture leaves for the booking)."""
     from fpagent.biometrics.extraction import extract
     from fpagent.drivers.synthetic.generator import finger_image
     from fpagent.records.transaction import FingerCapture
     fingers = []
     for fgp in range(1, 11):
-        pixels = finger_image(person, fgp, 1, seed=SEED)
+        pixels = finger_image(person, fgp, 1, seed=SEED, size=size)
         template = extract(pixels, ppi=500).template
         template.finger_position = fgp
         fingers.append(FingerCapture(fgp, pixels, 500, int(template.quality), template))
@@ -68,6 +74,7 @@ def _ten_fingers(person: int):
 def run(bookings: int = 2000) -> dict:
     from fpagent import config as config_mod
     from fpagent.devtools.broker import LocalBroker, find_mosquitto
+    from fpagent.central.registry import register_device_key
     from fpagent.devtools.ca import make_dev_pki
     from fpagent.errors import UserError
     from fpagent.link.connection import Link
@@ -82,11 +89,10 @@ def run(bookings: int = 2000) -> dict:
     stop_central, central_ready = ctx.Event(), ctx.Event()
     broker = child = link = store = None
     try:
-        pki = make_dev_pki(work / "pki", clients=("booking-01", "central"))
+        pki = make_dev_pki(work / "pki", clients=("XX0000000/booking-01", "central/worker-1"))
         hk, csk = keys.create_central_keys(work / "central-keys", suites=("x25519",))
         dsk = keys.create_device_keys(work / "device-keys")
-        (work / "devices").mkdir()
-        (work / "devices" / "booking-01.pub").write_bytes(keys.encode_public(dsk))
+        register_device_key(work / "devices", "XX0000000", "booking-01", dsk.public_key())
         broker = LocalBroker(work / "broker", pki).start()
         child = ctx.Process(target=_central_child, args=(str(work), broker.port, central_ready,
                                                          stop_central), daemon=True)
@@ -97,8 +103,8 @@ def run(bookings: int = 2000) -> dict:
             "paths": {"state_dir": str(work / "appliance")},
             "store": {"min_free_mb": 10.0},
             "mqtt": {"port": broker.port, "tls": True, "ca_file": str(pki / "ca.crt"),
-                     "cert_file": str(pki / "booking-01.crt"),
-                     "key_file": str(pki / "booking-01.key"), "inflight": 16,
+                     "cert_file": str(pki / "XX0000000" / "booking-01.crt"),
+                     "key_file": str(pki / "XX0000000" / "booking-01.key"), "inflight": 16,
                      "ack_timeout_s": 30.0},
         })
         acked: dict[str, float] = {}
