@@ -22,3 +22,18 @@ def test_bench_link_json_last_line():
     assert result["bookings"] == 20 and result["bookings_per_s"] > 0
     assert 0 < result["p50_ms"] <= result["p99_ms"]
     assert "bookings/s" in run.stdout
+
+
+@needs_mosquitto
+def test_bench_link_realistic_drains_a_backlog_of_ten_prints():
+    """The realistic mode runs end to end through the agency-isolated broker: real ten-print
+    envelopes queued while the broker is down are all acknowledged once it is back."""
+    run = subprocess.run([sys.executable, "-m", "fpagent", "bench", "link", "--realistic",
+                          "--bookings", "3", "--json"], cwd=ROOT_DIR,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["mode"] == "realistic" and result["bookings"] == 3
+    assert result["envelope_bytes"] > 60 * 1024  # ten WSQ prints, not a stand-in payload
+    assert result["drain_s"] > 0 and result["drain_per_s"] > 0
+    assert "drain after the broker is back" in run.stdout
