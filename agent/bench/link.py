@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 
-from fpagent.bench import add_json_flag, emit, progress
+from fpagent.bench import add_json_flag, emit, link_rig, progress
 
 from fpagent.bench.procfs import proc_cpu_s as _proc_cpu_s  # noqa: E402
 from fpagent.bench.procfs import proc_rss_mb as _proc_rss_mb  # noqa: E402
@@ -56,8 +56,7 @@ def _central_child(work: str, port: int, ready, stop) -> None:
     central = Central(host="127.0.0.1", port=port, root="fpagent",
                       keys=CentralKeys.load(work_p / "central-keys", work_p / "devices"),
                       db_path=work_p / "central.sqlite3", screen=bench_screen,
-                      tls={"ca_file": str(pki / "ca.crt"), "cert_file": str(pki / "central/worker-1.crt"),
-                           "key_file": str(pki / "central/worker-1.key")},
+                      tls=link_rig.central_tls(pki),
                       client_id="central-bench", immigration_delay_s=0.0)
     central.start()
     central.wait_connected(15)
@@ -108,12 +107,8 @@ def _reference_roundtrip(port: int, pki: pathlib.Path, size: int, count: int) ->
 
 
 def run(bookings: int = 300, payload_kb: int = 32, idle_samples: int = 40) -> dict:
-    from fpagent import config as config_mod
     from fpagent.sealing import envelope
-    from fpagent.sealing import keys
     from fpagent.devtools.broker import LocalBroker, find_mosquitto
-    from fpagent.central.registry import register_device_key
-    from fpagent.devtools.ca import make_dev_pki
     from fpagent.errors import UserError
     from fpagent.link.connection import Link
     from fpagent.storage.store import Store
@@ -126,25 +121,14 @@ def run(bookings: int = 300, payload_kb: int = 32, idle_samples: int = 40) -> di
     central_ready = ctx.Event()
     broker = child = link = None
     try:
-        pki = make_dev_pki(work / "pki", clients=("XX0000000/booking-01", "central/worker-1",
-                                                  "central/worker-2"))
-        hk, csk = keys.create_central_keys(work / "central-keys", suites=("x25519",))
-        dsk = keys.create_device_keys(work / "device-keys")
-        register_device_key(work / "devices", "XX0000000", "booking-01", dsk.public_key())
+        pki, hk, csk, dsk = link_rig.make_identities(work, extra_clients=("central/worker-2",))
         broker = LocalBroker(work / "broker", pki).start()
         child = ctx.Process(target=_central_child, args=(str(work), broker.port, central_ready,
                                                          stop_central), daemon=True)
         child.start()
         if not central_ready.wait(30):
             raise UserError("the reference central responder did not start")
-        cfg = config_mod.from_dict({
-            "paths": {"state_dir": str(work / "appliance")},
-            "store": {"min_free_mb": 10.0},
-            "mqtt": {"port": broker.port, "tls": True, "ca_file": str(pki / "ca.crt"),
-                     "cert_file": str(pki / "XX0000000" / "booking-01.crt"),
-                     "key_file": str(pki / "XX0000000" / "booking-01.key"), "inflight": 16,
-                     "ack_timeout_s": 30.0},
-        })
+        cfg = link_rig.appliance_config(work, pki, broker.port)
         acked: dict[str, float] = {}
         done = threading.Condition()
 
