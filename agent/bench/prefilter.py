@@ -81,6 +81,23 @@ def load_gray(path):
         return np.asarray(im.convert("L"))
 
 
+def real_templates(data, sets):
+    """(set, finger, impression, template) of every print of the real sets that
+    yields one (a print without a usable fingerprint is left out), with progress."""
+    from fpagent.biometrics import extraction  # noqa: PLC0415
+    from fpagent.errors import NoUsableFingerprint  # noqa: PLC0415
+
+    for s in sets:
+        files = sorted((data / s).glob("*_*.png"))
+        for n, f in enumerate(files):
+            finger, imp = f.stem.split("_")
+            try:
+                yield s, finger, imp, extraction.extract(load_gray(f)).template
+            except NoUsableFingerprint:
+                pass
+            progress(f"{s}: extracting", n + 1, len(files))
+
+
 def run(args) -> int:
     from fpagent.biometrics import extraction
     from fpagent.records import fmr
@@ -100,21 +117,13 @@ def run(args) -> int:
     gallery = prefilter.Gallery(capacity=max(args.gallery_size, 64))
     probes = []  # (set, probe descriptor, mate id)
     record_sizes = []
-    for s in sets:
-        files = sorted((data / s).glob("*_*.png"))
-        for n, f in enumerate(files):
-            finger, imp = f.stem.split("_")
-            try:
-                t = extraction.extract(load_gray(f)).template
-            except NoUsableFingerprint:
-                continue
-            record_sizes.append(len(fmr.encode_iso(t)))
-            mate = f"{s}/{finger}"
-            if imp == "1":
-                gallery.add(mate, t)
-            else:
-                probes.append((s, prefilter.descriptor(t), mate))
-            progress(f"{s}: extracting", n + 1, len(files))
+    for s, finger, imp, t in real_templates(data, sets):
+        record_sizes.append(len(fmr.encode_iso(t)))
+        mate = f"{s}/{finger}"
+        if imp == "1":
+            gallery.add(mate, t)
+        else:
+            probes.append((s, prefilter.descriptor(t), mate))
     n_real = len(gallery)
 
     # distractors

@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from fpagent.bench import add_json_flag, emit, progress
-from fpagent.bench.prefilter import REAL, data_dir, derive, load_gray
+from fpagent.bench.prefilter import REAL, data_dir, derive, real_templates
 
 
 def register(sub):
@@ -58,19 +58,11 @@ def run(args) -> int:
     extraction.warm_up()
     matcher.warm_up()
     mates, probes = {}, []
-    for s in sets:
-        files = sorted((data / s).glob("*_*.png"))
-        for n, f in enumerate(files):
-            finger, imp = f.stem.split("_")
-            try:
-                t = extraction.extract(load_gray(f)).template
-            except NoUsableFingerprint:
-                continue
-            if imp == "1":
-                mates[f"{s}/{finger}"] = t
-            else:
-                probes.append((t, f"{s}/{finger}"))
-            progress(f"{s}: extracting", n + 1, len(files))
+    for s, finger, imp, t in real_templates(data, sets):
+        if imp == "1":
+            mates[f"{s}/{finger}"] = t
+        else:
+            probes.append((t, f"{s}/{finger}"))
     # preparation time (CPU, one core) over the probes, a few passes
     cpu0 = time.process_time()
     reps = 0
