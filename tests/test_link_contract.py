@@ -163,7 +163,11 @@ def test_real_payloads_validate_against_the_document(tmp_path, pki, broker, doc)
         assert props_schema.is_valid(props) and props["fp-id"] == envelope.inspect(raw).submission_id
         assert ctype == doc["components"]["messages"]["Submission"]["contentType"]
     # the one kind no code path here sends on its own: a command built by the message code
-    body = messages.message("command", {"action": "purge", "args": {"before": "2026-01-01"}},
+    body = messages.message("command", {"action": "purge", "args": {"tcns": ["T-1"]}},
                             ori=ORI, device="booking-01")
     cmd = json.loads(messages.sign(body, pki.central_signing))
     assert validators["command"].is_valid(cmd)
+    # a purge's args are the contract's (PurgeArgs), not anything at all
+    body = messages.message("command", {"action": "purge", "args": {"before": "2026-01-01"}},
+                            ori=ORI, device="booking-01")
+    assert not validators["command"].is_valid(json.loads(messages.sign(body, pki.central_signing)))

@@ -37,7 +37,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from fpagent.link import client as client_mod
-from fpagent.link import messages
+from fpagent.link import fleet_commands, messages
 from fpagent.link.hook import NotificationHook
 from fpagent.link.inbound import CommandHandler, Inbound
 from fpagent.link.outbound import Outbound
@@ -91,7 +91,8 @@ class Link:
         self.inbound = Inbound(config, self.stats, verify_keys=central_verify_keys,
                                outbound=self.outbound, on_ack=on_ack,
                                on_notification=on_notification, on_command=on_command,
-                               hook=self.hook)
+                               hook=self.hook, on_result=self._publish_result)
+        self.signing_key = device_signing_key
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._connected = threading.Event()
@@ -372,6 +373,21 @@ class Link:
     def _on_message(self, client, userdata, msg):
         self.inbound.take(msg)  # handled in batches after the read (one commit for all)
 
+    def _publish_result(self, command: messages.Message, result: dict) -> None:
+        """A command's signed result on our `result` topic (link thread, after the commit).
+
+        The audit log keeps every result; this copy is for central (QoS 1, resent by
+        the client after a reconnect while this process runs)."""
+        if self.signing_key is None or self._client is None:
+            log.warning("command %s: no device signing key, result not sent", command.id[:8])
+            return
+        fields = fleet_commands.result_fields(command.id, command.body.get("action", ""),
+                                              result["outcome"], result["reason"],
+                                              result.get("detail", ""))
+        body = messages.message("result", fields, ori=self.ori, device=self.device)
+        self._client.publish(self.topic("result"), messages.sign(body, self.signing_key), qos=1)
+        self.counters["results_sent"] += 1
+
     def _publish_status(self, state: str) -> None:
         payload = self.status.payload(state, self._store)
         self._client.publish(self.topic("status"), payload, qos=1, retain=True)
@@ -386,6 +402,7 @@ def build_link(config, store=None, **kw) -> Link:
     """
     from fpagent.errors import ConfigError
     from fpagent.sealing import keys as keys_mod
+    from fpagent.sealing.rotation import CentralKeyRing
     from fpagent.storage.store import Store
 
     if not config.mqtt.port:
@@ -395,7 +412,8 @@ def build_link(config, store=None, **kw) -> Link:
         raise ConfigError("[mqtt] tls = true needs cert_file and key_file (this appliance's "
                           "client certificate, CN = its device id) and ca_file")
     env = config.envelope
-    verify = keys_mod.load_central_verify_keys(config)  # current + next: central rotates with overlap
+    # current + next, and a rotation central commanded (overlap window): a callable, checked per message
+    verify = kw.pop("central_verify_keys", None) or CentralKeyRing(config).keys
     signing = None
     path = config.key_path(env.device_signing_key, keys_mod.DEVICE_SIGNING_KEY)
     if os.path.exists(path):

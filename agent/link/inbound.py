@@ -27,8 +27,10 @@ from fpagent.storage.store import StoreError
 
 log = logging.getLogger("fpagent.link")
 
-CommandStep = Callable[[object], None]
-"""Runs inside the transaction that records the command; gets the Store."""
+CommandStep = Callable[[object], "dict | None"]
+"""Runs inside the transaction that records the command; gets the Store. Returns
+the command's result ({"outcome", "reason", "detail"}: see
+fpagent.link.fleet_commands) to audit and send back to central, or None."""
 
 CommandHandler = Callable[[messages.Message], "CommandStep | None"]
 """Called with a verified command not yet in the inbox, outside any transaction;
@@ -74,7 +76,8 @@ class Inbound:
     def __init__(self, config, stats, *, verify_keys, outbound,
                  on_ack: Callable[[str, dict], None] | None = None,
                  on_notification: Callable[[dict], None] | None = None,
-                 on_command: CommandHandler | None = None, hook=None):
+                 on_command: CommandHandler | None = None, hook=None,
+                 on_result: Callable[[messages.Message, dict], None] | None = None):
         self.root = config.mqtt.root
         self.ori = config.device.ori
         self.device = config.device.device_id
@@ -86,10 +89,16 @@ class Inbound:
         self.on_ack = on_ack
         self.on_notification = on_notification
         self.on_command = on_command
+        self.on_result = on_result  # sends a command's result to central (after the commit)
         self.hook = hook
         self.incoming: list = []  # paho messages read, not yet stored (see drain)
         self.audit_limit = AuditRateLimit()
         self.committed = False  # the last drain stored something (the store works)
+
+    def pinned_keys(self):
+        """Central's verify key(s) now: `verify_keys` may be a callable (a rotation
+        with an overlap window changes the set over time)."""
+        return self.verify_keys() if callable(self.verify_keys) else self.verify_keys
 
     def take(self, msg) -> None:
         """paho's on_message: kept, handled in a batch after the read (one commit for all)."""
@@ -212,7 +221,7 @@ class Inbound:
             return item
         try:
             item.message = messages.parse_and_verify(
-                payload, verify_keys=self.verify_keys, ori=self.ori, device=self.device,
+                payload, verify_keys=self.pinned_keys(), ori=self.ori, device=self.device,
                 topic_kind=parts[3], now=time.time(), freshness_s=self.freshness_s,
                 max_bytes=self.max_bytes)
         except messages.MessageError as exc:
@@ -306,10 +315,25 @@ class Inbound:
             return
         store.audit.append("link", "command-received",
                            {"message_id": msg.id, "action": msg.body.get("action")})
+        result = None
         if item.handler_failed:
             self.stats.counters["command_handler_errors"] += 1
             store.audit.append("link", "command-failed", {
                 "message_id": msg.id, "action": msg.body.get("action"), "why": "handler-error",
                 "detail": item.handler_failed[:200]})
+            result = {"outcome": "refused", "reason": "handler-error",
+                      "detail": item.handler_failed[:200]}
         elif item.step is not None:
-            item.step(store)
+            result = item.step(store)
+        if isinstance(result, dict):
+            self._command_result(store, msg, result, after)
+
+    def _command_result(self, store, msg: messages.Message, result: dict, after: list) -> None:
+        """Audit the command's outcome with it; send it to central once committed."""
+        self.stats.counters["command_results." + str(result.get("outcome"))] += 1
+        store.audit.append("link", "command-result", {
+            "message_id": msg.id, "action": msg.body.get("action"),
+            "outcome": result.get("outcome"), "reason": result.get("reason"),
+            "detail": messages.printable(str(result.get("detail", "")))[:200]})
+        if self.on_result is not None:
+            after.append(lambda: self.on_result(msg, result))

@@ -33,7 +33,7 @@ from fpagent.sealing import envelope as envelope_mod
 from fpagent.sealing import keys as keys_mod
 
 VERSION = 1
-LEAVES = ("submission", "status", "ack", "notification", "command")
+LEAVES = ("submission", "status", "ack", "notification", "command", "result")
 CENTRAL_KINDS = ("ack", "notification", "command")
 MAX_MESSAGE_BYTES = 64 * 1024  # central messages are small; anything bigger is refused
 
@@ -81,7 +81,9 @@ DETERMINATIONS = {
     "removable": "status determination: removable",
 }
 COMMAND_ACTIONS = ("watchlist-update", "config-change", "purge", "key-rotation",
-                   "watchlist.replace")
+                   "watchlist.replace", "watchlist.update")
+# Each command's arguments are read by fpagent.link.command_args; the appliance
+# answers every command with a signed `result` (fpagent.link.command_results).
 # watchlist.replace: args {"entries": [{subject_id, finger_position, template_iso_b64}]}; the
 # appliance replaces its whole "watchlist" gallery with these. The message size limit
 # ([mqtt] max_message_bytes, 64 KiB: ~100 templates) bounds it first; this bounds it too.

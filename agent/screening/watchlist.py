@@ -31,22 +31,26 @@ class WatchlistError(FpagentError, ValueError):
     """A watch list that must not be applied (a bad template, a duplicate entry)."""
 
 
-def build_watchlist(entries) -> "object":
+def build_watchlist(entries, gallery=None) -> "object":
     """An fpagent.screening.prefilter.Gallery from watchlist.replace entries ({subject_id,
     finger_position, template_iso_b64}), ids "<subject_id>/<finger position>".
     All or nothing: any undecodable entry raises WatchlistError naming its index
-    (never its content)."""
+    (never its content). Given `gallery`, the entries are added to it (an
+    entry for a subject and finger already there replaces it)."""
     import base64
     import binascii
 
     from fpagent.records import fmr
     from fpagent.screening.prefilter import Gallery
 
-    gallery = Gallery(capacity=max(len(entries), 1))
+    adding = gallery is not None
+    gallery = gallery if adding else Gallery(capacity=max(len(entries), 1))
+    seen: set = set()
     for n, e in enumerate(entries):
         gid = f"{e['subject_id']}/{int(e['finger_position'])}"
-        if gid in gallery:
+        if gid in seen or (gid in gallery and not adding):
             raise WatchlistError(f"entry {n}: a second template for the same subject and finger")
+        seen.add(gid)
         try:
             record = base64.b64decode(e["template_iso_b64"], validate=True)
         except (binascii.Error, ValueError):
@@ -115,30 +119,29 @@ class WatchlistCommands:
         prepared = prepare_watchlist(msg.body.get("args", {}).get("entries", []), self.galleries)
         return functools.partial(self.apply, msg, prepared)
 
-    def apply(self, msg, prepared: PreparedWatchlist, store) -> None:
-        """Replace the local "watchlist" gallery, or audit why not (inside the link's transaction).
+    def apply(self, msg, prepared: PreparedWatchlist, store, issued_at: float | None = None) -> dict:
+        """Replace the local "watchlist" gallery, or audit why not (inside the link's transaction);
+        returns the command's result. `issued_at`: of the whole list (default: this message's).
 
         The file is written atomically, so a redelivery after a failed commit
         just writes it again.
         """
-        last = store.audit.list(limit=1, action="watchlist-replaced")
-        if last and _issued_after(last[0].detail.get("issued_at"), msg.issued_at):
-            self._failed(store, msg, "superseded", "a newer watch list is already applied")
-            return
+        if superseded(store, msg.issued_at if issued_at is None else issued_at):
+            return self.refuse(store, msg, "superseded", "a newer watch list is already applied")
         if prepared.sealed is None:
-            self._failed(store, msg, prepared.why, prepared.detail)
-            return
+            return self.refuse(store, msg, prepared.why, prepared.detail)
         try:
             self.galleries.write_sealed(WATCHLIST, prepared.sealed)
         except Exception as exc:  # noqa: BLE001 - disk full...
-            self._failed(store, msg, "not-saved", f"{type(exc).__name__}: {exc}")
-            return
+            return self.refuse(store, msg, "not-saved", f"{type(exc).__name__}: {exc}")
         self.counters["watchlist_replaced"] += 1
         store.audit.append(AUDIT_ACTOR, "watchlist-replaced", {
             "message_id": msg.id, "issued_at": msg.body.get("issued_at"),
             "entries": prepared.entries, "subjects": prepared.subjects})
+        return {"outcome": "applied", "reason": "done",
+                "detail": f"watch list of {prepared.entries} templates"}
 
-    def _failed(self, store, msg, why: str, detail: str) -> None:
+    def refuse(self, store, msg, why: str, detail: str) -> dict:
         self.counters["commands_failed"] += 1
         store.counters.incr(f"link.command_failed.{why}")
         log.warning("command %s (%s) not applied: %s", msg.id[:8], msg.body.get("action"),
@@ -146,6 +149,23 @@ class WatchlistCommands:
         store.audit.append(AUDIT_ACTOR, "command-failed", {
             "message_id": msg.id, "action": msg.body.get("action"), "why": why,
             "detail": detail[:200]})
+        reason = {"bad-template": "bad-template", "superseded": "superseded",
+                  "not-saved": "not-saved", "digest-mismatch": "digest-mismatch",
+                  "bad-args": "bad-args"}.get(why, "handler-error")
+        return {"outcome": "refused", "reason": reason, "detail": detail[:200]}
+
+
+# Audit actions that change the watch list; a command issued before the newest is refused.
+CHANGED_ACTIONS = ("watchlist-replaced", "watchlist-updated")
+
+
+def superseded(store, issued_at: float) -> bool:
+    """A watch-list change issued before the one last applied (a late redelivery)."""
+    for action in CHANGED_ACTIONS:
+        last = store.audit.list(limit=1, action=action)
+        if last and _issued_after(last[0].detail.get("issued_at"), issued_at):
+            return True
+    return False
 
 
 def _issued_after(applied_issued_at, issued_at: float) -> bool:

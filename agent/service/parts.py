@@ -291,11 +291,14 @@ class LinkPart(Part):
         factory = self.factory
         if factory is None:
             from fpagent.link.connection import build_link
-            from fpagent.screening.watchlist import WatchlistCommands
+            from fpagent.sealing.rotation import CentralKeyRing
+            from fpagent.service.fleet import FleetCommands
 
-            def factory(cfg, store):  # central's commands are applied by screening, not the link
+            def factory(cfg, store):  # central's commands are applied by the service, not the link
+                ring = CentralKeyRing(cfg)
                 return build_link(cfg, store, status_extra=status_extra,
-                                         on_command=WatchlistCommands.from_config(cfg))
+                                  central_verify_keys=ring.keys,
+                                  on_command=FleetCommands(cfg, key_ring=ring))
         try:
             self.link = factory(self.cfg, self.store)
             starter = getattr(self.link, "start", None)
