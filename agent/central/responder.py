@@ -65,7 +65,7 @@ from typing import Callable
 
 import paho.mqtt.client as mqtt
 
-from fpagent.central import audit_heads
+from fpagent.central import audit_heads, fleet
 from fpagent.central.screening import Screen, ScreenRejected, Screening
 from fpagent.central.store import CentralKeys, CentralStore, link_reprint, make_central_keys
 from fpagent.link import client as client_mod
@@ -228,7 +228,8 @@ class Central:
             log.warning("central %s: broker refused: %s", self.client_id, reason_code)
             return
         client.subscribe([(f"$share/{self.group}/{self.root}/v1/+/+/submission", 1),
-                          (f"{self.root}/v1/+/+/status", 1)])  # every instance sees every head
+                          (f"{self.root}/v1/+/+/status", 1),  # every instance sees every head
+                          (f"$share/{self.group}/{self.root}/v1/+/+/result", 1)])
         self._pending_mids.clear()
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
@@ -265,6 +266,8 @@ class Central:
         try:
             if msg.topic.endswith("/status"):
                 self.handle_status(msg.topic, bytes(msg.payload))
+            elif msg.topic.endswith("/result"):
+                self.handle_result(msg.topic, bytes(msg.payload))
             else:
                 self.handle_submission(msg.topic, bytes(msg.payload))
         except (sqlite3.Error, OSError) as exc:
@@ -316,6 +319,29 @@ class Central:
                       else "forked", head[0], head[1][:12], fault[1], fault[2][:12])
             self._event("audit-alarm", {"ori": ori, "device": device, "fault": fault[0],
                                         "seq": head[0], "known_seq": fault[1]})
+
+    def handle_result(self, topic: str, payload: bytes) -> None:
+        """Store an appliance's signed answer to a fleet command (fpagent.central.fleet)."""
+        try:
+            body = fleet.verify_result(topic, payload, self.keys.devices)
+        except fleet.ResultRefused as exc:
+            self.counters["results_refused"] = self.counters.get("results_refused", 0) + 1
+            self._drop_log.warning("central: ignored a result on %s: %s", topic, str(exc)[:200])
+            return
+        with self.store.transaction() as db:
+            new = fleet.record_result(db, body)
+        self.counters["results"] = self.counters.get("results", 0) + int(new)
+        self._event("result", {k: body[k] for k in ("ori", "device", "command_id", "action",
+                                                     "outcome", "reason", "detail")})
+
+    def send_command(self, ori: str, device: str, fields: dict) -> str:
+        """Sign, record and publish one fleet command to one appliance; returns its id."""
+        body, payload = fleet.sign_command(fields, self.keys.signing, ori=ori, device=device)
+        with self.store.transaction() as db:
+            fleet.record_command(db, body)
+        self._client.publish(messages.topic(self.root, ori, device, "command"), payload, qos=1)
+        self._event("command", {"id": body["id"], "action": body["action"]})
+        return body["id"]
 
     def handle_submission(self, topic: str, payload: bytes) -> None:
         """Verify, then store and answer; nothing unverified is ever recorded.

@@ -15,7 +15,7 @@ import pathlib
 import sqlite3
 import threading
 
-from fpagent.central import audit_heads
+from fpagent.central import audit_heads, fleet
 from fpagent.central.registry import DeviceRegistry
 from fpagent.sealing import keys as keys_mod
 
@@ -79,6 +79,7 @@ class CentralStore:
         self.conn.execute("PRAGMA synchronous = NORMAL")
         self.conn.executescript(_SCHEMA)
         self.conn.executescript(audit_heads.SCHEMA)
+        self.conn.executescript(fleet.SCHEMA)
         self.lock = threading.RLock()
 
     @contextlib.contextmanager
