@@ -56,12 +56,11 @@ def purge_bookings(store, cfg, *, tcns=(), older_than_days: float | None = None,
         return {"outcome": "refused", "reason": "not-acknowledged",
                 "detail": f"{len(open_rows)} of the named bookings are not acknowledged by "
                           f"central yet; nothing purged"}
-    closed = [r for r in rows if r[2] not in UNACKNOWLEDGED]
+    closed = [r for r in rows if r[2] not in UNACKNOWLEDGED and r[2] != "purged"]
     purged_ids = {r[0] for r in closed}
     purged_tcns = {r[1] for r in closed if r[1]}
-    for sid, _, state in closed:
-        if state != "purged":
-            store.outbox.purge(sid, reason="central purge", actor=ACTOR, now=now)
+    for sid, _, _ in closed:
+        store.outbox.purge(sid, reason="central purge", actor=ACTOR, now=now)
         store.conn.execute("UPDATE outbox SET meta = NULL, booking_number = NULL, ack = NULL "
                            "WHERE submission_id = ?", (sid,))
     answers = _purge_answers(store, purged_ids, purged_tcns)
