@@ -321,3 +321,32 @@ def test_key_rotation_accepts_both_keys_in_the_window_and_only_the_new_one_after
     ring = CentralKeyRing(rig.cfg)
     assert [keys.key_id(k) for k in ring.keys()] == [keys.key_id(new_key.public_key())]
     assert oct((rig.cfg.paths.keys() / "central-sign.rotation.json").stat().st_mode & 0o777) == "0o600"
+
+
+# --------------------------------------------------------------------------- central's CLI
+
+def test_central_cli_issues_a_command_and_shows_its_result(tmp_path, pki, broker, capsys):
+    from fpagent import cli
+    db = tmp_path / "cli-central.sqlite3"
+    common = ["--port", str(broker.port), "--certs", str(pki.certs), "--cn", "central/worker-3",
+              "--keys", str(pki.central_dir), "--devices", str(pki.devices_dir), "--db", str(db),
+              "--ori", ORI, "--device", DEVICE]
+    with Rig(tmp_path, pki, broker):
+        code = cli.main(["central", "command", "purge", *common, "--tcn", "NOT-HERE-1", "--wait", "20"])
+        out = capsys.readouterr().out
+        assert code == 0 and "purge sent" in out and "applied (done)" in out, out
+        code = cli.main(["central", "command", "config-change", *common,
+                         "--set", "service.log_level=loud", "--wait", "20"])
+        out = capsys.readouterr().out
+        assert code == 1 and "refused (invalid-config)" in out, out
+        code = cli.main(["central", "command", "config-change", *common,
+                         "--set", "mqtt.host=evil.example", "--wait", "20"])
+        assert code == 2  # refused before it is sent: not a key central may change
+        capsys.readouterr()
+    assert cli.main(["central", "commands", "--db", str(db)]) == 0
+    listing = capsys.readouterr().out
+    assert "purge" in listing and "applied done" in listing and "refused invalid-config" in listing
+    assert cli.main(["central", "commands", "--db", str(db), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["action"] for r in rows] == ["config-change", "purge"]
+    assert all(len(r["results"]) == 1 for r in rows)

@@ -9,6 +9,9 @@
         tamper alarms (a chain that went backwards or forked); exit 1 when any
     fpagent central push-watchlist --certs PKI --keys DIR --ori ORI --device ID \\
         (--synthetic P,P | --subjects DIR)   replace one appliance's local watch list
+    fpagent central command KIND ...    a signed fleet command (purge, config-change,
+        key-rotation, watchlist-update, watchlist-replace) and its result
+    fpagent central commands --db FILE  fleet commands sent, with the appliances' results
 
 Run several `central run` with the same --group and --db: the MQTT 5 shared
 subscription splits the submissions between them.
@@ -22,6 +25,7 @@ import pathlib
 import signal
 import threading
 
+from fpagent.commands import central_fleet
 from fpagent.errors import UserError
 
 
@@ -245,6 +249,7 @@ def register(sub) -> None:
     what.add_argument("--subjects", metavar="DIR", help="folder of <subject>/<finger>.png")
     p.add_argument("--seed", type=int, default=0, help="synthetic seed")
     p.set_defaults(func=_push_watchlist)
+    central_fleet.add_actions(cmds, _add_broker_args)
     p = cmds.add_parser("counts", help="what central has stored")
     p.add_argument("--db", required=True)
     p.set_defaults(func=_counts)
