@@ -119,3 +119,17 @@ def test_a_result_names_the_command_and_keeps_text_printable():
     json.dumps(fields)
     with pytest.raises(ValueError):
         fc.result_fields("c", "purge", "maybe", "done")
+
+
+def test_the_contract_document_names_what_the_code_takes_and_answers():
+    import pathlib
+    yaml = pytest.importorskip("yaml", reason="pyyaml is in the test extra")
+    doc = yaml.safe_load((pathlib.Path(__file__).resolve().parent.parent / "docs" / "asyncapi.yaml")
+                         .read_text())
+    s = doc["components"]["schemas"]
+    allowed = s["ConfigChangeArgs"]["properties"]["set"]["propertyNames"]["enum"]
+    assert set(allowed) == {f"{a}.{b}" for a, b in fc.CONFIG_ALLOWED}
+    result = s["ResultBody"]["allOf"][1]["properties"]
+    assert set(result["reason"]["enum"]) == set(fc.RESULT_REASONS)
+    assert set(result["outcome"]["enum"]) == set(fc.OUTCOMES)
+    assert s["PurgeArgs"]["properties"]["tcns"]["maxItems"] == fc.MAX_PURGE_TCNS

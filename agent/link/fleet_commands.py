@@ -104,15 +104,15 @@ def parse_purge(args) -> PurgeArgs:
 
 # ---------------------------------------------------------------- config-change
 
-# What central may change remotely: how answers, logs and the link's timers
-# behave. Never where the broker is, which keys are pinned, or where data lives.
+# What central may change remotely: how answers, logs, the link's timers and the
+# quality gate behave, all read where they are used (so the running service
+# takes them at once). Never where the broker is, which keys are pinned, or
+# where data lives.
 CONFIG_ALLOWED = {
     ("mqtt", "answers_timeout_s"), ("mqtt", "ack_timeout_s"),
     ("service", "log_level"), ("service", "status_interval_s"),
     ("quality", "min_score"), ("quality", "max_attempts"),
     ("booking", "recent_gallery_size"),
-    ("notifications", "hook_timeout_s"),
-    ("store", "retention_days"),
 }
 
 
