@@ -126,7 +126,8 @@ class WatchlistCommands:
         The file is written atomically, so a redelivery after a failed commit
         just writes it again.
         """
-        if superseded(store, msg.issued_at if issued_at is None else issued_at):
+        issued_at = msg.issued_at if issued_at is None else issued_at
+        if superseded(store, issued_at):
             return self.refuse(store, msg, "superseded", "a newer watch list is already applied")
         if prepared.sealed is None:
             return self.refuse(store, msg, prepared.why, prepared.detail)
@@ -136,7 +137,7 @@ class WatchlistCommands:
             return self.refuse(store, msg, "not-saved", f"{type(exc).__name__}: {exc}")
         self.counters["watchlist_replaced"] += 1
         store.audit.append(AUDIT_ACTOR, "watchlist-replaced", {
-            "message_id": msg.id, "issued_at": msg.body.get("issued_at"),
+            "message_id": msg.id, "issued_at": _rfc3339(issued_at),
             "entries": prepared.entries, "subjects": prepared.subjects})
         return {"outcome": "applied", "reason": "done",
                 "detail": f"watch list of {prepared.entries} templates"}
@@ -166,6 +167,12 @@ def superseded(store, issued_at: float) -> bool:
         if last and _issued_after(last[0].detail.get("issued_at"), issued_at):
             return True
     return False
+
+
+def _rfc3339(ts: float) -> str:
+    """The contract's RFC 3339 UTC form of a time (milliseconds, "Z")."""
+    moment = datetime.datetime.fromtimestamp(ts, datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def _issued_after(applied_issued_at, issued_at: float) -> bool:
