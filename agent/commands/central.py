@@ -22,6 +22,7 @@ import pathlib
 import signal
 import threading
 
+from fpagent.commands.central_answers import add_answer_action
 from fpagent.errors import UserError
 
 
@@ -259,3 +260,4 @@ def register(sub) -> None:
     p.add_argument("--db", required=True)
     p.add_argument("--json", action="store_true", help="one JSON list")
     p.set_defaults(func=_audit_heads)
+    add_answer_action(cmds)

@@ -45,6 +45,7 @@ def acl_text(root: str = "fpagent", central_cns=CENTRAL_WORKERS) -> str:
     central = "\n".join(f"""user {cn}
 topic read {root}/v1/+/+/submission
 topic read {root}/v1/+/+/status
+topic read {root}/v1/+/+/release
 topic write {root}/v1/+/+/ack
 topic write {root}/v1/+/+/notification
 topic write {root}/v1/+/+/command
@@ -53,15 +54,16 @@ topic write {root}/v1/+/+/command
 # (use_identity_as_username), and the client id is the user name
 # (use_username_as_clientid). An appliance's CN is "<ORI>/<device id>", so
 # %u below fills both the agency and the device segment of the topic: an
-# appliance may only publish its own submissions and status and only read its
-# own acks, notifications and commands, and a device id reused by another
-# agency is another identity.
+# appliance may only publish its own submissions, status and release notices
+# and only read its own acks, notifications and commands, and a device id
+# reused by another agency is another identity.
 
 # The reference central responder: one identity per worker (CN "central/worker-<n>").
 {central}
 # Every appliance: %u is its certificate CN, i.e. "<ORI>/<device id>".
 pattern write {root}/v1/%u/submission
 pattern write {root}/v1/%u/status
+pattern write {root}/v1/%u/release
 pattern read {root}/v1/%u/ack
 pattern read {root}/v1/%u/notification
 pattern read {root}/v1/%u/command

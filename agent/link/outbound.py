@@ -21,9 +21,11 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from fpagent.link import messages
+from fpagent.storage.releases import Releases
 
 log = logging.getLogger("fpagent.link")
 
+RELEASE_EVERY_S = 10.0  # a release notice central has not answered goes out again this often
 RETRY_MAX_S = 300.0  # the longest wait between re-publications of an unanswered submission
 ASK_AGAIN_EVERY_S = 60.0  # at most this often per submission...
 # ...and [answers] ask_again_times times (e.g. our clock is wrong: don't ask forever)
@@ -53,12 +55,15 @@ class Outbound:
         self._resync: dict[str, str] = {}  # submission id -> why its answers are asked for again
         self._asked: dict[str, tuple] = {}  # sid -> (last time asked, times asked)
         self._next_answers_check = 0.0
+        self._next_releases = 0.0
+        self.release_topic = topic.rsplit("/", 1)[0] + "/release"
 
     # ---------------------------------------------------------------- connection events
 
     def connected(self, store) -> None:
         """Resynchronise: everything unanswered goes out again with the same id."""
         store.outbox.retry_all_now()
+        self._next_releases = 0.0
         self.forget()
         self.pump_needed = True
 
@@ -85,11 +90,27 @@ class Outbound:
     def step(self, store, client, now: float) -> None:
         """One turn while connected: publish what is due, look for missing answers."""
         self.pump(store, client, now)
+        if now >= self._next_releases:
+            self._next_releases = now + RELEASE_EVERY_S
+            self.publish_releases(store, client)
         if now >= self._next_answers_check:
             timeout = min([t for t in (self.answers.timeout_for(c, self.mq.answers_timeout_s)
                                        for c in messages.CHECKS) if t] or [240.0])
             self._next_answers_check = now + max(1.0, min(60.0, timeout / 4))
             self.check_missing_answers(store)
+
+    def releases_due(self) -> None:
+        """`fpagent release` left a new notice: publish it at the next turn."""
+        self._next_releases = 0.0
+
+    def publish_releases(self, store, client) -> None:
+        """Publish every release notice central has not answered (it deduplicates by id)."""
+        for release_id, wire in Releases(store).pending():
+            info = client.publish(self.release_topic, wire, qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                self.stats.last_error = f"publish failed: {mqtt.error_string(info.rc)}"
+                return
+            self.stats.counters["releases_published"] += 1
 
     def pump(self, store, client, now: float) -> None:
         """Publish due outbox rows, keeping at most `inflight` unanswered."""
