@@ -117,3 +117,42 @@ def test_the_contract_refuses_bad_versions_and_detainers():
     lines = answers.booking_lines(answer_state.fold([_item(1, good)])[0])
     assert any("DETAINER LODGED - HOLD" in line for line in lines)
     assert any("task   detainer: hold until 2026-12-01T12:00Z  [OPEN]" in line for line in lines)
+
+
+def test_each_question_has_its_own_timeout_and_under_review_is_an_answer(tmp_path):
+    """A missing immigration answer is asked for after [answers] immigration_timeout_s; a
+    criminal-history one is not yet due; "under review" stops the asking (it may last weeks)."""
+    import time
+
+    from fpagent import config as config_mod
+    from fpagent.link.outbound import Outbound
+    from fpagent.link.status import LinkStats
+    from fpagent.sealing import envelope, keys
+    from fpagent.storage.store import Store
+
+    cfg = config_mod.from_dict({
+        "paths": {"state_dir": str(tmp_path)}, "store": {"min_free_mb": 1.0},
+        "answers": {"criminal_history_timeout_s": 3600.0, "immigration_timeout_s": 0.01,
+                    "ask_again_times": 2}})
+    assert cfg.answers.timeout_for("criminal-history", 99.0) == 3600.0
+    assert config_mod.from_dict({}).answers.timeout_for("immigration", 99.0) == 99.0
+    with pytest.raises(config_mod.ConfigError):
+        config_mod.from_dict({"answers": {"reannounce_s": -1}})
+    central_hpke, _ = keys.create_central_keys(tmp_path / "central")
+    device_key = keys.generate_signing_key()
+    sids = [envelope.make_submission_id() for _ in range(2)]
+    with Store(cfg.paths.database(), cfg) as store:
+        for n, sid in enumerate(sids):
+            store.outbox.enqueue(sid, f"T{n}", envelope.seal(
+                b"{}", device_id="booking-01", ori="XX0000000", sequence=n,
+                central_public_key=central_hpke.public(), device_signing_key=device_key,
+                submission_id=sid), {})
+            store.outbox.mark_acknowledged(sid, {"id": f"a{n}", "result": "accepted"})
+            store.inbox.add(f"c{n}", "notification", {"submission_id": sid,
+                                                      "check": "criminal-history"})
+        store.inbox.add("i1", "notification", {"submission_id": sids[1], "check": "immigration",
+                                               "determination": "under-review"})
+        time.sleep(0.05)
+        outbound = Outbound(cfg, LinkStats(), "fpagent/v1/XX0000000/booking-01/submission")
+        outbound.check_missing_answers(store)
+        assert outbound._resync == {sids[0]: "answers missing: immigration"}
