@@ -156,3 +156,30 @@ def test_each_question_has_its_own_timeout_and_under_review_is_an_answer(tmp_pat
         outbound = Outbound(cfg, LinkStats(), "fpagent/v1/XX0000000/booking-01/submission")
         outbound.check_missing_answers(store)
         assert outbound._resync == {sids[0]: "answers missing: immigration"}
+
+
+def test_the_banner_follows_the_current_answer_only(tmp_path, capsys):
+    """`fpagent notifications list`: a level-1 alert superseded by "U.S. citizen, no action"
+    raises no banner any more; `bookings --json` says what is current."""
+    import json
+
+    from fpagent import cli
+    from fpagent import config as config_mod
+    from fpagent.storage.store import Store
+
+    cfg = config_mod.from_dict({"paths": {"state_dir": str(tmp_path)}})
+    toml = tmp_path / "agent.toml"
+    toml.write_text(config_mod.to_toml(cfg))
+    with Store(cfg.paths.database(), cfg) as store:
+        store.inbox.add("m-level1", "notification", _imm("removable", 1, level=1), now=1000.0)
+        assert cli.main(["--config", str(toml), "notifications", "list"]) == 0
+        assert "#" * 72 in capsys.readouterr().out  # the level-1 banner while it is current
+        store.inbox.add("m-citizen", "notification", _imm("citizen-or-lawful-no-action", 2),
+                        now=1001.0)
+    assert cli.main(["--config", str(toml), "notifications", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "#" * 72 not in out and "[superseded]" in out
+    assert cli.main(["--config", str(toml), "notifications", "bookings", "--all", "--json"]) == 0
+    [booking] = json.loads(capsys.readouterr().out)
+    assert booking["current"]["immigration"]["version"] == 2
+    assert [h["standing"] for h in booking["history"]] == ["superseded", "current"]

@@ -45,7 +45,7 @@ class Task:
     hold_until: float | None  # seconds since the epoch, for a hold
     notify_hours_before: int | None
     message_id: str  # the notification that lodged it
-    closed_by: str = ""  # "", "lifted" or "release-acknowledged"
+    closed_by: str = ""  # "", "lifted", "superseded" (another determination) or "release-acknowledged"
 
     @property
     def open(self) -> bool:
@@ -131,9 +131,10 @@ def _tasks_after(tasks: list[Task], answer: Answer) -> list[Task]:
         return close("release-acknowledged")
     if answer.check != "immigration":
         return tasks
-    if answer.body.get("determination") == "detainer-lodged":
+    determination = answer.body.get("determination")
+    if determination == "detainer-lodged":
         return close("superseded") + [_detainer_task(answer)]
-    return close("lifted")
+    return close("lifted" if determination == "detainer-lifted" else "superseded")
 
 
 def attention(bookings: list[Booking]) -> list[tuple[Booking, list, list]]:

@@ -18,7 +18,7 @@ from fpagent.storage.releases import Releases
 
 
 def parse_time(text: str, now: float) -> str:
-    """"now", an RFC 3339 UTC time, or a local ISO time -> RFC 3339 UTC (for the notice)."""
+    """'now', an RFC 3339 UTC time, or a local ISO time -> RFC 3339 UTC (for the notice)."""
     if text == "now":
         return messages.now_rfc3339(now)
     try:

@@ -43,7 +43,7 @@ def _all_bookings(store) -> list:
 def _list(args) -> int:
     with _store(args) as store:
         items = store.inbox.list(kind="notification", unacknowledged=not args.all, limit=args.limit)
-        current = {a.message_id for b in _all_bookings(store) for a in b.current.values()}
+        standing = {a.message_id: a.standing for b in _all_bookings(store) for a in b.history}
         if args.json:
             print(json.dumps(items, sort_keys=True, indent=1))
             return 0
@@ -51,10 +51,12 @@ def _list(args) -> int:
             print("no unacknowledged notifications" if not args.all else "no notifications")
             return 0
         for item in items:
-            now = item["message_id"] in current  # a superseded answer raises no banner
-            for line in view.banner(item["body"]) if now and view.severity(item["body"]) == "critical" else []:
+            now = standing.get(item["message_id"], "current")
+            # an answer that is no longer current (superseded, or stale on arrival) raises no banner
+            for line in (view.banner(item["body"]) if now == "current"
+                         and view.severity(item["body"]) == "critical" else []):
                 print(line)
-            print(view.summary_line(item) + ("" if now else "   [superseded]"))
+            print(view.summary_line(item) + ("" if now == "current" else f"   [{now}]"))
     return 0
 
 
