@@ -76,8 +76,14 @@ def test_a_determination_evolves_a_detainer_is_kept_and_closed_by_a_release(
     try:
         with Store(cfg.paths.database(), cfg) as store:
             wait_for(lambda: len(_immigration(store, sid)) == 1, 20, what="the first answer")
-            central.send_update(sid, determination="removable", level=2)
+            # by hand, as an operator of the reference central would: `fpagent central answer`
+            assert cli.main(["central", "answer", tcn, "--db", str(tmp_path / "central.sqlite3"),
+                             "--determination", "removable", "--level", "2"]) == 0
+            assert json.loads(capsys.readouterr().out)["submission_id"] == sid
             wait_for(lambda: len(_immigration(store, sid)) == 2, 20, what="version 2")
+            assert cli.main(["central", "answer", tcn, "--db", str(tmp_path / "central.sqlite3"),
+                             "--determination", "detainer-lodged"]) == 2  # says what it asks
+            assert "--hold-until" in capsys.readouterr().err
             central.send_update(sid, determination="detainer-lodged", level=2,
                                 detainer=messages.detainer_fields("hold", hold_until=HOLD_UNTIL))
             wait_for(lambda: len(_immigration(store, sid)) == 3, 20, what="version 3")
