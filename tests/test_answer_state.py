@@ -183,3 +183,44 @@ def test_the_banner_follows_the_current_answer_only(tmp_path, capsys):
     [booking] = json.loads(capsys.readouterr().out)
     assert booking["current"]["immigration"]["version"] == 2
     assert [h["standing"] for h in booking["history"]] == ["superseded", "current"]
+
+
+def test_the_service_loop_announces_an_unacknowledged_level_1_alert_again(tmp_path, caplog):
+    """The daemon's main loop: a level-1 alert not acknowledged for reannounce_s is logged
+    again (TCN, no names) and the hook gets a "reminder"; after the officer's ack, silence."""
+    import json
+    import logging
+    import time
+
+    from fpagent import config as config_mod
+    from fpagent.service import daemon, sdnotify
+    from fpagent.storage.store import Store
+
+    hook_file = tmp_path / "hook.jsonl"
+    cfg = config_mod.from_dict({
+        "paths": {"state_dir": str(tmp_path / "state"), "cache_dir": str(tmp_path / "cache")},
+        "service": {"clock_check": "off", "watchdog": False},
+        "notifications": {"hook": f"cat >> {hook_file}; echo >> {hook_file}"},
+        "answers": {"reannounce_s": 10.0}})
+    svc = daemon.Service(cfg, notifier=sdnotify.Notifier(None), warmups=[], parts=[],
+                         store=Store(cfg.paths.database(), cfg))
+    try:
+        svc.start()
+        svc.store.inbox.add("m-level1", "notification", _imm("removable", 1, level=1),
+                            now=time.time() - 60)
+        svc.reminders.wake()  # the start-up tick looked before the answer was there
+        with caplog.at_level(logging.WARNING, logger="fpagent.service"):
+            svc.tick()
+        assert any(r.getMessage() == "answer not acknowledged by an officer" for r in caplog.records)
+        deadline = time.monotonic() + 10
+        while not (hook_file.exists() and hook_file.read_text().endswith("\n")) \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        [event] = [json.loads(line) for line in hook_file.read_text().splitlines() if line.strip()]
+        assert (event["event"], event["tcr"]) == ("reminder", TCN)
+        assert "SYNTHETIC" not in hook_file.read_text()
+        svc.store.inbox.acknowledge("m-level1", "officer-7")
+        svc.reminders.wake()
+        assert svc.reminders.step(now=time.time() + 3600) == []
+    finally:
+        svc.shutdown()

@@ -140,7 +140,6 @@ class Service:
         for part in self.parts:
             part.start(self.beats)
         self.state = "running"
-        self._remind()
         facts = self.facts()
         line = status_mod.summary(facts)
         self.ready_at = time.monotonic()
@@ -281,6 +280,7 @@ class Service:
             self._last_wedged = wedged
         if not wedged and self.watchdog_s is not None:
             self.notifier.watchdog()
+        self._remind()
         facts = self.facts()
         line = status_mod.summary(facts)
         now = time.monotonic()

@@ -49,5 +49,9 @@ class Reminders:
             self.hook.submit(reminder)
         return sent
 
+    def wake(self) -> None:
+        """Look at the stored answers at the next step (e.g. an officer acknowledged one)."""
+        self._next = 0.0
+
     def stop(self) -> None:
         self.hook.stop()
