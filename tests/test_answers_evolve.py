@@ -12,6 +12,7 @@ the detainer task is closed.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import shutil
@@ -55,6 +56,14 @@ def _appliance(tmp_path, pki, port, hook_file):
     toml = tmp_path / "agent.toml"
     toml.write_text(config_mod.to_toml(cfg))
     return cfg, toml
+
+
+def _contract(message: str):
+    """A validator for one message of docs/asyncapi.yaml."""
+    doc = yaml.safe_load((ROOT_DIR / "docs" / "asyncapi.yaml").read_text())
+    root = {**doc, "$ref": f"#/components/messages/{message}/payload"}
+    root.pop("id", None)
+    return jsonschema.Draft202012Validator(root)
 
 
 def _hook_events(hook_file) -> list[dict]:
@@ -147,6 +156,15 @@ def test_a_determination_evolves_a_detainer_is_kept_and_closed_by_a_release(
             [booking] = [b for b in answer_state.fold(store.inbox.list(kind="notification"))
                          if b.submission_id == sid]
             assert booking.open_tasks() == [] and booking.tasks[0].closed_by == "release-acknowledged"
+            # what went over the wire, both ways, is what docs/asyncapi.yaml says
+            [kept_notice] = Releases(store).all()
+            wire = json.loads(base64.b64decode(kept_notice["body"]["wire_b64"]))
+            _contract("Release").validate(wire)
+            assert wire["body"]["kind"] == "release" and wire["body"]["officer"] == "officer-7"
+            notes = _contract("Notification")
+            for item in store.inbox.list(kind="notification"):
+                notes.validate({"v": 1, "key_id": "0123456789abcdef", "sig": "AA==",
+                                "body": item["body"]})
             actions = [(e.actor, e.action) for e in store.audit.list(limit=1000)]
             assert ("officer-7", "release.sent") in actions
             assert ("link", "release.acknowledged-by-central") in actions
@@ -221,10 +239,7 @@ def test_central_scripts_an_evolving_answer(tmp_path, pki, broker):
         [task] = booking.open_tasks()
         assert task.deadline_text() == "notify central 48 h before any release"
         assert reminders.attention_lines([booking])
-        doc = yaml.safe_load((ROOT_DIR / "docs" / "asyncapi.yaml").read_text())
-        root = {**doc, "$ref": "#/components/messages/Notification/payload"}
-        root.pop("id", None)
-        note = jsonschema.Draft202012Validator(root)
+        note = _contract("Notification")
         for answer in booking.history:
             note.validate({"v": 1, "key_id": "0123456789abcdef", "sig": "AA==",
                            "body": answer.body})
