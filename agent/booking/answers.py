@@ -48,7 +48,7 @@ def headline(body: dict) -> str:
         return "immigration: no record found (no-hit)"
     if check == messages.REPRINT_CHECK:
         return f"PRINTS REJECTED: {reprint_what(body)}"
-    if check == "release-notice":
+    if check == messages.RELEASE_CHECK:
         return "release notice received by central"
     return f"{check or 'message'}: {body.get('result', '')}"
 
