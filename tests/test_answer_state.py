@@ -176,9 +176,12 @@ def test_the_banner_follows_the_current_answer_only(tmp_path, capsys):
         assert "#" * 72 in capsys.readouterr().out  # the level-1 banner while it is current
         store.inbox.add("m-citizen", "notification", _imm("citizen-or-lawful-no-action", 2),
                         now=1001.0)
-    assert cli.main(["--config", str(toml), "notifications", "list"]) == 0
+    assert cli.main(["--config", str(toml), "notifications", "list", "--all"]) == 0
     out = capsys.readouterr().out
     assert "#" * 72 not in out and "[superseded]" in out
+    # without an action: the bookings that wait for an officer (this one no longer does)
+    assert cli.main(["--config", str(toml), "notifications"]) == 0
+    assert capsys.readouterr().out.strip() == "no booking waits for an officer"
     assert cli.main(["--config", str(toml), "notifications", "bookings", "--all", "--json"]) == 0
     [booking] = json.loads(capsys.readouterr().out)
     assert booking["current"]["immigration"]["version"] == 2

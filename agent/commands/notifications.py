@@ -1,7 +1,7 @@
-"""`fpagent notifications bookings|list|show ID|ack ID`: central's answers, for the officer.
+"""`fpagent notifications [bookings|list|show ID|ack ID]`: central's answers, for the officer.
 
 Answers evolve (a later version supersedes an earlier one for the same
-question): `bookings` shows each booking's current state, its open detainer
+question): `bookings` (the default) shows each booking's current state, its open detainer
 task with its deadline, and its history; the banners follow the current
 answers only. `ack TCN --by NAME` acknowledges a whole booking (audited with
 who and when), which stops the service's reminders for it.
@@ -136,7 +136,9 @@ def _ack(args) -> int:
 def register(sub) -> None:
     parser = sub.add_parser("notifications", help="central's answers: hits, no-hits, immigration "
                             "determinations", description=__doc__)
-    parser.set_defaults(_parser=parser)
+    # without an action: the bookings that wait for an officer, with their current state
+    parser.set_defaults(_parser=parser, func=_bookings, all=False, brief=False, limit=100,
+                        json=False)
     cmds = parser.add_subparsers(dest="notifications_cmd", metavar="ACTION")
     p = cmds.add_parser("bookings", help="each booking's current answers, open tasks with their "
                         "deadlines, and history (those waiting for an officer unless --all)")
