@@ -127,7 +127,23 @@ class MqttConfig:
     reconnect_max_s: float = 60.0
     ack_timeout_s: float = 30.0  # no signed ack by then: publish the submission again
     max_message_bytes: int = 65536  # bigger messages from central are refused
-    answers_timeout_s: float = 3600.0  # accepted but an answer missing after this: ask again (0: never)
+    answers_timeout_s: float = 3600.0  # accepted but an answer missing after this: ask again (0: never); [answers] may set it per question
+
+
+@dataclasses.dataclass
+class AnswersConfig:
+    """How long each of central's answers may take, and how the officer is reminded."""
+
+    criminal_history_timeout_s: float = 0.0  # no criminal-history answer after this: ask again (0: [mqtt] answers_timeout_s)
+    immigration_timeout_s: float = 0.0  # no immigration answer after this: ask again (0: [mqtt] answers_timeout_s); "under review" is an answer
+    ask_again_times: int = 5  # ask central again at most this many times per booking
+    reannounce_s: float = 300.0  # an unacknowledged level-1 alert or open detainer is announced again this often (0: never)
+
+    def timeout_for(self, check: str, fallback_s: float) -> float:
+        """Seconds after the ack before a missing answer to `check` is asked for again (0: never)."""
+        own = {"criminal-history": self.criminal_history_timeout_s,
+               "immigration": self.immigration_timeout_s}.get(check, 0.0)
+        return own or fallback_s
 
 
 @dataclasses.dataclass
@@ -161,6 +177,7 @@ class Config:
     store: StoreConfig = dataclasses.field(default_factory=StoreConfig)
     mqtt: MqttConfig = dataclasses.field(default_factory=MqttConfig)
     notifications: NotificationsConfig = dataclasses.field(default_factory=NotificationsConfig)
+    answers: AnswersConfig = dataclasses.field(default_factory=AnswersConfig)
     service: ServiceConfig = dataclasses.field(default_factory=ServiceConfig)
     source: str = "<defaults>"  # where it was loaded from, for messages
 

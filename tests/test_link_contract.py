@@ -46,6 +46,10 @@ def test_document_is_asyncapi_and_names_match_the_code(doc):
     assert set(s["RejectReason"]["enum"]) == set(messages.REJECT_REASONS)
     imm = s["ImmigrationBody"]["allOf"][2]["properties"]
     assert set(imm["determination"]["enum"]) == set(messages.DETERMINATIONS)
+    assert set(s["Detainer"]["properties"]["request"]["enum"]) == set(messages.DETAINER_REQUESTS)
+    release = s["ReleaseAnswerBody"]["allOf"][2]["properties"]
+    assert release["check"]["const"] == messages.RELEASE_CHECK
+    assert s["ReleaseBody"]["allOf"][1]["properties"]["kind"]["const"] == "release"
     reprint = s["ReprintBody"]["allOf"][2]["properties"]
     assert set(reprint["reason"]["enum"]) == set(messages.REPRINT_REASONS)
     assert reprint["check"]["const"] == messages.REPRINT_CHECK
@@ -68,6 +72,14 @@ def test_schemas_refuse_what_the_contract_forbids(doc):
     assert not note.is_valid({**base, "body": {**imm, "determination": "citizen-or-lawful-no-action",
                                                "level": 1}})
     assert note.is_valid({**base, "body": {**imm, "determination": "removable", "level": 1}})
+    hold = {"request": "hold", "hold_until": "2026-12-01T12:00:00Z", "notify_hours_before": None}
+    lodged = {**imm, "determination": "detainer-lodged", "level": 2, "version": 3}
+    assert note.is_valid({**base, "body": {**lodged, "detainer": hold}})
+    assert not note.is_valid({**base, "body": lodged})  # a detainer without what it asks
+    assert not note.is_valid({**base, "body": {**lodged, "detainer": {**hold, "hold_until": None}}})
+    assert not note.is_valid({**base, "body": {**lodged, "detainer": hold, "version": 0}})
+    assert not note.is_valid({**base, "body": {**imm, "determination": "under-review",
+                                               "level": None, "detainer": hold}})
 
 
 class CapturingLink:

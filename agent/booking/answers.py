@@ -39,10 +39,49 @@ def headline(body: dict) -> str:
             return "IMMIGRATION: U.S. CITIZEN OR LAWFUL STATUS - NO ACTION"
         if det == "under-review":
             return "IMMIGRATION: RECORD FOUND, STATUS UNDER REVIEW - NO ACTION YET"
+        if det == "detainer-lodged":
+            request = (body.get("detainer") or {}).get("request", "")
+            return ("IMMIGRATION: DETAINER LODGED - HOLD" if request == "hold" else
+                    "IMMIGRATION: DETAINER LODGED - NOTIFY CENTRAL BEFORE RELEASE")
+        if det == "detainer-lifted":
+            return "IMMIGRATION: DETAINER LIFTED - NO IMMIGRATION HOLD"
         return "immigration: no record found (no-hit)"
     if check == messages.REPRINT_CHECK:
         return f"PRINTS REJECTED: {reprint_what(body)}"
+    if check == messages.RELEASE_CHECK:
+        return "release notice received by central"
     return f"{check or 'message'}: {body.get('result', '')}"
+
+
+def detainer_text(detainer: dict) -> str:
+    """What a detainer asks, with its time limit."""
+    if detainer.get("request") == "hold":
+        return f"hold until {detainer.get('hold_until')}"
+    return f"notify central {detainer.get('notify_hours_before')} h before any release"
+
+
+def booking_lines(booking, *, history: bool = True) -> list[str]:
+    """A booking's current state (banner of the current answers only), tasks and history.
+
+    `booking`: fpagent.booking.answer_state.Booking."""
+    lines: list[str] = []
+    for answer in booking.current.values():
+        lines += banner(answer.body)
+    lines.append(f"booking TCN {messages.printable(booking.tcr) or '?'}   "
+                 f"(submission {booking.submission_id[:12]})")
+    for check in sorted(booking.current):
+        answer = booking.current[check]
+        seen = (f"acknowledged by {messages.printable(answer.acknowledged_by)}"
+                if answer.acknowledged_at else "NOT ACKNOWLEDGED")
+        lines.append(f"  now    {check:<17} v{answer.version:<3} {headline(answer.body)}  [{seen}]")
+    for task in booking.tasks:
+        state = "OPEN" if task.open else f"closed ({task.closed_by})"
+        lines.append(f"  task   detainer: {task.deadline_text()}  [{state}]")
+    if history:
+        for answer in booking.history:
+            lines.append(f"  {_when(answer.received)}  {answer.check:<17} v{answer.version:<3} "
+                         f"{answer.standing:<10} {headline(answer.body)}")
+    return lines
 
 
 def reprint_what(body: dict) -> str:
@@ -59,7 +98,9 @@ def severity(body: dict) -> str:
         det = body.get("determination")
         if det == "removable":
             return "critical" if body.get("level") == 1 else "alert"
-        if det in ("citizen-or-lawful-no-action", "under-review"):
+        if det == "detainer-lodged":  # a time limit the jail must keep
+            return "critical"
+        if det in ("citizen-or-lawful-no-action", "under-review", "detainer-lifted"):
             return "clear-banner"
         return "info"
     if body.get("check") == "criminal-history" and body.get("result") == "hit":
@@ -127,12 +168,16 @@ def render(item: dict) -> str:
         f"notification   {item['message_id']}",
         f"received       {_when(item.get('received'))}",
         f"booking TCN    {body.get('tcr', '')}   (central TCN {body.get('central_tcn', '')})",
-        f"check          {body.get('check')}   result: {body.get('result')}",
+        f"check          {body.get('check')}   result: {body.get('result')}   "
+        f"version {messages.version_of(body)}",
     ]
     if body.get("check") == "immigration":
         det = body.get("determination", "")
         lines.append(f"determination  {messages.DETERMINATIONS.get(det, det)}"
                      + (f", offence level {body['level']}" if body.get("level") else ""))
+        detainer = body.get("detainer")
+        if detainer:
+            lines.append(f"detainer       {detainer_text(detainer)}")
         if det != "no-match":
             lines.append("note           a match in immigration records alone is not a finding "
                          "of removability;")

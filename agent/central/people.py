@@ -3,7 +3,10 @@
 No real person: each is a synthetic finger set (fpagent.drivers.synthetic) of
 the demo's seed, enrolled from another impression than the one booked, with a
 record that shows one kind of answer (a criminal hit, a removable level-1
-immigration hit, a U.S. citizen, a record under review).
+immigration hit, a U.S. citizen, a record under review, and one whose
+determination evolves: under review, removable level 2, a detainer lodged).
+A record's "then" lists the later answers central sends by itself, each
+`after_s` seconds after the first.
 """
 
 from __future__ import annotations
@@ -28,6 +31,17 @@ KNOWN = {
     5: {"immigration": {"determination": "under-review",
                         "instructions": "Record found, status not determined. No action "
                                         "unless a determination follows."}},
+    # an answer that evolves: under review, then removable level 2, then a detainer
+    6: {"immigration": {"determination": "under-review",
+                        "instructions": "Record found, status under review.",
+                        "then": (
+                            {"after_s": 3.0, "determination": "removable", "level": 2,
+                             "instructions": "Status determination: removable, offence level 2."},
+                            {"after_s": 6.0, "determination": "detainer-lodged", "level": 2,
+                             "detainer": {"request": "notify-before-release",
+                                          "hold_until": None, "notify_hours_before": 48},
+                             "instructions": "Detainer lodged: notify the field office 48 hours "
+                                             "before any release."})}},
 }
 
 

@@ -31,6 +31,12 @@ link tests. What it does, per submission:
    (or the whole booking) instead of the two answers. A reprint (its Type-1
    TCR = the original TCN) is linked to the original submission.
 
+Later answers (a determination that changes: a higher `version` for the same
+check) are more notification rows for the same submission, scripted by a
+known person's record or queued by hand (`send_update`, `fpagent central
+answer`); a jail's signed `release` notice is verified, stored and answered
+with a signed notification (fpagent.central.followups).
+
 Every instance also reads each appliance's retained `status` and keeps the
 audit head it carries (fpagent.central.audit_heads): a chain that goes
 backwards or forks is logged as a tamper alarm and stored.
@@ -65,7 +71,7 @@ from typing import Callable
 
 import paho.mqtt.client as mqtt
 
-from fpagent.central import audit_heads, fleet
+from fpagent.central import audit_heads, fleet, followups
 from fpagent.central.screening import Screen, ScreenRejected, Screening
 from fpagent.central.store import CentralKeys, CentralStore, link_reprint, make_central_keys
 from fpagent.link import client as client_mod
@@ -137,7 +143,8 @@ class Central:
         self.counters = {"received": 0, "new": 0, "duplicates": 0, "rejected": 0,
                          "acks_sent": 0, "notifications_sent": 0, "dropped": 0,
                          "refused_unverified": 0, "store_failures": 0, "statuses": 0,
-                         "statuses_refused": 0, "audit_alarms": 0}
+                         "statuses_refused": 0, "audit_alarms": 0, "releases": 0,
+                         "releases_refused": 0}
         self._drop_log = RateLimitedLog(log)
         self._stop = threading.Event()
         self._thread = None
@@ -228,8 +235,9 @@ class Central:
             log.warning("central %s: broker refused: %s", self.client_id, reason_code)
             return
         client.subscribe([(f"$share/{self.group}/{self.root}/v1/+/+/submission", 1),
-                          (f"{self.root}/v1/+/+/status", 1),  # every instance sees every head
-                          (f"$share/{self.group}/{self.root}/v1/+/+/result", 1)])
+                          (f"$share/{self.group}/{self.root}/v1/+/+/result", 1),
+                          (f"$share/{self.group}/{self.root}/v1/+/+/release", 1),
+                          (f"{self.root}/v1/+/+/status", 1)])  # every instance sees every head
         self._pending_mids.clear()
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
@@ -268,6 +276,8 @@ class Central:
                 self.handle_status(msg.topic, bytes(msg.payload))
             elif msg.topic.endswith("/result"):
                 self.handle_result(msg.topic, bytes(msg.payload))
+            elif msg.topic.endswith("/release"):
+                self.handle_release(msg.topic, bytes(msg.payload))
             else:
                 self.handle_submission(msg.topic, bytes(msg.payload))
         except (sqlite3.Error, OSError) as exc:
@@ -342,6 +352,27 @@ class Central:
         self._client.publish(messages.topic(self.root, ori, device, "command"), payload, qos=1)
         self._event("command", {"id": body["id"], "action": body["action"]})
         return body["id"]
+    def handle_release(self, topic: str, payload: bytes) -> None:
+        """A jail's signed release notice: verified, stored once, answered with a signed notification."""
+        self.counters["releases"] += 1
+        try:
+            body = followups.verify_release(self.keys, topic, payload)
+            with self.store.transaction() as db:
+                followups.record_release(db, body)
+        except followups.ReleaseRefused as exc:
+            self.counters["releases_refused"] += 1
+            self._drop_log.warning("central: refused a release notice on %s: %s", topic, exc)
+            return
+        self._event("release", {"release_id": body["id"], "submission_id": body["submission_id"],
+                                "released_at": body["released_at"]})
+        self._due_now = True
+
+    def send_update(self, submission_id: str, **fields) -> str:
+        """Queue a later immigration answer (next version unless `version=` is given); its id."""
+        with self.store.transaction() as db:
+            nid = followups.immigration_update(db, submission_id, **fields)
+        self._due_now = True
+        return nid
 
     def handle_submission(self, topic: str, payload: bytes) -> None:
         """Verify, then store and answer; nothing unverified is ever recorded.
@@ -445,6 +476,8 @@ class Central:
                               determination=screening.determination, level=screening.level,
                               record=screening.immigration_record,
                               instructions=screening.instructions)))
+            notes += followups.scripted(sid, tcn, ctn, screening.follow_ups,
+                                        now + self.immigration_delay_s)
         with self.store.transaction() as db:
             cur = db.execute(
                 "INSERT OR IGNORE INTO submissions (submission_id, ori, device, tcn, received_at, "

@@ -45,6 +45,9 @@ class Screening:
     # prints central cannot search with: (reason, finger positions; empty = the whole booking)
     reprint: tuple[str, tuple[int, ...]] | None = None
     tcr: str = ""  # the booking this one reprints (its original TCN), if any
+    # later immigration answers central sends by itself: {"after_s", "determination", "level",
+    # "detainer", "instructions"} each (fpagent.central.people's "then")
+    follow_ups: tuple = ()
 
 
 Screen = Callable[[envelope_mod.Opened], Screening]
@@ -203,5 +206,6 @@ class TransactionScreen:
             screening.determination = rec.pop("determination", "under-review")
             screening.level = rec.pop("level", None)
             screening.instructions = rec.pop("instructions", "")
+            screening.follow_ups = tuple(rec.pop("then", ()))
             screening.immigration_record = dict(rec, subject=imm.subject, score=round(score, 3))
         return screening

@@ -15,7 +15,7 @@ import pathlib
 import sqlite3
 import threading
 
-from fpagent.central import audit_heads, fleet
+from fpagent.central import audit_heads, fleet, followups
 from fpagent.central.registry import DeviceRegistry
 from fpagent.sealing import keys as keys_mod
 
@@ -80,6 +80,7 @@ class CentralStore:
         self.conn.executescript(_SCHEMA)
         self.conn.executescript(audit_heads.SCHEMA)
         self.conn.executescript(fleet.SCHEMA)
+        self.conn.executescript(followups.SCHEMA)
         self.lock = threading.RLock()
 
     @contextlib.contextmanager
@@ -135,6 +136,11 @@ class CentralStore:
                     "WHERE s.received_at >= ?", (since,)):
                 subs[sid].answers.append((sent_at, json.loads(fields)))
         return list(subs.values())
+
+    def releases(self, submission_id: str | None = None) -> list[dict]:
+        """The jails' release notices central has (fpagent.central.followups)."""
+        with self.lock:
+            return followups.releases(self.conn, submission_id)
 
     def audit_heads(self) -> list[dict]:
         """Every appliance's newest audit head and its tamper alarms (fpagent.central.audit_heads)."""

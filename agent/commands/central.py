@@ -26,6 +26,7 @@ import signal
 import threading
 
 from fpagent.commands import central_fleet
+from fpagent.commands.central_answers import add_answer_action
 from fpagent.errors import UserError
 
 
@@ -264,3 +265,4 @@ def register(sub) -> None:
     p.add_argument("--db", required=True)
     p.add_argument("--json", action="store_true", help="one JSON list")
     p.set_defaults(func=_audit_heads)
+    add_answer_action(cmds)

@@ -41,8 +41,27 @@ def run(args) -> int:
         code, line = status.nagios_line(facts)
         print(line)
         return code
+    waiting = _answers_waiting(cfg)
     if args.json:
-        print(json.dumps(facts.to_json(), sort_keys=True, default=str))
+        print(json.dumps(facts.to_json() | {"answers_waiting": waiting}, sort_keys=True,
+                         default=str))
     else:
         print(status.human_report(facts))
+        if waiting:
+            print("answers waiting for an officer (fpagent notifications bookings):")
+            print("\n".join(f"  - {line}" for line in waiting))
     return 0
+
+
+def _answers_waiting(cfg) -> list[str]:
+    """Unacknowledged level-1 alerts and open detainer tasks, with their deadlines."""
+    if not cfg.paths.database().exists():
+        return []
+    from fpagent.booking import answer_state, reminders
+    from fpagent.storage.store import Store
+    try:
+        with Store(cfg.paths.database(), cfg) as store:
+            items = store.inbox.list(kind="notification", limit=100000)
+    except Exception as exc:  # noqa: BLE001 - the health report itself must still print
+        return [f"cannot read the answers: {str(exc)[:200]}"]
+    return reminders.attention_lines(answer_state.fold(items))

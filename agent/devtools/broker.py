@@ -46,6 +46,7 @@ def acl_text(root: str = "fpagent", central_cns=CENTRAL_WORKERS) -> str:
 topic read {root}/v1/+/+/submission
 topic read {root}/v1/+/+/status
 topic read {root}/v1/+/+/result
+topic read {root}/v1/+/+/release
 topic write {root}/v1/+/+/ack
 topic write {root}/v1/+/+/notification
 topic write {root}/v1/+/+/command
@@ -54,7 +55,8 @@ topic write {root}/v1/+/+/command
 # (use_identity_as_username), and the client id is the user name
 # (use_username_as_clientid). An appliance's CN is "<ORI>/<device id>", so
 # %u below fills both the agency and the device segment of the topic: an
-# appliance may only publish its own submissions, status and command results
+# appliance may only publish its own submissions, status, release notices and
+# command results
 # and only read its own acks, notifications and commands, and a device id
 # reused by another agency is another identity.
 
@@ -64,6 +66,7 @@ topic write {root}/v1/+/+/command
 pattern write {root}/v1/%u/submission
 pattern write {root}/v1/%u/status
 pattern write {root}/v1/%u/result
+pattern write {root}/v1/%u/release
 pattern read {root}/v1/%u/ack
 pattern read {root}/v1/%u/notification
 pattern read {root}/v1/%u/command

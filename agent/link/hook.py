@@ -2,7 +2,11 @@
 
 Sites use it to print or forward an answer (a jail-management system, a desk
 printer). It runs in a worker thread of its own, so a slow script never
-stalls the link.
+stalls the link. It receives every state change of a booking's answers: each
+new notification as it arrives (with its `version`: a stale one is passed on
+too, and the receiver keeps the highest per booking and check, as the
+appliance does), and `{"event": "reminder"|"acknowledged", ...}` objects from
+the service's reminders and an officer's acknowledgement.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from typing import Callable
 
 from fpagent.link import messages
 from fpagent.storage.audit_limit import AuditRateLimit
+from fpagent.storage.releases import Releases
 from fpagent.storage.store import StoreError
 
 log = logging.getLogger("fpagent.link")
@@ -308,6 +309,8 @@ class Inbound:
             return
         self.stats.counters[msg.kind + "s"] += 1
         if msg.kind == "notification":
+            if msg.body.get("check") == messages.RELEASE_CHECK:  # central has our release notice
+                Releases(store).acknowledged(msg.body["release_id"], msg.id)
             if self.on_notification:
                 after.append(lambda: self.on_notification(msg.body))
             if self.hook is not None:

@@ -33,7 +33,7 @@ from fpagent.sealing import envelope as envelope_mod
 from fpagent.sealing import keys as keys_mod
 
 VERSION = 1
-LEAVES = ("submission", "status", "ack", "notification", "command", "result")
+LEAVES = ("submission", "status", "release", "ack", "notification", "command", "result")
 CENTRAL_KINDS = ("ack", "notification", "command")
 MAX_MESSAGE_BYTES = 64 * 1024  # central messages are small; anything bigger is refused
 
@@ -79,7 +79,23 @@ DETERMINATIONS = {
     "citizen-or-lawful-no-action": "U.S. citizen or lawful status: no action",
     "under-review": "record found, status under review: no action until a determination",
     "removable": "status determination: removable",
+    "detainer-lodged": "detainer lodged: hold, or notify central before release (see detainer)",
+    "detainer-lifted": "detainer lifted: no immigration hold",
 }
+# Answers evolve: every notification carries an integer `version` per (booking, check);
+# a higher version supersedes a lower one, an equal or lower one arriving later is
+# kept for the record but changes nothing. A message without one is version 1.
+MAX_VERSION = 2 ** 31 - 1
+# What a lodged detainer asks of the jail, and the time limit that goes with it.
+DETAINER_REQUESTS = {
+    "hold": "hold the person until hold_until (at most)",
+    "notify-before-release": "tell central notify_hours_before hours before any release",
+}
+MAX_NOTIFY_HOURS = 720
+# The jail tells central a person with a detainer is (to be) released: a `release`
+# message signed by the device key; central answers with a notification of this
+# check, which closes the booking's detainer task on the appliance.
+RELEASE_CHECK = "release-notice"
 COMMAND_ACTIONS = ("watchlist-update", "config-change", "purge", "key-rotation",
                    "watchlist.replace", "watchlist.update")
 # Each command's arguments are read by fpagent.link.command_args; the appliance
@@ -154,10 +170,10 @@ def ack_body(*, submission_id: str, tcn: str, accepted: bool, central_tcn: str =
 
 
 def criminal_body(*, submission_id: str, tcr: str, hit: bool, central_tcn: str,
-                  record: dict | None = None, instructions: str = "") -> dict:
+                  record: dict | None = None, instructions: str = "", version: int = 1) -> dict:
     body = {"submission_id": submission_id, "tcr": tcr, "central_tcn": central_tcn,
             "check": "criminal-history", "result": "hit" if hit else "no-hit",
-            "instructions": instructions}
+            "instructions": instructions, "version": _checked_version(version)}
     if hit:
         body["record"] = record or {}
     return body
@@ -165,21 +181,58 @@ def criminal_body(*, submission_id: str, tcr: str, hit: bool, central_tcn: str,
 
 def immigration_body(*, submission_id: str, tcr: str, central_tcn: str, determination: str,
                      level: int | None = None, record: dict | None = None,
-                     instructions: str = "") -> dict:
+                     instructions: str = "", version: int = 1,
+                     detainer: dict | None = None) -> dict:
+    """`detainer` (with "detainer-lodged" only): detainer_fields(...)."""
     if determination not in DETERMINATIONS:
         raise ValueError(f"unknown determination {determination!r}")
-    if (determination == "removable") != (level is not None):
-        raise ValueError("a level goes with (and only with) a 'removable' determination")
-    if level is not None and level not in (1, 2, 3):
-        raise ValueError("level must be 1, 2 or 3")
+    if not _level_fits(determination, level):
+        raise ValueError("a level 1-3 goes with 'removable' (and may with a detainer), "
+                         "never with another determination")
+    if (determination == "detainer-lodged") != (detainer is not None):
+        raise ValueError("a detainer goes with (and only with) 'detainer-lodged'")
     body = {"submission_id": submission_id, "tcr": tcr, "central_tcn": central_tcn,
             "check": "immigration",
             "result": "no-hit" if determination == "no-match" else "hit",
             "determination": determination, "level": level,
-            "instructions": instructions or DETERMINATIONS[determination]}
+            "instructions": instructions or DETERMINATIONS[determination],
+            "version": _checked_version(version)}
+    if detainer is not None:
+        _validate_detainer(detainer)
+        body["detainer"] = dict(detainer)
     if record:
         body["record"] = record
     return body
+
+
+def detainer_fields(request: str, *, hold_until: str | None = None,
+                    notify_hours_before: int | None = None) -> dict:
+    """What a lodged detainer asks: "hold" until `hold_until` (RFC 3339 UTC), or
+    "notify-before-release" at least `notify_hours_before` hours before a release."""
+    detainer = {"request": request, "hold_until": hold_until,
+                "notify_hours_before": notify_hours_before}
+    _validate_detainer(detainer)
+    return detainer
+
+
+def _checked_version(version) -> int:
+    if not _is_int(version) or not 1 <= version <= MAX_VERSION:
+        raise ValueError(f"version must be an integer 1-{MAX_VERSION}")
+    return version
+
+
+def _level_fits(determination: str, level) -> bool:
+    if determination == "removable":
+        return _is_int(level) and level in (1, 2, 3)
+    if determination.startswith("detainer-"):
+        return level is None or (_is_int(level) and level in (1, 2, 3))
+    return level is None
+
+
+def version_of(body: dict) -> int:
+    """The answer's version for its (booking, check); messages from before versions are 1."""
+    version = body.get("version", 1)
+    return version if _is_int(version) and version >= 1 else 1
 
 
 def reprint_body(*, submission_id: str, tcr: str, central_tcn: str, reason: str,
@@ -193,7 +246,38 @@ def reprint_body(*, submission_id: str, tcr: str, central_tcn: str, reason: str,
     return {"submission_id": submission_id, "tcr": tcr, "central_tcn": central_tcn,
             "check": REPRINT_CHECK, "result": "rejected", "reason": reason,
             "fingers": positions, "whole_booking": not positions,
-            "instructions": instructions or REPRINT_REASONS[reason]}
+            "instructions": instructions or REPRINT_REASONS[reason], "version": 1}
+
+
+def release_ack_body(*, submission_id: str, tcr: str, release_id: str, released_at: str,
+                     central_tcn: str = "", version: int = 1) -> dict:
+    """Central has the jail's release notice `release_id` for this booking."""
+    return {"submission_id": submission_id, "tcr": tcr, "central_tcn": central_tcn,
+            "check": RELEASE_CHECK, "result": "received", "release_id": release_id,
+            "released_at": released_at, "version": _checked_version(version),
+            "instructions": "central has the release notice"}
+
+
+# ---------------------------------------------------------------- appliance -> central
+
+def release_body(*, submission_id: str, tcr: str, released_at: str, officer: str) -> dict:
+    """The fields of a `release` notice: this booking's person is released at `released_at`.
+
+    `officer` is who sent it (a login name; the audit log has the same)."""
+    parse_rfc3339(released_at)
+    return {"submission_id": submission_id, "tcr": tcr, "released_at": released_at,
+            "officer": officer}
+
+
+def validate_release(body: dict) -> None:
+    """Shape of a release notice (central's side, after the device signature verified)."""
+    _require(isinstance(body, dict) and body.get("kind") == "release", "not a release notice")
+    _require(_is_str(body.get("id"), 64), "id must be a short string")
+    _require(_is_str(body.get("submission_id"), 64), "release needs submission_id")
+    _require(_is_text(body.get("tcr"), MAX_TCN), "release needs tcr (short text)")
+    _require(_is_str(body.get("officer"), 64), "release needs officer (short text)")
+    parse_rfc3339(body.get("released_at"))
+    parse_rfc3339(body.get("issued_at"))
 
 
 # ---------------------------------------------------------------- validation (appliance side)
@@ -248,6 +332,23 @@ def _validate_record(record) -> None:
                  f"record values must be numbers or text of at most {MAX_RECORD_TEXT} characters")
 
 
+def _validate_detainer(detainer) -> None:
+    """A detainer: what is requested and its time limit (hold_until, or notify_hours_before)."""
+    _require(isinstance(detainer, dict)
+             and set(detainer) == {"request", "hold_until", "notify_hours_before"},
+             "detainer must be an object of request, hold_until, notify_hours_before")
+    _require(detainer["request"] in DETAINER_REQUESTS,
+             f"detainer request must be one of {tuple(DETAINER_REQUESTS)}")
+    until, hours = detainer["hold_until"], detainer["notify_hours_before"]
+    if detainer["request"] == "hold":
+        parse_rfc3339(until)
+        _require(hours is None, "a hold has no notify_hours_before")
+    else:
+        _require(_is_int(hours) and 0 <= hours <= MAX_NOTIFY_HOURS,
+                 f"notify_hours_before must be an integer 0-{MAX_NOTIFY_HOURS}")
+        _require(until is None, "a notify-before-release detainer has no hold_until")
+
+
 def validate_body(kind: str, body: dict) -> None:
     """Shape checks of a message body by kind; raises MessageError('malformed', ...).
 
@@ -270,9 +371,13 @@ def validate_body(kind: str, body: dict) -> None:
         _require(_is_str(body.get("submission_id"), 64), "notification needs submission_id")
         _require(_is_text(body.get("tcr"), MAX_TCN), "notification needs tcr (short text)")
         _require(_is_text(body.get("central_tcn", ""), MAX_TCN), "central_tcn must be short text")
-        _require(body.get("check") in (*CHECKS, REPRINT_CHECK),
-                 f"check must be one of {(*CHECKS, REPRINT_CHECK)}")
-        if body["check"] == REPRINT_CHECK:
+        _require(body.get("check") in (*CHECKS, REPRINT_CHECK, RELEASE_CHECK),
+                 f"check must be one of {(*CHECKS, REPRINT_CHECK, RELEASE_CHECK)}")
+        if body["check"] == RELEASE_CHECK:
+            _require(body.get("result") == "received", "a release notice's answer is received")
+            _require(_is_str(body.get("release_id"), 64), "release_id must be a short string")
+            parse_rfc3339(body.get("released_at"))
+        elif body["check"] == REPRINT_CHECK:
             _require(body.get("result") == "rejected", "a reprint request's result is rejected")
             _require(body.get("reason") in REPRINT_REASONS, "unknown reprint reason")
             fingers = body.get("fingers")
@@ -287,13 +392,19 @@ def validate_body(kind: str, body: dict) -> None:
                  f"instructions must be text of at most {MAX_INSTRUCTIONS} characters")
         if body.get("record") is not None:
             _validate_record(body["record"])
+        version = body.get("version", 1)
+        _require(_is_int(version) and 1 <= version <= MAX_VERSION,
+                 f"version must be an integer 1-{MAX_VERSION}")
         if body["check"] == "immigration":
             _require(body.get("determination") in DETERMINATIONS, "unknown determination")
-            level = body.get("level")
-            _require(level is None or (_is_int(level) and level in (1, 2, 3)),
-                     "level must be null, 1, 2 or 3")
-            _require((body["determination"] == "removable") == (level is not None),
-                     "a level goes with (and only with) a 'removable' determination")
+            _require(_level_fits(body["determination"], body.get("level")),
+                     "a level 1-3 goes with 'removable' (and may with a detainer), "
+                     "never with another determination")
+            lodged = body["determination"] == "detainer-lodged"
+            _require(lodged == ("detainer" in body),
+                     "a detainer goes with (and only with) 'detainer-lodged'")
+            if lodged:
+                _validate_detainer(body["detainer"])
     elif kind == "command":
         _require(body.get("action") in COMMAND_ACTIONS, f"action must be one of {COMMAND_ACTIONS}")
         _require(isinstance(body.get("args", {}), dict), "args must be an object")

@@ -21,12 +21,14 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from fpagent.link import messages
+from fpagent.storage.releases import Releases
 
 log = logging.getLogger("fpagent.link")
 
+RELEASE_EVERY_S = 10.0  # a release notice central has not answered goes out again this often
 RETRY_MAX_S = 300.0  # the longest wait between re-publications of an unanswered submission
 ASK_AGAIN_EVERY_S = 60.0  # at most this often per submission...
-ASK_AGAIN_TIMES = 5  # ...and this many times (e.g. our clock is wrong: don't ask forever)
+# ...and [answers] ask_again_times times (e.g. our clock is wrong: don't ask forever)
 
 
 def submission_properties(sid: str) -> Properties:
@@ -42,6 +44,7 @@ class Outbound:
 
     def __init__(self, config, stats, topic: str):
         self.mq = config.mqtt
+        self.answers = config.answers
         self.retention_days = config.store.retention_days
         self.stats = stats
         self.topic = topic  # this appliance's submission topic
@@ -52,12 +55,15 @@ class Outbound:
         self._resync: dict[str, str] = {}  # submission id -> why its answers are asked for again
         self._asked: dict[str, tuple] = {}  # sid -> (last time asked, times asked)
         self._next_answers_check = 0.0
+        self._next_releases = 0.0
+        self.release_topic = topic.rsplit("/", 1)[0] + "/release"
 
     # ---------------------------------------------------------------- connection events
 
     def connected(self, store) -> None:
         """Resynchronise: everything unanswered goes out again with the same id."""
         store.outbox.retry_all_now()
+        self._next_releases = 0.0
         self.forget()
         self.pump_needed = True
 
@@ -84,10 +90,27 @@ class Outbound:
     def step(self, store, client, now: float) -> None:
         """One turn while connected: publish what is due, look for missing answers."""
         self.pump(store, client, now)
+        if now >= self._next_releases:
+            self._next_releases = now + RELEASE_EVERY_S
+            self.publish_releases(store, client)
         if now >= self._next_answers_check:
-            timeout = self.mq.answers_timeout_s
-            self._next_answers_check = now + max(1.0, min(60.0, timeout / 4 or 60.0))
+            timeout = min([t for t in (self.answers.timeout_for(c, self.mq.answers_timeout_s)
+                                       for c in messages.CHECKS) if t] or [240.0])
+            self._next_answers_check = now + max(1.0, min(60.0, timeout / 4))
             self.check_missing_answers(store)
+
+    def releases_due(self) -> None:
+        """`fpagent release` left a new notice: publish it at the next turn."""
+        self._next_releases = 0.0
+
+    def publish_releases(self, store, client) -> None:
+        """Publish every release notice central has not answered (it deduplicates by id)."""
+        for release_id, wire in Releases(store).pending():
+            info = client.publish(self.release_topic, wire, qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                self.stats.last_error = f"publish failed: {mqtt.error_string(info.rc)}"
+                return
+            self.stats.counters["releases_published"] += 1
 
     def pump(self, store, client, now: float) -> None:
         """Publish due outbox rows, keeping at most `inflight` unanswered."""
@@ -139,20 +162,25 @@ class Outbound:
     # ---------------------------------------------------------------- answers asked for again
 
     def check_missing_answers(self, store) -> None:
-        """Accepted bookings still missing a notification after answers_timeout_s: ask again.
+        """Accepted bookings still missing an answer after that question's timeout: ask again.
 
         Central sends both answers (criminal history, immigration) for every
         accepted submission. One lost on the way (e.g. a broker that crashed
         holding it) would otherwise never come: the submission is published
-        again with the same id, and central answers the duplicate again.
+        again with the same id, and central answers the duplicate again. Each
+        question has its own timeout ([answers]); any answer to it counts,
+        "under review" included: that one may last for weeks and later
+        versions come by themselves.
         """
-        timeout = self.mq.answers_timeout_s
-        if not timeout:
+        timeouts = {check: self.answers.timeout_for(check, self.mq.answers_timeout_s)
+                    for check in messages.CHECKS}
+        due = {check: t for check, t in timeouts.items() if t}
+        if not due:
             return
         now = time.time()
         horizon = now - self.retention_days * 86400.0
         late = [r for r in store.outbox.list(state="acknowledged", limit=500)
-                if r.acknowledged_at and horizon < r.acknowledged_at < now - timeout]
+                if r.acknowledged_at and horizon < r.acknowledged_at < now - min(due.values())]
         if not late:
             return
         have: dict = {}
@@ -160,16 +188,20 @@ class Outbound:
             have.setdefault(item["body"].get("submission_id"), set()).add(item["body"].get("check"))
         for row in late:
             got = have.get(row.submission_id, set())
-            if messages.REPRINT_CHECK not in got and set(messages.CHECKS) - got:
-                self.ask_again(row.submission_id, "answers missing")
+            if messages.REPRINT_CHECK in got:
+                continue
+            missing = [c for c, t in due.items() if c not in got and row.acknowledged_at < now - t]
+            if missing:
+                self.ask_again(row.submission_id, f"answers missing: {', '.join(missing)}")
 
     def ask_again(self, sid: str, why: str) -> None:
-        """Publish `sid` again soon, at most once a minute and five times per submission."""
+        """Publish `sid` again soon, at most once a minute and [answers] ask_again_times times."""
         now = time.monotonic()
         last, tries = self._asked.get(sid, (-1e9, 0))
-        if now - last < ASK_AGAIN_EVERY_S or tries >= ASK_AGAIN_TIMES:
-            if tries >= ASK_AGAIN_TIMES:
-                self.stats.last_error = (f"asked central {ASK_AGAIN_TIMES} times for the answers "
+        times = self.answers.ask_again_times
+        if now - last < ASK_AGAIN_EVERY_S or tries >= times:
+            if tries >= times:
+                self.stats.last_error = (f"asked central {times} times for the answers "
                                          f"to {sid[:8]} ({why})")
             return
         self._asked[sid] = (now, tries + 1)

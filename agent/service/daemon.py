@@ -41,6 +41,7 @@ from fpagent.service import status as status_mod
 from fpagent.service.journal import log_event, setup_logging
 from fpagent.service.parts import CapturePart, Heartbeats, LinkPart, OutboxPart, Part
 from fpagent.service.preflight import check_key_files, prepare_directories
+from fpagent.service.reminders import Reminders
 from fpagent.service.sdnotify import Notifier, watchdog_interval
 from fpagent.storage.store import Store
 
@@ -86,6 +87,7 @@ class Service:
         self._lock_fd: int | None = None
         self._warmup_error: BaseException | None = None
         self.kernels_abandoned = False  # stopped while a kernel compiled (see main)
+        self.reminders: Reminders | None = None  # unacknowledged alerts announced again
 
     # -- start-up --
     def start(self) -> None:
@@ -110,6 +112,7 @@ class Service:
             return  # SIGTERM while preparing: nothing started yet, just stop
 
         self._say("starting parts")
+        self.reminders = Reminders(self.cfg, self.store)
         if self._custom_parts is None:
             self.outbox = OutboxPart(self.cfg, self.store)
             self.outbox.step()
@@ -277,6 +280,7 @@ class Service:
             self._last_wedged = wedged
         if not wedged and self.watchdog_s is not None:
             self.notifier.watchdog()
+        self._remind()
         facts = self.facts()
         line = status_mod.summary(facts)
         now = time.monotonic()
@@ -286,6 +290,15 @@ class Service:
             self.notifier.status(line)
             self._last_status, self._last_status_sent = line, now
         self._write_live(facts, line)
+
+    def _remind(self) -> None:
+        """Announce again what an officer has not acknowledged (never stops the loop)."""
+        if self.reminders is None or self.store is None:
+            return
+        try:
+            self.reminders.step()
+        except Exception as exc:  # noqa: BLE001 - a reminder problem must not stop the service
+            log_event(logging.WARNING, "reminders failed", error=str(exc)[:200])
 
     # -- facts --
     def _link_status_extra(self) -> dict:
@@ -374,6 +387,8 @@ class Service:
                 log_event(logging.WARNING, "part did not close cleanly", part=part.name, error=str(exc)[:200])
         if self.capture is not None and self.capture not in self.parts:
             self.capture.close()
+        if self.reminders is not None:
+            self.reminders.stop()
         if self.store is not None:
             try:
                 self.store.close()
