@@ -112,3 +112,39 @@ def test_slap_problems_and_boxes_are_pure():
     assert [b[0] for b in boxes] == [1, 6]
     assert all(0 <= left < right <= 1600 and 0 <= top < bottom <= 1500 for _, left, right, top, bottom in boxes)
     assert tenprint.expected_fingers(14, [9, 2]) == (7, 8, 10)
+
+
+def _book(env, *extra):
+    import subprocess
+    import sys
+
+    from test_booking_flow import full_args
+
+    return subprocess.run(
+        [sys.executable, "-m", "fpagent", "--config", str(env.toml), "book", "--tenprint",
+         "--booking-number", "BK-TEN-1", "--operator", "officer-9", *full_args(), "--yes", "--json",
+         *extra], capture_output=True, text=True, timeout=300)
+
+
+def test_the_cli_refuses_a_ten_print_on_a_flat_only_module(env):
+    proc = _book(env, "--sensor", "emulated://?source=synthetic&seed=1")
+    assert proc.returncode != 0
+    assert "this ZFM-EMULATOR captures flat single fingers only; a ten-print booking needs" in proc.stderr
+    assert "RIGHT THUMB" not in proc.stderr  # refused before the first finger
+    store = Store(env.db, env.cfg)
+    try:
+        assert store.outbox.list() == []
+    finally:
+        store.close()
+
+
+def test_the_cli_books_a_ten_print(env, warm):
+    # two fingers printed (the others amputated, so absent from the glass too) keep this short
+    gone = list(range(3, 11))
+    proc = _book(env, "--sensor", f"tenprint://?seed={SEED}&person={PERSON}&missing="
+                 + ",".join(map(str, gone)), "--skip", ",".join(f"{p}:XX" for p in gone))
+    assert proc.returncode == 0, proc.stderr
+    result = __import__("json").loads(proc.stdout.strip().splitlines()[-1])
+    assert result["printed"] == 2 and result["amputated"] == gone and result["slaps"] == [13, 15]
+    assert "Right four-finger slap: accepted (1 finger found)" in proc.stderr
+    assert "Left four-finger slap: no finger to take" in proc.stderr
