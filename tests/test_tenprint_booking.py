@@ -148,3 +148,18 @@ def test_the_cli_books_a_ten_print(env, warm):
     assert result["printed"] == 2 and result["amputated"] == gone and result["slaps"] == [13, 15]
     assert "Right four-finger slap: accepted (1 finger found)" in proc.stderr
     assert "Left four-finger slap: no finger to take" in proc.stderr
+
+
+def test_bench_tenprint_prints_figures_and_one_json_line(capsys, warm):
+    import json
+
+    from fpagent import cli
+
+    assert cli.main(["bench", "tenprint", "--bookings", "1", "--swapped-bookings", "0", "--json"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(out[-1])
+    assert result["bookings"] == 1 and result["sequence"]["false_alarm_rate"] == 0.0
+    assert result["segmentation"]["found_rate"] == 1.0 and result["segmentation"]["centre_px_median"] < 20
+    assert all(result["stage_seconds_median"][s] > 0 for s in ("capture", "extraction", "segmentation",
+                                                                 "transaction build", "wsq"))
+    assert any(line.startswith("  per stage") for line in out)
