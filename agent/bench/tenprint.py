@@ -3,7 +3,9 @@
 Each booking is the real flow (fpagent.booking.tenprint on `tenprint://`, one
 emulated person per booking): ten rolled fingers through the quality gate and
 extraction, the three slaps segmented, the sequence check, then the
-transaction built with WSQ. Figures: seconds per stage and per booking; the
+transaction built with WSQ. Figures: seconds per stage and per booking (the
+WSQ compression of the 13 images is part of the build, and is also timed on
+its own); the
 slap segments against the generator's truth (centre error, found rate; as
 `fpagent bench segmentation` scores them); the sequence check's false alarms
 on the clean bookings, its catch rate on the same bookings with two rolled
@@ -61,7 +63,7 @@ def one_booking(seed: int, person: int, swap: str = ""):
     url = f"tenprint://?seed={seed}&person={person}" + (f"&swap={swap}" if swap else "")
     with hal.open_sensor(url) as sensor:
         try:
-            tenprint.run_tenprint(session, sensor, timeout=10.0, report=report)
+            tenprint.run_tenprint(session, sensor, timeout=60.0, report=report)
         except tenprint.SequenceStopped as stopped:
             return session, report, stopped.verdict, dict(report.timings)
     timings = dict(report.timings)
@@ -73,8 +75,8 @@ def one_booking(seed: int, person: int, swap: str = ""):
     for capture in record.fingers:
         if capture.pixels is not None:
             images.compress_image(capture.pixels, capture.ppi, "wsq")
-    timings["wsq"] = time.perf_counter() - t0
-    timings["transaction build"] = max(0.0, built - timings["wsq"])  # the rest of the build
+    timings["wsq"] = time.perf_counter() - t0  # part of the build, measured again on its own
+    timings["transaction build"] = built
     return session, report, None, timings
 
 
@@ -156,7 +158,8 @@ def _print(result: dict, false_alarms: int, pair_caught: int, whole_caught: int,
     print(f"{args.bookings} ten-print bookings on tenprint:// (10 rolled, 3 slaps each): "
           f"{result['seconds_per_booking_median']:.1f} s per booking (median)")
     print("  per stage (median s per booking): "
-          + ", ".join(f"{stage} {stages[stage]:.2f}" for stage in STAGES))
+          + ", ".join(f"{stage} {stages[stage]:.2f}" for stage in STAGES[:-1])
+          + f" (of which WSQ {stages['wsq']:.2f}); capture is the emulator drawing the images")
     seg = result["segmentation"]
     print(f"  slap segments: {seg['fingers']} fingers, found {100 * seg['found_rate']:.0f}%, centre error "
           f"median {seg['centre_px_median']:.1f} px (p90 {seg['centre_px_p90']:.1f}), finger numbers right "
