@@ -51,6 +51,9 @@ def test_a_ten_print_booking_becomes_one_transaction_with_rolls_and_segmented_sl
     assert report.slaps[13].attempts == 2 and not report.slaps[13].below_gate
     assert any("only 3 fingers found: place all four fingers of the right hand" in n for n in ui.notices)
     assert set(report.timings) >= {"capture", "extraction", "segmentation", "sequence check"}
+    assert ui.prompts[0] == (1, "Roll the RIGHT THUMB nail to nail on the glass (finger 1 of 10).")
+    assert (15, "Place both thumbs flat on the glass together (right thumb, left thumb; attempt 1 of 3).") \
+        in ui.prompts
 
     store = Store(env.db, env.cfg)
     try:
@@ -164,3 +167,22 @@ def test_bench_tenprint_prints_figures_and_one_json_line(capsys, warm):
     stages = result["stage_seconds_median"]
     assert all(stages[s] > 0 for s in ("capture", "extraction", "segmentation", "transaction build", "wsq"))
     assert any(line.startswith("  per stage") for line in out)
+
+
+def test_the_zfm_flats_only_booking_says_plain_impressions(env, warm):
+    # the real ZFM driver over a pty: its transaction holds live-scan plain prints, no slaps
+    from fpagent.records import transaction as tx
+    from fpagent.records.transaction_parse import parse_transaction
+
+    session = B.new_session(env.cfg, info())
+    for position in range(3, 11):
+        session.handle(B.MarkMissing("UP", position))
+    with hal.open_sensor(f"emulated://?source=synthetic&seed={SEED}&person={PERSON}") as sensor:
+        runner.run_booking(session, sensor, ui=Notes(), timeout=30.0)
+    assert session.phase is B.Phase.READY and session.slaps == {}
+    parsed = parse_transaction(tx.build_transaction(session.to_record(tcn="T-1", destination="CA0000001"),
+                                                    compression="png"))
+    printed = [f for f in parsed.fingers if not f.missing]
+    assert [f.position for f in printed] == [1, 2] and all(f.impression_type == 0 for f in printed)
+    assert all(t.impression_type == 0 for t in parsed.templates().values())
+    assert all(f.position <= 10 and f.segments == () for f in parsed.fingers)

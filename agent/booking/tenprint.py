@@ -49,6 +49,8 @@ TENPRINT_MODES = (hal.CaptureMode.ROLLED, hal.CaptureMode.FOUR_FINGER_SLAP,
                   hal.CaptureMode.TWO_THUMB_SLAP)
 SLAP_ORDER = (13, 14, 15)
 SLAP_NAMES = {13: "right four-finger slap", 14: "left four-finger slap", 15: "two-thumb slap"}
+SLAP_PLACING = {13: "the four fingers of the right hand", 14: "the four fingers of the left hand",
+                15: "both thumbs"}
 
 
 class SequenceStopped(BookingAborted):
@@ -145,6 +147,20 @@ class _Timed:
             self.add(stage, time.perf_counter() - t0)
 
 
+class _RollingUI:
+    """The officer's UI, with the session's "place the finger" prompts asking for a roll."""
+
+    def __init__(self, ui: BookingUI):
+        self._ui = ui
+
+    def __getattr__(self, name):
+        return getattr(self._ui, name)
+
+    def prompt(self, text: str, position: int) -> None:
+        self._ui.prompt(text.replace("Place the", "Roll the", 1)
+                        .replace(" on the sensor", " nail to nail on the glass", 1), position)
+
+
 class _TimedSensor:
     """The sensor as the runner sees it, with its capture time counted."""
 
@@ -162,7 +178,7 @@ def _take_slap(session: BookingSession, sensor, position: int, expected: tuple, 
     attempts = no_finger = 0
     names = ", ".join(sequence_check.finger_name(f) for f in expected)
     while attempts < session.max_attempts:
-        ui.prompt(f"Place the {SLAP_NAMES[position].replace(' slap', '')} flat on the glass "
+        ui.prompt(f"Place {SLAP_PLACING[position]} flat on the glass together "
                   f"({names}; attempt {attempts + 1} of {session.max_attempts}).", position)
         try:
             image = sensor.capture(timeout=timeout, progress=ui.progress, finger_position=position,
@@ -226,7 +242,7 @@ def run_tenprint(session: BookingSession, sensor: hal.Sensor, *, ui: Optional[Bo
     def timed_extract(image):
         return timed.call("extraction", extract, image)
 
-    run_booking(session, timed_sensor, ui=ui, timeout=timeout, screen=screen,
+    run_booking(session, timed_sensor, ui=_RollingUI(ui), timeout=timeout, screen=screen,
                 extract=timed_extract, max_no_finger=max_no_finger,
                 impression_type=hal.ImpressionType.LIVE_ROLLED)
     if session.phase is not Phase.READY:
