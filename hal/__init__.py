@@ -23,9 +23,10 @@ from fpagent.hal.errors import (
     SensorNotFound,
     SensorBusy,
     SensorRejected,
+    ModeNotSupported,
 )
 from fpagent.hal.image import FingerImage, FingerPosition, ImpressionType
-from fpagent.hal.info import CaptureMode, FoundSensor, Progress, SensorInfo
+from fpagent.hal.info import CaptureMode, FoundSensor, Progress, SensorInfo, capture_mode, require_modes
 from fpagent.hal.url import parse_sensor_url
 from fpagent.hal.driver import Sensor
 from fpagent.hal.registry import (
@@ -47,12 +48,15 @@ __all__ = [
     "SensorNotFound",
     "SensorBusy",
     "SensorRejected",
+    "ModeNotSupported",
     "FingerImage",
     "FingerPosition",
     "ImpressionType",
     "Sensor",
     "SensorInfo",
     "CaptureMode",
+    "capture_mode",
+    "require_modes",
     "Progress",
     "FoundSensor",
     "open_sensor",

@@ -24,7 +24,7 @@ from typing import Optional
 
 from fpagent.hal.errors import CaptureTimeout, SensorError
 from fpagent.hal.image import FingerImage, FingerPosition, ImpressionType
-from fpagent.hal.info import CaptureMode, FoundSensor, Progress, SensorInfo, capture_mode
+from fpagent.hal.info import CaptureMode, FoundSensor, Progress, SensorInfo, capture_mode, require_modes
 from fpagent.hal import registry
 from fpagent.hal.url import SensorUrl, parse_sensor_url
 
@@ -133,7 +133,10 @@ class Sensor(abc.ABC):
     ) -> FingerImage:
         """Wait up to `timeout` s for a finger, then return its image.
 
-        Raises NoFinger when no finger came, CaptureTimeout when the sensor
+        The finger position and impression type choose the capture mode
+        (flat, rolled, four-finger or two-thumb slap); a mode the sensor did
+        not declare in `SensorInfo.modes` raises ModeNotSupported before the
+        driver is asked. Raises NoFinger when no finger came, CaptureTimeout when the sensor
         went silent, TransportError/SensorRejected on wire or device faults.
         """
         if self._closed:
@@ -149,6 +152,7 @@ class Sensor(abc.ABC):
         )
         started = time.perf_counter()
         try:
+            require_modes(self.info(), (request.mode,))  # never a slap from a single-finger module
             with self._capture_lock:  # one device does one capture at a time
                 image = self._capture(request)
             if image is None:

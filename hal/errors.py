@@ -68,3 +68,9 @@ class SensorRejected(SensorError):
     """The sensor refused a command with a confirmation code we cannot retry."""
 
     hint = "The sensor reported an internal error; power-cycle it and retry."
+
+
+class ModeNotSupported(SensorError):
+    """The sensor was asked for a capture mode it did not declare (a slap from a single-finger module)."""
+
+    hint = "Use a sensor that can capture this (see docs/sensors.md)."

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Callable
+from typing import Callable, Iterable
+
+from fpagent.hal.errors import ModeNotSupported
 
 # progress(stage, done, total): stage is "waiting" (for a finger), "upload"
 # (bytes done of total) or "done". Callbacks must be cheap.
@@ -58,3 +60,30 @@ class FoundSensor:
     url: str
     description: str
     usable: bool = True  # False: found, but this driver cannot capture from it
+
+
+TENPRINT_MODES = (CaptureMode.ROLLED, CaptureMode.FOUR_FINGER_SLAP, CaptureMode.TWO_THUMB_SLAP)
+TENPRINT_SCANNERS = "a ten-print live-scanner (tenprint:// emulates one; see docs/sensors.md)"
+
+
+def require_modes(info: SensorInfo, modes: Iterable[CaptureMode]) -> None:
+    """Raise ModeNotSupported, saying what the sensor can do and what is needed, unless it
+    declared every one of `modes`.
+
+    Why: a single-finger module asked for a slap would hand back one flat finger
+    filed as four; the HAL refuses before any capture, and a ten-print booking
+    asks before its first finger.
+    """
+    declared = tuple(info.modes)
+    missing = [m for m in modes if m not in declared]
+    if not missing:
+        return
+    can = ", ".join(m.value for m in declared) or "nothing"
+    asked = ", ".join(m.value for m in missing)
+    if declared == (CaptureMode.FLAT,):
+        what = f"this {info.model} captures flat single fingers only"
+    else:
+        what = f"this {info.model} captures {can} only"
+    needs = (f"a ten-print booking needs {TENPRINT_SCANNERS}"
+             if any(m in TENPRINT_MODES for m in missing) else "use a sensor that declares it")
+    raise ModeNotSupported(f"the {info.interface} sensor cannot capture {asked}", f"{what}; {needs}.")

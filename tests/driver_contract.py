@@ -82,6 +82,33 @@ class SensorContract:
         second = self.capture(sensor, finger_position=1)
         assert first.pixels.shape == second.pixels.shape
 
+    def test_undeclared_modes_are_refused_with_a_hint(self, sensor):
+        # a single-finger module asked for a slap must not hand back one flat finger
+        requests = {hal.CaptureMode.FLAT: (1, hal.ImpressionType.LIVE_PLAIN),
+                    hal.CaptureMode.ROLLED: (1, hal.ImpressionType.LIVE_ROLLED),
+                    hal.CaptureMode.FOUR_FINGER_SLAP: (13, hal.ImpressionType.LIVE_PLAIN),
+                    hal.CaptureMode.TWO_THUMB_SLAP: (15, hal.ImpressionType.LIVE_PLAIN)}
+        declared = sensor.info().modes
+        assert hal.CaptureMode.FLAT in declared
+        for mode, (position, impression) in requests.items():
+            if mode in declared:
+                continue
+            with pytest.raises(hal.ModeNotSupported) as refused:
+                sensor.capture(timeout=self.capture_timeout, finger_position=position,
+                               impression_type=impression)
+            assert mode.value in str(refused.value) and "ten-print" in refused.value.hint
+
+    def test_every_declared_mode_captures_an_image_stamped_as_asked(self, sensor):
+        requests = {hal.CaptureMode.ROLLED: (3, hal.ImpressionType.LIVE_ROLLED),
+                    hal.CaptureMode.FOUR_FINGER_SLAP: (14, hal.ImpressionType.LIVE_PLAIN),
+                    hal.CaptureMode.TWO_THUMB_SLAP: (15, hal.ImpressionType.LIVE_PLAIN)}
+        for mode, (position, impression) in requests.items():
+            if mode not in sensor.info().modes:
+                continue
+            image = self.capture(sensor, finger_position=position, impression_type=impression)
+            assert int(image.finger_position) == position and int(image.impression_type) == impression
+            assert int(image.pixels.max()) - int(image.pixels.min()) >= 32
+
     def test_the_driver_keeps_the_template_capture(self, sensor):
         # deadline, progress, stamping and the spy live in the base class only
         from fpagent.hal.driver import Sensor

@@ -55,7 +55,8 @@ class _Fake(driver.Sensor):
                                captured_at=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
 
     def _info_internal(self):
-        return hal.SensorInfo(interface="fake", model="fake")
+        return hal.SensorInfo(interface="fake", model="fake",
+                              modes=(hal.CaptureMode.FLAT, hal.CaptureMode.ROLLED))
 
     @classmethod
     def from_url(cls, parsed):
@@ -85,6 +86,21 @@ def test_capture_template_method_hands_one_request_and_stamps_the_image():
     assert seen == [("waiting", 1, 0), ("done", 1, 1)]
     with pytest.raises(hal.SensorError):
         s.capture()
+
+
+def test_a_mode_the_sensor_did_not_declare_never_reaches_the_driver():
+    with _Fake() as s:
+        with pytest.raises(hal.ModeNotSupported) as refused:
+            s.capture(timeout=1, finger_position=hal.FingerPosition.PLAIN_RIGHT_FOUR)
+        assert s.requests == []
+    assert "four-finger slap" in str(refused.value)
+    assert "captures flat, rolled only" in refused.value.hint and "tenprint://" in refused.value.hint
+    zfm_like = hal.SensorInfo(interface="zfm", model="ZFM-20 / R30x")
+    with pytest.raises(hal.ModeNotSupported) as refused:
+        hal.require_modes(zfm_like, (hal.CaptureMode.ROLLED, hal.CaptureMode.TWO_THUMB_SLAP))
+    assert refused.value.hint.startswith("this ZFM-20 / R30x captures flat single fingers only; "
+                                         "a ten-print booking needs a ten-print live-scanner")
+    hal.require_modes(zfm_like, (hal.CaptureMode.FLAT,))  # declared: nothing raised
 
 
 def test_no_driver_overrides_the_public_capture():

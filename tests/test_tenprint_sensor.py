@@ -11,6 +11,7 @@ from fpagent.hal.image import FingerPosition, ImpressionType
 
 class TestTenprintSensor(SensorContract):
     sensor_url = "tenprint://?seed=3&person=0"
+    capture_timeout = 60.0  # a slap takes the emulator seconds to draw on a loaded machine
 
 
 def test_the_sensor_declares_its_modes_and_platen():

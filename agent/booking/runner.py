@@ -69,6 +69,7 @@ def run_booking(
     screen: Optional[Callable[[Template], list]] = None,
     max_no_finger: int = 3,
     max_sequence_rejections: int = 3,
+    impression_type: int = hal.ImpressionType.LIVE_PLAIN,
 ) -> BookingSession:
     """Drive `sensor` until the session is READY or CANCELLED.
 
@@ -81,6 +82,8 @@ def run_booking(
     suspected duplicate for review in the transaction and the audit entry.
     A suspected duplicate never cancels a booking and never loops. Ctrl-C cancels. `screen(template) -> [(gallery id, score)]` is the local
     prefilter hook; its candidates go to `ui.candidates` and `session.screening`.
+    `impression_type`: live-scan plain (a single-finger module) or rolled (a
+    ten-print scanner, fpagent.booking.tenprint).
     """
     ui = ui or BookingUI()
     no_finger = 0
@@ -90,7 +93,8 @@ def run_booking(
             p = session.current
             ui.prompt(session.prompt(), p)
             try:
-                image = sensor.capture(timeout=timeout, progress=ui.progress, finger_position=p)
+                image = sensor.capture(timeout=timeout, progress=ui.progress, finger_position=p,
+                                       impression_type=impression_type)
             except (hal.NoFinger, hal.CaptureTimeout) as exc:
                 no_finger += 1
                 ui.notice(f"No finger seen on the sensor ({exc}).")

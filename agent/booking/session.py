@@ -237,6 +237,7 @@ class BookingSession:
         self.started_at = now()
         self.phase = Phase.CAPTURING
         self.results: dict[int, tx.FingerCapture] = {}
+        self.slaps: dict[int, tx.FingerCapture] = {}  # a ten-print's plain slaps (13, 14, 15)
         self._attempts: list[Captured] = []  # quality attempts on the current finger
         self._rejected: Optional[Captured] = None  # last capture refused by the sequence check
         self._suspected: Optional[tuple[int, float]] = None  # (position, score) it resembled
@@ -443,6 +444,7 @@ class BookingSession:
         self.cancel_reason = ev.reason
         # drop images and templates now: nothing of a cancelled booking is kept
         self.results.clear()
+        self.slaps.clear()
         self._attempts = []
         self._rejected = None
         return Outcome(Result.CANCELLED, 0, "Booking cancelled; nothing was kept.")
@@ -463,6 +465,7 @@ class BookingSession:
             "amputated": [c.position for c in caps if c.missing == "XX"],
             "unable_to_print": [c.position for c in caps if c.missing == "UP"],
             "below_gate": [c.position for c in caps if c.below_gate],
+            "slaps": sorted(self.slaps),
             "sequence_rejections": self.sequence_rejections,
             "sequence_overrides": list(self.sequence_overrides),
             "suspected_duplicates": [dict(d) for d in self.suspected_duplicates
@@ -473,7 +476,8 @@ class BookingSession:
                   created_at: Optional[_dt.datetime] = None, tcr: str = "") -> tx.BookingRecord:
         if self.phase is not Phase.READY:
             raise BookingError(f"booking is {self.phase.value}, not ready to submit")
-        return self.info.record(tcn=tcn, destination=destination, fingers=self.captures(),
+        slaps = tuple(self.slaps[p] for p in sorted(self.slaps))
+        return self.info.record(tcn=tcn, destination=destination, fingers=self.captures() + slaps,
                                 type_of_transaction=type_of_transaction,
                                 created_at=created_at or self._now(), tcr=tcr)
 

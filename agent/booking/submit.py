@@ -106,6 +106,7 @@ def submit(session: BookingSession, cfg, store, keys, *,
     # the images and templates are now only inside the sealed envelope (and, as
     # templates, in the encrypted "recent" gallery)
     session.results.clear()
+    session.slaps.clear()
     return Submission(submission_id, tcn, sequence, len(data), len(sealed), t1 - t0, t2 - t1)
 
 

@@ -14,6 +14,7 @@ complete (one transaction); Ctrl-C cancels and keeps nothing.
     fpagent book --from record.json --yes     # a booking record from the jail's system
     fpagent book --next --yes                 # the oldest record from the [jms] spool folder
     fpagent book --reprint TCN ...            # only the fingers central rejected; TCR = TCN
+    fpagent book --tenprint --sensor 'tenprint://?seed=1' ...   # rolled fingers and slaps
 
 The booking data is checked against the selected booking profile before the
 first finger: guided, the officer is asked again for each field that fails;
@@ -79,6 +80,10 @@ def register(sub):
     p.add_argument("--reprint", metavar="TCN",
                    help="central rejected this booking's prints: take only the fingers it "
                         "named and submit them as a reprint of TCN")
+    p.add_argument("--tenprint", action="store_true",
+                   help="a bureau-grade ten-print on a ten-print scanner: ten rolled fingers, both "
+                        "four-finger slaps and the two thumbs, with the sequence check (default: "
+                        "ten flat fingers, the flats-only booking a single-finger module can do)")
     p.add_argument("--sensor", metavar="URL", help="sensor URL (default: [sensor] url)")
     p.add_argument("--skip", metavar="FGP:CODE,...", default="",
                    help="fingers that cannot be printed, e.g. 5:XX,6:UP (XX amputated, UP unable to print)")
@@ -285,6 +290,9 @@ def run(args) -> int:
     from fpagent.records.profile import load_profile
 
     cfg = config_mod.load(args.config)
+    if args.tenprint and args.reprint:
+        raise UserError("--tenprint and --reprint: a reprint takes only the fingers central named, "
+                        "flat; book the whole ten-print again instead")
     profile = load_profile(cfg.transaction.profile)
     interactive = not args.yes
     skip = parse_skip(args.skip)
@@ -338,8 +346,13 @@ def run(args) -> int:
         from fpagent import hal
 
         with hal.open_sensor(url) as sensor:
-            runner.run_booking(session, sensor, ui=ui,
-                               timeout=args.timeout or cfg.sensor.capture_timeout_s, screen=screen)
+            if args.tenprint:
+                from fpagent.booking import tenprint
+                tenprint.run_tenprint(session, sensor, ui=ui, screen=screen,
+                                      timeout=args.timeout or cfg.sensor.capture_timeout_s)
+            else:
+                runner.run_booking(session, sensor, ui=ui,
+                                   timeout=args.timeout or cfg.sensor.capture_timeout_s, screen=screen)
         summary = session.summary()
         if interactive:
             print(f"Fingers printed: {summary['printed']}; amputated: {summary['amputated'] or '-'}; "
@@ -377,7 +390,7 @@ def run(args) -> int:
         "suspected_duplicates": [d["position"] for d in summary["suspected_duplicates"]],
         "candidates": {str(p): len(c) for p, c in session.screening.items()},
         "transaction_bytes": sub.transaction_bytes, "envelope_bytes": sub.envelope_bytes,
-        "reprint_of": tcr or None,
+        "reprint_of": tcr or None, "slaps": summary["slaps"],
     }
     print(f"Booking {booking_number} queued: submission {sub.submission_id}, TCN {sub.tcn}")
     if args.json:

@@ -34,8 +34,9 @@ from fpagent.records.images import compress_image
 from fpagent.records.transaction_format import (ASL_FIELD, ATN_FIELD, CBEFF_OWNER_INCITS,
                                                 CBEFF_TYPE_378, COMPRESSIONS, CRI_FIELD,
                                                 DESCRIPTIVE_FIELDS, DOA_FIELD, DOMAIN, DPR_FIELD,
-                                                FINGERS, MISSING_CODES, OCA_FIELD, RET_FIELD, VERSION,
-                                                WSQ_BITRATE, TransactionError, yyyymmdd)
+                                                FINGERS, MISSING_CODES, OCA_FIELD, RET_FIELD, SEG_FIELD,
+                                                SLAP_FINGERS, VERSION, WSQ_BITRATE, TransactionError,
+                                                yyyymmdd)
 from fpagent.records.transaction_parse import parse_transaction, validate
 
 
@@ -49,10 +50,13 @@ class FingerCapture:
     marks a print kept although the booking's duplicate-finger check found it
     like that finger (score `duplicate_score`); `duplicate_confirmed` says
     whether the officer confirmed it was the finger asked for. Both go into
-    14.020 COM for review. `repr` hides pixels.
+    14.020 COM for review. A slap (FGP 13, 14, 15: plain impressions of
+    several fingers) carries `segments`, each finger's place in the image as
+    (FGP, left, right, top, bottom) px, right and bottom one past the last
+    pixel, for 14.021 SEG. `repr` hides pixels.
     """
 
-    position: int  # FGP 1..10
+    position: int  # FGP 1..10, or 13, 14, 15 for the slaps
     pixels: Optional[np.ndarray] = None  # uint8 HxW, None when missing
     ppi: int = 500
     quality: int = 0
@@ -65,10 +69,15 @@ class FingerCapture:
     duplicate_of: int = 0
     duplicate_score: float = 0.0
     duplicate_confirmed: bool = False
+    segments: tuple = ()  # slaps only: (FGP, left, right, top, bottom) per finger found
 
     def __post_init__(self):
-        if int(self.position) not in FINGERS:
-            raise TransactionError(f"finger position {self.position} is not 1-10")
+        if int(self.position) not in FINGERS and int(self.position) not in SLAP_FINGERS:
+            raise TransactionError(f"finger position {self.position} is not 1-10 or a slap (13-15)")
+        if int(self.position) in SLAP_FINGERS:
+            self._check_slap()
+        elif self.segments:
+            raise TransactionError(f"finger {self.position}: segments belong to slaps (13-15) only")
         if self.missing:
             if self.missing not in MISSING_CODES:
                 raise TransactionError(
@@ -84,6 +93,20 @@ class FingerCapture:
                 raise TransactionError(f"finger {self.position}: image must be 2-D uint8")
         if not 0 <= int(self.quality) <= 100:
             raise TransactionError(f"finger {self.position}: quality {self.quality} not 0-100")
+
+    def _check_slap(self) -> None:
+        if self.missing or self.pixels is None:
+            raise TransactionError(f"slap {self.position} needs an image (a finger missing from it is "
+                                   "marked on its own record)")
+        height, width = np.asarray(self.pixels).shape[:2]
+        fingers = [int(s[0]) for s in self.segments]
+        if len(set(fingers)) != len(fingers) or not set(fingers) <= set(SLAP_FINGERS[int(self.position)]):
+            raise TransactionError(f"slap {self.position}: segments {fingers} are not distinct fingers "
+                                   f"of {SLAP_FINGERS[int(self.position)]}")
+        for finger, left, right, top, bottom in self.segments:
+            if not (0 <= left < right <= width and 0 <= top < bottom <= height):
+                raise TransactionError(f"slap {self.position}: finger {finger}'s segment "
+                                       f"{(left, right, top, bottom)} is not inside the {width}x{height} image")
 
     def __repr__(self) -> str:
         what = self.missing or f"{self.pixels.shape[1]}x{self.pixels.shape[0]}@{self.ppi}"
@@ -241,6 +264,8 @@ def _type14(rec: BookingRecord, f: FingerCapture, compression: str) -> nistitl.A
     comments = review_comments(f)
     if comments:
         r.COM = "; ".join(comments)
+    if f.segments:  # 14.021 SEG: where each finger of the slap lies
+        r += _items(14, SEG_FIELD, *[tuple(int(v) for v in seg) for seg in f.segments])
     # 14.024 FQM: FRMP US QVAL US QAV US QAP. Our score is 0-100, which is
     # what FQM carries; 14.022 NQM is reserved for NFIQ 1-5 [memory].
     r += _items(14, 24, (int(f.position), int(f.quality), "0000", 1))

@@ -19,6 +19,10 @@ VERSION = "0502"  # ANSI/NIST-ITL 1-2011 Update 2015 [memory; EBTS/state ICD dec
 DOMAIN = "NORAM"
 FINGERS = tuple(range(1, 11))  # FGP 1 (right thumb) .. 10 (left little), the standard order
 MISSING_CODES = {"XX": "amputated", "UP": "unable to print"}
+# the plain (slap) impressions of a ten-print and the fingers each holds: FGP 13 the
+# right four fingers, 14 the left four, 15 both thumbs [std-excerpt: FGP table]
+SLAP_FINGERS = {13: (2, 3, 4, 5), 14: (7, 8, 9, 10), 15: (1, 6)}
+SEG_FIELD = 21  # 14.021 SEG: FGP US left US right US top US bottom, one subfield per finger
 COMPRESSIONS = ("wsq", "png")
 WSQ_BITRATE = 0.75  # bits per pixel the `wsq` package encodes at (fixed in its C wrapper)
 

@@ -21,7 +21,8 @@ import numpy as np
 import nistitl
 from fpagent.biometrics.template import MINUTIA_DTYPE, Template
 from fpagent.records.images import decompress_image
-from fpagent.records.transaction_format import MISSING_CODES, TransactionError, yyyymmdd
+from fpagent.records.transaction_format import (MISSING_CODES, SEG_FIELD, SLAP_FINGERS, TransactionError,
+                                                yyyymmdd)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -37,6 +38,7 @@ class ParsedFinger:
     image_data: bytes  # compressed bytes (b"" when missing)
     minutiae_count: Optional[int]  # from the matching Type-9, None when absent
     comment: str = ""
+    segments: tuple = ()  # slaps: 14.021 SEG as (FGP, left, right, top, bottom) per finger
 
     def pixels(self) -> np.ndarray:
         """Decode the image (WSQ or PNG)."""
@@ -125,6 +127,35 @@ def _template_of(r9) -> dict[int, Template]:
     )}
 
 
+MAX_SEGMENTS = 4  # a slap holds at most four fingers
+
+
+def _segments_of(record, position: int, width: int, height: int) -> tuple:
+    """14.021 SEG as ((FGP, left, right, top, bottom), ...), every value bounded by the image."""
+    where = f"Type-14 IDC {str(record.IDC)[:20]} 14.021 SEG"
+    subfields = _subfield_items(record, SEG_FIELD)
+    if not subfields:
+        return ()
+    if position not in SLAP_FINGERS:
+        raise TransactionError(f"{where}: segments in a record of FGP {position}, not a slap (13-15)")
+    if len(subfields) > MAX_SEGMENTS:
+        raise TransactionError(f"{where}: {len(subfields)} segments, at most {MAX_SEGMENTS}")
+    out = []
+    for items in subfields:
+        if len(items) != 5:
+            raise TransactionError(f"{where}: a segment has {len(items)} items, expected 5")
+        finger = _bounded(items[0], 1, 10, f"{where} FGP")
+        if finger not in SLAP_FINGERS[position] or finger in (s[0] for s in out):
+            raise TransactionError(f"{where}: finger {finger} is not one of slap {position}'s, "
+                                   "or repeats")
+        left = _bounded(items[1], 0, max(width - 1, 0), f"{where} left")
+        right = _bounded(items[2], left + 1, width, f"{where} right")
+        top = _bounded(items[3], 0, max(height - 1, 0), f"{where} top")
+        bottom = _bounded(items[4], top + 1, height, f"{where} bottom")
+        out.append((finger, left, right, top, bottom))
+    return tuple(out)
+
+
 def _text(record, tag: int) -> str:
     f = record[tag]
     if f is None:
@@ -182,6 +213,11 @@ def _read(msg: nistitl.Message) -> ParsedTransaction:
     for r in msg.iter(14):
         try:
             position = int(_text(r, 13))
+            width, height = int(_text(r, 6) or 0), int(_text(r, 7) or 0)
+        except ValueError as exc:
+            raise TransactionError(f"Type-14 IDC {r.IDC}: bad numeric field ({exc})") from None
+        segments = _segments_of(r, position, width, height)
+        try:
             amp = _subfield_items(r, 18)
             missing = amp[0][1] if amp and len(amp[0]) >= 2 else ""
             fqm = _subfield_items(r, 24)
@@ -199,6 +235,7 @@ def _read(msg: nistitl.Message) -> ParsedTransaction:
                     image_data=bytes(data_field.value) if data_field is not None else b"",
                     minutiae_count=minutiae.get(position),
                     comment=_text(r, 20),
+                    segments=segments,
                 )
             )
         except ValueError as exc:

@@ -1,0 +1,188 @@
+"""The ten-print booking end to end on the emulated scanner, with real parts throughout:
+tenprint:// captures, real quality/extraction, on-device segmentation, the sequence check,
+a real store and keys, and central opening the envelope and parsing the transaction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fpagent import hal
+from fpagent.booking import runner, submit, tenprint
+from fpagent.booking import session as B
+from fpagent.drivers.tenprint import platen
+from fpagent.records.transaction_parse import record_lengths
+from fpagent.storage.store import Store
+
+from test_booking_flow import FULL, env, info, open_submission, warm  # noqa: F401 (fixtures)
+
+SEED, PERSON = 3, 1
+SEG_TOLERANCE_PX = 40  # a SEG box's centre against the generator's truth
+
+
+class Notes(runner.BookingUI):
+    def __init__(self):
+        self.notices, self.prompts = [], []
+
+    def notice(self, text):
+        self.notices.append(text)
+
+    def prompt(self, text, position):
+        self.prompts.append((position, text))
+
+    def confirm(self, question):
+        return True
+
+
+def take(env, url, missing=None, ui=None):
+    session = B.new_session(env.cfg, info())
+    for position, code in (missing or {}).items():
+        session.handle(B.MarkMissing(code, position))
+    with hal.open_sensor(url) as sensor:
+        report = tenprint.run_tenprint(session, sensor, ui=ui or Notes(), timeout=60.0)
+    return session, report
+
+
+def test_a_ten_print_booking_becomes_one_transaction_with_rolls_and_segmented_slaps(env, warm):
+    ui = Notes()
+    session, report = take(env, f"tenprint://?seed={SEED}&person={PERSON}&faults=partial:1", ui=ui)
+    assert session.phase is B.Phase.READY and report.verdict.ok
+    # the partial slap was taken again, saying why
+    assert report.slaps[13].attempts == 2 and not report.slaps[13].below_gate
+    assert any("only 3 fingers found: place all four fingers of the right hand" in n for n in ui.notices)
+    assert set(report.timings) >= {"capture", "extraction", "segmentation", "sequence check"}
+    assert ui.prompts[0] == (1, "Roll the RIGHT THUMB nail to nail on the glass (finger 1 of 10).")
+    assert (15, "Place both thumbs flat on the glass together (right thumb, left thumb; attempt 1 of 3).") \
+        in ui.prompts
+
+    store = Store(env.db, env.cfg)
+    try:
+        sid = submit.complete_booking(session, env.cfg, store, env.keys)
+        item = store.outbox.get(sid, with_envelope=True)
+    finally:
+        store.close()
+    _opened, parsed = open_submission(env, item)
+    assert [f.position for f in parsed.fingers] == [*range(1, 11), 13, 14, 15]
+    assert all(f.impression_type == 1 and f.cga == "WSQ20" for f in parsed.fingers[:10])
+    assert all(f.impression_type == 0 for f in parsed.fingers[10:])
+    assert [r for r, _, _ in record_lengths(_opened.plaintext)].count(14) == 13
+    assert (parsed.finger(13).width, parsed.finger(13).height) == (1600, 1500)
+    # each SEG box sits where the generator put the finger (capture 1 of the right slap:
+    # the first one had the little finger lifted)
+    for position, capture in ((13, 1), (14, 0), (15, 0)):
+        truth = {b.finger: b.center for b in platen.slap(SEED, PERSON, position, capture).fingers}
+        seg = {f: ((left + right - 1) / 2, (top + bottom - 1) / 2)
+               for f, left, right, top, bottom in parsed.finger(position).segments}
+        assert set(seg) == set(truth)
+        for finger, (x, y) in truth.items():
+            assert np.hypot(seg[finger][0] - x, seg[finger][1] - y) < SEG_TOLERANCE_PX, (position, finger)
+
+
+def test_a_swapped_pair_stops_the_booking_naming_the_fingers(env, warm):
+    with pytest.raises(tenprint.SequenceStopped) as stopped:
+        take(env, f"tenprint://?seed={SEED}&person={PERSON}&swap=3-4")
+    assert stopped.value.verdict.swapped_pairs == ((3, 4),)
+    assert "the right middle finger and the right ring finger are swapped" in str(stopped.value)
+
+
+def test_an_amputated_finger_is_not_expected_in_its_slap(env, warm):
+    session, report = take(env, f"tenprint://?seed={SEED}&person={PERSON}&missing=4", missing={4: "XX"})
+    right = report.slaps[13]
+    assert right.segmentation.expected == (2, 3, 5) and right.attempts == 1
+    assert [s.finger for s in right.segmentation.segments] == [2, 3, 5]
+    record = session.to_record(tcn="T", destination="CA0000001")
+    fingers = {f.position: f for f in record.fingers}
+    assert fingers[4].missing == "XX" and [s[0] for s in fingers[13].segments] == [2, 3, 5]
+
+
+def test_a_flat_only_sensor_is_refused_before_the_first_finger(env):
+    session = B.new_session(env.cfg, info())
+    with hal.open_sensor("synthetic://?seed=1") as sensor:
+        with pytest.raises(hal.ModeNotSupported) as refused:
+            tenprint.run_tenprint(session, sensor, timeout=1.0)
+    assert "captures flat single fingers only" in refused.value.hint
+    assert "ten-print" in refused.value.hint and session.results == {}
+
+
+def test_slap_problems_and_boxes_are_pure():
+    from fpagent.biometrics.segmentation import segment_slap
+
+    slap = platen.slap(SEED, PERSON, 15)
+    found = segment_slap(slap.pixels, (1, 6))
+    assert tenprint.slap_problem(found, 25) == ""
+    assert "quality" in tenprint.slap_problem(found, 101)
+    boxes = tenprint.segment_boxes(found, slap.pixels.shape)
+    assert [b[0] for b in boxes] == [1, 6]
+    assert all(0 <= left < right <= 1600 and 0 <= top < bottom <= 1500 for _, left, right, top, bottom in boxes)
+    assert tenprint.expected_fingers(14, [9, 2]) == (7, 8, 10)
+
+
+def _book(env, *extra):
+    import subprocess
+    import sys
+
+    from test_booking_flow import full_args
+
+    return subprocess.run(
+        [sys.executable, "-m", "fpagent", "--config", str(env.toml), "book", "--tenprint",
+         "--booking-number", "BK-TEN-1", "--operator", "officer-9", *full_args(), "--yes", "--json",
+         "--timeout", "60",
+         *extra], capture_output=True, text=True, timeout=300)
+
+
+def test_the_cli_refuses_a_ten_print_on_a_flat_only_module(env):
+    proc = _book(env, "--sensor", "emulated://?source=synthetic&seed=1")
+    assert proc.returncode != 0
+    assert "this ZFM-EMULATOR captures flat single fingers only; a ten-print booking needs" in proc.stderr
+    assert "RIGHT THUMB" not in proc.stderr  # refused before the first finger
+    store = Store(env.db, env.cfg)
+    try:
+        assert store.outbox.list() == []
+    finally:
+        store.close()
+
+
+def test_the_cli_books_a_ten_print(env, warm):
+    # two fingers printed (the others amputated, so absent from the glass too) keep this short
+    gone = list(range(3, 11))
+    proc = _book(env, "--sensor", f"tenprint://?seed={SEED}&person={PERSON}&missing="
+                 + ",".join(map(str, gone)), "--skip", ",".join(f"{p}:XX" for p in gone))
+    assert proc.returncode == 0, proc.stderr
+    result = __import__("json").loads(proc.stdout.strip().splitlines()[-1])
+    assert result["printed"] == 2 and result["amputated"] == gone and result["slaps"] == [13, 15]
+    assert "Right four-finger slap: accepted (1 finger found)" in proc.stderr
+    assert "Left four-finger slap: no finger to take" in proc.stderr
+
+
+def test_bench_tenprint_prints_figures_and_one_json_line(capsys, warm):
+    import json
+
+    from fpagent import cli
+
+    assert cli.main(["bench", "tenprint", "--bookings", "1", "--swapped-bookings", "0", "--json"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(out[-1])
+    assert result["bookings"] == 1 and result["sequence"]["false_alarm_rate"] == 0.0
+    assert result["segmentation"]["found_rate"] == 1.0 and result["segmentation"]["centre_px_median"] < 20
+    stages = result["stage_seconds_median"]
+    assert all(stages[s] > 0 for s in ("capture", "extraction", "segmentation", "transaction build", "wsq"))
+    assert any(line.startswith("  per stage") for line in out)
+
+
+def test_the_zfm_flats_only_booking_says_plain_impressions(env, warm):
+    # the real ZFM driver over a pty: its transaction holds live-scan plain prints, no slaps
+    from fpagent.records import transaction as tx
+    from fpagent.records.transaction_parse import parse_transaction
+
+    session = B.new_session(env.cfg, info())
+    for position in range(3, 11):
+        session.handle(B.MarkMissing("UP", position))
+    with hal.open_sensor(f"emulated://?source=synthetic&seed={SEED}&person={PERSON}") as sensor:
+        runner.run_booking(session, sensor, ui=Notes(), timeout=30.0)
+    assert session.phase is B.Phase.READY and session.slaps == {}
+    parsed = parse_transaction(tx.build_transaction(session.to_record(tcn="T-1", destination="CA0000001"),
+                                                    compression="png"))
+    printed = [f for f in parsed.fingers if not f.missing]
+    assert [f.position for f in printed] == [1, 2] and all(f.impression_type == 0 for f in printed)
+    assert all(t.impression_type == 0 for t in parsed.templates().values())
+    assert all(f.position <= 10 and f.segments == () for f in parsed.fingers)
