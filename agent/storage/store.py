@@ -94,9 +94,21 @@ def _m2_seal_inbox_bodies(db: sqlite_utils.Database, store: "Store") -> None:
                                         else bytes(body)), message_id))
 
 
+def _m3_index_stored_sizes(db: sqlite_utils.Database) -> None:
+    """The outbox quota (sum of the sizes of stored envelopes) read from an index.
+
+    Without it every enqueue scanned the table, and a row's `size` sits after
+    its envelope bytes, so the scan followed each stored envelope's overflow
+    pages: about 10 ms of CPU per enqueue with 1,000 envelopes of 32 KiB kept.
+    """
+    db.execute("CREATE INDEX IF NOT EXISTS idx_outbox_stored_size ON outbox(size) "
+               "WHERE envelope IS NOT NULL")
+
+
 # Append only; never edit a released migration. user_version = how many ran.
 # Each takes the database (and the store, for what needs its keys).
-MIGRATIONS = [lambda db, store: _m1_initial(db), _m2_seal_inbox_bodies]
+MIGRATIONS = [lambda db, store: _m1_initial(db), _m2_seal_inbox_bodies,
+              lambda db, store: _m3_index_stored_sizes(db)]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
