@@ -45,3 +45,25 @@ def test_quota_sum_counts_stored_envelopes_only(tmp_path, sealer):
         kept = sum(n for _, n in sids[1:])
         assert s.conn.execute(QUOTA_QUERY).fetchone() == (kept, 3)
         assert s.outbox.queued_bytes() == kept
+
+
+def test_bookkeeping_commit_leaves_the_store_durable(tmp_path, sealer):
+    """A commit that does not wait for the disk is still atomic, and every later commit is
+    synchronous again (FULL), after an error too."""
+    with Store(tmp_path / "agent.sqlite3") as s:
+        env = sealer(3000, 1)
+        sid = envelope.inspect(env).submission_id
+        assert s.outbox.enqueue(sid, "TCN", env, {})
+        full = s.conn.execute("PRAGMA synchronous").fetchone()[0]
+        assert full == 2
+        with s.transaction(durable=False):
+            assert s.conn.execute("PRAGMA synchronous").fetchone()[0] == 1
+            assert s.outbox.mark_sent(sid, retry_after=30.0)
+        assert s.conn.execute("PRAGMA synchronous").fetchone()[0] == full
+        with pytest.raises(RuntimeError):
+            with s.transaction(durable=False):
+                s.outbox.mark_sent(sid, retry_after=30.0)
+                raise RuntimeError("fails half way")
+        assert s.conn.execute("PRAGMA synchronous").fetchone()[0] == full
+        item = s.outbox.get(sid)
+        assert (item.state, item.attempts) == ("sent", 1)  # the failed one rolled back whole

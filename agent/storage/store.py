@@ -258,26 +258,42 @@ class Store:
             return self.conn.execute("PRAGMA user_version").fetchone()[0]
 
     @contextlib.contextmanager
-    def transaction(self):
-        """One atomic, durable unit of work (BEGIN IMMEDIATE ... COMMIT); nests as savepoints."""
+    def transaction(self, *, durable: bool = True):
+        """One atomic, durable unit of work (BEGIN IMMEDIATE ... COMMIT); nests as savepoints.
+
+        `durable=False` (outermost only) commits without waiting for the disk: for
+        bookkeeping that may be lost in a power cut, such as a publish attempt
+        (the row stays due and is published again). It stays atomic, and the
+        next durable commit syncs it too (the WAL is written in order), so it
+        never weakens what a durable commit before or after it promised.
+        """
         with self._lock:
             if self.conn.in_transaction:
                 with self.db.atomic():
                     yield self
                 return
-            self.conn.execute("BEGIN IMMEDIATE")
+            if not durable:
+                self.conn.execute("PRAGMA synchronous = NORMAL")  # WAL: no sync at commit
             try:
-                yield self
-            except BaseException:
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
-                raise
-            try:
-                self.conn.execute("COMMIT")
-            except BaseException:
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
-                raise
+                yield from self._outermost()
+            finally:
+                if not durable:
+                    self.conn.execute("PRAGMA synchronous = FULL")
+
+    def _outermost(self):
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+        try:
+            self.conn.execute("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
 
     def integrity_check(self) -> list[str]:
         """Full PRAGMA integrity_check: ["ok"] when the file is sound."""
