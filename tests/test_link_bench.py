@@ -35,5 +35,23 @@ def test_bench_link_realistic_drains_a_backlog_of_ten_prints():
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert result["mode"] == "realistic" and result["bookings"] == 3
     assert result["envelope_bytes"] > 60 * 1024  # ten WSQ prints, not a stand-in payload
+    if result["prints"].startswith("real prints"):  # the shared set: a real booking's size
+        assert 100 * 1024 <= result["envelope_bytes"] <= 110 * 1024
     assert result["drain_s"] > 0 and result["drain_per_s"] > 0
     assert "drain after the broker is back" in run.stdout
+
+
+def test_rolled_area_keeps_the_print_and_drops_the_glass():
+    """The emulated rolled impression is cropped to its ridges, not kept in a frame of glass."""
+    import numpy as np
+
+    from fpagent.bench.link_realistic import rolled_area
+    from fpagent.drivers.tenprint import platen
+
+    full = platen.rolled(2026, 1, 2)
+    area = rolled_area(full)
+    assert area.size < 0.5 * full.size
+    assert min(area.shape) >= 250  # a whole fingertip, nail to nail
+    dark = lambda px: int((px < 128).sum())  # noqa: E731 - ridge pixels
+    assert dark(area) >= 0.97 * dark(full)
+    assert np.array_equal(rolled_area(np.full((64, 64), 200, np.uint8)), np.full((64, 64), 200, np.uint8))

@@ -76,7 +76,7 @@ def test_check_finds_a_tampered_row(setup, capsys):
     code, out = _run(capsys, "--config", cfg, "queue", "check")
     assert code == 0 and "consistent" in out.out
     conn = sqlite3.connect(tmp_path / "agent.sqlite3")
-    conn.execute("UPDATE outbox SET envelope = x'00' WHERE submission_id = ?", (sids[2],))
+    conn.execute("UPDATE outbox_envelope SET envelope = x'00' WHERE submission_id = ?", (sids[2],))
     conn.commit()
     conn.close()
     code, out = _run(capsys, "--config", cfg, "queue", "check")

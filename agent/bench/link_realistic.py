@@ -2,8 +2,9 @@
 
 What is measured: the time to drain a backlog after an outage. With the
 broker down, N bookings are built and queued as the appliance would: ten
-synthetic fingers through the real transaction builder (WSQ images and
-Type-9 minutiae, about 100 KiB), sealed to central and enqueued in the
+prints through the real transaction builder (WSQ images and Type-9
+minutiae; about 104 KiB with the shared real prints, see _ten_fingers),
+sealed to central and enqueued in the
 SQLite outbox, each inside the timed loop. Then the broker starts and the
 clock runs until the last signed ack is committed by the link. Central is
 the reference responder in another process with its real screen: it opens
@@ -17,11 +18,14 @@ from __future__ import annotations
 
 import datetime as dt
 import multiprocessing
+import os
 import pathlib
 import shutil
 import tempfile
 import threading
 import time
+
+import numpy as np
 
 from fpagent.bench import link_rig, progress
 from fpagent.bench.procfs import proc_cpu_s as _proc_cpu_s
@@ -50,24 +54,57 @@ def _central_child(work: str, port: int, ready, stop) -> None:
     central.stop()
 
 
-# Flat prints of a booking desk's reader at 500 ppi (0.86 x 0.9 in): a ten-print
-# envelope of about 90 KiB. A real booking's is about 104 KiB: real prints fill
-# more of the image than the synthetic fingertip does.
-FINGER_SIZE = (448, 432)  # rows, cols
+# Where a booking's ten prints come from. Real prints first: the shared FVC2002
+# DB1_B set (an optical 500 ppi reader, ridges across the whole 388 x 374 image,
+# ten different fingers) seals to about 104 KiB, the size of a real ten-print
+# booking. Without the shared data, the ten-print emulator's rolled impressions
+# cropped to the rolled area (about 90 KiB: the emulated fingertip is smaller
+# than a real one). Never a larger frame around a synthetic fingertip: WSQ
+# compresses blank glass away, so such an envelope is light for its pixel count.
+REAL_SET = "fvc2002_db1_b"
+ROLLED_BLOCK = 16  # px: the crop to the rolled area moves in blocks of this size
 
 
-def _ten_fingers(person: int, size: tuple[int, int] = FINGER_SIZE):
-    """Ten synthetic fingers with their templates (what capture leaves for the booking)."""
+def _real_prints() -> list | None:
+    """Ten real prints (impression 1 of ten fingers), or None without the shared data."""
+    env = os.environ.get("FPAGENT_FINGERPRINTS")
+    root = pathlib.Path(env) if env else (
+        pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "data" / "fingerprints")
+    files = sorted((root / REAL_SET).glob("*_1.png"))[:10]
+    if len(files) < 10:
+        return None
+    from PIL import Image
+    return [np.asarray(Image.open(f).convert("L"), dtype=np.uint8) for f in files]
+
+
+def rolled_area(pixels: np.ndarray, block: int = ROLLED_BLOCK) -> np.ndarray:
+    """The rolled impression cropped to where it has ridges, as a live-scanner segments it."""
+    h, w = (pixels.shape[0] // block) * block, (pixels.shape[1] // block) * block
+    cells = pixels[:h, :w].reshape(h // block, block, w // block, block).astype(np.float32)
+    spread = cells.std(axis=(1, 3))
+    ridged = spread > 3.0 * float(np.median(spread))  # the glass around is mostly flat
+    rows, cols = np.flatnonzero(ridged.any(axis=1)), np.flatnonzero(ridged.any(axis=0))
+    if not len(rows):
+        return pixels
+    return pixels[rows[0] * block:(rows[-1] + 1) * block, cols[0] * block:(cols[-1] + 1) * block]
+
+
+def _ten_fingers(person: int):
+    """Ten prints with their templates (what capture leaves for the booking), and their source."""
     from fpagent.biometrics.extraction import extract
-    from fpagent.drivers.synthetic.generator import finger_image
     from fpagent.records.transaction import FingerCapture
+    images, impression, source = _real_prints(), 0, f"real prints of {REAL_SET}"
+    if images is None:
+        from fpagent.drivers.tenprint import platen
+        images = [rolled_area(platen.rolled(SEED, person, fgp)) for fgp in range(1, 11)]
+        impression, source = 1, "emulated rolled impressions of drivers.tenprint"  # IMP 1: live-scan rolled
     fingers = []
-    for fgp in range(1, 11):
-        pixels = finger_image(person, fgp, 1, seed=SEED, size=size)
+    for fgp, pixels in enumerate(images, start=1):
         template = extract(pixels, ppi=500).template
         template.finger_position = fgp
-        fingers.append(FingerCapture(fgp, pixels, 500, int(template.quality), template))
-    return tuple(fingers)
+        fingers.append(FingerCapture(fgp, pixels, 500, int(template.quality), template,
+                                     impression_type=impression))
+    return tuple(fingers), source
 
 
 def run(bookings: int = 2000) -> dict:
@@ -107,7 +144,7 @@ def run(bookings: int = 2000) -> dict:
         link.start()
         if not link.wait_connected(30):
             raise UserError(f"link did not connect: {link.health()['last_error']}")
-        fingers = _ten_fingers(person=1)
+        fingers, prints_source = _ten_fingers(person=1)
         public = hk.public()
 
         def queue_one(n: int) -> tuple[str, int]:
@@ -152,7 +189,7 @@ def run(bookings: int = 2000) -> dict:
         drain_s = max(acked[i] for i in ids) - t1
         cpu, ccpu = time.process_time() - cpu0, _proc_cpu_s(child.pid) - ccpu0
         return {
-            "mode": "realistic", "bookings": bookings,
+            "mode": "realistic", "bookings": bookings, "prints": prints_source,
             "envelope_bytes": round(sum(sizes) / len(sizes)),
             "queue_s": round(queue_s, 1), "queue_per_s": round(bookings / queue_s, 1),
             "drain_s": round(drain_s, 1), "drain_per_s": round(bookings / drain_s, 2),
@@ -180,8 +217,8 @@ def run(bookings: int = 2000) -> dict:
 
 def report(r: dict) -> None:
     print(f"link (realistic): backlog of {r['bookings']} ten-print bookings of "
-          f"{r['envelope_bytes'] / 1024:.0f} KiB queued while the broker was down, "
-          f"central parsing and screening each")
+          f"{r['envelope_bytes'] / 1024:.1f} KiB ({r['prints']}) queued while the broker "
+          f"was down, central parsing and screening each")
     print(f"  queue (build + WSQ + seal + enqueue) {r['queue_per_s']:8.1f} bookings/s "
           f"({r['queue_s']:.0f} s)")
     print(f"  drain after the broker is back      {r['drain_s']:8.1f} s "

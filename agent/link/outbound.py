@@ -129,12 +129,19 @@ class Outbound:
         self._next_pump = now + 0.5
         # unacknowledged rows whose retry time has come (mark_sent pushes it by the timeout)
         rows = store.outbox.due(limit=len(self.inflight) + free)
-        if rows:
-            # one commit (one fsync) for the whole batch of publish attempts
-            with store.transaction():
-                self._publish_rows(store, client, rows, free, now, timeout)
+        sent = self._publish_rows(client, rows, free, now, timeout)
+        if sent:
+            # the attempts recorded after publishing, so the store's lock is not held
+            # while TLS encrypts and sends the envelopes; one commit for the batch, not
+            # waiting for the disk: a crash before it only means they go out again
+            with store.transaction(durable=False):
+                for sid, retry in sent:
+                    store.outbox.mark_sent(sid, retry_after=retry)
 
-    def _publish_rows(self, store, client, rows, free: int, now: float, timeout: float) -> None:
+    def _publish_rows(self, client, rows, free: int, now: float,
+                      timeout: float) -> list[tuple[str, float]]:
+        """Publish up to `free` due rows; (submission id, seconds until due again) of each."""
+        sent = []
         for row in rows:
             if free <= 0:
                 break
@@ -153,11 +160,11 @@ class Outbound:
             # unanswered: due again after the ack timeout, doubling each time up to
             # 5 minutes; kept in SQLite, so it holds across restarts (a reconnect
             # makes everything due at once: resynchronisation)
-            retry = min(RETRY_MAX_S, timeout * 2 ** min(row.attempts, 12))
-            store.outbox.mark_sent(sid, retry_after=retry)
+            sent.append((sid, min(RETRY_MAX_S, timeout * 2 ** min(row.attempts, 12))))
             free -= 1
         if free == 0:
             self.pump_needed = True
+        return sent
 
     # ---------------------------------------------------------------- answers asked for again
 

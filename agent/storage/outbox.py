@@ -3,7 +3,8 @@
 States: pending -> sent -> acknowledged -> purged, and rejected (central
 refused it, with a reason; never retried). "sent" still counts as
 unacknowledged: it is re-published with backoff until a signed ack arrives.
-Purging deletes the envelope bytes and keeps the row.
+Purging deletes the envelope bytes and keeps the row. The bytes live in a
+table of their own (`outbox_envelope`), so state changes rewrite a small row.
 
 Full disk or quota: `Outbox.enqueue` refuses the NEW booking with
 `fpagent.errors.StorageFull` saying what to do; queued bookings are never
@@ -93,14 +94,14 @@ class Outbox:
     def _check_space(self, incoming: int) -> None:
         cfg = self._s.config
         queued = self._s.conn.execute(
-            "SELECT COALESCE(SUM(size), 0), COUNT(*) FROM outbox WHERE envelope IS NOT NULL"
+            "SELECT COALESCE(SUM(size), 0), COUNT(*) FROM outbox WHERE state != 'purged'"
         ).fetchone()
         limit = cfg.max_queue_mb * MB
         if queued[0] + incoming > limit:
             unacked = self._s.conn.execute(
                 "SELECT COUNT(*) FROM outbox WHERE state IN ('pending','sent')").fetchone()[0]
             closed_mb = self._s.conn.execute(
-                "SELECT COALESCE(SUM(size), 0) FROM outbox WHERE envelope IS NOT NULL AND "
+                "SELECT COALESCE(SUM(size), 0) FROM outbox WHERE "
                 "state IN ('acknowledged','rejected')").fetchone()[0] / MB
             hint = (f"{closed_mb:.2f} MB of that is already acknowledged: `fpagent queue purge "
                     f"--acknowledged` frees it now. " if closed_mb > 0 else "")
@@ -150,8 +151,9 @@ class Outbox:
         st = self._s
         try:
             with st.transaction():
-                old = st.conn.execute("SELECT envelope, state FROM outbox WHERE submission_id = ?",
-                                      (submission_id,)).fetchone()
+                old = st.conn.execute(
+                    "SELECT e.envelope, o.state FROM outbox o LEFT JOIN outbox_envelope e "
+                    "USING (submission_id) WHERE o.submission_id = ?", (submission_id,)).fetchone()
                 if old is not None:
                     if old[0] == envelope or old[1] == "purged":
                         return False
@@ -162,9 +164,12 @@ class Outbox:
                     "submission_id": submission_id, "tcn": tcn,
                     "booking_number": meta.get("booking_number"), "seq": meta.get("seq"),
                     "created": now, "state": "pending", "attempts": 0,
-                    "last_attempt": None, "next_attempt": now, "envelope": envelope,
+                    "last_attempt": None, "next_attempt": now, "envelope": None,
                     "size": len(envelope), "meta": json.dumps(meta, sort_keys=True),
                 })
+                # apart from the row, so its state changes do not rewrite these bytes
+                st.conn.execute("INSERT INTO outbox_envelope (submission_id, envelope) "
+                                "VALUES (?, ?)", (submission_id, envelope))
                 st.audit.append(actor or meta.get("operator") or st.actor, "booking.enqueued",
                                 {"submission_id": submission_id, "tcn": tcn,
                                  "booking_number": meta.get("booking_number"),
@@ -280,6 +285,7 @@ class Outbox:
         self._s.conn.execute(
             "UPDATE outbox SET envelope = NULL, state = 'purged', purged_at = ? "
             "WHERE submission_id = ?", (now, sid))
+        self._s.conn.execute("DELETE FROM outbox_envelope WHERE submission_id = ?", (sid,))
         self._s.audit.append(actor, "outbox.purged", {"submission_id": sid, "reason": reason},
                              now=now)
 
@@ -295,8 +301,11 @@ class Outbox:
 
     def _select(self, where: str, params=(), *, limit: int | None = None,
                 with_envelope: bool = True, order: str = "created, submission_id") -> list[OutboxItem]:
-        cols = ", ".join(c for c in _OUTBOX_COLS if with_envelope or c != "envelope")
-        sql = f"SELECT {cols} FROM outbox WHERE {where} ORDER BY {order}"
+        cols = ", ".join(("e.envelope AS envelope" if c == "envelope" else f"o.{c} AS {c}")
+                         for c in _OUTBOX_COLS if with_envelope or c != "envelope")
+        sql = (f"SELECT {cols} FROM outbox o "
+               + ("LEFT JOIN outbox_envelope e USING (submission_id) " if with_envelope else "")
+               + f"WHERE {where} ORDER BY {order}")
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         with self._s._lock:
@@ -349,7 +358,7 @@ class Outbox:
     def queued_bytes(self) -> int:
         with self._s._lock:
             return self._s.conn.execute(
-                "SELECT COALESCE(SUM(size), 0) FROM outbox WHERE envelope IS NOT NULL").fetchone()[0]
+                "SELECT COALESCE(SUM(size), 0) FROM outbox WHERE state != 'purged'").fetchone()[0]
 
 
 def backoff_s(attempts: int) -> float:

@@ -94,9 +94,29 @@ def _m2_seal_inbox_bodies(db: sqlite_utils.Database, store: "Store") -> None:
                                         else bytes(body)), message_id))
 
 
+def _m3_envelopes_apart(db: sqlite_utils.Database) -> None:
+    """Envelope bytes in a table of their own; the quota sum read from an index.
+
+    SQLite rewrites a whole row when its size changes (and secure_delete zeroes
+    the pages it frees), so with the envelope in the outbox row, marking a
+    booking sent and then acknowledged wrote its envelope twice more (about
+    345 KiB written per 32 KiB envelope). And a row's `size` sat after its
+    envelope bytes, so the quota check in every enqueue followed each kept
+    envelope's overflow pages (11 ms of CPU with 1,000 of 32 KiB kept).
+    A row keeps its envelope until it is purged: stored = not purged.
+    """
+    db.execute("CREATE TABLE outbox_envelope (submission_id TEXT PRIMARY KEY "
+               "REFERENCES outbox(submission_id), envelope BLOB NOT NULL)")
+    db.execute("INSERT INTO outbox_envelope (submission_id, envelope) "
+               "SELECT submission_id, envelope FROM outbox WHERE envelope IS NOT NULL")
+    db.execute("UPDATE outbox SET envelope = NULL WHERE envelope IS NOT NULL")
+    db.execute("CREATE INDEX idx_outbox_state_size ON outbox(state, size)")
+
+
 # Append only; never edit a released migration. user_version = how many ran.
 # Each takes the database (and the store, for what needs its keys).
-MIGRATIONS = [lambda db, store: _m1_initial(db), _m2_seal_inbox_bodies]
+MIGRATIONS = [lambda db, store: _m1_initial(db), _m2_seal_inbox_bodies,
+              lambda db, store: _m3_envelopes_apart(db)]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -246,26 +266,42 @@ class Store:
             return self.conn.execute("PRAGMA user_version").fetchone()[0]
 
     @contextlib.contextmanager
-    def transaction(self):
-        """One atomic, durable unit of work (BEGIN IMMEDIATE ... COMMIT); nests as savepoints."""
+    def transaction(self, *, durable: bool = True):
+        """One atomic, durable unit of work (BEGIN IMMEDIATE ... COMMIT); nests as savepoints.
+
+        `durable=False` (outermost only) commits without waiting for the disk: for
+        bookkeeping that may be lost in a power cut, such as a publish attempt
+        (the row stays due and is published again). It stays atomic, and the
+        next durable commit syncs it too (the WAL is written in order), so it
+        never weakens what a durable commit before or after it promised.
+        """
         with self._lock:
             if self.conn.in_transaction:
                 with self.db.atomic():
                     yield self
                 return
-            self.conn.execute("BEGIN IMMEDIATE")
+            if not durable:
+                self.conn.execute("PRAGMA synchronous = NORMAL")  # WAL: no sync at commit
             try:
-                yield self
-            except BaseException:
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
-                raise
-            try:
-                self.conn.execute("COMMIT")
-            except BaseException:
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
-                raise
+                yield from self._outermost()
+            finally:
+                if not durable:
+                    self.conn.execute("PRAGMA synchronous = FULL")
+
+    def _outermost(self):
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+        try:
+            self.conn.execute("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
 
     def integrity_check(self) -> list[str]:
         """Full PRAGMA integrity_check: ["ok"] when the file is sound."""
@@ -311,7 +347,12 @@ class Store:
             enq, acked, purged = (audited("booking.enqueued"), audited("outbox.acknowledged"),
                                   audited("outbox.purged"))
             rows = {r[0]: r for r in self.conn.execute(
-                "SELECT submission_id, state, envelope, size, acknowledged_at FROM outbox")}
+                "SELECT o.submission_id, o.state, e.envelope, o.size, o.acknowledged_at "
+                "FROM outbox o LEFT JOIN outbox_envelope e USING (submission_id)")}
+            for (sid,) in self.conn.execute(
+                    "SELECT submission_id FROM outbox_envelope WHERE submission_id NOT IN "
+                    "(SELECT submission_id FROM outbox)"):
+                problems.append(f"{sid}: an envelope stored without its outbox row")
             for sid, n in enq.items():
                 if n != 1:
                     problems.append(f"{sid}: {n} enqueue audit entries")
