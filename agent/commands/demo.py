@@ -120,7 +120,7 @@ def run_demo(bookings: int = 4, images: str | None = None, keep: bool = False,
     from fpagent.storage.store import Store
 
     follow_ups = follow_ups and not images  # the follow-ups' people are synthetic
-    people = demo_followups.main_people(bookings, follow_ups)
+    people = demo_followups.main_people(bookings)
     if find_mosquitto() is None:
         raise UserError("the demo needs mosquitto: run scripts/dev-setup (or apt-get install mosquitto)")
     t_start = time.monotonic()

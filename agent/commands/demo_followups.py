@@ -29,12 +29,12 @@ def say(text: str) -> None:
     print(f"demo: {text}", flush=True)
 
 
-def main_people(bookings: int, follow_ups: bool) -> list[int]:
-    """The synthetic people of the usual bookings: 1..N, without the follow-ups' own people."""
-    skip = FOLLOW_UP_PEOPLE if follow_ups else ()
+def main_people(bookings: int) -> list[int]:
+    """The synthetic people of the usual bookings: 1..N, never the follow-ups' own people
+    (a rejected booking has no two answers to wait for)."""
     people, person = [], 1
     while len(people) < bookings:
-        if person not in skip:
+        if person not in FOLLOW_UP_PEOPLE:
             people.append(person)
         person += 1
     return people
@@ -123,7 +123,8 @@ class FollowUps:
         booking = self._booking(sid)
         out = ["", f"booking DEMO-{EVOLVING:04d}  TCN {booking.tcr}  (synthetic person "
                    f"{EVOLVING}: {WHO[EVOLVING]})"]
-        out += ["  " + line for line in view.booking_lines(booking)]
+        out += ["  " + line for line in view.booking_lines(booking)
+                if not line.startswith("booking TCN")]  # the header above names it
         for line in out:
             print(line)
         for task in booking.open_tasks():
