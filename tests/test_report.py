@@ -41,11 +41,56 @@ def test_figures_count_each_question_once_and_take_medians():
     imm = fig["immigration"]
     assert (imm["answered"], imm["matches"], imm["removable"], imm["level_2"],
             imm["citizen_or_lawful"], imm["no_match"]) == (2, 2, 1, 1, 1, 0)
-    assert fig["median_s"] == {"criminal-history": 2.0, "immigration": 5.0}
+    assert fig["median_s"] == {"criminal-history": 2.0, "immigration": 5.0,
+                               "immigration-current": 5.0, "reprint": 1.0,
+                               "release-notice": None}
     assert fig["since"] == "1970-01-01T00:00:50Z"
     text = figures.render(fig, "T", as_json=False)
-    assert "removable, level 2" in text and "T, since 1970-01-01T00:00:50Z" in text
+    assert "offence level 2" in text and "T, since 1970-01-01T00:00:50Z" in text
     assert json.loads(figures.render(fig, "T", as_json=True)) == fig
+
+
+def _imm_v(version, determination, level=None, detainer=False):
+    body = {**_imm(determination, level), "version": version}
+    if detainer:
+        body["detainer"] = {"request": "notify-before-release", "hold_until": None,
+                            "notify_hours_before": 48}
+    return body
+
+
+def test_an_answer_that_changed_counts_once_as_its_latest_version():
+    evolving = figures.Submission("a", 100.0, "accepted", [
+        (101.0, {"check": "criminal-history", "result": "no-hit"}),
+        (102.0, _imm_v(1, "under-review")),
+        (106.0, _imm_v(3, "detainer-lodged", 2, detainer=True)),
+        (104.0, _imm_v(2, "removable", 2)),
+        (107.0, _imm_v(2, "removable", 2)),  # version 2 delivered again
+        (120.0, {"check": "release-notice", "result": "received", "release_id": "r1",
+                 "version": 1})],
+        releases={"r1": 110.0})
+    lifted = figures.Submission("b", 200.0, "accepted", [
+        (202.0, _imm_v(1, "detainer-lodged", 1, detainer=True)),
+        (230.0, _imm_v(2, "detainer-lifted", 1))])
+    waiting = figures.Submission("c", 300.0, "accepted", [
+        (303.0, _imm_v(1, "detainer-lodged", 3, detainer=True))], releases={"r2": 310.0})
+    reprint = figures.Submission("d", 400.0, "accepted", [
+        (401.0, {"check": "criminal-history", "result": "hit"}),
+        (402.0, _imm_v(1, "no-match"))], reprint_of="TCN-OF-E")
+    fig = figures.figures([evolving, lifted, waiting, reprint])
+    imm = fig["immigration"]
+    assert imm["answered"] == 4 and imm["matches"] == 3 and imm["no_match"] == 1
+    assert (imm["under_review"], imm["removable"], imm["detainer_lodged"],
+            imm["detainer_lifted"]) == (0, 0, 2, 1)
+    assert [imm[f"level_{n}"] for n in (1, 2, 3)] == [1, 1, 1]
+    assert imm["updated"] == 2
+    assert fig["detainers"] == {"lodged": 3, "lifted": 1, "open": 1}  # c: not acknowledged yet
+    assert fig["release_notices"] == {"sent": 2, "acknowledged": 1}
+    assert fig["reprints_submitted"] == 1 and fig["reprints_requested"] == 0
+    assert fig["criminal_history"] == {"answered": 2, "hits": 1, "no_hits": 1}
+    med = fig["median_s"]
+    assert (med["immigration"], med["immigration-current"], med["release-notice"]) == (2.0, 4.5, 10.0)
+    text = figures.render(fig, "T", as_json=False)
+    assert "detainer lodged" in text and "Release notices" in text
 
 
 def test_since_takes_a_date_or_a_time():
@@ -123,7 +168,7 @@ def test_reports_add_up_with_what_was_booked(tmp_path, pki, broker, capsys):
     assert cli.main(["central", "report", "--db", str(db)]) == 0
     table = capsys.readouterr().out
     assert "Central: all appliances, all recorded" in table
-    assert "removable, level 1" in table and "rejected" in table
+    assert "offence level 1" in table and "rejected" in table
     future = _last_json(capsys, ["central", "report", "--db", str(db), "--since", "2999-01-01",
                                  "--json"])
     assert future["submissions"] == 0 and future["median_s"]["immigration"] is None

@@ -238,3 +238,37 @@ def test_the_whole_reprint_loop_over_the_broker(tmp_path, pki, broker, capsys):
     finally:
         link.stop()
         central.stop()
+
+
+def test_central_rejects_a_known_rejected_persons_first_booking_only(pki):
+    """The demo's deterministic reprint: a person in central's `rejects` gallery has the
+    first booking rejected for the named fingers; the reprint (a TCR) is searched."""
+    from fpagent.central.screening import (Galleries, GalleryEntry, TransactionScreen,
+                                           extract_template)
+    from fpagent.drivers.synthetic.generator import finger_image
+    from fpagent.sealing import envelope
+    from tests.mqtt_helpers import ORI
+
+    def opened(tx: bytes):
+        env = envelope.seal(tx, device_id="booking-01", ori=ORI, sequence=1,
+                            central_public_key=pki.hpke.public(),
+                            device_signing_key=pki.device_signing["booking-01"])
+        return envelope.verify_and_open(
+            env, central_private_key=pki.hpke,
+            device_verify_keys=pki.device_signing["booking-01"].public_key())
+
+    person = {f: extract_template(finger_image(9, f, 1, seed=7)) for f in (2, 7)}
+    rejected = GalleryEntry("P9", {"reason": "unusable-prints", "fingers": (3, 7)}, person)
+    screen = TransactionScreen(Galleries(rejects=[rejected]))
+    try:
+        first = screen(opened(_transaction("XX-R1", usable=(2, 3, 7), blank=())))
+        assert first.reprint == ("unusable-prints", (3, 7))
+        again = screen(opened(_transaction("XX-R2", usable=(3, 7), blank=(), tcr="XX-R1")))
+        assert again.reprint is None and again.tcr == "XX-R1"
+        other = TransactionScreen(Galleries())
+        try:
+            assert other(opened(_transaction("XX-R3", usable=(2, 3, 7), blank=()))).reprint is None
+        finally:
+            other.close()
+    finally:
+        screen.close()

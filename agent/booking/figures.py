@@ -2,10 +2,11 @@
 
 The same table for central (all appliances, from its SQLite file) and for a
 jail (its own bookings, from the appliance's outbox and inbox): submissions,
-criminal-history matches, immigration matches, determinations by level,
-U.S. citizens and lawful status, rejects, and the median time from
-submission to each answer. Pure: the callers read their stores and hand in
-plain rows.
+criminal-history matches, immigration matches, the determinations that
+stand now by kind and level (an answer that changed counts once, as its
+latest version), U.S. citizens and lawful status, detainers lodged and
+lifted, release notices, rejects and reprints, and the median time to each
+answer. Pure: the callers read their stores and hand in plain rows.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from fpagent.errors import UserError
 
 CHECKS = ("criminal-history", "immigration")
 REPRINT = "reprint"  # central rejected the prints instead of answering
+RELEASE = "release-notice"  # central's answer to the jail's release notice
+# the medians: time from submission to the first answer of each question, to the
+# immigration answer that stands now, to a reprint request; notice to central's answer
+MEDIANS = ("criminal-history", "immigration", "immigration-current", "reprint", "release-notice")
 
 
 @dataclasses.dataclass
@@ -29,6 +34,8 @@ class Submission:
     submitted_at: float
     result: str  # accepted, rejected, or pending (no ack yet)
     answers: list = dataclasses.field(default_factory=list)  # (answered_at or None, body)
+    reprint_of: str = ""  # the original booking's TCN when this reprints it
+    releases: dict = dataclasses.field(default_factory=dict)  # release notice id -> sent at
 
 
 def parse_since(text: str | None) -> float:
@@ -45,57 +52,104 @@ def parse_since(text: str | None) -> float:
     return moment.timestamp()
 
 
-def _first_per_check(answers) -> dict:
-    """The first answer to each question (a duplicate delivery is the same answer again)."""
-    out = {}
+def _version(body: dict) -> int:
+    version = body.get("version", 1)
+    return version if isinstance(version, int) and not isinstance(version, bool) else 1
+
+
+def _versions(answers) -> dict:
+    """check -> [(answered_at, body)] one per version, lowest first; the same version
+    delivered again is the same answer (its first delivery counts)."""
+    out: dict = {}
+    seen = set()
     for answered_at, body in sorted(answers, key=lambda a: (a[0] is None, a[0] or 0.0)):
-        check = body.get("check")
-        if check in (*CHECKS, REPRINT) and check not in out:
-            out[check] = (answered_at, body)
+        key = (body.get("check"), _version(body),
+               body.get("release_id") if body.get("check") == RELEASE else None)
+        if key not in seen:
+            seen.add(key)
+            out.setdefault(key[0], []).append((answered_at, body))
+    for versions in out.values():
+        versions.sort(key=lambda a: _version(a[1]))
     return out
+
+
+def _empty(since: float) -> dict:
+    return {"since": _rfc3339(since) if since else None, "submissions": 0,
+            "accepted": 0, "rejected": 0, "pending": 0,
+            "reprints_requested": 0, "reprints_submitted": 0,
+            "criminal_history": {"answered": 0, "hits": 0, "no_hits": 0},
+            "immigration": {"answered": 0, "matches": 0, "no_match": 0, "under_review": 0,
+                            "citizen_or_lawful": 0, "removable": 0, "detainer_lodged": 0,
+                            "detainer_lifted": 0, "level_1": 0, "level_2": 0, "level_3": 0,
+                            "updated": 0},
+            "detainers": {"lodged": 0, "lifted": 0, "open": 0},
+            "release_notices": {"sent": 0, "acknowledged": 0},
+            "median_s": {}}
+
+
+_DETERMINATION_KEYS = {"no-match": "no_match", "under-review": "under_review",
+                       "citizen-or-lawful-no-action": "citizen_or_lawful",
+                       "removable": "removable", "detainer-lodged": "detainer_lodged",
+                       "detainer-lifted": "detainer_lifted"}
 
 
 def figures(submissions: list[Submission], *, since: float = 0.0) -> dict:
-    """The table's numbers for these submissions (callers pass those made since `since`)."""
-    out = {"since": _rfc3339(since) if since else None, "submissions": len(submissions),
-           "accepted": 0, "rejected": 0, "pending": 0, "reprints_requested": 0,
-           "criminal_history": {"answered": 0, "hits": 0, "no_hits": 0},
-           "immigration": {"answered": 0, "matches": 0, "no_match": 0, "under_review": 0,
-                           "citizen_or_lawful": 0, "removable": 0,
-                           "level_1": 0, "level_2": 0, "level_3": 0},
-           "median_s": {}}
-    delays = {check: [] for check in CHECKS}
+    """The table's numbers for these submissions (callers pass those made since `since`).
+
+    Each question counts once per booking: the immigration figures are the
+    determination that stands now (the highest version), not the first answer."""
+    out = _empty(since)
+    out["submissions"] = len(submissions)
+    delays: dict = {name: [] for name in MEDIANS}
+
+    def delay(name, answered_at, start):
+        if answered_at is not None and start is not None:
+            delays[name].append(max(0.0, answered_at - start))
+
     for sub in submissions:
         out[sub.result if sub.result in ("accepted", "rejected") else "pending"] += 1
-        for check, (answered_at, body) in _first_per_check(sub.answers).items():
-            if check == REPRINT:
-                out["reprints_requested"] += 1
-                continue
-            if answered_at is not None:
-                delays[check].append(max(0.0, answered_at - sub.submitted_at))
-            if check == "criminal-history":
-                crim = out["criminal_history"]
-                crim["answered"] += 1
-                crim["hits" if body.get("result") == "hit" else "no_hits"] += 1
-                continue
-            imm = out["immigration"]
-            imm["answered"] += 1
-            determination = body.get("determination")
-            if determination == "no-match":
-                imm["no_match"] += 1
-                continue
-            imm["matches"] += 1
-            if determination == "under-review":
-                imm["under_review"] += 1
-            elif determination == "citizen-or-lawful-no-action":
-                imm["citizen_or_lawful"] += 1
-            elif determination == "removable":
-                imm["removable"] += 1
-                if body.get("level") in (1, 2, 3):
-                    imm[f"level_{body['level']}"] += 1
-    out["median_s"] = {check: round(statistics.median(d), 3) if d else None
-                       for check, d in delays.items()}
+        out["reprints_submitted"] += bool(sub.reprint_of)
+        versions = _versions(sub.answers)
+        if REPRINT in versions:
+            out["reprints_requested"] += 1
+            delay("reprint", versions[REPRINT][0][0], sub.submitted_at)
+        if "criminal-history" in versions:
+            answered_at, body = versions["criminal-history"][-1]
+            crim = out["criminal_history"]
+            crim["answered"] += 1
+            crim["hits" if body.get("result") == "hit" else "no_hits"] += 1
+            delay("criminal-history", versions["criminal-history"][0][0], sub.submitted_at)
+        acknowledged = {body.get("release_id"): at for at, body in versions.get(RELEASE, ())}
+        out["release_notices"]["sent"] += len(set(sub.releases) | set(acknowledged))
+        out["release_notices"]["acknowledged"] += len(acknowledged)
+        for rid, at in acknowledged.items():
+            delay("release-notice", at, sub.releases.get(rid))
+        if "immigration" in versions:
+            _count_immigration(out, versions["immigration"], released=bool(acknowledged))
+            delay("immigration", versions["immigration"][0][0], sub.submitted_at)
+            delay("immigration-current", versions["immigration"][-1][0], sub.submitted_at)
+    out["median_s"] = {name: round(statistics.median(d), 3) if d else None
+                       for name, d in delays.items()}
     return out
+
+
+def _count_immigration(out: dict, versions: list, *, released: bool) -> None:
+    """One booking's immigration answers: the current one counted, detainers over its history."""
+    imm, detainers = out["immigration"], out["detainers"]
+    body = versions[-1][1]
+    determination = body.get("determination")
+    imm["answered"] += 1
+    imm["updated"] += len(versions) > 1
+    if determination in _DETERMINATION_KEYS:
+        imm[_DETERMINATION_KEYS[determination]] += 1
+    if determination != "no-match":
+        imm["matches"] += 1
+    if body.get("level") in (1, 2, 3):
+        imm[f"level_{body['level']}"] += 1
+    seen = {b.get("determination") for _, b in versions}
+    detainers["lodged"] += "detainer-lodged" in seen
+    detainers["lifted"] += "detainer-lifted" in seen
+    detainers["open"] += determination == "detainer-lodged" and not released
 
 
 def _rfc3339(ts: float) -> str:
@@ -114,29 +168,43 @@ def _duration(seconds) -> str:
 
 def table(fig: dict, title: str) -> list[str]:
     """The figures as lines a person reads."""
-    crim, imm = fig["criminal_history"], fig["immigration"]
+    crim, imm, med = fig["criminal_history"], fig["immigration"], fig["median_s"]
+    det, rel = fig["detainers"], fig["release_notices"]
     rows = [
         ("Submissions", fig["submissions"]),
         ("  accepted", fig["accepted"]),
         ("  rejected", fig["rejected"]),
         ("  not yet acknowledged", fig["pending"]),
         ("  prints rejected, reprint requested", fig["reprints_requested"]),
+        ("  reprints (TCR = an earlier booking)", fig["reprints_submitted"]),
         ("Criminal-history answers", crim["answered"]),
         ("  matches (hits)", crim["hits"]),
         ("  no record", crim["no_hits"]),
-        ("Immigration answers", imm["answered"]),
+        ("Immigration answers (current determination)", imm["answered"]),
         ("  matches", imm["matches"]),
-        ("    removable, level 1", imm["level_1"]),
-        ("    removable, level 2", imm["level_2"]),
-        ("    removable, level 3", imm["level_3"]),
+        ("    removable", imm["removable"]),
+        ("    detainer lodged", imm["detainer_lodged"]),
+        ("    detainer lifted", imm["detainer_lifted"]),
         ("    U.S. citizen or lawful status", imm["citizen_or_lawful"]),
         ("    under review", imm["under_review"]),
         ("  no record", imm["no_match"]),
-        ("Median time to the criminal-history answer", _duration(fig["median_s"]["criminal-history"])),
-        ("Median time to the immigration answer", _duration(fig["median_s"]["immigration"])),
+        ("  offence level 1", imm["level_1"]),
+        ("  offence level 2", imm["level_2"]),
+        ("  offence level 3", imm["level_3"]),
+        ("  determination changed after the first answer", imm["updated"]),
+        ("Detainers lodged", det["lodged"]),
+        ("  lifted", det["lifted"]),
+        ("  open (no release notice acknowledged)", det["open"]),
+        ("Release notices", rel["sent"]),
+        ("  acknowledged by central", rel["acknowledged"]),
+        ("Median time to the criminal-history answer", _duration(med["criminal-history"])),
+        ("Median time to the first immigration answer", _duration(med["immigration"])),
+        ("Median time to the current determination", _duration(med["immigration-current"])),
+        ("Median time to a reprint request", _duration(med["reprint"])),
+        ("Median time to central's answer to a release", _duration(med["release-notice"])),
     ]
     head = f"{title}, since {fig['since']}" if fig["since"] else f"{title}, all recorded"
-    return [head] + [f"{label:<46} {value:>10}" for label, value in rows]
+    return [head] + [f"{label:<48} {value:>10}" for label, value in rows]
 
 
 def render(fig: dict, title: str, as_json: bool) -> str:

@@ -4,7 +4,9 @@ No real person: each is a synthetic finger set (fpagent.drivers.synthetic) of
 the demo's seed, enrolled from another impression than the one booked, with a
 record that shows one kind of answer (a criminal hit, a removable level-1
 immigration hit, a U.S. citizen, a record under review, and one whose
-determination evolves: under review, removable level 2, a detainer lodged).
+determination evolves: under review, removable level 2, a detainer lodged,
+and one whose first booking central's examiner rejects for fingers 3 and 7,
+so the jail reprints those two and the reprint is answered).
 A record's "then" lists the later answers central sends by itself, each
 `after_s` seconds after the first.
 """
@@ -42,7 +44,10 @@ KNOWN = {
                                           "hold_until": None, "notify_hours_before": 48},
                              "instructions": "Detainer lodged: notify the field office 48 hours "
                                              "before any release."})}},
+    # prints rejected once (the synthetic prints are fine: the examiner's verdict is scripted)
+    7: {"reject": {"reason": "unusable-prints", "fingers": (3, 7)}},
 }
+GALLERIES = (("criminal", "criminal"), ("immigration", "immigration"), ("reject", "rejects"))
 
 
 def demo_galleries(seed: int, people: dict, progress: Callable[[str], None] | None = None) -> Galleries:
@@ -52,8 +57,8 @@ def demo_galleries(seed: int, people: dict, progress: Callable[[str], None] | No
         if progress:
             progress(f"enrolling synthetic person {person} in the central galleries")
         entry = synthetic_entry(f"P{person}", {}, person=person, seed=seed)
-        for name in ("criminal", "immigration"):
+        for name, gallery in GALLERIES:
             if name in what:
-                getattr(galleries, name).append(GalleryEntry(entry.subject, what[name],
-                                                             entry.templates))
+                getattr(galleries, gallery).append(GalleryEntry(entry.subject, what[name],
+                                                                entry.templates))
     return galleries

@@ -68,6 +68,9 @@ class Galleries:
 
     criminal: list = dataclasses.field(default_factory=list)
     immigration: list = dataclasses.field(default_factory=list)
+    # people whose first booking central's examiner rejects (record: {"reason", "fingers"});
+    # their reprint (a booking with a TCR) is searched like any other
+    rejects: list = dataclasses.field(default_factory=list)
 
 
 SCREEN_FINGERS = (2, 7)  # right and left index: enough for a reference, fast in the demo
@@ -196,6 +199,12 @@ class TransactionScreen:
         if unusable and len(unusable) > len(probes):
             screening.reprint = ("unusable-prints", () if not probes else tuple(unusable))
             return screening
+        if not parsed.tcr:
+            rejected, _ = self._best(probes, self.galleries.rejects)
+            if rejected is not None:
+                screening.reprint = (rejected.record["reason"],
+                                     tuple(rejected.record.get("fingers", ())))
+                return screening
         crim, score = self._best(probes, self.galleries.criminal)
         if crim is not None:
             screening.criminal_hit = True

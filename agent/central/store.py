@@ -123,7 +123,8 @@ class CentralStore:
         return {"tcr": row[0], "original_submission_id": row[1]} if row else None
 
     def report_rows(self, since: float = 0.0) -> list:
-        """Submissions received since `since` with every answer stored for them
+        """Submissions received since `since` with every answer stored for them, the booking
+        each reprints and the release notices received for them
         (fpagent.booking.figures.Submission; answered_at = when the broker took it)."""
         from fpagent.booking.figures import Submission
         with self.lock:
@@ -135,6 +136,13 @@ class CentralStore:
                     "JOIN submissions s ON s.submission_id = n.submission_id "
                     "WHERE s.received_at >= ?", (since,)):
                 subs[sid].answers.append((sent_at, json.loads(fields)))
+            for sid, tcr in self.conn.execute("SELECT submission_id, tcr FROM reprints"):
+                if sid in subs:
+                    subs[sid].reprint_of = tcr
+            for release in followups.releases(self.conn):
+                if release["submission_id"] in subs:
+                    subs[release["submission_id"]].releases[release["release_id"]] = \
+                        release["received_at"]
         return list(subs.values())
 
     def releases(self, submission_id: str | None = None) -> list[dict]:

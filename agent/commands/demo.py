@@ -8,8 +8,12 @@ of synthetic people some of whom are "already known", and the agent's MQTT
 link. Then it books a handful of arrestees through the emulated ZFM sensor
 (the real driver over a pty, synthetic fingerprints; a folder of real images
 with --images), and prints what came back: acks, criminal-history hits and
-no-hits, immigration determinations with their levels. Ctrl-C or an error
-stops everything it started.
+no-hits, immigration determinations with their levels. Then, unless
+--no-follow-ups, what comes after the first answers (fpagent.commands.demo_followups):
+a booking whose prints central rejects for fingers 3 and 7 and their reprint,
+a determination that changes to a detainer, the release notice that closes
+it, and the program's figures as `fpagent central report` prints them.
+Ctrl-C or an error stops everything it started.
 """
 
 from __future__ import annotations
@@ -22,13 +26,14 @@ import time
 import pathlib
 
 from fpagent import config as config_mod
+from fpagent.commands import demo_followups
 from fpagent.errors import UserError
 
 # files the emulated sensor serves from an --images folder (Pillow reads them; WSQ via its plugin)
 IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".bmp", ".jpg", ".jpeg", ".pgm", ".wsq"}
 WHO = {1: "known: criminal record", 2: "known: criminal record + immigration removable L1",
        3: "known: immigration record, U.S. citizen", 4: "not known anywhere",
-       5: "known: immigration record under review"}
+       5: "known: immigration record under review", **demo_followups.WHO}
 
 
 def say(text: str) -> None:
@@ -99,7 +104,7 @@ def demo_booking_data(i: int) -> dict:
 
 
 def run_demo(bookings: int = 4, images: str | None = None, keep: bool = False,
-             timeout_s: float = 180.0) -> int:
+             timeout_s: float = 180.0, follow_ups: bool = True) -> int:
     from fpagent import hal
     from fpagent.booking import runner, submit
     from fpagent.booking import session as booking_mod
@@ -114,6 +119,8 @@ def run_demo(bookings: int = 4, images: str | None = None, keep: bool = False,
     from fpagent.link.connection import build_link
     from fpagent.storage.store import Store
 
+    follow_ups = follow_ups and not images  # the follow-ups' people are synthetic
+    people = demo_followups.main_people(bookings)
     if find_mosquitto() is None:
         raise UserError("the demo needs mosquitto: run scripts/dev-setup (or apt-get install mosquitto)")
     t_start = time.monotonic()
@@ -163,13 +170,15 @@ def run_demo(bookings: int = 4, images: str | None = None, keep: bool = False,
 
         def enroll():
             try:
-                known = {p: KNOWN[p] for p in KNOWN if p <= max(bookings, 1)}
+                known = {p: KNOWN[p] for p in KNOWN
+                         if p in people or (follow_ups and p in demo_followups.FOLLOW_UP_PEOPLE)}
                 if images:
                     built = _folder_galleries(images, known)
                 else:
                     built = demo_galleries(SEED, known)
                 galleries.criminal[:] = built.criminal
                 galleries.immigration[:] = built.immigration
+                galleries.rejects[:] = built.rejects
             finally:
                 gallery_ready.set()
 
@@ -210,9 +219,10 @@ def run_demo(bookings: int = 4, images: str | None = None, keep: bool = False,
         device_keys = keys_mod.load_device_keys(cfg)
         sids = {}
         shared_sensor = None
-        for i in range(bookings):
-            person = i + 1
-            label = f"DEMO-{i + 1:04d}"
+
+        def book(person: int, label: str, fingers=None, tcr: str = "") -> str:
+            """One booking through the emulated sensor, sealed and queued; its submission id."""
+            nonlocal shared_sensor
             if images:
                 if shared_sensor is None:
                     shared_sensor = hal.open_sensor(f"emulated://?source={images}")
@@ -222,13 +232,15 @@ def run_demo(bookings: int = 4, images: str | None = None, keep: bool = False,
                 sensor = hal.open_sensor(
                     f"emulated://?source=synthetic&seed={SEED}&person={person}&baud=115200")
             info = booking_mod.BookingInfo(booking_number=label, ori=cfg.device.ori,
-                                           operator_id="demo-officer", **demo_booking_data(i))
+                                           operator_id="demo-officer",
+                                           **demo_booking_data(person - 1))
             # with --images the emulator cycles the folder (FVC sets hold 8 impressions of
             # each finger in a row): the duplicate-finger check would refuse most of them
-            session = booking_mod.new_session(cfg, info, sequence_check=not images)
+            session = booking_mod.new_session(cfg, info, sequence_check=not images,
+                                              **({"fingers": fingers} if fingers else {}))
             sys.stdout.write(f"demo: booking {label} ("
                              + (f"images of {images}" if images else f"synthetic person {person}")
-                             + ") fingers ")
+                             + (f", reprint of TCN {tcr}" if tcr else "") + ") fingers ")
             sys.stdout.flush()
             t0 = time.monotonic()
             try:
@@ -236,10 +248,20 @@ def run_demo(bookings: int = 4, images: str | None = None, keep: bool = False,
             finally:
                 if sensor is not shared_sensor:
                     sensor.close()
-            sid = submit.complete_booking(session, cfg, store, device_keys)
+            sid = submit.submit(session, cfg, store, device_keys, tcr=tcr).submission_id
             link.poke()
-            sids[sid] = (label, 0 if images else person)
             print(f" sealed and queued in {time.monotonic() - t0:.1f} s", flush=True)
+            return sid
+
+        for i, person in enumerate(people):
+            label = f"DEMO-{i + 1:04d}"
+            sids[book(person, label)] = (label, 0 if images else person)
+        later = None
+        if follow_ups:
+            later = demo_followups.FollowUps(cfg=cfg, store=store, link=link, central=central,
+                                             device_keys=device_keys, book=book,
+                                             timeout_s=timeout_s)
+            later.book_people()
 
         say("waiting for central's answers (ack, criminal history, then immigration)")
         deadline = time.monotonic() + timeout_s
@@ -258,9 +280,16 @@ def run_demo(bookings: int = 4, images: str | None = None, keep: bool = False,
         print("=" * 72)
         for line in _results_lines(store, sids):
             print(line)
+        if later is not None:
+            print("\n" + "=" * 72)
+            print("After the first answers: a reprint, a determination that changes, a release")
+            print("=" * 72)
+            later.run()
+            demo_followups.print_report(central)
         h = link.health()
         print()
-        say(f"{len(sids)} bookings, {h['counters'].get('acks_accepted', 0)} accepted acks, "
+        more = (f" (+ {len(later.sids)} follow-up bookings and 1 reprint)" if later else "")
+        say(f"{len(sids)} bookings{more}, {h['counters'].get('acks_accepted', 0)} accepted acks, "
             f"{h['counters'].get('notifications', 0)} notifications, "
             f"{h['counters'].get('rejected', 0)} messages refused; "
             f"whole loop in {time.monotonic() - t_start:.0f} s")
@@ -316,7 +345,8 @@ def _run(args) -> int:
         raise UserError("--bookings must be between 1 and 50")
     if args.images and not pathlib.Path(args.images).is_dir():
         raise UserError(f"--images {args.images}: not a folder of fingerprint images")
-    return run_demo(bookings=args.bookings, images=args.images, keep=args.keep)
+    return run_demo(bookings=args.bookings, images=args.images, keep=args.keep,
+                    follow_ups=args.follow_ups)
 
 
 def register(sub) -> None:
@@ -325,8 +355,13 @@ def register(sub) -> None:
                             description=__doc__)
     parser.add_argument("--bookings", type=int, default=4, metavar="N",
                         help="how many arrestees to book (default 4: a criminal hit, a "
-                             "level-1 immigration hit, a U.S. citizen, an unknown person)")
+                             "level-1 immigration hit, a U.S. citizen, an unknown person; "
+                             "the follow-ups book two more people and one reprint)")
     parser.add_argument("--images", metavar="DIR",
                         help="a folder of real fingerprint images for the emulated sensor")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--no-follow-ups", dest="follow_ups", action="store_false",
+                        help="skip what comes after the first answers (a reprint, a "
+                             "determination that changes to a detainer, a release notice, "
+                             "the program's figures): two bookings and a reprint fewer")
     parser.set_defaults(func=_run)

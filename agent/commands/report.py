@@ -1,8 +1,9 @@
 """`fpagent report [--since DATE] [--json]`: the program's figures for this jail's own bookings.
 
 From the appliance's outbox (what was submitted, and central's ack) and inbox
-(central's answers): the same table as `fpagent central report`. Answers
-already removed by the retention limit are no longer counted.
+(central's answers, and the release notices this jail sent): the same table
+as `fpagent central report`. Answers already removed by the retention limit
+are no longer counted.
 """
 
 from __future__ import annotations
@@ -15,13 +16,20 @@ _ALL = 10**9
 
 def _rows(store, since: float) -> list:
     """Submissions queued since `since`, with the answers the inbox holds for them."""
+    from fpagent.storage.releases import Releases
     subs = {}
     for item in store.outbox.list(limit=_ALL):
         if item.created < since:
             continue
         result = ("rejected" if item.rejected_at is not None
                   else "accepted" if item.acknowledged_at is not None else "pending")
-        subs[item.submission_id] = figures.Submission(item.submission_id, item.created, result)
+        subs[item.submission_id] = figures.Submission(
+            item.submission_id, item.created, result,
+            reprint_of=str((item.meta or {}).get("reprint_of") or ""))
+    for notice in Releases(store).all():
+        sub = subs.get(notice["body"].get("submission_id"))
+        if sub is not None:
+            sub.releases[notice["message_id"]] = notice["received"]
     for note in store.inbox.list(kind="notification", limit=_ALL):
         sub = subs.get(note["body"].get("submission_id"))
         if sub is not None:
