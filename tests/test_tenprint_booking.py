@@ -4,6 +4,8 @@ a real store and keys, and central opening the envelope and parsing the transact
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -12,6 +14,7 @@ from fpagent.biometrics import segmentation
 from fpagent.booking import runner, submit, tenprint
 from fpagent.booking import session as B
 from fpagent.drivers.tenprint import platen
+from fpagent.records import transaction as tx
 from fpagent.records.transaction_parse import record_lengths
 from fpagent.storage.store import Store
 
@@ -113,6 +116,23 @@ def test_an_amputated_finger_is_not_expected_in_its_slap(env, warm):
     assert fingers[6].missing == fingers[12].missing == "XX" and fingers[12].pixels is None
     assert fingers[11].pixels is not None and not fingers[11].missing
     assert sorted(fingers) == [*range(1, 15)] and session.summary()["slaps"] == [11, 13, 14]
+
+
+def test_a_thumb_never_found_in_the_thumb_slap_gets_no_plain_record(env, warm):
+    # every thumb slap has the right thumb lifted: the left thumb alone is kept, flagged, and
+    # sent as FGP 12 because its rolled thumb confirms its number; no FGP 11
+    fingers = [*range(2, 6), *range(7, 11)]
+    session, report = take(env, f"tenprint://?seed={SEED}&person={PERSON}&faults=partial:-1&missing="
+                           + ",".join(map(str, fingers)), missing={f: "XX" for f in fingers})
+    thumbs = report.slaps[15]
+    assert thumbs.below_gate and thumbs.attempts == 3 and not thumbs.segmentation.complete
+    assert [s.finger for s in thumbs.segmentation.segments] == [6]
+    assert sorted(session.slaps) == [12] and session.slaps[12].below_gate
+    assert "BELOW QUALITY GATE AFTER 3 ATTEMPTS" in tx.review_comments(session.slaps[12])
+    found = {6: session.slaps[12]}
+    assert tenprint.confirmed_thumbs({12: found[6]}, thumbs, report.verdict) == {12: found[6]}
+    doubtful = dataclasses.replace(report.verdict, scores={})
+    assert tenprint.confirmed_thumbs({12: found[6]}, thumbs, doubtful) == {}
 
 
 def test_a_flat_only_sensor_is_refused_before_the_first_finger(env):

@@ -31,7 +31,8 @@ each finger's box for 14.021 SEG, and FGP 11, 12, each thumb's box cut out of
 the two-thumb slap (which is not sent itself). A thumb marked missing gets a
 plain record without image carrying its XX/UP, as its rolled record does; a
 thumb the segmentation did not find in the slap kept after the last attempt
-gets no plain record. fpagent.booking.submit then queues the booking as
+gets no plain record, and the thumb it did find one only when its rolled
+thumb matches it (alone, its number is a guess). fpagent.booking.submit then queues the booking as
 usual. `fpagent book --tenprint` runs this.
 """
 
@@ -45,6 +46,7 @@ import numpy as np
 
 from fpagent import hal
 from fpagent.biometrics import sequence as sequence_check
+from fpagent.biometrics.matcher import MATCH_THRESHOLD
 from fpagent.biometrics.segmentation import MARGIN, Segmentation, segment_slap
 from fpagent.booking.runner import BookingAborted, BookingUI, run_booking
 from fpagent.booking.session import BookingSession, Cancel, Phase
@@ -158,6 +160,15 @@ def plain_thumbs(image: hal.FingerImage, taken: SlapTaken) -> dict:
             attempts=taken.attempts, impression_type=int(image.impression_type),
             captured_at=image.captured_at)
     return out
+
+
+def confirmed_thumbs(plain: dict, taken: SlapTaken, verdict: sequence_check.SequenceVerdict) -> dict:
+    """The plain thumbs whose number is sure: all of a complete slap's; from a slap kept with a
+    thumb not found, only one its rolled thumb matched (a lone thumb is numbered by a guess)."""
+    if taken.segmentation.complete:
+        return plain
+    return {position: capture for position, capture in plain.items()
+            if verdict.scores.get(PLAIN_THUMBS[position], 0.0) >= MATCH_THRESHOLD}
 
 
 def missing_plain_thumbs(missing: dict) -> dict:
@@ -305,7 +316,7 @@ def run_tenprint(session: BookingSession, sensor: hal.Sensor, *, ui: Optional[Bo
         ui.notice(f"Sequence check: {verdict.message} (kept; the examiner will see the slaps).")
     for position, taken in report.slaps.items():
         if position == THUMBS_SLAP:
-            session.slaps.update(plain_thumbs(images[position], taken))
+            session.slaps.update(confirmed_thumbs(plain_thumbs(images[position], taken), taken, verdict))
         else:
             session.slaps[position] = slap_capture(images[position], taken)
     session.slaps.update(missing_plain_thumbs(missing))
