@@ -32,8 +32,8 @@ the two-thumb slap (which is not sent itself). A thumb marked missing gets a
 plain record without image carrying its XX/UP, as its rolled record does; a
 thumb the segmentation did not find in the slap kept after the last attempt
 gets no plain record, and the thumb it did find one only when its rolled
-thumb matches it (alone, its number is a guess). fpagent.booking.submit then queues the booking as
-usual. `fpagent book --tenprint` runs this.
+thumb matches it (alone, its number is a guess). fpagent.booking.submit then
+queues the booking as usual. `fpagent book --tenprint` runs this.
 """
 
 from __future__ import annotations
