@@ -263,7 +263,7 @@ def test_bad_bookings_are_refused_with_reasons(made_images):
     with pytest.raises(TransactionError, match="neither an image"):
         T.FingerCapture(1)
     with pytest.raises(TransactionError, match="not 1-10"):
-        T.FingerCapture(11, made_images[1])
+        T.FingerCapture(16, made_images[1])  # 11, 12 are the plain thumbs of a ten-print
     everything_missing = {p: "XX" for p in FINGERS}
     with pytest.raises(TransactionError, match="no print"):
         T.build_transaction(booking(made_images, missing=everything_missing))

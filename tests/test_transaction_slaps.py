@@ -1,4 +1,5 @@
-"""Ten-print transactions: rolled fingers (IMP 1) and the slaps (FGP 13, 14, 15) with 14.021 SEG."""
+"""Ten-print transactions: rolled fingers (IMP 1), the four-finger slaps (FGP 13, 14) with 14.021 SEG
+and the plain thumbs (FGP 11, 12): the FBI's 14 images."""
 
 from __future__ import annotations
 
@@ -15,11 +16,11 @@ from test_transaction import ORI, WHEN, booking, ridges, template_for
 SEGMENTS = {13: ((2, 100, 420, 200, 700), (3, 450, 760, 120, 640), (4, 800, 1100, 160, 680),
                  (5, 1150, 1400, 400, 800)),
             14: ((10, 150, 400, 420, 800), (9, 500, 800, 170, 690), (8, 840, 1150, 110, 630),
-                 (7, 1180, 1500, 210, 700)),
-            15: ((6, 300, 640, 300, 800), (1, 900, 1240, 300, 800))}
+                 (7, 1180, 1500, 210, 700))}
+THUMBS = {11: (560, 420), 12: (540, 400)}  # plain thumb image sizes (rows, cols)
 
 
-def tenprint_record(compression_images=None, segments=SEGMENTS) -> T.BookingRecord:
+def tenprint_record(compression_images=None, segments=SEGMENTS, missing_thumbs=None) -> T.BookingRecord:
     rolled = {pos: ridges(h=750, w=800, seed=pos, angle=0.3 * pos) for pos in FINGERS}
     base = booking(rolled)
     fingers = [T.FingerCapture(f.position, f.pixels, 500, f.quality, template_for(f.pixels, f.position),
@@ -27,6 +28,10 @@ def tenprint_record(compression_images=None, segments=SEGMENTS) -> T.BookingReco
     for position, segs in segments.items():
         fingers.append(T.FingerCapture(position, ridges(h=1500, w=1600, seed=position), 500, 55,
                                        impression_type=0, segments=segs))
+    for position, (h, w) in THUMBS.items():
+        code = (missing_thumbs or {}).get(position)
+        fingers.append(T.FingerCapture(position, None, missing=code, impression_type=0) if code else
+                       T.FingerCapture(position, ridges(h=h, w=w, seed=position), 500, 60, impression_type=0))
     return T.BookingRecord(**{**base.__dict__, "fingers": tuple(fingers)})
 
 
@@ -35,25 +40,48 @@ def tenprint_bytes():
     return T.build_transaction(tenprint_record(), compression="png")
 
 
-def test_thirteen_image_records_rolled_then_slaps_with_their_segments(tenprint_bytes):
+def test_fourteen_image_records_rolled_then_plain_thumbs_then_slaps_with_their_segments(tenprint_bytes):
     parsed = parse_transaction(tenprint_bytes)
-    assert [f.position for f in parsed.fingers] == [*FINGERS, 13, 14, 15]
+    assert [f.position for f in parsed.fingers] == [*FINGERS, 11, 12, 13, 14]
     assert all(f.impression_type == 1 and f.segments == () for f in parsed.fingers[:10])
     for f in parsed.fingers[10:]:
-        assert f.impression_type == 0 and f.minutiae_count is None
-        assert f.segments == SEGMENTS[f.position]
-        assert (f.width, f.height) == (1600, 1500)
+        assert f.impression_type == 0 and f.minutiae_count is None and not f.missing
+    for position, (h, w) in THUMBS.items():
+        assert parsed.finger(position).segments == () and (parsed.finger(position).height,
+                                                           parsed.finger(position).width) == (h, w)
+    for position, segs in SEGMENTS.items():
+        assert parsed.finger(position).segments == segs
+        assert (parsed.finger(position).width, parsed.finger(position).height) == (1600, 1500)
     assert sorted(parsed.templates()) == list(FINGERS)  # Type-9 only for the rolled fingers
-    # the raw walk, independent of nistitl, finds 1 + 1 + 13 + 10 records tiling the bytes:
-    # ten rolled fingers and three slaps (the thumbs together as FGP 15, not apart as 11, 12)
+    # the raw walk, independent of nistitl, finds 1 + 1 + 14 + 10 records tiling the bytes:
+    # ten rolled fingers, the plain thumbs apart (11, 12) and the two four-finger slaps
     types = [t for t, _, _ in record_lengths(tenprint_bytes)]
-    assert types == [1, 2] + [14] * 13 + [9] * 10
+    assert types == [1, 2] + [14] * 14 + [9] * 10
+
+
+def test_a_missing_thumb_s_plain_record_carries_its_amp_naming_the_thumb():
+    data = T.build_transaction(tenprint_record(missing_thumbs={12: "XX"}), compression="png")
+    parsed = parse_transaction(data)
+    assert [f.position for f in parsed.fingers] == [*FINGERS, 11, 12, 13, 14]
+    plain = parsed.finger(12)
+    assert plain.missing == "XX" and plain.image_data == b"" and plain.impression_type == 0
+    # 14.018 AMP names the finger (FRAP 1-10): the left thumb, 6, not the record's FGP 12
+    record = next(r for r in parsed.records(14) if int(r.IDC) == 12)
+    assert [[str(i) for i in sf] for sf in record[18].value] == [["6", "XX"]]
+
+
+def test_the_two_thumb_slap_still_reads_back_with_its_segments():
+    # a bureau may want the thumbs together (FGP 15): the records still carry and read it
+    thumbs = ((6, 300, 640, 300, 800), (1, 900, 1240, 300, 800))
+    data = T.build_transaction(tenprint_record(segments={**SEGMENTS, 15: thumbs}), compression="png")
+    assert parse_transaction(data).finger(15).segments == thumbs
 
 
 def test_seg_is_written_as_the_standard_lays_it_out(tenprint_bytes):
     # 14.021: one subfield per finger, FGP US left US right US top US bottom
     text = tenprint_bytes.decode("latin-1")
-    assert "14.021:6\x1f300\x1f640\x1f300\x1f800\x1e1\x1f900\x1f1240\x1f300\x1f800\x1d" in text
+    assert ("14.021:10\x1f150\x1f400\x1f420\x1f800\x1e9\x1f500\x1f800\x1f170\x1f690\x1e8\x1f840\x1f1150"
+            "\x1f110\x1f630\x1e7\x1f1180\x1f1500\x1f210\x1f700\x1d") in text
 
 
 @pytest.mark.parametrize("bad", [
@@ -70,6 +98,10 @@ def test_a_bad_segment_is_refused_when_built(bad):
 def test_segments_belong_to_slaps_only():
     with pytest.raises(TransactionError):
         T.FingerCapture(3, ridges(), 500, 50, segments=((3, 0, 10, 0, 10),))
+    with pytest.raises(TransactionError):
+        T.FingerCapture(11, ridges(), 500, 50, segments=((1, 0, 10, 0, 10),))
+    with pytest.raises(TransactionError):
+        T.FingerCapture(16, ridges(), 500, 50)
     with pytest.raises(TransactionError):
         T.FingerCapture(13, None, 500, 50, missing="XX")
 

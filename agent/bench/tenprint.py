@@ -3,9 +3,10 @@
 Each booking is the real flow (fpagent.booking.tenprint on `tenprint://`, one
 emulated person per booking): ten rolled fingers through the quality gate and
 extraction, the three slaps segmented, the sequence check, then the
-transaction built with WSQ. Figures: seconds per stage and per booking (the
-WSQ compression of the 13 images is part of the build, and is also timed on
-its own); the
+transaction built with WSQ (14 images: ten rolled, the two four-finger slaps
+and the two plain thumbs cut from the thumb slap). Figures: seconds per stage
+and per booking (the WSQ compression of the 14 images is part of the build,
+and is also timed on its own); the
 slap segments against the generator's truth (centre error, found rate; as
 `fpagent bench segmentation` scores them); the sequence check's false alarms
 on the clean bookings, its catch rate on the same bookings with two rolled
@@ -155,7 +156,7 @@ def run(args) -> int:
 
 def _print(result: dict, false_alarms: int, pair_caught: int, whole_caught: int, args) -> None:
     stages = result["stage_seconds_median"]
-    print(f"{args.bookings} ten-print bookings on tenprint:// (10 rolled, 3 slaps each): "
+    print(f"{args.bookings} ten-print bookings on tenprint:// (10 rolled, 3 slaps, 14 images each): "
           f"{result['seconds_per_booking_median']:.1f} s per booking (median)")
     print("  per stage (median s per booking): "
           + ", ".join(f"{stage} {stages[stage]:.2f}" for stage in STAGES[:-1])

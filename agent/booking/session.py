@@ -237,7 +237,8 @@ class BookingSession:
         self.started_at = now()
         self.phase = Phase.CAPTURING
         self.results: dict[int, tx.FingerCapture] = {}
-        self.slaps: dict[int, tx.FingerCapture] = {}  # a ten-print's plain slaps (13, 14, 15)
+        # a ten-print's plain impressions: four-finger slaps 13, 14 and plain thumbs 11, 12
+        self.slaps: dict[int, tx.FingerCapture] = {}
         self._attempts: list[Captured] = []  # quality attempts on the current finger
         self._rejected: Optional[Captured] = None  # last capture refused by the sequence check
         self._suspected: Optional[tuple[int, float]] = None  # (position, score) it resembled
@@ -465,7 +466,7 @@ class BookingSession:
             "amputated": [c.position for c in caps if c.missing == "XX"],
             "unable_to_print": [c.position for c in caps if c.missing == "UP"],
             "below_gate": [c.position for c in caps if c.below_gate],
-            "slaps": sorted(self.slaps),
+            "slaps": sorted(p for p, c in self.slaps.items() if not c.missing),  # plain images taken
             "sequence_rejections": self.sequence_rejections,
             "sequence_overrides": list(self.sequence_overrides),
             "suspected_duplicates": [dict(d) for d in self.suspected_duplicates

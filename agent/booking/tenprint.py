@@ -1,11 +1,14 @@
-"""The ten-print booking: ten rolled fingers, the two four-finger slaps and the two-thumb slap.
+"""The ten-print booking: ten rolled fingers, the two four-finger slaps and the two plain thumbs.
 
 Why: a bureau-grade criminal ten-print is not ten flat fingers. A booking desk
 rolls each finger nail to nail (impression type live-scan rolled) and takes
-the plain impressions of each hand's four fingers (FGP 13, 14) and of both
-thumbs together (FGP 15); comparing each rolled finger with its place in the
-slaps catches two fingers rolled in each other's box, or the wrong hand on
-the glass, which the duplicate-finger check cannot see.
+the plain impressions of each hand's four fingers (FGP 13, 14) and of the two
+thumbs (FGP 11 right, 12 left: the FBI's 14-image ten-print); comparing each
+rolled finger with its place in the slaps catches two fingers rolled in each
+other's box, or the wrong hand on the glass, which the duplicate-finger check
+cannot see. The thumbs are captured together, as a two-thumb slap, and cut
+apart by the segmentation, as live-scanners do: one placing for the officer,
+and each thumb's place is found the same way as the four fingers'.
 
 The flow, on a sensor that declares the rolled and slap capture modes
 (checked before the first finger; a single-finger module is refused with the
@@ -23,9 +26,14 @@ HAL's hint):
    against its slap segment; a swap stops the booking, naming the fingers,
    and nothing is kept.
 
-The slaps join the session (`session.slaps`) as FGP 13, 14, 15 records with
-each finger's box for 14.021 SEG; fpagent.booking.submit then queues the
-booking as usual. `fpagent book --tenprint` runs this.
+The plain impressions join the session (`session.slaps`): FGP 13, 14 with
+each finger's box for 14.021 SEG, and FGP 11, 12, each thumb's box cut out of
+the two-thumb slap (which is not sent itself). A thumb marked missing gets a
+plain record without image carrying its XX/UP, as its rolled record does; a
+thumb the segmentation did not find in the slap kept after the last attempt
+gets no plain record, and the thumb it did find one only when its rolled
+thumb matches it (alone, its number is a guess). fpagent.booking.submit then
+queues the booking as usual. `fpagent book --tenprint` runs this.
 """
 
 from __future__ import annotations
@@ -38,16 +46,18 @@ import numpy as np
 
 from fpagent import hal
 from fpagent.biometrics import sequence as sequence_check
-from fpagent.biometrics.segmentation import Segmentation, segment_slap
+from fpagent.biometrics.matcher import MATCH_THRESHOLD
+from fpagent.biometrics.segmentation import MARGIN, Segmentation, segment_slap
 from fpagent.booking.runner import BookingAborted, BookingUI, run_booking
 from fpagent.booking.session import BookingSession, Cancel, Phase
 from fpagent.errors import NoUsableFingerprint
 from fpagent.records import transaction as tx
-from fpagent.records.transaction_format import SLAP_FINGERS
+from fpagent.records.transaction_format import PLAIN_THUMBS, SLAP_FINGERS
 
 TENPRINT_MODES = (hal.CaptureMode.ROLLED, hal.CaptureMode.FOUR_FINGER_SLAP,
                   hal.CaptureMode.TWO_THUMB_SLAP)
 SLAP_ORDER = (13, 14, 15)
+THUMBS_SLAP = 15  # captured and segmented, sent as the plain thumbs 11 and 12
 SLAP_NAMES = {13: "right four-finger slap", 14: "left four-finger slap", 15: "two-thumb slap"}
 SLAP_PLACING = {13: "the four fingers of the right hand", 14: "the four fingers of the left hand",
                 15: "both thumbs"}
@@ -128,6 +138,44 @@ def slap_capture(image: hal.FingerImage, taken: SlapTaken) -> tx.FingerCapture:
         quality=max(0, min(100, min(scores) if scores else 0)), below_gate=taken.below_gate,
         attempts=taken.attempts, impression_type=int(image.impression_type),
         captured_at=image.captured_at, segments=segment_boxes(taken.segmentation, image.pixels.shape))
+
+
+def plain_thumbs(image: hal.FingerImage, taken: SlapTaken) -> dict:
+    """The thumbs found in a two-thumb slap as plain-thumb records (FGP 11, 12), by position.
+
+    Each is the slap's pixels inside the thumb's upright box (as 14.021 SEG would give it)
+    widened by the segmentation's margin, not resampled: what the glass saw. Quality is
+    the thumb's own segment's; a slap kept below the gate flags both thumbs.
+    """
+    plain_of = {thumb: plain for plain, thumb in PLAIN_THUMBS.items()}
+    quality = {s.finger: int(s.quality.score) for s in taken.segmentation.segments}
+    height, width = image.pixels.shape[:2]
+    out = {}
+    for finger, left, right, top, bottom in segment_boxes(taken.segmentation, image.pixels.shape):
+        left, top = max(0, left - MARGIN), max(0, top - MARGIN)
+        right, bottom = min(width, right + MARGIN), min(height, bottom + MARGIN)
+        out[plain_of[finger]] = tx.FingerCapture(
+            position=plain_of[finger], pixels=np.ascontiguousarray(image.pixels[top:bottom, left:right]),
+            ppi=int(image.ppi), quality=max(0, min(100, quality[finger])), below_gate=taken.below_gate,
+            attempts=taken.attempts, impression_type=int(image.impression_type),
+            captured_at=image.captured_at)
+    return out
+
+
+def confirmed_thumbs(plain: dict, taken: SlapTaken, verdict: sequence_check.SequenceVerdict) -> dict:
+    """The plain thumbs whose number is sure: all of a complete slap's; from a slap kept with a
+    thumb not found, only one its rolled thumb matched (a lone thumb is numbered by a guess)."""
+    if taken.segmentation.complete:
+        return plain
+    return {position: capture for position, capture in plain.items()
+            if verdict.scores.get(PLAIN_THUMBS[position], 0.0) >= MATCH_THRESHOLD}
+
+
+def missing_plain_thumbs(missing: dict) -> dict:
+    """Plain-thumb records without image for the thumbs marked missing (position -> XX/UP)."""
+    return {plain: tx.FingerCapture(position=plain, missing=missing[thumb],
+                                    impression_type=int(hal.ImpressionType.LIVE_PLAIN))
+            for plain, thumb in PLAIN_THUMBS.items() if thumb in missing}
 
 
 class _Timed:
@@ -247,7 +295,7 @@ def run_tenprint(session: BookingSession, sensor: hal.Sensor, *, ui: Optional[Bo
                 impression_type=hal.ImpressionType.LIVE_ROLLED)
     if session.phase is not Phase.READY:
         return report
-    missing = [c.position for c in session.captures() if c.missing]
+    missing = {c.position: c.missing for c in session.captures() if c.missing}
     images = {}
     for position in SLAP_ORDER:
         expected = expected_fingers(position, missing)
@@ -267,5 +315,9 @@ def run_tenprint(session: BookingSession, sensor: hal.Sensor, *, ui: Optional[Bo
     if verdict.unconfirmed:
         ui.notice(f"Sequence check: {verdict.message} (kept; the examiner will see the slaps).")
     for position, taken in report.slaps.items():
-        session.slaps[position] = slap_capture(images[position], taken)
+        if position == THUMBS_SLAP:
+            session.slaps.update(confirmed_thumbs(plain_thumbs(images[position], taken), taken, verdict))
+        else:
+            session.slaps[position] = slap_capture(images[position], taken)
+    session.slaps.update(missing_plain_thumbs(missing))
     return report

@@ -3,8 +3,10 @@
 A criminal ten-print submission: Type-1 (transaction information), one
 Type-2 (the few descriptive fields the central system needs), one Type-14 per
 finger (the image, WSQ at the FBI's usual 0.75 bpp, or PNG when lossless is
-wanted; amputated / unable-to-print fingers carry 14.018 AMP and no image)
-and one Type-9 per imaged finger with the minutiae as the INCITS 378 block.
+wanted; amputated / unable-to-print fingers carry 14.018 AMP and no image),
+for a ten-print also the plain impressions (four-finger slaps 13, 14 with
+14.021 SEG, plain thumbs 11, 12), and one Type-9 per imaged finger that has
+a template, with the minutiae as the INCITS 378 block.
 
 Everything is built with `nistitl` (records, fields, the LEN arithmetic, the
 CNT directory); this module only decides *what* goes in. The result is read
@@ -34,9 +36,9 @@ from fpagent.records.images import compress_image
 from fpagent.records.transaction_format import (ASL_FIELD, ATN_FIELD, CBEFF_OWNER_INCITS,
                                                 CBEFF_TYPE_378, COMPRESSIONS, CRI_FIELD,
                                                 DESCRIPTIVE_FIELDS, DOA_FIELD, DOMAIN, DPR_FIELD,
-                                                FINGERS, MISSING_CODES, OCA_FIELD, RET_FIELD, SEG_FIELD,
-                                                SLAP_FINGERS, VERSION, WSQ_BITRATE, TransactionError,
-                                                yyyymmdd)
+                                                FINGERS, MISSING_CODES, OCA_FIELD, PLAIN_THUMBS, RET_FIELD,
+                                                SEG_FIELD, SLAP_FINGERS, VERSION, WSQ_BITRATE,
+                                                TransactionError, yyyymmdd)
 from fpagent.records.transaction_parse import parse_transaction, validate
 
 
@@ -53,10 +55,12 @@ class FingerCapture:
     14.020 COM for review. A slap (FGP 13, 14, 15: plain impressions of
     several fingers) carries `segments`, each finger's place in the image as
     (FGP, left, right, top, bottom) px, right and bottom one past the last
-    pixel, for 14.021 SEG. `repr` hides pixels.
+    pixel, for 14.021 SEG. A plain thumb (FGP 11 right, 12 left) is one
+    thumb's plain impression; when that thumb is missing its record carries
+    the thumb's own position (1 or 6) in 14.018 AMP. `repr` hides pixels.
     """
 
-    position: int  # FGP 1..10, or 13, 14, 15 for the slaps
+    position: int  # FGP 1..10, 11, 12 for the plain thumbs, or 13, 14, 15 for the slaps
     pixels: Optional[np.ndarray] = None  # uint8 HxW, None when missing
     ppi: int = 500
     quality: int = 0
@@ -72,8 +76,9 @@ class FingerCapture:
     segments: tuple = ()  # slaps only: (FGP, left, right, top, bottom) per finger found
 
     def __post_init__(self):
-        if int(self.position) not in FINGERS and int(self.position) not in SLAP_FINGERS:
-            raise TransactionError(f"finger position {self.position} is not 1-10 or a slap (13-15)")
+        if int(self.position) not in (*FINGERS, *PLAIN_THUMBS, *SLAP_FINGERS):
+            raise TransactionError(f"finger position {self.position} is not 1-10, a plain thumb (11, 12) "
+                                   "or a slap (13-15)")
         if int(self.position) in SLAP_FINGERS:
             self._check_slap()
         elif self.segments:
@@ -250,7 +255,8 @@ def _type14(rec: BookingRecord, f: FingerCapture, compression: str) -> nistitl.A
     r.FCD = f"{when:%Y%m%d}"
     r.FGP = int(f.position)
     if f.missing:
-        r += _items(14, 18, (int(f.position), f.missing))  # AMP: FRAP US ABC
+        # AMP: FRAP US ABC, FRAP the finger (a plain thumb's record names its thumb, 1 or 6)
+        r += _items(14, 18, (PLAIN_THUMBS.get(int(f.position), int(f.position)), f.missing))
         return r
     px = np.asarray(f.pixels)
     cga, data = compress_image(px, f.ppi, compression)

@@ -22,6 +22,9 @@ MISSING_CODES = {"XX": "amputated", "UP": "unable to print"}
 # the plain (slap) impressions of a ten-print and the fingers each holds: FGP 13 the
 # right four fingers, 14 the left four, 15 both thumbs [std-excerpt: FGP table]
 SLAP_FINGERS = {13: (2, 3, 4, 5), 14: (7, 8, 9, 10), 15: (1, 6)}
+# the plain thumbs, each its own record in the FBI's 14-image ten-print, and the thumb each
+# shows: FGP 11 plain right thumb, 12 plain left thumb [FGP table in the shared spec notes]
+PLAIN_THUMBS = {11: 1, 12: 6}
 SEG_FIELD = 21  # 14.021 SEG: FGP US left US right US top US bottom, one subfield per finger
 COMPRESSIONS = ("wsq", "png")
 WSQ_BITRATE = 0.75  # bits per pixel the `wsq` package encodes at (fixed in its C wrapper)
