@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 
+from fpagent.errors import FpagentError
 from fpagent.link import fleet_commands, messages
 from fpagent.sealing import envelope as envelope_mod
 
@@ -30,7 +31,7 @@ CREATE INDEX IF NOT EXISTS fleet_results_command ON fleet_results (command_id);
 """
 
 
-class ResultRefused(ValueError):
+class ResultRefused(FpagentError, ValueError):
     """A `result` payload central does not store (unsigned, another device's, malformed)."""
 
 

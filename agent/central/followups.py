@@ -17,6 +17,7 @@ import json
 import time
 import uuid
 
+from fpagent.errors import FpagentError
 from fpagent.link import messages
 from fpagent.sealing import envelope as envelope_mod
 
@@ -29,7 +30,7 @@ CREATE TABLE IF NOT EXISTS releases (
 """
 
 
-class ReleaseRefused(ValueError):
+class ReleaseRefused(FpagentError, ValueError):
     """A release notice central does not take (not verified, not this device's booking...)."""
 
 
