@@ -15,8 +15,9 @@ def test_parse_the_derive_option():
     assert derived.parse("resample:569, resample:1000,crop:330x360") == [
         ("resample", (569,)), ("resample", (1000,)), ("crop", (330, 360))]
     assert derived.parse("") == []
-    assert derived.parse("pad:40") == [("pad", (40,))]
-    for bad in ("resample:90", "crop:330", "blur:3", "crop:10x10", "pad:0", "pad:x"):
+    assert derived.parse("pad:40,pad:40:255") == [("pad", (40,)), ("pad", (40, 255))]
+    assert derived.suffix("pad", (40, 255)) == "pad40g255"
+    for bad in ("resample:90", "crop:330", "blur:3", "crop:10x10", "pad:0", "pad:x", "pad:4:256"):
         with pytest.raises(UserError):
             derived.parse(bad)
 
@@ -49,12 +50,13 @@ def test_crop_keeps_a_window_around_the_print():
 
 def test_pad_surrounds_the_image_with_blank_glass():
     px = np.full((100, 120), 230, np.uint8)
-    px[20:80, 30:90] = 40  # the finger
+    px[30:70, 40:80] = 40  # the finger
     out, ppi = derived.derive_image(px, 500, "pad", (16,))
     assert ppi == 500 and out.shape == (132, 152) and out.dtype == np.uint8
     assert (out[16:-16, 16:-16] == px).all()
     assert set(np.unique(out[:16])) == {230} and set(np.unique(out[:, -16:])) == {230}
     assert derived.derive_image(px, 1000, "pad", (16,))[0].shape == (164, 184)  # 16 px at 500 ppi
+    assert (derived.derive_image(px, 500, "pad", (4, 255))[0][:4] == 255).all()
 
 
 def test_crop_of_a_resampled_image_is_the_same_skin_area():

@@ -33,10 +33,11 @@ def parse(text: str) -> list[tuple[str, tuple[int, ...]]]:
                     raise ValueError
                 out.append(("resample", (ppi,)))
             elif kind == "pad":
-                n = int(arg)
-                if not 1 <= n <= 512:
+                values = tuple(int(v) for v in arg.split(":"))
+                if not (len(values) in (1, 2) and 1 <= values[0] <= 512
+                        and all(0 <= v <= 255 for v in values[1:])):
                     raise ValueError
-                out.append(("pad", (n,)))
+                out.append(("pad", values))
             elif kind == "crop":
                 w, h = (int(v) for v in arg.lower().split("x"))
                 if not (64 <= w <= 2048 and 64 <= h <= 2048):
@@ -46,13 +47,14 @@ def parse(text: str) -> list[tuple[str, tuple[int, ...]]]:
                 raise ValueError
         except ValueError:
             raise UserError(f"--derive {part!r}: use resample:PPI (250-1200), crop:WIDTHxHEIGHT "
-                            f"(64-2048 px at 500 ppi) or pad:PIXELS (1-512 at 500 ppi)") from None
+                            f"(64-2048 px at 500 ppi) or pad:PIXELS[:GREY] "
+                            f"(1-512 px at 500 ppi; grey 0-255, default the background's)") from None
     return out
 
 
 def suffix(kind: str, arg: tuple[int, ...]) -> str:
-    """The derived set's name suffix: 'resample569', 'crop330x360'."""
-    return kind + "x".join(str(v) for v in arg)
+    """The derived set's name suffix: 'resample569', 'crop330x360', 'pad40', 'pad40g255'."""
+    return kind + ("g" if kind == "pad" else "x").join(str(v) for v in arg)
 
 
 def resample(pixels: np.ndarray, ppi_from: int, ppi_to: int) -> np.ndarray:
@@ -95,17 +97,15 @@ def crop(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def background_grey(pixels: np.ndarray) -> int:
-    """The grey of the blank glass: the median of the image's outermost rows and columns
-    (a print rarely reaches every edge, and where it does the median still lands on glass)."""
-    px = np.asarray(pixels)
-    rim = np.concatenate([px[0], px[-1], px[:, 0], px[:, -1]])
-    return int(np.median(rim))
+    """The grey of the blank glass: the image's 90th percentile (the glass where a print
+    leaves some, the valleys' grey where it fills the image, as on DB3_B and DB4_B)."""
+    return int(np.percentile(np.asarray(pixels)[::2, ::2], 90))
 
 
-def pad(pixels: np.ndarray, border: int) -> np.ndarray:
-    """The image inside a blank border of `border` pixels of the background's grey."""
-    return np.pad(np.asarray(pixels), border, mode="constant",
-                  constant_values=background_grey(pixels)).astype(np.uint8)
+def pad(pixels: np.ndarray, border: int, grey: int | None = None) -> np.ndarray:
+    """The image inside a blank border of `border` pixels of `grey` (default: the background's)."""
+    grey = background_grey(pixels) if grey is None else grey
+    return np.pad(np.asarray(pixels), border, mode="constant", constant_values=grey).astype(np.uint8)
 
 
 def derive_image(pixels: np.ndarray, ppi: int, kind: str, arg: tuple[int, ...]) -> tuple[np.ndarray, int]:
@@ -118,7 +118,7 @@ def derive_image(pixels: np.ndarray, ppi: int, kind: str, arg: tuple[int, ...]) 
             w, h = int(round(w * ppi / 500)), int(round(h * ppi / 500))
         return crop(pixels, w, h), ppi
     if kind == "pad":
-        return pad(pixels, int(round(arg[0] * ppi / 500))), ppi
+        return pad(pixels, int(round(arg[0] * ppi / 500)), *arg[1:]), ppi
     raise ValueError(kind)
 
 
