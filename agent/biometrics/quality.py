@@ -67,10 +67,10 @@ def _advice(f: Fields, usable: float, contrast: float, clarity: float) -> str:
             return "finger too wet (the image is dark): dry it and capture again"
         return "no finger found on the glass: place the finger flat and press gently"
     grey = float(np.median(f.image[f.mask][::5]))
+    if grey < 100 and (contrast < 20 or clarity < 0.5):  # dark: wet, however patchy
+        return "finger too wet: dry it and capture again"
     if clarity < 0.3:  # broken, patchy ridges
         return "finger too dry: moisten it slightly and press a little harder"
-    if grey < 100 and (contrast < 20 or clarity < 0.5):
-        return "finger too wet: dry it and capture again"
     if grey > 150 and clarity < 0.45:
         return "finger too dry: moisten it slightly and press a little harder"
     if contrast < 18:
