@@ -29,7 +29,7 @@ SPLITS = {
 
 # what a reader must know about a validation set that earlier work looked at
 CAVEATS = {
-    "fvc2002_db3_b": "MATCH_THRESHOLD and the quality weights were first fitted on DB1_B + DB3_B",
+    "fvc2002_db3_b": "MATCH_THRESHOLD was first fitted on DB1_B + DB3_B",
 }
 
 
