@@ -429,7 +429,8 @@ def run(args) -> int:
     def sec(v):
         return "n/a" if v is None else f"{v:.2f} s"
 
-    print(f"constants tuned on: {', '.join(splits.tuning_sets())}; every other set is validation")
+    print(f"constants tuned on: {', '.join(splits.tuning_sets())} and the sets derived from it; "
+          "every other set is validation")
     print(f"matcher + prefilter kernels (import to ready): first compile {sec(starts['first_compile_s'])}, "
           f"cached start {sec(starts['cached_start_s'])}")
     emit({"benchmark": "accuracy", "datasets": datasets, "matcher_kernels": starts,
