@@ -221,3 +221,37 @@ def test_after_warm_up_the_first_extraction_compiles_nothing(fingerprints_dir, t
     assert {"fpagent.biometrics.kernels.boxfilter.box_mean",
             "fpagent.biometrics.kernels.enhance.line_filter"} <= set(result["kernels"])
     assert result["new"] == {}
+
+
+def _shared_share(a, b, shift):
+    """Share of the minutiae of either template with a partner within 3 px in the other."""
+    pa = np.stack([a["x"], a["y"]], 1).astype(float)
+    pb = np.stack([b["x"], b["y"]], 1).astype(float) - shift
+    d = np.hypot(pa[:, None, 0] - pb[None, :, 0], pa[:, None, 1] - pb[None, :, 1])
+    return float(((d.min(1) <= 3).sum() + (d.min(0) <= 3).sum()) / (len(pa) + len(pb)))
+
+
+@pytest.mark.parametrize("name", ["103_5.png", "108_4.png", "107_7.png"])
+@pytest.mark.parametrize("grey", [None, 255])
+def test_a_blank_border_changes_almost_no_minutia(fingerprints_dir, name, grey):
+    """A print that fills a small sensor's window gives the same minutiae inside a blank
+    border (a larger glass): no false minutiae where the print meets the glass, no lost ones."""
+    from fpagent.bench import derived
+
+    px = derived.crop(_load(fingerprints_dir, "fvc2002_db1_b", name), 240, 260)
+    plain = extraction.extract(px).template.minutiae
+    padded = extraction.extract(derived.pad(px, 40, grey)).template.minutiae
+    assert abs(len(padded) - len(plain)) <= 3
+    assert _shared_share(plain, padded, 40) >= 0.9
+
+
+def test_blank_glass_is_flat_bright_area_never_ridges_or_a_dark_blot(fingerprints_dir):
+    from fpagent.biometrics import fields
+
+    px = _load(fingerprints_dir, "fvc2002_db3_b", "104_5.png").copy()
+    px[100:140, 100:140] = 20  # a flat dark blot on the skin (wet)
+    framed = np.pad(px, 30, constant_values=200).astype(np.float32)
+    blank = fields.blank_glass(framed)
+    assert blank[:26].all() and blank[-26:].all() and blank[:, :26].all()  # the step itself is not flat
+    assert not blank[130:170, 130:170].any()  # the dark blot is skin, not glass
+    assert blank[40:-40, 40:-40].mean() < 0.02  # the ridges are never glass

@@ -13,9 +13,9 @@ foreign vs foreign and, with the images of the same prints, ours vs foreign
 the same process and prints the ratios. Folders marked synthetic in the
 data's INDEX.tsv (DB4: SFinGe) are labelled so in every line, and every
 set is labelled tuning or validation (fpagent.bench.splits). `--derive
-resample:569,resample:1000,crop:330x360` adds, per image folder, the same
-prints resampled to other resolutions and cropped to a small sensor's area
-(fpagent.bench.derived), each scored as a set of its own.
+resample:569,resample:1000,crop:330x360,pad:40` adds, per image folder, the same
+prints resampled to other resolutions, cropped to a small sensor's area and
+inside a blank border (fpagent.bench.derived), each scored as a set of its own.
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ def register(sub):
     p.add_argument("--against", choices=["nbis"], help="also run NIST NBIS mindtct + bozorth3")
     p.add_argument("--derive", metavar="SPEC", default="",
                    help="also score derived sets of each image folder: comma-separated "
-                        "resample:PPI and crop:WIDTHxHEIGHT (at 500 ppi), e.g. "
-                        "resample:569,resample:1000,crop:330x360")
+                        "resample:PPI, crop:WIDTHxHEIGHT and pad:PIXELS (at 500 ppi), e.g. "
+                        "resample:569,resample:1000,crop:330x360,pad:40")
     p.add_argument("--scores-out", metavar="FILE.tsv",
                    help="write probe<TAB>reference<TAB>score for every compared pair "
                         "(NBIS scores go to FILE.nbis.tsv)")
@@ -429,7 +429,8 @@ def run(args) -> int:
     def sec(v):
         return "n/a" if v is None else f"{v:.2f} s"
 
-    print(f"constants tuned on: {', '.join(splits.tuning_sets())}; every other set is validation")
+    print(f"constants tuned on: {', '.join(splits.tuning_sets())} and the sets derived from it; "
+          "every other set is validation")
     print(f"matcher + prefilter kernels (import to ready): first compile {sec(starts['first_compile_s'])}, "
           f"cached start {sec(starts['cached_start_s'])}")
     emit({"benchmark": "accuracy", "datasets": datasets, "matcher_kernels": starts,

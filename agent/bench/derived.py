@@ -1,12 +1,15 @@
 """Generalisation sets made from the shared images without new data.
 
-`--derive resample:569,resample:1000,crop:330x360` on `fpagent bench accuracy`
+`--derive resample:569,resample:1000,crop:330x360,pad:40` on `fpagent bench accuracy`
 turns each 500 ppi folder into more sets: the same prints as a sensor of
 another resolution gives them (resampled, the new ppi written in the PNG's
-pHYs chunk so extraction reads it and normalises back to 500 ppi), and as a
+pHYs chunk so extraction reads it and normalises back to 500 ppi), as a
 small-area sensor gives them (a window of at most WIDTHxHEIGHT pixels at
-500 ppi around the print's centre). No constant was tuned on these images: they are
-validation sets (fpagent.bench.splits).
+500 ppi around the print's centre), and as a larger glass gives them (a blank
+border of N pixels at 500 ppi, of the background's grey, on every side: the
+print's edge then meets blank glass inside the image, not at its border, and
+the extractor must not find minutiae along it). A derived set takes its
+source's split (fpagent.bench.splits).
 """
 
 from __future__ import annotations
@@ -29,6 +32,12 @@ def parse(text: str) -> list[tuple[str, tuple[int, ...]]]:
                 if not 250 <= ppi <= 1200:
                     raise ValueError
                 out.append(("resample", (ppi,)))
+            elif kind == "pad":
+                values = tuple(int(v) for v in arg.split(":"))
+                if not (len(values) in (1, 2) and 1 <= values[0] <= 512
+                        and all(0 <= v <= 255 for v in values[1:])):
+                    raise ValueError
+                out.append(("pad", values))
             elif kind == "crop":
                 w, h = (int(v) for v in arg.lower().split("x"))
                 if not (64 <= w <= 2048 and 64 <= h <= 2048):
@@ -37,14 +46,15 @@ def parse(text: str) -> list[tuple[str, tuple[int, ...]]]:
             else:
                 raise ValueError
         except ValueError:
-            raise UserError(f"--derive {part!r}: use resample:PPI (250-1200) or crop:WIDTHxHEIGHT "
-                            f"(64-2048 px at 500 ppi)") from None
+            raise UserError(f"--derive {part!r}: use resample:PPI (250-1200), crop:WIDTHxHEIGHT "
+                            f"(64-2048 px at 500 ppi) or pad:PIXELS[:GREY] "
+                            f"(1-512 px at 500 ppi; grey 0-255, default the background's)") from None
     return out
 
 
 def suffix(kind: str, arg: tuple[int, ...]) -> str:
-    """The derived set's name suffix: 'resample569', 'crop330x360'."""
-    return kind + "x".join(str(v) for v in arg)
+    """The derived set's name suffix: 'resample569', 'crop330x360', 'pad40', 'pad40g255'."""
+    return kind + ("g" if kind == "pad" else "x").join(str(v) for v in arg)
 
 
 def resample(pixels: np.ndarray, ppi_from: int, ppi_to: int) -> np.ndarray:
@@ -86,6 +96,18 @@ def crop(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.ascontiguousarray(pixels[top:top + height, left:left + width])
 
 
+def background_grey(pixels: np.ndarray) -> int:
+    """The grey of the blank glass: the image's 90th percentile (the glass where a print
+    leaves some, the valleys' grey where it fills the image, as on DB3_B and DB4_B)."""
+    return int(np.percentile(np.asarray(pixels)[::2, ::2], 90))
+
+
+def pad(pixels: np.ndarray, border: int, grey: int | None = None) -> np.ndarray:
+    """The image inside a blank border of `border` pixels of `grey` (default: the background's)."""
+    grey = background_grey(pixels) if grey is None else grey
+    return np.pad(np.asarray(pixels), border, mode="constant", constant_values=grey).astype(np.uint8)
+
+
 def derive_image(pixels: np.ndarray, ppi: int, kind: str, arg: tuple[int, ...]) -> tuple[np.ndarray, int]:
     """(pixels, ppi) of one derived image."""
     if kind == "resample":
@@ -95,6 +117,8 @@ def derive_image(pixels: np.ndarray, ppi: int, kind: str, arg: tuple[int, ...]) 
         if ppi != 500:  # the window is given at 500 ppi
             w, h = int(round(w * ppi / 500)), int(round(h * ppi / 500))
         return crop(pixels, w, h), ppi
+    if kind == "pad":
+        return pad(pixels, int(round(arg[0] * ppi / 500)), *arg[1:]), ppi
     raise ValueError(kind)
 
 

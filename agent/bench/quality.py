@@ -6,8 +6,8 @@ extra `nbis-py`), and prints the Spearman rank correlation per folder, each
 marked tuning or validation (fpagent.bench.splits). Never pooled: pooling
 sets of different sensors rewards telling the sensors apart, not ranking the
 prints, and inflates the figure. The quality weights were fitted on the
-tuning split; the validation figures are the out-of-sample ones. The target
-is >= 0.7 on every set. `nfiq2_correlation(paths)` is the same figure for
+tuning split (`--fit`, which refuses any other folder); the validation
+figures are the out-of-sample ones. The target is >= 0.7 on every set. `nfiq2_correlation(paths)` is the same figure for
 other benchmarks (`fpagent bench accuracy`).
 """
 
@@ -68,8 +68,8 @@ def _png_bytes(pixels: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def score_pairs(paths, label: str = "quality") -> tuple[list[int], list[int], int]:
-    """(our scores, NFIQ 2 scores, images NFIQ 2 could not score) for the images."""
+def rated_reports(paths, label: str = "quality") -> tuple[list, list[int], int]:
+    """(our quality reports, NFIQ 2 scores, images NFIQ 2 could not score) for the images."""
     from PIL import Image
 
     from fpagent.biometrics import extraction, fields
@@ -88,10 +88,78 @@ def score_pairs(paths, label: str = "quality") -> tuple[list[int], list[int], in
         except Exception:  # NFIQ 2 refuses some images (e.g. too little foreground)
             failed += 1
             continue
-        ours.append(extraction.assess_quality(pixels, ppi=ppi).score)
+        ours.append(extraction.assess_quality(pixels, ppi=ppi))
         ref.append(int(r))
     progress(label, len(paths), len(paths))
     return ours, ref, failed
+
+
+def score_pairs(paths, label: str = "quality") -> tuple[list[int], list[int], int]:
+    """(our scores, NFIQ 2 scores, images NFIQ 2 could not score) for the images."""
+    reports, ref, failed = rated_reports(paths, label)
+    return [r.score for r in reports], ref, failed
+
+
+# exponents tried for each term of the score (fpagent.biometrics.quality.WEIGHTS); none may
+# drop out: each guards against a damage (blur, faint or patchy ridges) that the tuning
+# set hardly shows, so ranking its 80 prints cannot tell what the term is worth
+FIT_GRID = {"area": (0.5, 1.0, 1.5), "blocks": (0.5, 1.0, 1.5, 2.0),
+            "clarity": (0.5, 1.0, 1.5, 2.0), "minutiae": (0.25, 0.5, 0.75, 1.0),
+            "contrast": (2.0, 3.0)}  # at least 2: the gate must refuse a faint print
+
+
+def fit_weights(terms: list[dict], nfiq2: list[int]) -> tuple[dict, float, float]:
+    """(weights, scale, Spearman) that rank these prints most like NFIQ 2.
+
+    Pure: the caller decides which prints it may fit on (the tuning split
+    only). The weights are the grid point with the best Spearman of the raw
+    score (the current weights win ties); the scale then puts the median
+    print's score at NFIQ 2's median.
+    """
+    import itertools  # noqa: PLC0415
+
+    from fpagent.biometrics import quality  # noqa: PLC0415
+
+    names = list(FIT_GRID)
+    logs = np.log(np.array([[max(t[n], 1e-9) for n in names] for t in terms]))
+    best_w = dict(quality.WEIGHTS)
+    best = spearman(logs @ np.array([best_w[n] for n in names]), nfiq2)
+    for combo in itertools.product(*(FIT_GRID[n] for n in names)):
+        rho = spearman(logs @ np.array(combo), nfiq2)
+        if rho > best + 1e-9:
+            best, best_w = rho, dict(zip(names, combo))
+    x_median = float(np.median([quality.raw_score(t, best_w) for t in terms]))
+    target = min(max(float(np.median(nfiq2)), 1.0), 99.0) / 100.0
+    scale = x_median / -np.log(1.0 - target)
+    return best_w, float(scale), float(best)
+
+
+def run_fit(folders, limit: int, json_out) -> int:
+    """Fit the quality weights on tuning-split folders only; refuse any other."""
+    from fpagent.bench import splits  # noqa: PLC0415
+    from fpagent.biometrics import quality  # noqa: PLC0415
+
+    others = [f.name for f in folders if splits.split_of(f.name) != splits.TUNING]
+    if others:
+        raise UserError(f"--fit uses the tuning split only ({', '.join(splits.tuning_sets())}); "
+                        f"{', '.join(others)} is validation")
+    terms, ref = [], []
+    for folder in folders:
+        files = _images(folder)[: limit or None]
+        reports, nfiq2, _ = rated_reports(files, label=f"{folder.name}: fit")
+        for r, q in zip(reports, nfiq2):
+            if r.terms is not None and r.score > 0:  # no usable print: 0 whatever the weights
+                terms.append(r.terms)
+                ref.append(q)
+    weights, scale, rho = fit_weights(terms, ref)
+    now = spearman([quality.raw_score(t) for t in terms], ref)
+    print(f"fitted on {len(terms)} tuning images: Spearman vs NFIQ 2 {rho:.3f} "
+          f"(current weights {now:.3f})")
+    print(f"WEIGHTS = {weights!r}\nSCALE = {scale:.3g}")
+    emit({"benchmark": "quality-fit", "sets": [f.name for f in folders], "images": len(terms),
+          "weights": weights, "scale": scale, "spearman_fitted": rho, "spearman_current": now},
+         json_out)
+    return 0
 
 
 def _ppi_of(path) -> int:
@@ -128,6 +196,8 @@ def run(args) -> int:
     from fpagent.bench import splits  # noqa: PLC0415
 
     folders = [pathlib.Path(d) for d in args.dirs]
+    if args.fit:
+        return run_fit(folders, args.limit, args.json)
     datasets = []
     for folder in folders:
         files = _images(folder)
@@ -157,5 +227,7 @@ def register(sub):
                        description=__doc__.split("\n\n")[1])
     p.add_argument("dirs", nargs="+", metavar="DIR", help="folder(s) of fingerprint images")
     p.add_argument("--limit", type=int, default=0, help="first N images per folder only")
+    p.add_argument("--fit", action="store_true",
+                   help="fit the score's weights and scale (tuning-split folders only) and print them")
     add_json_flag(p)
     p.set_defaults(func=run)

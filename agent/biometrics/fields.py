@@ -4,7 +4,8 @@
 from the smoothed gradient structure tensor (its coherence is the
 orientation certainty), the ridge period from the ratio of gradient energy
 to grey-level variance (for a ridge pattern A*sin(2*pi*x/T): mean |grad|^2 /
-variance = (2*pi/T)^2), and the foreground mask. The block and
+variance = (2*pi/T)^2), and the foreground mask, which stops a few pixels
+short of blank glass and of the image's edge alike. The block and
 half-resolution helpers here are the grid arithmetic both users need.
 Everything is numpy (plus the box-filter kernels of
 fpagent.biometrics.kernels.boxfilter) on a 500 ppi image; `resample_to_500`
@@ -28,6 +29,9 @@ FLOW_R = 10  # extra smoothing of the doubled-angle field (px)
 FLOW_R2 = 30  # ... and the wider smoothing used where the flow is unclear
 FG_CONTRAST_REL = 0.15  # foreground: local std above this share of the image's 95th percentile
 FG_COHERENCE = 0.25  # ... and an orientation certainty above this
+BLANK_REL = 0.08  # blank glass: 5x5 grey std below this share of the image's 95th percentile ...
+BLANK_MIN_PX = 15  # ... over a patch this wide (~1.7 periods: a dry print's pale patches are narrower)
+BLANK_MARGIN = 3  # px of the print kept off blank glass (the 5x5 window's reach, plus one)
 
 
 # --------------------------------------------------------------------------- filters
@@ -132,6 +136,32 @@ def full(a: np.ndarray, shape) -> np.ndarray:
 
 # --------------------------------------------------------------------------- analysis
 
+def blank_glass(img: np.ndarray) -> np.ndarray:
+    """Where the image holds no texture at all (bool per pixel): empty glass or a blank border.
+
+    Blank glass is uniform, and no darker than the print's middle grey, over
+    patches wider than a ridge; a print is never flat over more than a ridge's
+    width. Where the two meet, the grey step looks like one strong, perfectly
+    coherent ridge edge to every other field, so the fields treat blank glass
+    as outside the image: a print on a larger glass (or inside a blank
+    border) gives the same minutiae as the same print filling the image.
+    """
+    m = box_mean(img, 2)
+    s = np.sqrt(np.maximum(box_mean(img * img, 2) - m * m, 0.0))
+    flat = s < max(BLANK_REL * float(np.percentile(s[::4, ::4], 95)), 1.0)
+    # glass reads as the bright side; a flat dark patch is skin (a wet or pressed finger)
+    flat = (flat & (m >= float(np.median(img[::4, ::4])))).astype(np.float32)
+    r = BLANK_MIN_PX // 2
+    core = box_mean(flat, r) > 0.999  # opening: flat over a whole patch ...
+    return box_mean(core.astype(np.float32), r) > 1e-3  # ... grown back to its own extent
+
+
+def _masked_mean(a: np.ndarray, weight: np.ndarray, weight_mean: np.ndarray, r: int) -> np.ndarray:
+    """Box mean of `a` over the pixels where weight is 1 (the plain mean where there are none)."""
+    num = box_mean(a * weight, r)
+    return np.where(weight_mean > 1e-3, num / np.maximum(weight_mean, 1e-3), box_mean(a, r))
+
+
 def analyse(img500: np.ndarray) -> Fields:
     """Orientation, period, coherence and foreground of a 500 ppi grey image.
 
@@ -141,18 +171,28 @@ def analyse(img500: np.ndarray) -> Fields:
     """
     img = np.asarray(img500, dtype=np.float32)
     h, w = img.shape
-    mean = box_mean(img, 8)
-    var = np.maximum(box_mean((img - mean) ** 2, 8), 1e-3)
+    blank = blank_glass(img)
+    # local statistics over the print only: blank glass would pull the mean and
+    # the contrast of the print's last ridges towards its own grey
+    valid = (~blank).astype(np.float32)
+    valid_mean = box_mean(valid, 8)
+    mean = _masked_mean(img, valid, valid_mean, 8)
+    var = np.maximum(_masked_mean((img - mean) ** 2, valid, valid_mean, 8), 1e-3)
     std = np.sqrt(var)
     normalised = np.clip((mean - img) / (std + 2.0), -3.0, 3.0)
 
     # gradients of the lightly smoothed image; structure tensor over ~2 periods
+    # (none across the step from the print to blank glass: it is not a ridge)
     sm = box_mean(img, 1)
     gx = np.zeros_like(sm)
     gy = np.zeros_like(sm)
     gx[:, 1:-1] = 0.5 * (sm[:, 2:] - sm[:, :-2])
     gy[1:-1, :] = 0.5 * (sm[2:, :] - sm[:-2, :])
-    t = box_mean(half(np.stack([gx * gx, gy * gy, gx * gy, (sm - mean) ** 2])), TENSOR_R // 2)
+    near_blank = box_mean(blank.astype(np.float32), BLANK_MARGIN) > 1e-3
+    gx[near_blank] = 0.0
+    gy[near_blank] = 0.0
+    dev = np.where(near_blank, 0.0, sm - mean).astype(np.float32)
+    t = box_mean(half(np.stack([gx * gx, gy * gy, gx * gy, dev * dev])), TENSOR_R // 2)
     jxx, jyy, jxy, svar = t[0], t[1], t[2], t[3]
     energy = jxx + jyy
     vx, vy = jxx - jyy, 2 * jxy
@@ -195,7 +235,10 @@ def analyse(img500: np.ndarray) -> Fields:
         fg = np.zeros_like(fg)
     else:
         fg = _largest_component(fg)
-    mask = upsample_blocks(fg, 8, (h, w))
+    # the image's own edge is where the glass ends: the same margin as at blank glass
+    mask = upsample_blocks(fg, 8, (h, w)) & ~near_blank
+    mask[:BLANK_MARGIN, :] = mask[-BLANK_MARGIN:, :] = False
+    mask[:, :BLANK_MARGIN] = mask[:, -BLANK_MARGIN:] = False
 
     # smoothed period inside the foreground
     mask_h = upsample_blocks(fg, 4, raw_period.shape)

@@ -41,6 +41,7 @@ class QualityReport:
     usable_area: float = 0.0  # foreground share of the image, 0..1
     contrast: float = 0.0  # median local grey-level std in the foreground
     minutiae_count: int | None = None  # when extraction ran
+    terms: dict | None = None  # the score's terms (score_terms), what `bench quality --fit` fits
 
     def __repr__(self) -> str:
         return (f"QualityReport(score={self.score}, advice={self.advice!r}, "
@@ -50,6 +51,40 @@ class QualityReport:
 # --------------------------------------------------------------------------- scoring
 
 ADVICE_BELOW = 35  # the capture gate's default minimum (config quality.min_score)
+
+# The score multiplies its terms, each raised to its weight, then saturates:
+# 100 * (1 - exp(-x / SCALE)). The weights rank the prints like NIST's NFIQ 2,
+# the scale puts the median print at NFIQ 2's median; both were fitted on the
+# tuning split only (fpagent.bench.splits) by `fpagent bench quality --fit`.
+WEIGHTS = {"area": 1.5, "blocks": 0.5, "clarity": 0.5, "minutiae": 0.5, "contrast": 2.0}
+SCALE = 3.11
+
+
+def score_terms(good_blocks: float, block_quality: float, clarity: float, minutiae: int,
+                contrast: float) -> dict:
+    """The score's terms, each about 0..1 on a good print.
+
+    area: good blocks / 100; blocks: the mean block quality; clarity: the ridge
+    clarity; minutiae: count / 30; contrast: median local std / 15, capped at 1
+    (faint or blurred ridges; the shared sets are >= 17).
+    """
+    return {"area": good_blocks / 100.0, "blocks": block_quality, "clarity": clarity,
+            "minutiae": max(minutiae, 1) / 30.0, "contrast": min(1.0, contrast / 15.0)}
+
+
+def raw_score(terms: dict, weights: dict | None = None) -> float:
+    """The product of the terms raised to their weights (before saturation)."""
+    weights = WEIGHTS if weights is None else weights
+    x = 1.0
+    for name, w in weights.items():
+        x *= max(terms[name], 1e-9) ** w
+    return x
+
+
+def score_from_terms(terms: dict, weights: dict | None = None, scale: float | None = None) -> int:
+    """The 1..100 score of a print with usable foreground."""
+    x = raw_score(terms, weights)
+    return int(np.clip(round(100.0 * (1.0 - math.exp(-x / (SCALE if scale is None else scale)))), 1, 100))
 
 
 def _advice(f: Fields, usable: float, contrast: float, clarity: float) -> str:
@@ -67,10 +102,10 @@ def _advice(f: Fields, usable: float, contrast: float, clarity: float) -> str:
             return "finger too wet (the image is dark): dry it and capture again"
         return "no finger found on the glass: place the finger flat and press gently"
     grey = float(np.median(f.image[f.mask][::5]))
+    if grey < 100 and (contrast < 20 or clarity < 0.5):  # dark: wet, however patchy
+        return "finger too wet: dry it and capture again"
     if clarity < 0.3:  # broken, patchy ridges
         return "finger too dry: moisten it slightly and press a little harder"
-    if grey < 100 and (contrast < 20 or clarity < 0.5):
-        return "finger too wet: dry it and capture again"
     if grey > 150 and clarity < 0.45:
         return "finger too dry: moisten it slightly and press a little harder"
     if contrast < 18:
@@ -109,15 +144,10 @@ def report_from_fields(f: Fields, clarity: np.ndarray | None = None, scale: floa
     rc = float(clar_b[block_fg].mean())
     good_blocks = float((block_q[block_fg] > 0.55).sum())
     period = float(np.median(f.period[f.mask][::5]))
-    # The score multiplies the usable area (good blocks), the mean block quality,
-    # the ridge clarity and the minutiae count, then saturates; the form and the
-    # constants were chosen so that it ranks the shared FVC2002 sets like NFIQ 2
-    # (Spearman 0.76-0.82 per set, `fpagent bench quality`) on the same scale.
-    m_term = 1.0 if minutiae_count is None else math.sqrt(max(minutiae_count, 1) / 30.0)
+    m_count = 30 if minutiae_count is None else minutiae_count
     contrast = float(np.median(f.std[f.mask][::5]))
-    c_term = min(1.0, contrast / 15.0) ** 2  # faint or blurred ridges (the shared sets: >= 17)
-    x = good_blocks / 100.0 * float(block_q[block_fg].mean()) * rc * m_term * c_term
-    score = int(np.clip(round(100.0 * (1.0 - math.exp(-x / 2.2))), 1, 100))
+    terms = score_terms(good_blocks, float(block_q[block_fg].mean()), rc, m_count, contrast)
+    score = score_from_terms(terms)
 
     # advice for the officer, most useful first
     advice = _advice(f, usable, contrast, rc) if score < ADVICE_BELOW else ""
@@ -125,5 +155,5 @@ def report_from_fields(f: Fields, clarity: np.ndarray | None = None, scale: floa
         score=score, block_size=int(round(BLOCK * scale)), block_map=block_q,
         foreground=block_fg, advice=advice, orientation_certainty=oc, ridge_clarity=rc,
         ridge_period=period * scale, usable_area=usable, contrast=contrast,
-        minutiae_count=minutiae_count,
+        minutiae_count=minutiae_count, terms=terms,
     )
