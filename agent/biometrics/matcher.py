@@ -37,6 +37,7 @@ import weakref
 
 import numpy as np
 
+from fpagent.biometrics import portable_math
 from fpagent.biometrics.match_kernels.constants import BUCKET_SHIFT, BUCKETS_PER_ANGLE, EDGE_LEN_BIN
 from fpagent.biometrics.template import Template
 
@@ -125,7 +126,7 @@ def build_edges(x: np.ndarray, y: np.ndarray, th: np.ndarray, k: int = NEIGHBOUR
         return empty
     dx = x[None, :] - x[:, None]
     dy = y[None, :] - y[:, None]
-    d = np.hypot(dx, dy)
+    d = np.sqrt(dx * dx + dy * dy)  # as the kernel: not hypot, whose last bit varies by CPU
     np.fill_diagonal(d, np.inf)
     kk = min(k, n - 1)
     nn = np.argsort(d, axis=1, kind="stable")[:, :kk]
@@ -138,7 +139,7 @@ def build_edges(x: np.ndarray, y: np.ndarray, th: np.ndarray, k: int = NEIGHBOUR
     if ii.size == 0:
         return empty
     length = d[ii, jj]
-    direction = np.arctan2(dy[ii, jj], dx[ii, jj])
+    direction = portable_math.atan2_array(dy[ii, jj], dx[ii, jj])
     a_i = _wrap(direction - th[ii])
     a_j = _wrap(direction + math.pi - th[jj])
     ai_u = _units(a_i)
