@@ -1,6 +1,7 @@
 """The portable atan2, cos/sin and exp: within 1 ulp of the C library, the same bits compiled
 (Numba), interpreted (Python) and vectorised (numpy), and the same bits as recorded on
-x86-64 (scripts/check-arm64 runs this file on aarch64)."""
+x86-64 (scripts/check-arm64 runs this file on aarch64); and the prefilter's fixed-order
+norm kernel against its reference (test_prefilter needs NBIS, so it does not run there)."""
 
 from __future__ import annotations
 
