@@ -174,24 +174,37 @@ def exp(x: float) -> float:
     return y
 
 
+_ATAN_EDGES = np.array([0.4375, 0.6875, 1.1875, 2.4375])
+
+
 def atan_array(x: np.ndarray) -> np.ndarray:
-    """fdlibm's atan element by element with numpy ufuncs (the same bits)."""
+    """fdlibm's atan element by element with numpy ufuncs (the same bits as `atan2`'s)."""
     x = np.asarray(x, dtype=np.float64)
     ax = np.abs(x)
-    idx = np.select([ax < 0.4375, ax < 0.6875, ax < 1.1875, ax < 2.4375], [-1, 0, 1, 2], 3)
+    # interval -1 .. 3, as the scalar code's comparisons pick it
+    idx = np.searchsorted(_ATAN_EDGES, ax, side="right") - 1
+    t = np.empty_like(ax)
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.select([idx == -1, idx == 0, idx == 1, idx == 2],
-                      [x, (2.0 * ax - 1.0) / (2.0 + ax), (ax - 1.0) / (ax + 1.0), (ax - 1.5) / (1.0 + 1.5 * ax)],
-                      -1.0 / ax)
+        m = idx == -1
+        t[m] = x[m]
+        m = idx == 0
+        a = ax[m]
+        t[m] = (2.0 * a - 1.0) / (2.0 + a)
+        m = idx == 1
+        a = ax[m]
+        t[m] = (a - 1.0) / (a + 1.0)
+        m = idx == 2
+        a = ax[m]
+        t[m] = (a - 1.5) / (1.0 + 1.5 * a)
+        m = idx == 3
+        t[m] = -1.0 / ax[m]
     z = t * t
     w = z * z
     s1 = z * (_AT[0] + w * (_AT[2] + w * (_AT[4] + w * (_AT[6] + w * (_AT[8] + w * _AT[10])))))
     s2 = w * (_AT[1] + w * (_AT[3] + w * (_AT[5] + w * (_AT[7] + w * _AT[9]))))
-    hi = np.take(np.array(_ATANHI), np.maximum(idx, 0))
-    lo = np.take(np.array(_ATANLO), np.maximum(idx, 0))
-    r = hi - ((t * (s1 + s2) - lo) - t)
-    r = np.where(x < 0.0, -r, r)
-    out = np.where(idx < 0, t - t * (s1 + s2), r)
+    sel = np.maximum(idx, 0)
+    r = np.array(_ATANHI)[sel] - ((t * (s1 + s2) - np.array(_ATANLO)[sel]) - t)
+    out = np.where(idx < 0, t - t * (s1 + s2), np.where(x < 0.0, -r, r))
     out = np.where(ax < _TINY, x, out)
     big = _ATANHI[3] + _ATANLO[3]
     return np.where(ax >= _BIG, np.where(x < 0.0, -big, big), out)
