@@ -15,7 +15,9 @@ import time
 
 from fpagent import config as config_mod
 from fpagent import hal
+from fpagent.booking import runner, submit
 from fpagent.booking import session as B
+from fpagent.commands.demo import demo_booking_data
 from fpagent.records import transaction as T
 from fpagent.sealing import envelope, keys
 from fpagent.storage.store import Store
@@ -33,15 +35,15 @@ def main() -> int:
         "booking": {"destination": "CA0000001"},
     })
     device = keys.load_device_keys(cfg)
-    session = B.new_session(cfg, B.BookingInfo("BK-SMOKE-1", "CA0190000", "officer-1",
-                                               {"name": "DOE,JOHN", "dob": "1980-01-02", "sex": "M"}))
+    # the made-up person data the demo books with: what the national booking profile requires
+    session = B.new_session(cfg, B.BookingInfo("BK-SMOKE-1", "CA0190000", "officer-1", **demo_booking_data(0)))
     for position in range(3, 11):
         session.handle(B.MarkMissing("UP", position))
     with hal.open_sensor(cfg.sensor.url) as sensor:
-        B.run_booking(session, sensor, timeout=600.0)
+        runner.run_booking(session, sensor, timeout=600.0)
     store = Store(cfg.paths.database(), cfg)
     try:
-        sid = B.complete_booking(session, cfg, store, device)
+        sid = submit.complete_booking(session, cfg, store, device)
         item = store.outbox.get(sid, with_envelope=True)
     finally:
         store.close()

@@ -58,3 +58,20 @@ def test_stored_entry_expands_to_the_prepared_template():
         for b in prepared:
             assert matcher.compare_prepared(matcher.expand(matcher.store(a)), b) == \
                 matcher.compare_prepared(a, b)
+
+
+@pytest.mark.parametrize("seed,n,ppi", [(11, 40, 500), (12, 96, 500), (13, 130, 500), (14, 60, 1000)])
+def test_a_template_prepares_exactly_as_its_iso_record(seed, n, ppi):
+    """The matcher sees minutiae on the record's grid, so a template and its decoded ISO record
+    give the same bits (and the extractor's last-bit float differences between CPUs vanish)."""
+    from fpagent.records import fmr
+
+    t = _random_template(np.random.default_rng(seed), n, ppi=ppi)
+    t.minutiae["x"][0] = t.width - 0.4  # rounds up to the edge: the record clamps it
+    (decoded,) = fmr.decode(fmr.encode_iso(t))
+    a, b = matcher.prepare(t), matcher.prepare(decoded)
+    for u, v in zip(a.kernel_args(), b.kernel_args()):
+        assert u.dtype == v.dtype and np.array_equal(u, v)
+    assert a.key == b.key and np.array_equal(a.quality, b.quality)
+    other = matcher.prepare(_random_template(np.random.default_rng(seed + 100), n, ppi=ppi))
+    assert matcher.compare_prepared(a, other) == matcher.compare_prepared(b, other)

@@ -37,7 +37,8 @@ import weakref
 
 import numpy as np
 
-from fpagent.biometrics.match_kernels.constants import BUCKET_SHIFT, BUCKETS_PER_ANGLE, EDGE_LEN_BIN
+from fpagent.biometrics import portable_math
+from fpagent.biometrics.match_kernels.constants import ANGLE_UNITS, BUCKET_SHIFT, BUCKETS_PER_ANGLE, EDGE_LEN_BIN
 from fpagent.biometrics.template import Template
 
 MAX_MINUTIAE = 96
@@ -125,7 +126,7 @@ def build_edges(x: np.ndarray, y: np.ndarray, th: np.ndarray, k: int = NEIGHBOUR
         return empty
     dx = x[None, :] - x[:, None]
     dy = y[None, :] - y[:, None]
-    d = np.hypot(dx, dy)
+    d = np.sqrt(dx * dx + dy * dy)  # as the kernel: not hypot, whose last bit varies by CPU
     np.fill_diagonal(d, np.inf)
     kk = min(k, n - 1)
     nn = np.argsort(d, axis=1, kind="stable")[:, :kk]
@@ -138,7 +139,7 @@ def build_edges(x: np.ndarray, y: np.ndarray, th: np.ndarray, k: int = NEIGHBOUR
     if ii.size == 0:
         return empty
     length = d[ii, jj]
-    direction = np.arctan2(dy[ii, jj], dx[ii, jj])
+    direction = portable_math.atan2_array(dy[ii, jj], dx[ii, jj])
     a_i = _wrap(direction - th[ii])
     a_j = _wrap(direction + math.pi - th[jj])
     ai_u = _units(a_i)
@@ -213,14 +214,38 @@ def edges(x: np.ndarray, y: np.ndarray, th: np.ndarray):
                         BUCKET_SHIFT, BUCKETS_PER_ANGLE)
 
 
+def on_record_grid(template: Template) -> np.ndarray:
+    """The template's minutiae as its ISO 19794-2 record holds them: x and y rounded to whole
+    pixels (at most width - 1, height - 1), directions to 1/256 turns (as
+    fpagent.records.fmr encodes them; biometrics may not import records).
+
+    The matcher works on these, not on the extractor's floats: the floats may differ in
+    the last bits between CPUs where the record cannot (docs/arm64.md), and a template
+    then scores exactly as its record does, wherever it was made or decoded."""
+    m = template.minutiae.copy()
+    m = m[np.isfinite(m["x"]) & np.isfinite(m["y"]) & np.isfinite(m["angle"])]
+    m["x"] = np.minimum(np.rint(m["x"].astype(np.float64)), max(int(template.width) - 1, 0))
+    m["y"] = np.minimum(np.rint(m["y"].astype(np.float64)), max(int(template.height) - 1, 0))
+    a = np.mod(m["angle"].astype(np.float64), 2 * math.pi)
+    units = (np.rint(a * (ANGLE_UNITS / (2 * math.pi))).astype(np.int64)) % ANGLE_UNITS
+    m["angle"] = units.astype(np.float64) * (2 * math.pi / ANGLE_UNITS)
+    return m
+
+
+def record_ppi(ppi) -> float:
+    """The resolution the template's record gives back: it stores pixels per cm (as
+    fpagent.records.fmr), so 1000 ppi comes back as 1001."""
+    ppcm = int(round(float(ppi or 500) / 2.54))
+    return float(int(round(ppcm * 2.54))) if ppcm else 500.0
+
+
 def prepare(template: Template) -> Prepared:
     """Features of one template for `compare_prepared` (do this once per gallery entry)."""
-    m = template.minutiae
-    m = m[np.isfinite(m["x"]) & np.isfinite(m["y"]) & np.isfinite(m["angle"])]
+    m = on_record_grid(template)
     if len(m) > MAX_MINUTIAE:
         m = m[np.argsort(-m["quality"].astype(np.int64), kind="stable")[:MAX_MINUTIAE]]
     m = m[np.argsort(m["x"], kind="stable")]  # sorted by x: the pairing kernel searches x windows
-    scale = 500.0 / float(template.ppi or 500)
+    scale = 500.0 / record_ppi(template.ppi)
     # internal frame: y up (y' = height - y), so that the template's counter-clockwise
     # angles and atan2 of coordinate differences turn the same way
     x = m["x"].astype(np.float64) * scale

@@ -91,8 +91,11 @@ def synthetic_entry(subject: str, record: dict, *, person: int, seed: int,
     """
     from fpagent import hal
     url = f"synthetic://?seed={seed}&person={person}&impression={impression}"
+    # no finger to wait for: the timeout only bounds making the print, which takes over 20 s
+    # on a slow machine (qemu)
     with hal.open_sensor(url) as sensor:
-        templates = {f: extract_template(sensor.capture(finger_position=f).pixels) for f in fingers}
+        templates = {f: extract_template(sensor.capture(finger_position=f, timeout=600.0).pixels)
+                     for f in fingers}
     return GalleryEntry(subject, record, templates)
 
 

@@ -44,7 +44,7 @@ import numpy as np
 
 from fpagent.errors import FpagentError
 from fpagent.records import fmr
-from fpagent.biometrics import matcher
+from fpagent.biometrics import matcher, portable_math
 from fpagent.biometrics.template import Template
 
 LEN_BINS = 6  # of 15 px
@@ -81,9 +81,9 @@ def descriptor_from_prepared(p: matcher.Prepared) -> np.ndarray:
     if x.size >= 2:
         dx = x[None, :] - x[:, None]
         dy = y[None, :] - y[:, None]
-        d = np.hypot(dx, dy)
+        d = np.sqrt(dx * dx + dy * dy)  # not hypot or arctan2: their last bit varies by CPU
         ii, jj = np.nonzero((d <= LEN_MAX) & (d >= LEN_MIN))
-        direction = np.arctan2(dy[ii, jj], dx[ii, jj])
+        direction = portable_math.atan2_array(dy[ii, jj], dx[ii, jj])
         a = np.mod(direction - th[ii], 2 * math.pi)
         b = np.mod(direction + math.pi - th[jj], 2 * math.pi)
         # hard bins: measured better than linear soft assignment on the dev sets
@@ -94,7 +94,7 @@ def descriptor_from_prepared(p: matcher.Prepared) -> np.ndarray:
         np.add.at(hist, (li, ai, bi), q[ii] * q[jj] + QUALITY_FLOOR)
     hist = hist + hist.transpose(0, 2, 1)
     h = np.sqrt(hist[:, _UPPER[0], _UPPER[1]].reshape(-1))
-    norm = np.linalg.norm(h)
+    norm = math.sqrt(math.fsum(h * h))  # exact sum: no BLAS summation order
     if norm > 0:
         h = h / norm
     return np.clip(np.rint(h * QUANT_SCALE), 0, 255).astype(np.uint8)
@@ -199,13 +199,11 @@ class Gallery:
 
     def _refresh(self) -> None:
         """Recompute the gallery mean and each row's centred norm (after adds/removes)."""
+        from fpagent.screening.prefilter_scan import centred_inv_norms  # noqa: PLC0415 (numba import is slow)
+
         n = len(self)
         self._mean = (self._sum / max(n, 1)).astype(np.float32)
-        chunk = 8192
-        for start in range(0, n, chunk):
-            g = self._desc[start:min(n, start + chunk)].astype(np.float32) - self._mean
-            norms = np.sqrt(np.einsum("ij,ij->i", g, g))
-            self._inv_norm[start:start + g.shape[0]] = np.where(norms > 0, 1.0 / np.maximum(norms, 1e-12), 0.0)
+        self._inv_norm[:n] = centred_inv_norms(self._desc, self._mean, n)
         self._dirty = False
 
     def screen_descriptor(self, desc: np.ndarray, count: int) -> list[tuple[str, float]]:
@@ -218,7 +216,8 @@ class Gallery:
         if self._dirty:
             self._refresh()
         pc = np.asarray(desc, dtype=np.float32) - self._mean
-        c = np.float32(np.dot(self._mean.astype(np.float64), pc.astype(np.float64)))
+        # exact sum (math.fsum), not a BLAS dot whose summation order depends on the CPU
+        c = np.float32(math.fsum((self._mean.astype(np.float64) * pc.astype(np.float64)).tolist()))
         scores = scan(self._desc, self._inv_norm, pc, c, n)
         count = min(count, n)
         top = np.argpartition(-scores, count - 1)[:count]

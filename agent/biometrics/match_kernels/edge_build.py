@@ -17,6 +17,8 @@ import math
 import numpy as np
 from numba import njit
 
+from fpagent.biometrics.match_kernels import portable
+
 TWO_PI = 2.0 * math.pi
 
 
@@ -37,8 +39,8 @@ def build_edges_kernel(x, y, th, k, max_len, min_len, len_bin, n_len_bins, bucke
         return (np.zeros(0, np.float32), np.zeros(0, np.int32), np.zeros(0, np.int32),
                 np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int32),
                 np.zeros(n_buckets + 1, np.int32))
-    # neighbours ranked by squared distance (the same order as the distance, without n^2 hypot
-    # calls); hypot only for the edges kept
+    # neighbours ranked by squared distance (the same order as the distance, without n^2 square
+    # roots); the square root only for the edges kept
     d2 = np.empty((n, n), dtype=np.float64)
     for i in range(n):
         for j in range(n):
@@ -70,7 +72,7 @@ def build_edges_kernel(x, y, th, k, max_len, min_len, len_bin, n_len_bins, bucke
         for j in range(n):
             s = sel[i, j] or sel[j, i]
             if s:
-                d[i, j] = math.hypot(x[j] - x[i], y[j] - y[i])
+                d[i, j] = math.sqrt(d[i, j])  # not hypot: its last bit depends on the C library
                 s = d[i, j] <= max_len and d[i, j] >= min_len
             # in place: sel[j, i] is still the kNN bit for j > i, already final (same test) for j < i
             sel[i, j] = s
@@ -137,7 +139,7 @@ def _edges_from(x, y, th, d, sel, count, len_bin, n_len_bins, bucket_shift, buck
         for j in range(n):
             if not sel[i, j]:
                 continue
-            direction = math.atan2(y[j] - y[i], x[j] - x[i])
+            direction = portable.atan2(y[j] - y[i], x[j] - x[i])
             a_i = _units(direction - th[i])
             a_j = _units(direction + math.pi - th[j])
             lb = min(int(d[i, j] / len_bin), n_len_bins - 1)

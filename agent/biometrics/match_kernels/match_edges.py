@@ -21,11 +21,15 @@ import math
 import numpy as np
 from numba import njit
 
+from fpagent.biometrics import portable_math
 from fpagent.biometrics.match_kernels.constants import ANGLE_UNITS
 
 TWO_PI = 2.0 * math.pi
-_COS = np.cos(np.arange(ANGLE_UNITS) * (TWO_PI / ANGLE_UNITS)).astype(np.float32)
-_SIN = np.sin(np.arange(ANGLE_UNITS) * (TWO_PI / ANGLE_UNITS)).astype(np.float32)
+# cos and sin of each angle unit, by the portable functions (numpy's np.cos may round otherwise
+# on another CPU); tests/test_portable_math.py checks the tables' exact bytes
+_COS_SIN = np.array([portable_math.cos_sin(u * (TWO_PI / ANGLE_UNITS)) for u in range(ANGLE_UNITS)])
+_COS = _COS_SIN[:, 0].astype(np.float32)
+_SIN = _COS_SIN[:, 1].astype(np.float32)
 
 
 @njit(cache=True, inline="always")

@@ -8,6 +8,8 @@ far from where the prints agree) and their directions differ by less than
 minutia is used once. The overlap counts say how many minutiae of each print
 fall inside the other print's area (a coarse occupancy grid), which is what
 the score is normalised by: a partial print is judged on the part both share.
+cos, sin and distances are portable (portable_math; sqrt, not hypot), so the
+pairs and their closeness come out the same on every CPU.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ import math
 
 import numpy as np
 from numba import njit
+
+from fpagent.biometrics import portable_math
+from fpagent.biometrics.match_kernels import portable
 
 TWO_PI = 2.0 * math.pi
 
@@ -60,8 +65,7 @@ def overlap_counts(ax, ay, bx, by, a0x, a0y, b0x, b0y, rot, a_grid, b_grid, cell
     Separate from the pairing because the anchor search only needs the
     pairs: the overlap is counted for the alignment that is kept.
     """
-    c = math.cos(rot)
-    s = math.sin(rot)
+    c, s = portable.cos_sin(rot)
     overlap_a = 0
     for i in range(ax.shape[0]):
         dx = ax[i] - a0x
@@ -121,8 +125,7 @@ def pair_with_scratch(ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y, rot,
     (`pair_scratch(na, nb)`), without the overlap counts: (matched, closeness)."""
     na = ax.shape[0]
     nb = bx.shape[0]
-    c = math.cos(rot)
-    s = math.sin(rot)
+    c, s = portable.cos_sin(rot)
     tx, ty, ci, ck, cc, order, used_a, used_b, x_start = scratch
     n_cells = x_start.shape[0]
     for i in range(na):
@@ -134,7 +137,9 @@ def pair_with_scratch(ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y, rot,
     cap = ci.shape[0]
     n = 0
     for i in range(na):
-        ra = math.hypot(tx[i] - b0x, ty[i] - b0y)
+        rx = tx[i] - b0x
+        ry = ty[i] - b0y
+        ra = math.sqrt(rx * rx + ry * ry)
         tol = min(dist_tol + dist_tol_rel * ra, dist_tol_max)
         tol2 = tol * tol
         th = ath[i] + rot
@@ -189,7 +194,7 @@ def pair_under_alignment_reference(ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y,
                                    dist_tol, dist_tol_rel, dist_tol_max, ang_tol, a_grid, b_grid,
                                    cell):
     """Plain-numpy reference of `pair_under_alignment` (returns the same tuple + the pairs)."""
-    c, s = math.cos(rot), math.sin(rot)
+    c, s = portable_math.cos_sin(rot)
     dx, dy = ax.astype(np.float64) - a0x, ay.astype(np.float64) - a0y
     tx = c * dx - s * dy + b0x
     ty = s * dx + c * dy + b0y
@@ -205,9 +210,10 @@ def pair_under_alignment_reference(ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y,
     overlap_a = int(inside(b_grid, tx, ty).sum())
     ex, ey = bx.astype(np.float64) - b0x, by.astype(np.float64) - b0y
     overlap_b = int(inside(a_grid, c * ex + s * ey + a0x, -s * ex + c * ey + a0y).sum())
-    ra = np.hypot(tx - b0x, ty - b0y)
+    ra = np.sqrt((tx - b0x) * (tx - b0x) + (ty - b0y) * (ty - b0y))
     tol = np.minimum(dist_tol + dist_tol_rel * ra, dist_tol_max)[:, None]
-    d = np.hypot(tx[:, None] - bx[None, :], ty[:, None] - by[None, :])
+    ex, ey = tx[:, None] - bx[None, :], ty[:, None] - by[None, :]
+    d = np.sqrt(ex * ex + ey * ey)
     da = np.abs(ath[:, None] + rot - bth[None, :]) % (2 * np.pi)
     da = np.where(da <= np.pi, da, 2 * np.pi - da)
     ok = (d <= tol) & (da <= ang_tol)

@@ -22,6 +22,9 @@ import math
 import numpy as np
 from numba import njit
 
+from fpagent.biometrics import portable_math
+from fpagent.biometrics.match_kernels import portable
+
 from fpagent.biometrics.match_kernels.match_edges import edge_votes, edge_votes_reference
 from fpagent.biometrics.match_kernels.match_pairing import (overlap_counts, pair_scratch, pair_under_alignment_reference,
                                                pair_with_scratch)
@@ -38,7 +41,7 @@ def _score(matched, closeness, oa, ob, min_overlap, saturation):
         return 0.0
     da = max(float(oa), float(matched), min_overlap)
     db = max(float(ob), float(matched), min_overlap)
-    return closeness * closeness / (da * db) * (1.0 - math.exp(-closeness / saturation))
+    return closeness * closeness / (da * db) * (1.0 - portable.exp(-closeness / saturation))
 
 
 @njit(cache=True)
@@ -98,7 +101,7 @@ def match_prepared(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_bstart, a_
         vi = cand_i[c_best]
         vk = cand_k[c_best]
         cand_v[c_best] = 0.0
-        rot = math.atan2(rs[vi, vk], rc[vi, vk])
+        rot = portable.atan2(rs[vi, vk], rc[vi, vk])
         m, cl = pair_with_scratch(
             ax, ay, ath, bx, by, bth, ax[vi], ay[vi], bx[vk], by[vk], rot,
             params[P_DIST_TOL], params[P_DIST_TOL_REL], params[P_DIST_TOL_MAX], params[P_PAIR_ANG],
@@ -153,7 +156,7 @@ def match_prepared(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_bstart, a_
             pyb = by[best_pb[t]] - sby
             num += pxa * pyb - pya * pxb
             den += pxa * pxb + pya * pyb
-        rot = math.atan2(num, den)
+        rot = portable.atan2(num, den)
         m, cl = pair_with_scratch(
             ax, ay, ath, bx, by, bth, sax, say, sbx, sby, rot,
             params[P_DIST_TOL], params[P_DIST_TOL_REL], params[P_DIST_TOL_MAX], params[P_PAIR_ANG],
@@ -189,7 +192,7 @@ def match_prepared_reference(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_
         if m < 2:
             return 0.0
         lo = prm[P_MIN_OVERLAP]
-        return cl * cl / (max(oa, m, lo) * max(ob, m, lo)) * (1.0 - math.exp(-cl / prm[P_SATURATION]))
+        return cl * cl / (max(oa, m, lo) * max(ob, m, lo)) * (1.0 - portable_math.exp(-cl / prm[P_SATURATION]))
 
     def pair(a0x, a0y, b0x, b0y, rot):
         return pair_under_alignment_reference(
@@ -208,7 +211,8 @@ def match_prepared_reference(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_
             break
         i, k = np.unravel_index(np.argmax(v), v.shape)
         cand[i, k] = False
-        m, oa, ob, cl, pairs = pair(ax[i], ay[i], bx[k], by[k], math.atan2(rs[i, k], rc[i, k]))
+        m, oa, ob, cl, pairs = pair(ax[i], ay[i], bx[k], by[k],
+                                    portable_math.atan2(float(rs[i, k]), float(rc[i, k])))
         for a, b in pairs:
             covered[a, b] = True
         if cl > best_cl:
@@ -220,7 +224,7 @@ def match_prepared_reference(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_
         cb = (bx[ib].mean(dtype=np.float64), by[ib].mean(dtype=np.float64))
         pxa, pya = ax[ia] - ca[0], ay[ia] - ca[1]
         pxb, pyb = bx[ib] - cb[0], by[ib] - cb[1]
-        rot = math.atan2(np.sum(pxa * pyb - pya * pxb), np.sum(pxa * pxb + pya * pyb))
+        rot = portable_math.atan2(float(np.sum(pxa * pyb - pya * pxb)), float(np.sum(pxa * pxb + pya * pyb)))
         m, oa, ob, cl, _ = pair(ca[0], ca[1], cb[0], cb[1], rot)
         if cl > best_cl:
             best = score(m, cl, oa, ob)
