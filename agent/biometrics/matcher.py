@@ -239,9 +239,15 @@ def record_ppi(ppi) -> float:
     return float(int(round(ppcm * 2.54))) if ppcm else 500.0
 
 
-def prepare(template: Template) -> Prepared:
-    """Features of one template for `compare_prepared` (do this once per gallery entry)."""
-    m = on_record_grid(template)
+def frame(template: Template, *, on_grid: bool = True):
+    """x, y, direction (float64, the internal frame) and quality of the minutiae the matcher
+    uses: at most MAX_MINUTIAE, sorted by x. `on_grid=False` keeps the extractor's floats
+    (the prefilter's descriptor, whose hard bins the record grid's rounding would move)."""
+    if on_grid:
+        m = on_record_grid(template)
+    else:
+        m = template.minutiae
+        m = m[np.isfinite(m["x"]) & np.isfinite(m["y"]) & np.isfinite(m["angle"])]
     if len(m) > MAX_MINUTIAE:
         m = m[np.argsort(-m["quality"].astype(np.int64), kind="stable")[:MAX_MINUTIAE]]
     m = m[np.argsort(m["x"], kind="stable")]  # sorted by x: the pairing kernel searches x windows
@@ -251,12 +257,19 @@ def prepare(template: Template) -> Prepared:
     x = m["x"].astype(np.float64) * scale
     y = (float(template.height) - m["y"].astype(np.float64)) * scale
     th = _wrap(m["angle"].astype(np.float64))
+    return x, y, th, m["quality"].copy()
+
+
+def prepare(template: Template) -> Prepared:
+    """Features of one template for `compare_prepared` (do this once per gallery entry)."""
+    x, y, th, quality = frame(template)
+    scale = 500.0 / record_ppi(template.ppi)
     grid = _kernels()[1](x, y, float(template.width * scale), float(template.height * scale),
                          GRID_CELL, GRID_DILATE)
     key = hashlib.blake2b(np.stack([x, y, th]).astype(np.float32).tobytes(), digest_size=8).digest()
-    key = len(m).to_bytes(2, "big") + key
+    key = len(x).to_bytes(2, "big") + key
     return from_minutiae(x.astype(np.float32), y.astype(np.float32), th.astype(np.float32), grid, key,
-                         m["quality"].copy())
+                         quality)
 
 
 def from_minutiae(x: np.ndarray, y: np.ndarray, th: np.ndarray, grid: np.ndarray, key: bytes,
