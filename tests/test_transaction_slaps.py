@@ -157,7 +157,7 @@ _items = st.one_of(st.integers(-5, 2000).map(str), st.text(max_size=6),
                    st.sampled_from(["", "13", "2", "0", "1e3", " 7", "-0", "\u0663"]))
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.lists(_items, min_size=0, max_size=7), min_size=1, max_size=6))
 def test_any_seg_reads_back_or_raises_transaction_error(tenprint_bytes, subfields):
     """Fuzz of the 14.021 reader: whatever the slap's SEG holds, the parser gives the
