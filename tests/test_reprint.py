@@ -106,8 +106,8 @@ def _transaction(tcn: str, usable: tuple, blank: tuple, tcr: str = "") -> bytes:
     return T.build_transaction(rec)
 
 
-def test_central_asks_for_the_fingers_it_cannot_use(pki):
-    from fpagent.central.screening import Galleries, TransactionScreen
+def _opener(pki):
+    """tx -> the transaction sealed by booking-01 and opened as central opens it."""
     from fpagent.sealing import envelope
     from tests.mqtt_helpers import ORI
 
@@ -118,6 +118,13 @@ def test_central_asks_for_the_fingers_it_cannot_use(pki):
         return envelope.verify_and_open(
             env, central_private_key=pki.hpke,
             device_verify_keys=pki.device_signing["booking-01"].public_key())
+    return opened
+
+
+def test_central_asks_for_the_fingers_it_cannot_use(pki):
+    from fpagent.central.screening import Galleries, TransactionScreen
+
+    opened = _opener(pki)
 
     screen = TransactionScreen(Galleries(), fingers=(2, 3, 7))
     try:
@@ -246,16 +253,8 @@ def test_central_rejects_a_known_rejected_persons_first_booking_only(pki):
     from fpagent.central.screening import (Galleries, GalleryEntry, TransactionScreen,
                                            extract_template)
     from fpagent.drivers.synthetic.generator import finger_image
-    from fpagent.sealing import envelope
-    from tests.mqtt_helpers import ORI
 
-    def opened(tx: bytes):
-        env = envelope.seal(tx, device_id="booking-01", ori=ORI, sequence=1,
-                            central_public_key=pki.hpke.public(),
-                            device_signing_key=pki.device_signing["booking-01"])
-        return envelope.verify_and_open(
-            env, central_private_key=pki.hpke,
-            device_verify_keys=pki.device_signing["booking-01"].public_key())
+    opened = _opener(pki)
 
     person = {f: extract_template(finger_image(9, f, 1, seed=7)) for f in (2, 7)}
     rejected = GalleryEntry("P9", {"reason": "unusable-prints", "fingers": (3, 7)}, person)
