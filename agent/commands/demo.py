@@ -103,8 +103,9 @@ def demo_booking_data(i: int) -> dict:
             "retention": "Y", "charges": (("", "THEFT BY TAKING"),)}
 
 
+# timeout_s bounds each wait for central: seconds on x86-64, minutes on a slow board or under qemu
 def run_demo(bookings: int = 4, images: str | None = None, keep: bool = False,
-             timeout_s: float = 180.0, follow_ups: bool = True) -> int:
+             timeout_s: float = 600.0, follow_ups: bool = True) -> int:
     from fpagent import hal
     from fpagent.booking import runner, submit
     from fpagent.booking import session as booking_mod
