@@ -2,7 +2,10 @@
 
 Fails when ten-prints of ten different fingers get a false "this looks like
 the right index again" in more than 0.5% of bookings on any shared set, or
-when it catches fewer same-finger pairs than it did when it was set. Templates are
+when it catches fewer same-finger pairs than it did when it was set, or when
+the tail of different-finger scores no longer puts 1 in 1,000 ten-prints
+below DUPLICATE_THRESHOLD (on the tuning set it was set from, and on the
+validation sets that confirmed it). Templates are
 computed once per image (80 per set) and every pair is scored once; the
 ten-prints are a seeded sample of the impression combinations
 (fpagent.bench.duplicates). Skips only when the shared data is absent.
@@ -17,9 +20,9 @@ from fpagent.booking.duplicate_check import DUPLICATE_THRESHOLD
 
 FALSE_PROMPT_LIMIT = 0.005
 # same-finger pairs caught at DUPLICATE_THRESHOLD, a few points under what was measured when it was
-# set (94.3%, 66.8%, 87.9%): FVC volunteers varied placement and pressure on purpose, and the small
+# set (96.8%, 73.2%, 89.6%): FVC volunteers varied placement and pressure on purpose, and the small
 # capacitive DB3_B prints overlap little, so these are far from the 99% goal (see duplicate_check)
-CATCH_FLOORS = {"fvc2002_db1_b": 0.92, "fvc2002_db3_b": 0.62, "fvc2002_db4_b": 0.84}
+CATCH_FLOORS = {"fvc2002_db1_b": 0.95, "fvc2002_db3_b": 0.70, "fvc2002_db4_b": 0.87}
 SETS = tuple(CATCH_FLOORS)
 
 
@@ -39,6 +42,14 @@ def test_false_prompt_rate_of_ten_prints_stays_below_limit(scored_sets, name):
     assert r["impostor_pairs"] == 2880
     assert r["false_prompt_rate"] <= FALSE_PROMPT_LIMIT, r
     assert r["catch_rate"] >= CATCH_FLOORS[name], r
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_extrapolated_false_prompts_stay_below_the_goal_at_the_threshold(scored_sets, name):
+    """The exponential tail of each set's different-finger scores reaches the per-pair rate of
+    1 in 1,000 ten-prints below DUPLICATE_THRESHOLD (DB1_B set it; DB3_B and DB4_B confirm it)."""
+    s = scored_sets[name]
+    assert duplicates.tail_threshold(s.impostor_within_person()) <= DUPLICATE_THRESHOLD
 
 
 def test_the_old_rule_would_fail_the_guard_so_the_guard_can_fail(scored_sets):
@@ -71,3 +82,19 @@ def test_tenprint_sampling_and_calibration_core():
     assert r["impostor_pairs_at_or_above"] == 1 and r["caught"] == 0
     assert duplicates.smallest_threshold_meeting([m], goal=0.0) > 0.5
     assert duplicates.smallest_threshold_meeting([m], goal=0.2) > 0.01
+
+
+def test_tail_threshold_extrapolates_an_exponential_tail():
+    """On scores drawn from an exponential the fit finds the quantile the per-pair rate asks for."""
+    import numpy as np
+
+    rate = duplicates.per_pair_rate()
+    assert 1.0 - (1.0 - rate) ** 45 == pytest.approx(duplicates.FALSE_PROMPT_GOAL)
+    assert 2.1e-5 < rate < 2.3e-5
+    scale = 0.01
+    scores = np.random.default_rng(3).exponential(scale, 200_000)
+    expected = -scale * np.log(rate)  # P(score > t) = exp(-t / scale) = rate
+    assert duplicates.tail_threshold(scores) == pytest.approx(expected, rel=0.03)
+    # a stricter goal asks for a higher score; a heavier tail too
+    assert duplicates.tail_threshold(scores, goal=1e-4) > duplicates.tail_threshold(scores)
+    assert duplicates.tail_threshold(scores * 2) > duplicates.tail_threshold(scores)

@@ -2,8 +2,9 @@
 
 The extractor's and matcher's constants, MATCH_THRESHOLD, the prefilter
 descriptor and the quality score's weights were tuned on FVC2002 DB1_B (the
-tuning split); DUPLICATE_THRESHOLD sits just above the highest
-different-finger score of DB1_B, the other sets confirm it. DB3_B (real, capacitive), DB4_B (SFinGe,
+tuning split); DUPLICATE_THRESHOLD is where the tail of DB1_B's
+different-finger scores gives 1 false prompt in 1,000 ten-prints, the other
+sets confirm it. DB3_B (real, capacitive), DB4_B (SFinGe,
 synthetic) and the project's own generated prints are validation: figures on
 them are out of sample. A set derived from a shared one (resampled, cropped,
 padded: fpagent.bench.derived) takes its source's split: the extractor's edge

@@ -5,9 +5,10 @@ Every new print of a ten-print is compared with the fingers already taken
 0.1% per comparison) a few percent of honest bookings would get a false
 "this looks like the right index again". The check therefore asks for much
 stronger evidence: a score of at least DUPLICATE_THRESHOLD against one taken
-finger. `fpagent bench duplicates` measures both sides of that choice on
-every ten-print it can form from the shared sets and the synthetic
-generator: the share of ten-prints of ten different fingers that get a
+finger, set from the tail of different-finger scores so that 45 comparisons
+stay under the false-prompt goal. `fpagent bench duplicates` measures both
+sides of that choice on every ten-print it can form from the shared sets and
+the synthetic generator: the share of ten-prints of ten different fingers that get a
 false prompt (goal at most 1 in 1,000) and the share of same-finger pairs
 that are caught (goal at least 99%).
 
@@ -20,20 +21,30 @@ from __future__ import annotations
 
 from typing import Mapping, Optional
 
-# Measured with `fpagent bench duplicates` (100,000 sampled ten-prints per set; synthetic: 10
-# persons x 10 fingers x 3 impressions, seed 0), false prompts / same-finger pairs caught:
-#   set                     at 0.15 (this rule)          at MATCH_THRESHOLD 0.095 (the old rule)
-#   FVC2002 DB1_B (tuning)  0.00% / 94.3% (264 of 280)   4.52% / 98.6%
-#   FVC2002 DB3_B           0.00% / 66.8% (187 of 280)   0.00% / 84.3%
-#   FVC2002 DB4_B           0.00% / 87.9% (246 of 280)   0.00% / 94.6%
-#   synthetic generator     0.00% / 99.7% (299 of 300)   2.33% / 100%
-# No pair of different fingers of one set scored 0.15 or more (2,880 per FVC set, 4,050
-# synthetic); the highest was 0.140 (DB1_B 102_1 vs 105_1). So few impostor pairs cannot show
-# a rate of 1 in 1,000 ten-prints (45 pairs each) directly: the threshold sits just above the
-# highest one seen. The 99% catch goal is met only on the generated prints: FVC volunteers
-# moved and pressed their fingers differently on purpose, and no threshold that keeps DB1_B's
-# false prompts under 0.1% catches more than about 95% of its same-finger pairs.
-DUPLICATE_THRESHOLD = 0.15
+# Set on the tuning split only: the different-finger scores of FVC2002 DB1_B (2,880 pairs of
+# ten fingers, highest 0.095) fitted by an exponential over their highest tenth and extrapolated
+# to the rate per pair (2.2e-5) at which 45 comparisons prompt 1 ten-print in 1,000: 0.1357,
+# rounded up (`fpagent bench duplicates`, `tail_threshold`). Too few pairs exist to see that rate
+# directly: one pair above the threshold already prompts 1 in 64 sampled FVC ten-prints, so a
+# threshold set "just above the highest score seen" fits the tuning set's one extreme pair.
+# Validation: the same fit gives 0.086 (DB3_B), 0.131 (DB4_B) and 0.131 (generator, seed 0),
+# all below this threshold; no different-finger pair of any set reaches it (highest 0.121).
+# Same-finger pairs caught, this threshold / the previous 0.15 (same run, same templates):
+#   FVC2002 DB1_B (tuning)      96.8% (271 of 280) / 95.4%
+#   FVC2002 DB3_B (validation)  73.2% (205 of 280) / 68.2%
+#   FVC2002 DB4_B (validation)  89.6% (251 of 280) / 87.9%
+#   generator (validation)      99.7% (299 of 300) / 99.7%
+# False prompts 0.00% of the sampled ten-prints on every set at both. The 99% catch goal is met
+# only on generated prints. FVC pairs span the collection's deliberate changes of placement,
+# rotation, pressure and dryness, and the misses are pairs the matcher barely aligns (1st
+# percentile 0.08 on DB1_B, 0.02 on DB3_B, against different-finger scores up to 0.095 and
+# 0.058): no rule tried on these scores separates them. Even each set's own threshold, at its
+# own extrapolated 1 in 1,000 ten-prints, catches only 96.8% / 87.9% / 90.0% / 99.7%. Rules that were
+# measured and not kept: normalising the pair's score by the new print's other scores in the
+# booking (a wet or poor print scores everything high or low) caught no more at the same false
+# prompts; a lower threshold for consecutive positions only (the officer's likely slip) gains at
+# most 1.4 points there and loses as much on the other pairs.
+DUPLICATE_THRESHOLD = 0.136
 
 
 def suspect(scores: Mapping[int, float], threshold: float = DUPLICATE_THRESHOLD
