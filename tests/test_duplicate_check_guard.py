@@ -80,6 +80,16 @@ def test_tenprint_sampling_and_calibration_core():
     r = duplicates.rates(s, 0.3, m)
     assert r["false_prompts"] == 256  # both fingers on impression 0: a quarter of person 0's ten-prints
     assert r["impostor_pairs_at_or_above"] == 1 and r["caught"] == 0
+    assert r["different_finger_pairs"] == 2 * 180 + 20 * 20  # within each person, then across
+    assert r["different_finger_pairs_at_or_above"] == 1
+    import itertools
+
+    pairs = list(itertools.combinations(range(n), 2))
+    assert s.genuine().tolist() == [scores[i, j] for i, j in pairs if finger[i] == finger[j]]
+    assert len(s.impostor_within_person()) == 2 * 180
+    scores[0, 39] = scores[39, 0] = 0.7  # two persons' fingers alike: not in any ten-print
+    assert duplicates.rates(s, 0.6, m)["different_finger_pairs_at_or_above"] == 1
+    assert duplicates.rates(s, 0.6, m)["impostor_pairs_at_or_above"] == 0
     assert duplicates.smallest_threshold_meeting([m], goal=0.0) > 0.5
     assert duplicates.smallest_threshold_meeting([m], goal=0.2) > 0.01
 
