@@ -27,7 +27,9 @@ TWO_PI = 2.0 * math.pi
 
 @njit(cache=True, inline="always")
 def _angdiff(a, b):
-    d = abs(a - b) % TWO_PI
+    d = abs(a - b)
+    if d >= TWO_PI:  # rare: directions come in [0, 2 pi) and rotations in [-pi, pi]
+        d = d % TWO_PI  # below 2 pi the remainder is d itself: the same bits without the division
     return d if d <= math.pi else TWO_PI - d
 
 
@@ -88,7 +90,7 @@ def pair_scratch(na, bx):
     """Work arrays of `pair_with_scratch` (allocate once per comparison, not per alignment),
     with an index of B's x-sorted minutiae: x_start[c] = first k with bx[k] >= c * X_CELL."""
     nb = bx.shape[0]
-    cap = na * 4 + 16
+    cap = na * 4 + 16 + 1  # the last slot takes candidates past the cap
     n_cells = (int(bx[nb - 1] / X_CELL) + 2) if nb > 0 else 1
     x_start = np.empty(max(n_cells, 1), dtype=np.int32)
     k = 0
@@ -134,7 +136,7 @@ def pair_with_scratch(ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y, rot,
         tx[i] = c * dx - s * dy + b0x
         ty[i] = s * dx + c * dy + b0y
     # candidate pairs
-    cap = ci.shape[0]
+    cap = ci.shape[0] - 1
     n = 0
     for i in range(na):
         rx = tx[i] - b0x
@@ -157,19 +159,16 @@ def pair_with_scratch(ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y, rot,
             dx = tx[i] - bx[k]
             if dx < -tol:
                 break
+            # the tests without a branch (each is a coin toss to the CPU): every pair in the
+            # window is written at n, and n moves on only for a qualifying one while there
+            # is room (slot `cap` takes the rest)
             dy = ty[i] - by[k]
             d2 = dx * dx + dy * dy
-            if d2 > tol2:
-                continue
             da = _angdiff(th, bth[k])
-            if da > ang_tol:
-                continue
-            if n == cap:
-                break
             ci[n] = i
             ck[n] = k
             cc[n] = math.sqrt(d2) / tol + da / ang_tol
-            n += 1
+            n += (d2 <= tol2) & (da <= ang_tol) & (n < cap)
     _sort_order(cc, n, order)
     used_a[:] = False
     used_b[:] = False
