@@ -53,9 +53,13 @@ def pair_under_alignment(ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y, rot,
     Returns (matched, overlap_a, overlap_b, sum_of_closeness); the pairs are
     written to pair_a/pair_b (length >= matched).
     """
+    out_a = np.empty(ax.shape[0] + 1, dtype=np.int32)
+    out_b = np.empty(ax.shape[0] + 1, dtype=np.int32)
     m, cl = pair_with_scratch(ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y, rot,
                               dist_tol, dist_tol_rel, dist_tol_max, ang_tol,
-                              pair_a, pair_b, pair_scratch(ax.shape[0], bx))
+                              out_a, out_b, pair_scratch(ax.shape[0], bx))
+    pair_a[:m] = out_a[:m]
+    pair_b[:m] = out_b[:m]
     oa, ob = overlap_counts(ax, ay, bx, by, a0x, a0y, b0x, b0y, rot, a_grid, b_grid, cell)
     return m, oa, ob, cl
 
@@ -124,7 +128,8 @@ def _sort_order(keys, n, order):
 def pair_with_scratch(ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y, rot,
                       dist_tol, dist_tol_rel, dist_tol_max, ang_tol, pair_a, pair_b, scratch):
     """The pairing of `pair_under_alignment` with caller-owned work arrays
-    (`pair_scratch(na, nb)`), without the overlap counts: (matched, closeness)."""
+    (`pair_scratch(na, nb)`), without the overlap counts: (matched, closeness).
+    pair_a and pair_b hold at least na + 1 entries (the last takes rejected candidates)."""
     na = ax.shape[0]
     nb = bx.shape[0]
     c, s = portable.cos_sin(rot)
@@ -175,17 +180,19 @@ def pair_with_scratch(ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y, rot,
     matched = 0
     closeness = 0.0
     for t in range(n):
+        # greedy by increasing cost, without a branch (whether a minutia is taken is a coin
+        # toss to the CPU): every candidate is written at `matched`, which moves on only for
+        # a pair of two free minutiae; adding 0.0 for the others leaves the sum's bits alone
         p = order[t]
         i = ci[p]
         k = ck[p]
-        if used_a[i] or used_b[k]:
-            continue
-        used_a[i] = True
-        used_b[k] = True
+        take = not (used_a[i] | used_b[k])
+        used_a[i] |= take
+        used_b[k] |= take
         pair_a[matched] = i
         pair_b[matched] = k
-        matched += 1
-        closeness += 1.0 - 0.5 * cc[p]
+        closeness += (1.0 - 0.5 * cc[p]) if take else 0.0
+        matched += take
     return matched, closeness
 
 
