@@ -167,3 +167,55 @@ def _edges_from(x, y, th, d, sel, count, len_bin, n_len_bins, bucket_shift, buck
         fill[b] += 1
     return (length[order].astype(np.float32), ei[order], ej[order], ai[order], aj[order], di[order],
             starts)
+
+
+@njit(cache=True)
+def build_cells_kernel(e_len, e_ai, e_aj, bucket_start, len_bin, n_len_bins):
+    """The index `match_edges.edge_votes` reads a template's edges by, as the B side.
+
+    Cell (c1, c2) of the two end angles (ANGLE_UNITS / n units each, n * n cells) lists
+    every edge whose angle cells are within one of (c1, c2), circularly, sorted by length
+    (ties by edge index): all the edges that can agree with an edge whose angles lie in
+    (c1, c2), in one run instead of one run per bucket row. Also each edge's length bin
+    (from its bucket: the bin the length had before it was rounded to float32), and
+    where each cell's edges reach each multiple of len_bin.
+    Returns (cell starts, n * n + 1 entries; per cell and b in 0..n_len_bins, the first
+    entry at least b * len_bin long, int16; edge indices, int16; length bins, int32).
+    """
+    m = e_len.shape[0]
+    n_side = int(math.sqrt((bucket_start.shape[0] - 1) // n_len_bins) + 0.5)
+    mask = n_side - 1
+    shift = 0
+    while (256 >> shift) > n_side:
+        shift += 1
+    lbin = np.empty(m, np.int32)
+    for b in range(bucket_start.shape[0] - 1):
+        for q in range(bucket_start[b], bucket_start[b + 1]):
+            lbin[q] = (b // n_side) % n_len_bins
+    starts = np.zeros(n_side * n_side + 1, np.int32)
+    for q in range(m):
+        b1 = e_ai[q] >> shift
+        b2 = e_aj[q] >> shift
+        for d1 in range(-1, 2):
+            for d2 in range(-1, 2):
+                starts[((b1 + d1) & mask) * n_side + ((b2 + d2) & mask) + 1] += 1
+    for c in range(n_side * n_side):
+        starts[c + 1] += starts[c]
+    fill = starts[:-1].copy()
+    cell_q = np.empty(starts[-1], np.int16)
+    for q in np.argsort(e_len, kind="mergesort"):
+        b1 = e_ai[q] >> shift
+        b2 = e_aj[q] >> shift
+        for d1 in range(-1, 2):
+            for d2 in range(-1, 2):
+                c = ((b1 + d1) & mask) * n_side + ((b2 + d2) & mask)
+                cell_q[fill[c]] = q
+                fill[c] += 1
+    len_start = np.empty(n_side * n_side * (n_len_bins + 1), np.int16)
+    for c in range(n_side * n_side):
+        e = starts[c]
+        for b in range(n_len_bins + 1):
+            while e < starts[c + 1] and e_len[cell_q[e]] < b * len_bin:
+                e += 1
+            len_start[c * (n_len_bins + 1) + b] = e
+    return starts, len_start, cell_q, lbin
