@@ -105,7 +105,8 @@ def pair_scratch(na, bx):
     return (np.empty(na, dtype=np.float32), np.empty(na, dtype=np.float32),
             np.empty(cap, dtype=np.int32), np.empty(cap, dtype=np.int32),
             np.empty(cap, dtype=np.float32), np.empty(cap, dtype=np.int64),
-            np.empty(na, dtype=np.bool_), np.empty(nb, dtype=np.bool_), x_start)
+            np.empty(na, dtype=np.bool_), np.empty(nb, dtype=np.bool_), x_start,
+            np.empty(cap, dtype=np.float32), np.empty(cap, dtype=np.float64), np.empty(na, dtype=np.float64))
 
 
 @njit(cache=True, inline="always")
@@ -133,7 +134,7 @@ def pair_with_scratch(ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y, rot,
     na = ax.shape[0]
     nb = bx.shape[0]
     c, s = portable.cos_sin(rot)
-    tx, ty, ci, ck, cc, order, used_a, used_b, x_start = scratch
+    tx, ty, ci, ck, cc, order, used_a, used_b, x_start, cd2, cda, tol_of = scratch
     n_cells = x_start.shape[0]
     for i in range(na):
         dx = ax[i] - a0x
@@ -149,6 +150,7 @@ def pair_with_scratch(ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y, rot,
         ra = math.sqrt(rx * rx + ry * ry)
         tol = min(dist_tol + dist_tol_rel * ra, dist_tol_max)
         tol2 = tol * tol
+        tol_of[i] = tol
         th = ath[i] + rot
         # B is sorted by x: the first k with bx[k] >= lo, from the x index (a binary
         # search mispredicts at nearly every step; this is one lookup and a short walk)
@@ -166,14 +168,18 @@ def pair_with_scratch(ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y, rot,
                 break
             # the tests without a branch (each is a coin toss to the CPU): every pair in the
             # window is written at n, and n moves on only for a qualifying one while there
-            # is room (slot `cap` takes the rest)
+            # is room (slot `cap` takes the rest); the cost (a square root and two
+            # divisions) below, for the qualifying ones only
             dy = ty[i] - by[k]
             d2 = dx * dx + dy * dy
             da = _angdiff(th, bth[k])
             ci[n] = i
             ck[n] = k
-            cc[n] = math.sqrt(d2) / tol + da / ang_tol
+            cd2[n] = d2
+            cda[n] = da
             n += (d2 <= tol2) & (da <= ang_tol) & (n < cap)
+    for t in range(n):
+        cc[t] = math.sqrt(cd2[t]) / tol_of[ci[t]] + cda[t] / ang_tol
     _sort_order(cc, n, order)
     used_a[:] = False
     used_b[:] = False
