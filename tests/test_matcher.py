@@ -134,7 +134,7 @@ def test_edge_votes_kernel_matches_reference(real):
     prm = matcher.PARAMS
     for pa, pb in _prepared_pairs(real):
         args = (pa.e_len, pa.e_i, pa.e_j, pa.e_ai, pa.e_aj, pa.e_dir,
-                pb.e_len, pb.e_i, pb.e_j, pb.e_ai, pb.e_aj, pb.e_dir, pb.e_lbin, pb.e_cell_start, pb.e_cell_len_start, pb.e_cell_q,
+                pb.e_len, pb.e_i, pb.e_j, pb.e_ai, pb.e_aj, pb.e_dir, pb.e_bucket_start,
                 len(pa), len(pb), prm[0], prm[1], prm[2],
                 prm[match_score.P_EDGE_LEN_BIN], int(prm[match_score.P_EDGE_LEN_BINS]))
         got = match_edges.edge_votes(*args)

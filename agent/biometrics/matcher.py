@@ -91,9 +91,6 @@ class Prepared:
     quality: np.ndarray | None = None  # per minutia 0-100 (same order as x), for the prefilter
 
     def __post_init__(self):
-        # the edge index the vote kernel reads B's edges by (edge_build.build_cells_kernel)
-        self.e_cell_start, self.e_cell_len_start, self.e_cell_q, self.e_lbin = _kernels()[2](
-            self.e_len, self.e_ai, self.e_aj, self.e_bucket_start, EDGE_LEN_BIN, EDGE_LEN_BINS)
         self.args = self.kernel_args()  # the kernel's argument tuple, built once
 
     def __len__(self) -> int:
@@ -101,8 +98,7 @@ class Prepared:
 
     def kernel_args(self):
         return (self.x, self.y, self.th, self.e_len, self.e_i, self.e_j, self.e_ai, self.e_aj,
-                self.e_dir, self.e_lbin, self.e_cell_start, self.e_cell_len_start, self.e_cell_q,
-                self.grid)
+                self.e_dir, self.e_bucket_start, self.grid)
 
     def __repr__(self) -> str:
         return f"Prepared({len(self)} minutiae, {len(self.e_len)} edges)"
@@ -205,10 +201,10 @@ _build_kernels = None
 def _kernels():
     global _build_kernels
     if _build_kernels is None:
-        from fpagent.biometrics.match_kernels.edge_build import (build_cells_kernel,  # noqa: PLC0415
-                                                                  build_edges_kernel, build_grid_kernel)
+        from fpagent.biometrics.match_kernels.edge_build import (build_edges_kernel,  # noqa: PLC0415
+                                                                  build_grid_kernel)
 
-        _build_kernels = (build_edges_kernel, build_grid_kernel, build_cells_kernel)
+        _build_kernels = (build_edges_kernel, build_grid_kernel)
     return _build_kernels
 
 

@@ -49,50 +49,45 @@ def _udiff(a, b):
 
 
 @njit(cache=True)
-def edge_votes(a_len, a_i, a_j, a_ai, a_aj, a_dir, b_len, b_i, b_j, b_ai, b_aj, b_dir, b_lbin, b_cell_start,
-               b_cell_len_start, b_cell_q, na, nb, len_tol, len_tol_rel, ang_tol, len_bin, n_len_bins):
+def edge_votes(a_len, a_i, a_j, a_ai, a_aj, a_dir, b_len, b_i, b_j, b_ai, b_aj, b_dir, b_bucket_start,
+               na, nb, len_tol, len_tol_rel, ang_tol, len_bin, n_len_bins):
     """Vote matrix (na x nb) and summed rotation cos/sin from agreeing edges.
 
     Edge angles (a_ai, a_aj, a_dir, ...) are int32 in 1/256 turns; ang_tol is
-    in radians (less than one angle cell). B's edges come with the index of
-    edge_build.build_cells_kernel: b_lbin, each edge's length bin (of len_bin px,
-    the last one open ended), and cells of the two end angles listing, sorted
-    by length, every edge that can agree with an edge of about those angles.
-    An edge of A reads its own cell once, up to the longest length it accepts.
-    A's edges are taken in one direction only (a_i < a_j); B's in both, so
-    each geometric correspondence is counted once. Each agreement adds a weight
-    in (0, 1] that falls linearly with the length and angle errors.
-
-    The sums are float32 and their bits depend on the order of the additions:
-    the agreeing edges of one A edge are added in the order of the bucketed
-    scan this kernel replaced (first-angle bucket, length bin, second-angle
-    run, then B's sorted edge order), which its numbers were recorded with.
+    in radians. B's edges are bucketed by first angle, length and second
+    angle (n x n_len_bins x n buckets numbered in that order; angle buckets of
+    ANGLE_UNITS / n units, length buckets of len_bin px, the last one open
+    ended) and sorted by length inside a bucket; b_bucket_start[b] is where
+    bucket b starts (n * n_len_bins * n + 1 entries). An edge of A visits the
+    (first angle, length) rows within its tolerances and, in each, scans the
+    adjacent second-angle buckets within tolerance as one run, so most B
+    edges it looks at are real candidates. A's edges are taken in one
+    direction only (a_i < a_j); B's in both, so each geometric correspondence
+    is counted once. Each agreement adds a weight in (0, 1] that falls
+    linearly with the length and angle errors.
     """
     votes = np.zeros((na, nb), dtype=np.float32)
     rc = np.zeros((na, nb), dtype=np.float32)
     rs = np.zeros((na, nb), dtype=np.float32)
     tol_u = int(ang_tol * ANGLE_UNITS / TWO_PI)
     inv_tol_u = np.float32(1.0 / (ang_tol * ANGLE_UNITS / TWO_PI))
-    # the cell layout comes with the data (not a module constant a cached kernel could miss)
-    n_side = int(math.sqrt(b_cell_start.shape[0] - 1) + 0.5)  # a power of two
+    # the bucket layout comes with the data (not a module constant a cached kernel could miss)
+    n_side = int(math.sqrt((b_bucket_start.shape[0] - 1) // n_len_bins) + 0.5)  # a power of two
     inv_len_bin = 1.0 / len_bin
     mask = n_side - 1
     shift = 0
     while (ANGLE_UNITS >> shift) > n_side:
         shift += 1
-    if tol_u >= (ANGLE_UNITS >> shift):
-        raise ValueError("edge_votes: the angle tolerance must be less than one angle cell")
     third = np.float32(1.0 / 3.0)
     # A's edges with a_i < a_j, gathered without a branch (their order is random to the CPU)
     fwd = np.empty(a_len.shape[0], dtype=np.int32)
+    # one A edge visits each B edge at most once (its buckets are distinct)
+    hit_q = np.empty(b_len.shape[0] + 1, dtype=np.int32)
+    hit_w = np.empty(b_len.shape[0] + 1, dtype=np.float64)
     n_fwd = 0
     for p in range(a_len.shape[0]):
         fwd[n_fwd] = p
         n_fwd += a_i[p] < a_j[p]
-    # one A edge meets each B edge at most once (a cell lists an edge once)
-    hit_key = np.empty(b_len.shape[0] + 1, dtype=np.int64)
-    hit_q = np.empty(b_len.shape[0] + 1, dtype=np.int32)
-    hit_w = np.empty(b_len.shape[0] + 1, dtype=np.float64)
     for f in range(n_fwd):
         p = fwd[f]
         L = a_len[p]
@@ -102,57 +97,52 @@ def edge_votes(a_len, a_i, a_j, a_ai, a_aj, a_dir, b_len, b_i, b_j, b_ai, b_aj, 
         hi = L + tol
         pai = a_ai[p]
         paj = a_aj[p]
-        # the buckets the scan visited: first angle from first1 on (it may start at -1 and
-        # wraps), length bins lb_first..lb_last, second angle lo2..hi2 and then the part of
-        # its range that wraps past 0 or n_side
+        # bucket ranges of both angles (may start below 0 or end above n_side: they wrap);
+        # shifts and masks, not // and %: integer division is slow and this is the hot loop
         first1 = (pai - tol_u) >> shift
-        lo2 = max((paj - tol_u) >> shift, 0)
-        hi2 = min((paj + tol_u) >> shift, n_side - 1)
-        lb_first = max(int(lo * inv_len_bin), 0)
-        lb_last = min(int(hi * inv_len_bin), n_len_bins - 1)
-        cell = (pai >> shift) * n_side + (paj >> shift)
-        n_hit = 0
-        # from the first edge at least lb_first * len_bin long (shorter ones fail lq >= lo)
-        for e in range(b_cell_len_start[cell * (n_len_bins + 1) + min(lb_first, n_len_bins)],
-                       b_cell_start[cell + 1]):
-            q = b_cell_q[e]
-            lq = b_len[q]
-            if lq > hi:
-                break  # the cell is sorted by length
-            # the tests without a branch (each is a coin toss to the CPU); the length bin is
-            # tested too (the bucketed scan did not visit an edge whose float32 length
-            # passes but whose bin, taken before the rounding, lies outside)
-            d1 = _udiff(pai, b_ai[q])
-            d2 = _udiff(paj, b_aj[q])
-            lb = b_lbin[q]
-            hit_q[n_hit] = q
-            n_hit += (lq >= lo) & (d1 <= tol_u) & (d2 <= tol_u) & (lb >= lb_first) & (lb <= lb_last)
-        # weights and the scan's order of the few agreeing edges (insertion sort; distinct keys)
-        n_kept = 0
-        for t in range(n_hit):
-            q = hit_q[t]
-            lq = b_len[q]
-            w = np.float32(1.0) - (abs(lq - L) * inv_tol + (_udiff(pai, b_ai[q]) + _udiff(paj, b_aj[q]))
-                                   * inv_tol_u) * third
-            if not w > 0.0:
-                continue
-            b2 = b_aj[q] >> shift
-            part = (b2 < lo2) | (b2 > hi2)
-            key = (((((b_ai[q] >> shift) - first1) & mask) * n_len_bins + b_lbin[q]) * 2 + part) * 65536 + q
-            u = n_kept
-            while u > 0 and hit_key[u - 1] > key:
-                hit_key[u] = hit_key[u - 1]
-                hit_q[u] = hit_q[u - 1]
-                hit_w[u] = hit_w[u - 1]
-                u -= 1
-            hit_key[u] = key
-            hit_q[u] = q
-            hit_w[u] = w
-            n_kept += 1
+        last1 = (pai + tol_u) >> shift
+        first2 = (paj - tol_u) >> shift
+        last2 = (paj + tol_u) >> shift
+        # second-angle buckets: one run, plus a second where the range wraps past 0 or n_side
+        lo2 = max(first2, 0)
+        hi2 = min(last2, n_side - 1)
+        if first2 < 0:
+            wlo = first2 + n_side
+            whi = n_side - 1
+        elif last2 >= n_side:
+            wlo = 0
+            whi = last2 - n_side
+        else:
+            wlo = 1
+            whi = 0
         i = a_i[p]
         j = a_j[p]
         adir = a_dir[p]
-        for h in range(n_kept):
+        lb_first = max(int(lo * inv_len_bin), 0)
+        lb_last = min(int(hi * inv_len_bin), n_len_bins - 1)
+        n_hit = 0
+        for bb1 in range(first1, last1 + 1):
+            for lb in range(lb_first, lb_last + 1):
+                row = ((bb1 & mask) * n_len_bins + lb) * n_side
+                # the buckets of one row are adjacent in memory: scan them as one or two runs;
+                # a few more edges looked at, far fewer loop starts
+                for part in range(2):
+                    b_lo = lo2 if part == 0 else wlo
+                    b_hi = hi2 if part == 0 else whi
+                    if b_lo > b_hi:
+                        break
+                    for q in range(b_bucket_start[row + b_lo], b_bucket_start[row + b_hi + 1]):
+                        # every test without a branch (each is a coin toss to the CPU); the
+                        # agreeing edges are kept in visiting order, so the votes add up in
+                        # the same order as when each was added at once
+                        lq = b_len[q]
+                        d1 = _udiff(pai, b_ai[q])
+                        d2 = _udiff(paj, b_aj[q])
+                        w = np.float32(1.0) - (abs(lq - L) * inv_tol + (d1 + d2) * inv_tol_u) * third
+                        hit_q[n_hit] = q
+                        hit_w[n_hit] = w
+                        n_hit += (lq >= lo) & (lq <= hi) & (d1 <= tol_u) & (d2 <= tol_u) & (w > 0.0)
+        for h in range(n_hit):
             q = hit_q[h]
             w = hit_w[h]
             rot = (b_dir[q] - adir) & 255
@@ -170,11 +160,9 @@ def edge_votes(a_len, a_i, a_j, a_ai, a_aj, a_dir, b_len, b_i, b_j, b_ai, b_aj, 
 
 
 def edge_votes_reference(a_len, a_i, a_j, a_ai, a_aj, a_dir, b_len, b_i, b_j, b_ai, b_aj, b_dir,
-                         b_lbin, b_cell_start, b_cell_len_start, b_cell_q, na, nb, len_tol, len_tol_rel, ang_tol, len_bin=None,
+                         b_bucket_start, na, nb, len_tol, len_tol_rel, ang_tol, len_bin=None,
                          n_len_bins=None):
-    """Plain-numpy reference of `edge_votes` (all edge pairs at once, no index; b_lbin, b_cell_*
-    unused). Each edge is compared by its float32 length alone, where the kernel also keeps
-    to the length bins the bucketed scan visited (rare differences at a bin edge)."""
+    """Plain-numpy reference of `edge_votes` (all edge pairs at once, no buckets or windows)."""
     keep = a_i <= a_j
     aL, ai, aj = a_len[keep].astype(np.float64), a_i[keep], a_j[keep]
     aai, aaj, adir = a_ai[keep], a_aj[keep], a_dir[keep]

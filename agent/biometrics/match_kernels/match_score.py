@@ -45,8 +45,8 @@ def _score(matched, closeness, oa, ob, min_overlap, saturation):
 
 
 @njit(cache=True)
-def match_prepared(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_lbin, a_cstart, a_clen, a_cq, a_grid,
-                   bx, by, bth, b_len, b_i, b_j, b_ai, b_aj, b_dir, b_lbin, b_cstart, b_clen, b_cq, b_grid, params):
+def match_prepared(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_bstart, a_grid,
+                   bx, by, bth, b_len, b_i, b_j, b_ai, b_aj, b_dir, b_bstart, b_grid, params):
     """(similarity in [0, 1], details) of two prepared templates (A, B in the caller's order)."""
     na = ax.shape[0]
     nb = bx.shape[0]
@@ -54,7 +54,7 @@ def match_prepared(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_lbin, a_cs
     if na < 2 or nb < 2:
         return 0.0, details
     votes, rc, rs = edge_votes(a_len, a_i, a_j, a_ai, a_aj, a_dir, b_len, b_i, b_j, b_ai, b_aj, b_dir,
-                               b_lbin, b_cstart, b_clen, b_cq, na, nb, params[P_LEN_TOL], params[P_LEN_TOL_REL], params[P_EDGE_ANG],
+                               b_bstart, na, nb, params[P_LEN_TOL], params[P_LEN_TOL_REL], params[P_EDGE_ANG],
                                params[P_EDGE_LEN_BIN], int(params[P_EDGE_LEN_BINS]))
     cell = params[P_CELL]
     min_overlap = params[P_MIN_OVERLAP]
@@ -173,15 +173,15 @@ def match_prepared(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_lbin, a_cs
 
 
 @njit(cache=True)
-def similarity(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_lbin, a_cstart, a_clen, a_cq, a_grid,
-               bx, by, bth, b_len, b_i, b_j, b_ai, b_aj, b_dir, b_lbin, b_cstart, b_clen, b_cq, b_grid, params):
+def similarity(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_bstart, a_grid,
+               bx, by, bth, b_len, b_i, b_j, b_ai, b_aj, b_dir, b_bstart, b_grid, params):
     """`match_prepared`'s score alone (no details array to hand back to Python: cheaper per call)."""
-    return match_prepared(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_lbin, a_cstart, a_clen, a_cq, a_grid,
-                          bx, by, bth, b_len, b_i, b_j, b_ai, b_aj, b_dir, b_lbin, b_cstart, b_clen, b_cq, b_grid, params)[0]
+    return match_prepared(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_bstart, a_grid,
+                          bx, by, bth, b_len, b_i, b_j, b_ai, b_aj, b_dir, b_bstart, b_grid, params)[0]
 
 
-def match_prepared_reference(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_lbin, a_cstart, a_clen, a_cq, a_grid,
-                             bx, by, bth, b_len, b_i, b_j, b_ai, b_aj, b_dir, b_lbin, b_cstart, b_clen, b_cq, b_grid, params):
+def match_prepared_reference(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_bstart, a_grid,
+                             bx, by, bth, b_len, b_i, b_j, b_ai, b_aj, b_dir, b_bstart, b_grid, params):
     """Plain-numpy reference of `match_prepared`'s score, composed of the numpy references
     of the edge votes and the pairing (for the tests and the benchmark's speed ratio)."""
     if ax.shape[0] < 2 or bx.shape[0] < 2:
@@ -200,7 +200,7 @@ def match_prepared_reference(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_
             prm[P_DIST_TOL_MAX], prm[P_PAIR_ANG], a_grid, b_grid, prm[P_CELL])
 
     votes, rc, rs = edge_votes_reference(a_len, a_i, a_j, a_ai, a_aj, a_dir, b_len, b_i, b_j, b_ai,
-                                         b_aj, b_dir, b_lbin, b_cstart, b_clen, b_cq, ax.shape[0], bx.shape[0],
+                                         b_aj, b_dir, b_bstart, ax.shape[0], bx.shape[0],
                                          prm[P_LEN_TOL], prm[P_LEN_TOL_REL], prm[P_EDGE_ANG])
     covered = np.zeros(votes.shape, dtype=bool)
     best_cl, best, best_pairs = 0.0, 0.0, []
