@@ -92,7 +92,6 @@ class Prepared:
 
     def __post_init__(self):
         self.args = self.kernel_args()  # the kernel's argument tuple, built once
-        self.packed = _packed(self)  # the same, as three arrays (a cheaper call), when it can be
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -103,19 +102,6 @@ class Prepared:
 
     def __repr__(self) -> str:
         return f"Prepared({len(self)} minutiae, {len(self.e_len)} edges)"
-
-
-def _packed(p: Prepared):
-    """(float32 x|y|th|e_len, int32 n|e_i|e_j|e_ai|e_aj|e_dir|e_bucket_start, grid) for
-    match_score.similarity_packed; None when an array is not of the kernel's usual dtype
-    (packing would convert it, and the score must be the one `kernel_args` gives)."""
-    f32 = (p.x, p.y, p.th, p.e_len)
-    i32 = (p.e_i, p.e_j, p.e_ai, p.e_aj, p.e_dir, p.e_bucket_start)
-    if any(a.dtype != np.float32 or a.ndim != 1 for a in f32) or any(
-            a.dtype != np.int32 or a.ndim != 1 for a in i32) or p.grid.dtype != np.bool_:
-        return None
-    return (np.concatenate(f32), np.concatenate((np.array([len(p.x)], np.int32),) + i32),
-            np.ascontiguousarray(p.grid))
 
 
 def _wrap(a):
@@ -332,20 +318,17 @@ _kernel = None
 def _match_kernel():
     global _kernel
     if _kernel is None:
-        from fpagent.biometrics.match_kernels.match_score import (similarity,  # noqa: PLC0415 (slow import)
-                                                                  similarity_packed)
+        from fpagent.biometrics.match_kernels.match_score import similarity  # noqa: PLC0415 (numba is slow to import)
 
-        _kernel = (similarity, similarity_packed)
+        _kernel = similarity
     return _kernel
 
 
 def compare_prepared(pa: Prepared, pb: Prepared) -> float:
     """Similarity in [0, 1] (higher = more similar); symmetric."""
-    kernel, kernel_packed = _kernel or _match_kernel()
+    kernel = _kernel or _match_kernel()
     if pb.key < pa.key:
         pa, pb = pb, pa
-    if pa.packed is not None and pb.packed is not None:
-        return kernel_packed(*pa.packed, *pb.packed, PARAMS)
     return kernel(*pa.args, *pb.args, PARAMS)
 
 

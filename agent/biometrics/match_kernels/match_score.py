@@ -180,25 +180,6 @@ def similarity(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_bstart, a_grid
                           bx, by, bth, b_len, b_i, b_j, b_ai, b_aj, b_dir, b_bstart, b_grid, params)[0]
 
 
-@njit(cache=True)
-def similarity_packed(a_f32, a_i32, a_grid, b_f32, b_i32, b_grid, params):
-    """`similarity` of two templates each given as three arrays (matcher.Prepared.packed): a
-    call with 7 arguments instead of 23 (Numba checks each argument on every call).
-    f32 is x, y, th (n each) and the edge lengths; i32 is n, then the edges' i, j, angle at
-    i, angle at j, direction (m each) and the bucket starts."""
-    na = a_i32[0]
-    ma = a_f32.shape[0] - 3 * na
-    nb = b_i32[0]
-    mb = b_f32.shape[0] - 3 * nb
-    return match_prepared(
-        a_f32[:na], a_f32[na:2 * na], a_f32[2 * na:3 * na], a_f32[3 * na:], a_i32[1:1 + ma],
-        a_i32[1 + ma:1 + 2 * ma], a_i32[1 + 2 * ma:1 + 3 * ma], a_i32[1 + 3 * ma:1 + 4 * ma],
-        a_i32[1 + 4 * ma:1 + 5 * ma], a_i32[1 + 5 * ma:], a_grid,
-        b_f32[:nb], b_f32[nb:2 * nb], b_f32[2 * nb:3 * nb], b_f32[3 * nb:], b_i32[1:1 + mb],
-        b_i32[1 + mb:1 + 2 * mb], b_i32[1 + 2 * mb:1 + 3 * mb], b_i32[1 + 3 * mb:1 + 4 * mb],
-        b_i32[1 + 4 * mb:1 + 5 * mb], b_i32[1 + 5 * mb:], b_grid, params)[0]
-
-
 def match_prepared_reference(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_bstart, a_grid,
                              bx, by, bth, b_len, b_i, b_j, b_ai, b_aj, b_dir, b_bstart, b_grid, params):
     """Plain-numpy reference of `match_prepared`'s score, composed of the numpy references
