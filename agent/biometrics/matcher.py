@@ -18,7 +18,9 @@ How it works (kernels in fpagent.biometrics.match_kernels, each with a numpy ref
    the overlapping area, damped when few minutiae agree; in [0, 1].
 
 `compare(a, b) == compare(b, a)` exactly: the pair is put in a canonical
-order before the (asymmetric) kernel runs.
+order before the (asymmetric) kernel runs. A 1:N search scores its candidates
+with `compare_many(probe, batch(candidates))`: one kernel call, the same bits
+as one `compare_prepared` per candidate.
 
 MATCH_THRESHOLD = 0.095 was calibrated on the shared FVC2002 DB1_B + DB3_B
 sets with fpagent.biometrics.extraction's templates (extended impostor sets, 5,760
