@@ -174,3 +174,40 @@ def test_whole_kernel_matches_a_numpy_composition(real):
         assert match_score.similarity(*pa.args, *pb.args, prm) == got
         wants.append(want)
     assert max(wants) > 0.1  # a genuine pair among them: the comparison is not all zeros
+
+
+# ------------------------------------------------------------------ one probe, many candidates
+
+
+def test_compare_many_is_one_compare_prepared_per_candidate(real):
+    """The 1:N entry point gives the same bits as one call per candidate, whichever template of
+    each pair comes first in the canonical order, from a Batch or from a plain list."""
+    prepared = [matcher.prepare(t) for t in real.values()]
+    prepared.append(matcher.prepare(Template(np.zeros(0, MINUTIA_DTYPE), 256, 288)))  # scores 0
+    block = matcher.batch(prepared)
+    assert len(block) == len(prepared)
+    firsts, best = set(), 0.0
+    for probe in prepared[::4]:  # the empty template among them
+        want = np.array([matcher.compare_prepared(probe, c) for c in prepared])
+        assert np.array_equal(matcher.compare_many(probe, block), want)
+        assert np.array_equal(matcher.compare_many(probe, prepared[::-1]), want[::-1])
+        assert want[-1] == 0.0
+        best = max(best, want[want < 1.0].max(initial=0.0))  # not the probe with itself
+        firsts |= {not (c.key < probe.key) for c in prepared}
+    assert best > 0.1  # genuine pairs among them, not only zeros
+    assert firsts == {True, False}  # the probe was A of some pairs and B of others
+    assert matcher.compare_many(prepared[0], []).shape == (0,)
+
+
+def test_many_kernel_matches_its_numpy_reference(real):
+    from fpagent.biometrics.match_kernels import match_many
+
+    prepared = [matcher.prepare(real[("fvc2002_db1_b", n)]) for n in ("101_1", "101_2", "102_1")]
+    probe, cands = prepared[0], prepared
+    block = matcher.batch(cands)
+    first = np.array([not (c.key < probe.key) for c in cands])
+    got = match_many.similarity_many(*probe.args, *block.fields, block.offsets, block.grid_shapes, first,
+                                     matcher.PARAMS)
+    want = match_many.similarity_many_reference(probe.args, [c.args for c in cands], first, matcher.PARAMS)
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3)
+    assert want.max() > 0.1

@@ -81,6 +81,9 @@ def edge_votes(a_len, a_i, a_j, a_ai, a_aj, a_dir, b_len, b_i, b_j, b_ai, b_aj, 
     third = np.float32(1.0 / 3.0)
     # A's edges with a_i < a_j, gathered without a branch (their order is random to the CPU)
     fwd = np.empty(a_len.shape[0], dtype=np.int32)
+    # one A edge visits each B edge at most once (its buckets are distinct)
+    hit_q = np.empty(b_len.shape[0] + 1, dtype=np.int32)
+    hit_w = np.empty(b_len.shape[0] + 1, dtype=np.float64)
     n_fwd = 0
     for p in range(a_len.shape[0]):
         fwd[n_fwd] = p
@@ -117,6 +120,7 @@ def edge_votes(a_len, a_i, a_j, a_ai, a_aj, a_dir, b_len, b_i, b_j, b_ai, b_aj, 
         adir = a_dir[p]
         lb_first = max(int(lo * inv_len_bin), 0)
         lb_last = min(int(hi * inv_len_bin), n_len_bins - 1)
+        n_hit = 0
         for bb1 in range(first1, last1 + 1):
             for lb in range(lb_first, lb_last + 1):
                 row = ((bb1 & mask) * n_len_bins + lb) * n_side
@@ -128,28 +132,30 @@ def edge_votes(a_len, a_i, a_j, a_ai, a_aj, a_dir, b_len, b_i, b_j, b_ai, b_aj, 
                     if b_lo > b_hi:
                         break
                     for q in range(b_bucket_start[row + b_lo], b_bucket_start[row + b_hi + 1]):
+                        # every test without a branch (each is a coin toss to the CPU); the
+                        # agreeing edges are kept in visiting order, so the votes add up in
+                        # the same order as when each was added at once
                         lq = b_len[q]
-                        if lq < lo or lq > hi:
-                            continue
                         d1 = _udiff(pai, b_ai[q])
-                        if d1 > tol_u:
-                            continue
                         d2 = _udiff(paj, b_aj[q])
-                        if d2 > tol_u:
-                            continue
                         w = np.float32(1.0) - (abs(lq - L) * inv_tol + (d1 + d2) * inv_tol_u) * third
-                        if w > 0.0:
-                            rot = (b_dir[q] - adir) & 255
-                            c = w * _COS[rot]
-                            s = w * _SIN[rot]
-                            k = b_i[q]
-                            l = b_j[q]
-                            votes[i, k] += w
-                            votes[j, l] += w
-                            rc[i, k] += c
-                            rs[i, k] += s
-                            rc[j, l] += c
-                            rs[j, l] += s
+                        hit_q[n_hit] = q
+                        hit_w[n_hit] = w
+                        n_hit += (lq >= lo) & (lq <= hi) & (d1 <= tol_u) & (d2 <= tol_u) & (w > 0.0)
+        for h in range(n_hit):
+            q = hit_q[h]
+            w = hit_w[h]
+            rot = (b_dir[q] - adir) & 255
+            c = w * _COS[rot]
+            s = w * _SIN[rot]
+            k = b_i[q]
+            l = b_j[q]
+            votes[i, k] += w
+            votes[j, l] += w
+            rc[i, k] += c
+            rs[i, k] += s
+            rc[j, l] += c
+            rs[j, l] += s
     return votes, rc, rs
 
 

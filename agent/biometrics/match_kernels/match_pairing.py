@@ -27,7 +27,9 @@ TWO_PI = 2.0 * math.pi
 
 @njit(cache=True, inline="always")
 def _angdiff(a, b):
-    d = abs(a - b) % TWO_PI
+    d = abs(a - b)
+    if d >= TWO_PI:  # rare: directions come in [0, 2 pi) and rotations in [-pi, pi]
+        d = d % TWO_PI  # below 2 pi the remainder is d itself: the same bits without the division
     return d if d <= math.pi else TWO_PI - d
 
 
@@ -51,9 +53,13 @@ def pair_under_alignment(ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y, rot,
     Returns (matched, overlap_a, overlap_b, sum_of_closeness); the pairs are
     written to pair_a/pair_b (length >= matched).
     """
+    out_a = np.empty(ax.shape[0] + 1, dtype=np.int32)
+    out_b = np.empty(ax.shape[0] + 1, dtype=np.int32)
     m, cl = pair_with_scratch(ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y, rot,
                               dist_tol, dist_tol_rel, dist_tol_max, ang_tol,
-                              pair_a, pair_b, pair_scratch(ax.shape[0], bx))
+                              out_a, out_b, pair_scratch(ax.shape[0], bx))
+    pair_a[:m] = out_a[:m]
+    pair_b[:m] = out_b[:m]
     oa, ob = overlap_counts(ax, ay, bx, by, a0x, a0y, b0x, b0y, rot, a_grid, b_grid, cell)
     return m, oa, ob, cl
 
@@ -88,7 +94,7 @@ def pair_scratch(na, bx):
     """Work arrays of `pair_with_scratch` (allocate once per comparison, not per alignment),
     with an index of B's x-sorted minutiae: x_start[c] = first k with bx[k] >= c * X_CELL."""
     nb = bx.shape[0]
-    cap = na * 4 + 16
+    cap = na * 4 + 16 + 1  # the last slot takes candidates past the cap
     n_cells = (int(bx[nb - 1] / X_CELL) + 2) if nb > 0 else 1
     x_start = np.empty(max(n_cells, 1), dtype=np.int32)
     k = 0
@@ -99,7 +105,8 @@ def pair_scratch(na, bx):
     return (np.empty(na, dtype=np.float32), np.empty(na, dtype=np.float32),
             np.empty(cap, dtype=np.int32), np.empty(cap, dtype=np.int32),
             np.empty(cap, dtype=np.float32), np.empty(cap, dtype=np.int64),
-            np.empty(na, dtype=np.bool_), np.empty(nb, dtype=np.bool_), x_start)
+            np.empty(na, dtype=np.bool_), np.empty(nb, dtype=np.bool_), x_start,
+            np.empty(cap, dtype=np.float32), np.empty(cap, dtype=np.float64), np.empty(na, dtype=np.float64))
 
 
 @njit(cache=True, inline="always")
@@ -122,11 +129,12 @@ def _sort_order(keys, n, order):
 def pair_with_scratch(ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y, rot,
                       dist_tol, dist_tol_rel, dist_tol_max, ang_tol, pair_a, pair_b, scratch):
     """The pairing of `pair_under_alignment` with caller-owned work arrays
-    (`pair_scratch(na, nb)`), without the overlap counts: (matched, closeness)."""
+    (`pair_scratch(na, nb)`), without the overlap counts: (matched, closeness).
+    pair_a and pair_b hold at least na + 1 entries (the last takes rejected candidates)."""
     na = ax.shape[0]
     nb = bx.shape[0]
     c, s = portable.cos_sin(rot)
-    tx, ty, ci, ck, cc, order, used_a, used_b, x_start = scratch
+    tx, ty, ci, ck, cc, order, used_a, used_b, x_start, cd2, cda, tol_of = scratch
     n_cells = x_start.shape[0]
     for i in range(na):
         dx = ax[i] - a0x
@@ -134,7 +142,7 @@ def pair_with_scratch(ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y, rot,
         tx[i] = c * dx - s * dy + b0x
         ty[i] = s * dx + c * dy + b0y
     # candidate pairs
-    cap = ci.shape[0]
+    cap = ci.shape[0] - 1
     n = 0
     for i in range(na):
         rx = tx[i] - b0x
@@ -142,6 +150,7 @@ def pair_with_scratch(ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y, rot,
         ra = math.sqrt(rx * rx + ry * ry)
         tol = min(dist_tol + dist_tol_rel * ra, dist_tol_max)
         tol2 = tol * tol
+        tol_of[i] = tol
         th = ath[i] + rot
         # B is sorted by x: the first k with bx[k] >= lo, from the x index (a binary
         # search mispredicts at nearly every step; this is one lookup and a short walk)
@@ -157,36 +166,39 @@ def pair_with_scratch(ax, ay, ath, bx, by, bth, a0x, a0y, b0x, b0y, rot,
             dx = tx[i] - bx[k]
             if dx < -tol:
                 break
+            # the tests without a branch (each is a coin toss to the CPU): every pair in the
+            # window is written at n, and n moves on only for a qualifying one while there
+            # is room (slot `cap` takes the rest); the cost (a square root and two
+            # divisions) below, for the qualifying ones only
             dy = ty[i] - by[k]
             d2 = dx * dx + dy * dy
-            if d2 > tol2:
-                continue
             da = _angdiff(th, bth[k])
-            if da > ang_tol:
-                continue
-            if n == cap:
-                break
             ci[n] = i
             ck[n] = k
-            cc[n] = math.sqrt(d2) / tol + da / ang_tol
-            n += 1
+            cd2[n] = d2
+            cda[n] = da
+            n += (d2 <= tol2) & (da <= ang_tol) & (n < cap)
+    for t in range(n):
+        cc[t] = math.sqrt(cd2[t]) / tol_of[ci[t]] + cda[t] / ang_tol
     _sort_order(cc, n, order)
     used_a[:] = False
     used_b[:] = False
     matched = 0
     closeness = 0.0
     for t in range(n):
+        # greedy by increasing cost, without a branch (whether a minutia is taken is a coin
+        # toss to the CPU): every candidate is written at `matched`, which moves on only for
+        # a pair of two free minutiae; adding 0.0 for the others leaves the sum's bits alone
         p = order[t]
         i = ci[p]
         k = ck[p]
-        if used_a[i] or used_b[k]:
-            continue
-        used_a[i] = True
-        used_b[k] = True
+        take = not (used_a[i] | used_b[k])
+        used_a[i] |= take
+        used_b[k] |= take
         pair_a[matched] = i
         pair_b[matched] = k
-        matched += 1
-        closeness += 1.0 - 0.5 * cc[p]
+        closeness += (1.0 - 0.5 * cc[p]) if take else 0.0
+        matched += take
     return matched, closeness
 
 

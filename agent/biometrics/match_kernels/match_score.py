@@ -59,8 +59,8 @@ def match_prepared(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_bstart, a_
     cell = params[P_CELL]
     min_overlap = params[P_MIN_OVERLAP]
     scratch = pair_scratch(na, bx)
-    pair_a = np.empty(na, dtype=np.int32)
-    pair_b = np.empty(na, dtype=np.int32)
+    pair_a = np.empty(na + 1, dtype=np.int32)
+    pair_b = np.empty(na + 1, dtype=np.int32)
     best_pa = np.empty(na, dtype=np.int32)
     best_pb = np.empty(na, dtype=np.int32)
     best = 0.0
