@@ -21,7 +21,7 @@ of 9%. Soft (linear) binning, extra nearest-neighbour blocks, per-dimension
 whitening and several scaled probe descriptors (max over) measured worse.
 
 `Gallery` keeps every descriptor in one contiguous (capacity, D) uint8 array
-(D = 468 bytes per template), the ISO 19794-2 record of each template (what
+(D = 468 bytes per template; column-major, which the scan reads fastest), the ISO 19794-2 record of each template (what
 `to_bytes` saves) and its prepared form (`matcher.Stored`: the matcher's
 minutiae, grid and key, ~13 bytes per minutia + 80), so 100,000 entries
 take about 468 + 4 + ~250 + ~600 + id bytes each: ~140 MB. `search` scans all
@@ -119,7 +119,8 @@ class Gallery:
     """Templates kept for 1:N search: add/remove by id, search, to_bytes/from_bytes."""
 
     def __init__(self, capacity: int = 64):
-        self._desc = np.zeros((max(capacity, 1), DESCRIPTOR_BYTES), dtype=np.uint8)
+        # column-major: the scan reads each descriptor byte of a block of rows contiguously
+        self._desc = np.zeros((max(capacity, 1), DESCRIPTOR_BYTES), dtype=np.uint8, order="F")
         self._inv_norm = np.zeros(max(capacity, 1), dtype=np.float32)
         self._sum = np.zeros(DESCRIPTOR_BYTES, dtype=np.float64)
         self._mean = np.zeros(DESCRIPTOR_BYTES, dtype=np.float32)
@@ -149,7 +150,7 @@ class Gallery:
         if need <= cap:
             return
         new_cap = max(need, cap * 2)
-        desc = np.zeros((new_cap, DESCRIPTOR_BYTES), dtype=np.uint8)
+        desc = np.zeros((new_cap, DESCRIPTOR_BYTES), dtype=np.uint8, order="F")
         desc[:cap] = self._desc
         self._desc = desc
         self._inv_norm = np.zeros(new_cap, dtype=np.float32)
@@ -219,11 +220,16 @@ class Gallery:
 
     def screen_descriptor(self, desc: np.ndarray, count: int) -> list[tuple[str, float]]:
         """The `count` entries with the best prefilter scores, best first (no matcher)."""
+        rows, scores = self._screen_rows(desc, count)
+        return [(self._ids[i], float(s)) for i, s in zip(rows.tolist(), scores.tolist())]
+
+    def _screen_rows(self, desc: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and scores of the `count` best prefilter scores, best first."""
         from fpagent.screening.prefilter_scan import scan  # noqa: PLC0415 (numba import is slow)
 
         n = len(self)
         if n == 0 or count <= 0:
-            return []
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         if self._dirty:
             self._refresh()
         pc = np.asarray(desc, dtype=np.float32) - self._mean
@@ -233,7 +239,7 @@ class Gallery:
         count = min(count, n)
         top = np.argpartition(-scores, count - 1)[:count]
         top = top[np.argsort(-scores[top], kind="stable")]
-        return [(self._ids[i], float(scores[i])) for i in top]
+        return top, scores[top]
 
     def screen(self, template: Template, count: int) -> list[tuple[str, float]]:
         return self.screen_descriptor(descriptor(template), count)
@@ -247,14 +253,18 @@ class Gallery:
             return []
         count = max(top, MIN_CANDIDATES, min(MAX_CANDIDATES, int(math.ceil(penetration * n))))
         probe = matcher.prepare(template)
-        candidates = self.screen_descriptor(descriptor(template), count)
+        rows, _ = self._screen_rows(descriptor(template), count)
+        compare, expand, stored = matcher.compare_prepared, matcher.expand, self._stored
         ranked = []
-        for id, _ in candidates:
-            stored = self._prepared_entry(self._index[id])
-            if stored is not None:
-                ranked.append((id, matcher.compare_prepared(probe, matcher.expand(stored))))
+        for row in rows.tolist():
+            entry = stored[row]
+            if entry is None:
+                entry = self._prepared_entry(row)
+                if entry is None:
+                    continue
+            ranked.append((row, compare(probe, expand(entry))))
         ranked.sort(key=lambda r: -r[1])
-        return ranked[:top]
+        return [(self._ids[row], score) for row, score in ranked[:top]]
 
     def _prepared_entry(self, row: int) -> matcher.Stored | None:
         """The row's prepared form; prepared from its record once if it was loaded without one."""
