@@ -89,3 +89,16 @@ def test_gallery_scores_are_the_reference_scan_of_its_rows():
     assert [s for _, s in got] == [float(ref[r]) for r in order]
     assert [i for i, _ in got][2:] == [f"e{r}" for r in order][2:]
     assert {got[0][0], got[1][0]} == {"e100", "e200"}
+
+
+def test_every_gallery_hands_the_scan_one_array_type():
+    """Column-major whatever the capacity (a one-row array would look C-contiguous to numba,
+    which would then compile a second scan at the first screening after warm-up)."""
+    import numba
+
+    for capacity in (0, 1, 2, 64):
+        g = prefilter.Gallery(capacity=capacity)
+        g.add_descriptor("only", np.ones(D, np.uint8))
+        assert numba.typeof(g._desc).layout == "F"
+        blob = prefilter.Gallery.from_bytes(g.to_bytes())
+        assert numba.typeof(blob._desc).layout == "F"

@@ -119,9 +119,10 @@ class Gallery:
     """Templates kept for 1:N search: add/remove by id, search, to_bytes/from_bytes."""
 
     def __init__(self, capacity: int = 64):
-        # column-major: the scan reads each descriptor byte of a block of rows contiguously
-        self._desc = np.zeros((max(capacity, 1), DESCRIPTOR_BYTES), dtype=np.uint8, order="F")
-        self._inv_norm = np.zeros(max(capacity, 1), dtype=np.float32)
+        # column-major: the scan reads each descriptor byte of a block of rows contiguously;
+        # at least 2 rows, or numba would see a C-contiguous array and compile another scan
+        self._desc = np.zeros((max(capacity, 2), DESCRIPTOR_BYTES), dtype=np.uint8, order="F")
+        self._inv_norm = np.zeros(max(capacity, 2), dtype=np.float32)
         self._sum = np.zeros(DESCRIPTOR_BYTES, dtype=np.float64)
         self._mean = np.zeros(DESCRIPTOR_BYTES, dtype=np.float32)
         self._dirty = True  # mean / centred norms need recomputing
