@@ -102,3 +102,40 @@ def test_every_gallery_hands_the_scan_one_array_type():
         assert numba.typeof(g._desc).layout == "F"
         blob = prefilter.Gallery.from_bytes(g.to_bytes())
         assert numba.typeof(blob._desc).layout == "F"
+
+
+def _template(rng, n=30):
+    from fpagent.biometrics.template import MINUTIA_DTYPE, Template
+
+    m = np.zeros(n, dtype=MINUTIA_DTYPE)
+    m["x"] = rng.uniform(20, 230, n)
+    m["y"] = rng.uniform(20, 270, n)
+    m["angle"] = rng.uniform(0, 2 * math.pi, n)
+    m["kind"] = 1
+    m["quality"] = rng.integers(20, 100, n)
+    return Template(minutiae=m, width=256, height=288)
+
+
+def test_search_ranks_the_screened_candidates_by_the_matcher():
+    """search = the prefilter's candidates, in its order, scored by the 1:1 matcher on each
+    entry's record and sorted by score (stable): no candidate lost, added or reordered."""
+    from fpagent.biometrics import matcher
+    from fpagent.records import fmr
+
+    rng = np.random.default_rng(21)
+    g = prefilter.Gallery()
+    records = {}
+    for i in range(240):
+        t = _template(rng, int(rng.integers(12, 45)))
+        g.add(f"t{i}", t)
+        records[f"t{i}"] = fmr.encode_iso(t)
+    g.add_descriptor("screened-only", np.full(D, 3, np.uint8))  # no record: screened, never ranked
+    probe = _template(rng)
+    count = prefilter.MIN_CANDIDATES + 20
+    candidates = g.screen(probe, count)
+    p = matcher.prepare(probe)
+    want = [(id, matcher.compare_prepared(p, matcher.prepare(fmr.decode(records[id])[0])))
+            for id, _ in candidates if id in records]
+    want.sort(key=lambda r: -r[1])
+    got = g.search(probe, top=len(want), penetration=count / len(g))
+    assert got == want and len(got) >= count - 1
