@@ -21,15 +21,17 @@ of 9%. Soft (linear) binning, extra nearest-neighbour blocks, per-dimension
 whitening and several scaled probe descriptors (max over) measured worse.
 
 `Gallery` keeps every descriptor in one contiguous (capacity, D) uint8 array
-(D = 468 bytes per template; column-major, which the scan reads fastest), the ISO 19794-2 record of each template (what
-`to_bytes` saves) and its prepared form (`matcher.Stored`: the matcher's
-minutiae, grid and key, ~13 bytes per minutia + 80), so 100,000 entries
-take about 468 + 4 + ~250 + ~600 + id bytes each: ~140 MB. `search` scans all
-descriptors (fpagent.screening.prefilter_scan), keeps the best fraction
-(`penetration`) and lets the 1:1 matcher rank those: a candidate's edges are
-rebuilt from its stored form (microseconds), never re-prepared from its
-record. Entries loaded by `from_bytes` are prepared from their records the
-first time they are candidates, once.
+(D = 468 bytes per template; column-major, which the scan reads fastest), the
+ISO 19794-2 record of each template (what `to_bytes` saves) and its prepared
+form (`matcher.Stored`: the matcher's minutiae, grid and key, ~13 bytes per
+minutia + 80), so 100,000 entries take about 468 + 4 + ~250 + ~600 + id bytes
+each: ~140 MB. `search` scans all descriptors
+(fpagent.screening.prefilter_scan), keeps the best fraction (`penetration`)
+and lets the 1:1 matcher rank those: a candidate's edges are rebuilt from its
+stored form, never re-prepared from its record (the rebuild, about 0.1 ms for
+a 40-minutia template, costs more than the match itself: measured with
+`fpagent bench search`). Entries loaded by `from_bytes` are prepared from
+their records the first time they are candidates, once.
 
 `to_bytes`/`from_bytes` give a self-describing binary form (no pickle: a
 gallery may come from elsewhere) that fpagent.screening.galleries encrypts at rest.
