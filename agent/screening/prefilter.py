@@ -21,15 +21,17 @@ of 9%. Soft (linear) binning, extra nearest-neighbour blocks, per-dimension
 whitening and several scaled probe descriptors (max over) measured worse.
 
 `Gallery` keeps every descriptor in one contiguous (capacity, D) uint8 array
-(D = 468 bytes per template), the ISO 19794-2 record of each template (what
-`to_bytes` saves) and its prepared form (`matcher.Stored`: the matcher's
-minutiae, grid and key, ~13 bytes per minutia + 80), so 100,000 entries
-take about 468 + 4 + ~250 + ~600 + id bytes each: ~140 MB. `search` scans all
-descriptors (fpagent.screening.prefilter_scan), keeps the best fraction
-(`penetration`) and lets the 1:1 matcher rank those: a candidate's edges are
-rebuilt from its stored form (microseconds), never re-prepared from its
-record. Entries loaded by `from_bytes` are prepared from their records the
-first time they are candidates, once.
+(D = 468 bytes per template; column-major, which the scan reads fastest), the
+ISO 19794-2 record of each template (what `to_bytes` saves) and its prepared
+form (`matcher.Stored`: the matcher's minutiae, grid and key, ~13 bytes per
+minutia + 80), so 100,000 entries take about 468 + 4 + ~250 + ~600 + id bytes
+each: ~140 MB. `search` scans all descriptors
+(fpagent.screening.prefilter_scan), keeps the best fraction (`penetration`)
+and lets the 1:1 matcher rank those: a candidate's edges are rebuilt from its
+stored form, never re-prepared from its record (the rebuild, about 0.1 ms for
+a 40-minutia template, costs more than the match itself: measured with
+`fpagent bench search`). Entries loaded by `from_bytes` are prepared from
+their records the first time they are candidates, once.
 
 `to_bytes`/`from_bytes` give a self-describing binary form (no pickle: a
 gallery may come from elsewhere) that fpagent.screening.galleries encrypts at rest.
@@ -116,17 +118,26 @@ def descriptor(template: Template) -> np.ndarray:
 
 
 class Gallery:
-    """Templates kept for 1:N search: add/remove by id, search, to_bytes/from_bytes."""
+    """Templates kept for 1:N search: add/remove by id, search, to_bytes/from_bytes.
 
-    def __init__(self, capacity: int = 64):
-        self._desc = np.zeros((max(capacity, 1), DESCRIPTOR_BYTES), dtype=np.uint8)
-        self._inv_norm = np.zeros(max(capacity, 1), dtype=np.float32)
+    `keep_edges=True` also keeps each entry's matcher edges compactly
+    (fpagent.screening.candidate_edges, about 1.6 KB more per entry), so a
+    search does not rebuild them: the same scores, about half the search time
+    at 1% penetration (measured with `fpagent bench search --keep-edges`)."""
+
+    def __init__(self, capacity: int = 64, keep_edges: bool = False):
+        # column-major: the scan reads each descriptor byte of a block of rows contiguously;
+        # at least 2 rows, or numba would see a C-contiguous array and compile another scan
+        self._desc = np.zeros((max(capacity, 2), DESCRIPTOR_BYTES), dtype=np.uint8, order="F")
+        self._inv_norm = np.zeros(max(capacity, 2), dtype=np.float32)
         self._sum = np.zeros(DESCRIPTOR_BYTES, dtype=np.float64)
         self._mean = np.zeros(DESCRIPTOR_BYTES, dtype=np.float32)
         self._dirty = True  # mean / centred norms need recomputing
         self._ids: list[str] = []
         self._records: list[bytes] = []
         self._stored: list[matcher.Stored | None] = []
+        self._keep_edges = keep_edges
+        self._edges: list[np.ndarray | None] = []  # packed edges per entry (keep_edges only)
         self._index: dict[str, int] = {}
 
     def __len__(self) -> int:
@@ -142,14 +153,15 @@ class Gallery:
         """Memory held per entry by descriptors, norms, records and ids (bytes, excl. slack)."""
         n = len(self)
         return n * (DESCRIPTOR_BYTES + 4) + sum(len(r) for r in self._records) + \
-            sum(len(i) + 8 for i in self._ids) + sum(s.nbytes() for s in self._stored if s is not None)
+            sum(len(i) + 8 for i in self._ids) + sum(s.nbytes() for s in self._stored if s is not None) + \
+            sum(e.nbytes for e in self._edges if e is not None)
 
     def _grow(self, need: int) -> None:
         cap = self._desc.shape[0]
         if need <= cap:
             return
         new_cap = max(need, cap * 2)
-        desc = np.zeros((new_cap, DESCRIPTOR_BYTES), dtype=np.uint8)
+        desc = np.zeros((new_cap, DESCRIPTOR_BYTES), dtype=np.uint8, order="F")
         desc[:cap] = self._desc
         self._desc = desc
         self._inv_norm = np.zeros(new_cap, dtype=np.float32)
@@ -177,12 +189,14 @@ class Gallery:
             self._sum -= self._desc[row]
             self._records[row] = record
             self._stored[row] = stored
+            self._edges[row] = self._packed_edges(stored)
         else:
             row = len(self._ids)
             self._grow(row + 1)
             self._ids.append(id)
             self._records.append(record)
             self._stored.append(stored)
+            self._edges.append(self._packed_edges(stored))
             self._index[id] = row
         self._desc[row] = desc
         self._sum += desc
@@ -200,11 +214,13 @@ class Gallery:
             self._ids[row] = moved
             self._records[row] = self._records[last]
             self._stored[row] = self._stored[last]
+            self._edges[row] = self._edges[last]
             self._desc[row] = self._desc[last]
             self._index[moved] = row
         self._ids.pop()
         self._records.pop()
         self._stored.pop()
+        self._edges.pop()
         self._desc[last] = 0
         self._dirty = True
 
@@ -219,11 +235,16 @@ class Gallery:
 
     def screen_descriptor(self, desc: np.ndarray, count: int) -> list[tuple[str, float]]:
         """The `count` entries with the best prefilter scores, best first (no matcher)."""
+        rows, scores = self._screen_rows(desc, count)
+        return [(self._ids[i], float(s)) for i, s in zip(rows.tolist(), scores.tolist())]
+
+    def _screen_rows(self, desc: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and scores of the `count` best prefilter scores, best first."""
         from fpagent.screening.prefilter_scan import scan  # noqa: PLC0415 (numba import is slow)
 
         n = len(self)
         if n == 0 or count <= 0:
-            return []
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         if self._dirty:
             self._refresh()
         pc = np.asarray(desc, dtype=np.float32) - self._mean
@@ -233,7 +254,7 @@ class Gallery:
         count = min(count, n)
         top = np.argpartition(-scores, count - 1)[:count]
         top = top[np.argsort(-scores[top], kind="stable")]
-        return [(self._ids[i], float(scores[i])) for i in top]
+        return top, scores[top]
 
     def screen(self, template: Template, count: int) -> list[tuple[str, float]]:
         return self.screen_descriptor(descriptor(template), count)
@@ -247,14 +268,28 @@ class Gallery:
             return []
         count = max(top, MIN_CANDIDATES, min(MAX_CANDIDATES, int(math.ceil(penetration * n))))
         probe = matcher.prepare(template)
-        candidates = self.screen_descriptor(descriptor(template), count)
+        rows, _ = self._screen_rows(descriptor(template), count)
+        compare, stored = matcher.compare_prepared, self._stored
+        if self._keep_edges:
+            from fpagent.screening.candidate_edges import prepared  # noqa: PLC0415 (numba import is slow)
+
+            edges = self._edges
+
+            def expand(row, entry):
+                return prepared(entry, edges[row])
+        else:
+            def expand(row, entry):
+                return matcher.expand(entry)
         ranked = []
-        for id, _ in candidates:
-            stored = self._prepared_entry(self._index[id])
-            if stored is not None:
-                ranked.append((id, matcher.compare_prepared(probe, matcher.expand(stored))))
+        for row in rows.tolist():
+            entry = stored[row]
+            if entry is None:
+                entry = self._prepared_entry(row)
+                if entry is None:
+                    continue
+            ranked.append((row, compare(probe, expand(row, entry))))
         ranked.sort(key=lambda r: -r[1])
-        return ranked[:top]
+        return [(self._ids[row], score) for row, score in ranked[:top]]
 
     def _prepared_entry(self, row: int) -> matcher.Stored | None:
         """The row's prepared form; prepared from its record once if it was loaded without one."""
@@ -262,7 +297,15 @@ class Gallery:
         if stored is None and self._records[row]:
             (ref,) = fmr.decode(self._records[row])
             stored = self._stored[row] = matcher.store(matcher.prepare(ref))
+            self._edges[row] = self._packed_edges(stored)
         return stored
+
+    def _packed_edges(self, stored: matcher.Stored | None) -> np.ndarray | None:
+        if not self._keep_edges or stored is None:
+            return None
+        from fpagent.screening import candidate_edges  # noqa: PLC0415 (numba import is slow)
+
+        return candidate_edges.pack(matcher.expand(stored))
 
     # ------------------------------------------------------------ persistence
 
@@ -278,7 +321,7 @@ class Gallery:
         return b"".join(parts)
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "Gallery":
+    def from_bytes(cls, data: bytes, keep_edges: bool = False) -> "Gallery":
         data = bytes(data)
         if data[:8] != _MAGIC:
             raise GalleryError("not a gallery (bad magic); was it decrypted with the right key?")
@@ -314,12 +357,13 @@ class Gallery:
             raise GalleryError(f"gallery size mismatch: {len(data)} bytes, expected {pos + d * n}")
         if len(set(ids)) != n or any(not i for i in ids):
             raise GalleryError("empty or duplicate ids in gallery")
-        g = cls(capacity=n)
+        g = cls(capacity=n, keep_edges=keep_edges)
         desc = np.frombuffer(data, dtype=np.uint8, count=n * d, offset=pos).reshape(n, d)
         g._desc[:n] = desc
         g._sum = desc.sum(axis=0, dtype=np.float64)
         g._ids, g._records = ids, recs
         g._stored = [None] * n
+        g._edges = [None] * n
         g._index = {id: i for i, id in enumerate(ids)}
         return g
 
