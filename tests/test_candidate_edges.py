@@ -52,7 +52,7 @@ def test_a_wrong_length_rebuild_would_be_seen():
 
 def test_gallery_keeping_edges_searches_as_one_rebuilding_them():
     rng = np.random.default_rng(8)
-    plain, kept = prefilter.Gallery(), prefilter.Gallery(keep_edges=True)
+    plain, kept = prefilter.Gallery(keep_edges=False), prefilter.Gallery()
     for i in range(260):
         t = _template(rng, int(rng.integers(8, 50)))
         plain.add(f"t{i}", t)

@@ -13,6 +13,7 @@ on the probes.
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import time
@@ -32,9 +33,9 @@ def register(sub):
                    help="prefilter penetrations to run (default 0.01,0.05; the appliance uses "
                         "fpagent.screening.prefilter.DEFAULT_PENETRATION)")
     p.add_argument("--synthetic-bases", type=int, default=100, metavar="K")
-    p.add_argument("--keep-edges", action="store_true",
-                   help="galleries keep each entry's matcher edges (about 1.6 KB more per entry) "
-                        "instead of rebuilding them for every candidate")
+    p.add_argument("--keep-edges", action=argparse.BooleanOptionalAction, default=True,
+                   help="galleries keep each entry's matcher edges, as the appliance's do (1.6-2.2 "
+                        "KB more per entry); --no-keep-edges rebuilds them for every candidate")
     p.add_argument("--data", metavar="DIR", default=None)
     p.add_argument("--seed", type=int, default=0)
     add_json_flag(p)

@@ -120,12 +120,14 @@ def descriptor(template: Template) -> np.ndarray:
 class Gallery:
     """Templates kept for 1:N search: add/remove by id, search, to_bytes/from_bytes.
 
-    `keep_edges=True` also keeps each entry's matcher edges compactly
-    (fpagent.screening.candidate_edges, about 1.6 KB more per entry), so a
-    search does not rebuild them: the same scores, about half the search time
-    at 1% penetration (measured with `fpagent bench search --keep-edges`)."""
+    By default each entry also keeps its matcher edges compactly
+    (fpagent.screening.candidate_edges, 1.6-2.2 KB more per entry: about
+    375 MB at 100,000 entries of real prints instead of 160 MB), so a search does not rebuild
+    them: the same scores, about half the search time at 1% penetration
+    (`fpagent bench search` against `--no-keep-edges`). `keep_edges=False`
+    trades that time back for memory."""
 
-    def __init__(self, capacity: int = 64, keep_edges: bool = False):
+    def __init__(self, capacity: int = 64, keep_edges: bool = True):
         # column-major: the scan reads each descriptor byte of a block of rows contiguously;
         # at least 2 rows, or numba would see a C-contiguous array and compile another scan
         self._desc = np.zeros((max(capacity, 2), DESCRIPTOR_BYTES), dtype=np.uint8, order="F")
@@ -321,7 +323,7 @@ class Gallery:
         return b"".join(parts)
 
     @classmethod
-    def from_bytes(cls, data: bytes, keep_edges: bool = False) -> "Gallery":
+    def from_bytes(cls, data: bytes, keep_edges: bool = True) -> "Gallery":
         data = bytes(data)
         if data[:8] != _MAGIC:
             raise GalleryError("not a gallery (bad magic); was it decrypted with the right key?")
