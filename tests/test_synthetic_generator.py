@@ -230,30 +230,3 @@ def test_impressions_of_one_finger_match_and_other_fingers_do_not(nbis_templates
     assert min(genuine) > 40, genuine
     assert np.median(impostor) < 20, impostor
     assert min(genuine) > max(impostor), (genuine, impostor)
-
-
-def test_two_threads_asking_for_one_master_grow_it_once(monkeypatch):
-    """The demo enrols a person while booking them: one master, not two."""
-    import threading
-    import time
-    from fpagent.drivers.synthetic import master as master_mod
-
-    g.master_finger.cache_clear()
-    grown = []
-    real = master_mod.grow_ridges
-
-    def counting_grow(*args, **kwargs):
-        grown.append(threading.get_ident())
-        time.sleep(0.2)  # long enough that the other thread asks meanwhile
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(master_mod, "grow_ridges", counting_grow)
-    got = []
-    threads = [threading.Thread(target=lambda: got.append(g.master_finger(3, 2, 7))) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(grown) == 1
-    assert got[0] is got[1] is got[2]
-    g.master_finger.cache_clear()

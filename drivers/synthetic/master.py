@@ -8,10 +8,8 @@ over it (ridges.py). Impressions (impression.py) are rendered from it.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import functools
-import threading
 
 import numpy as np
 
@@ -342,48 +340,8 @@ def _random_corrections(rng: np.random.Generator, count: int, amplitude: float):
     return [rng.uniform(-amplitude, amplitude, size=8) for _ in range(count)]
 
 
-def _single_flight_lru(maxsize: int):
-    """An LRU cache where threads asking for the same key wait for one computation.
-
-    functools.lru_cache lets two threads grow the same master at once: the demo
-    enrols a person in central's galleries while booking that person, and under
-    qemu a master costs most of a minute."""
-    def wrap(make):
-        cache: collections.OrderedDict = collections.OrderedDict()
-        locks: dict = {}
-        guard = threading.Lock()
-
-        @functools.wraps(make)
-        def cached(*args):
-            with guard:
-                if args in cache:
-                    cache.move_to_end(args)
-                    return cache[args]
-                lock = locks.setdefault(args, threading.Lock())
-            with lock:
-                with guard:
-                    if args in cache:
-                        return cache[args]
-                value = make(*args)
-                with guard:
-                    cache[args] = value
-                    while len(cache) > maxsize:
-                        cache.popitem(last=False)
-                    locks.pop(args, None)
-                return value
-
-        def cache_clear():
-            with guard:
-                cache.clear()
-
-        cached.cache_clear = cache_clear
-        return cached
-    return wrap
-
-
-# 30 masters (~1.2 MB each): a ten-print booking re-captures without regrowing, and the
-# demo enrols three people in central while it books them.
-@_single_flight_lru(maxsize=30)
+# 12 masters (~1.2 MB each): a ten-print booking re-captures without regrowing.
+@functools.lru_cache(maxsize=12)
 def master_finger(person: int, finger: int, seed: int = 0) -> MasterFinger:
     """The master finger for (seed, person, finger); cached, so the impressions
     of one finger cost one master. Deterministic."""
