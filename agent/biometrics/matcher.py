@@ -18,9 +18,7 @@ How it works (kernels in fpagent.biometrics.match_kernels, each with a numpy ref
    the overlapping area, damped when few minutiae agree; in [0, 1].
 
 `compare(a, b) == compare(b, a)` exactly: the pair is put in a canonical
-order before the (asymmetric) kernel runs. A 1:N search scores its candidates
-with `compare_many(probe, batch(candidates))`: one kernel call, the same bits
-as one `compare_prepared` per candidate.
+order before the (asymmetric) kernel runs.
 
 MATCH_THRESHOLD = 0.095 was calibrated on the shared FVC2002 DB1_B + DB3_B
 sets with fpagent.biometrics.extraction's templates (extended impostor sets, 5,760
@@ -332,48 +330,6 @@ def compare_prepared(pa: Prepared, pb: Prepared) -> float:
     if pb.key < pa.key:
         pa, pb = pb, pa
     return kernel(*pa.args, *pb.args, PARAMS)
-
-
-@dataclasses.dataclass(eq=False, frozen=True)
-class Batch:
-    """Prepared candidates laid end to end, for `compare_many` (build once per gallery block):
-    each kernel array of every candidate concatenated, with where each begins."""
-
-    fields: tuple  # Prepared.kernel_args() of all candidates, each concatenated (grids flattened)
-    offsets: np.ndarray  # (fields, n + 1) int64: candidate n's part of field f is [offsets[f, n], offsets[f, n + 1])
-    grid_shapes: np.ndarray  # (n, 2) int64
-    keys: tuple  # each candidate's key (the pair's canonical order)
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-
-def batch(candidates) -> Batch:
-    """The candidates' prepared arrays end to end (see `compare_many`)."""
-    candidates = list(candidates)
-    if not candidates:
-        return Batch((), np.zeros((0, 1), dtype=np.int64), np.zeros((0, 2), dtype=np.int64), ())
-    cols = list(zip(*(c.args for c in candidates)))
-    cols[-1] = [g.reshape(-1) for g in cols[-1]]  # the grids, flattened (shapes below)
-    offsets = np.zeros((len(cols), len(candidates) + 1), dtype=np.int64)
-    for f, col in enumerate(cols):
-        np.cumsum(np.fromiter(map(len, col), dtype=np.int64, count=len(col)), out=offsets[f, 1:])
-    fields = tuple(np.concatenate(col) for col in cols)
-    shapes = np.array([c.grid.shape for c in candidates], dtype=np.int64)
-    return Batch(fields, offsets, shapes, tuple(c.key for c in candidates))
-
-
-def compare_many(probe: Prepared, candidates) -> np.ndarray:
-    """`compare_prepared(probe, c)` for each candidate (a Batch, or a sequence of Prepared) as
-    float64, the same to the bit, in one kernel call: the 1:N path's way to score the
-    candidates its prefilter kept (build the Batch once per gallery block when it can)."""
-    from fpagent.biometrics.match_kernels.match_many import similarity_many  # noqa: PLC0415
-
-    b = candidates if isinstance(candidates, Batch) else batch(candidates)
-    if len(b) == 0:
-        return np.zeros(0, dtype=np.float64)
-    probe_first = np.array([not (k < probe.key) for k in b.keys], dtype=np.bool_)
-    return similarity_many(*probe.args, *b.fields, b.offsets, b.grid_shapes, probe_first, PARAMS)
 
 
 _cache: "weakref.WeakKeyDictionary[Template, tuple[int, Prepared]]" = weakref.WeakKeyDictionary()

@@ -24,14 +24,14 @@ whitening and several scaled probe descriptors (max over) measured worse.
 (D = 468 bytes per template; column-major, which the scan reads fastest), the
 ISO 19794-2 record of each template (what `to_bytes` saves) and its prepared
 form (`matcher.Stored`: the matcher's minutiae, grid and key, ~13 bytes per
-minutia + 80), so 100,000 entries take about 468 + 4 + ~250 + ~600 + id bytes
-each: ~140 MB. `search` scans all descriptors
-(fpagent.screening.prefilter_scan), keeps the best fraction (`penetration`)
-and lets the 1:1 matcher rank those: a candidate's edges are rebuilt from its
-stored form, never re-prepared from its record (the rebuild, about 0.1 ms for
-a 40-minutia template, costs more than the match itself: measured with
-`fpagent bench search`). Entries loaded by `from_bytes` are prepared from
-their records the first time they are candidates, once.
+minutia + 80) and, by default, its matcher edges packed (see `Gallery`).
+`search` scans all descriptors (fpagent.screening.prefilter_scan), keeps the
+best fraction (`penetration`) and lets the 1:1 matcher rank those: a
+candidate is restored from its stored form and kept edges, never re-prepared
+from its record (rebuilding the edges, about 0.1 ms for a 40-minutia
+template, costs more than the match itself: measured with `fpagent bench
+search`). Entries loaded by `from_bytes` are prepared from their records the
+first time they are candidates, once.
 
 `to_bytes`/`from_bytes` give a self-describing binary form (no pickle: a
 gallery may come from elsewhere) that fpagent.screening.galleries encrypts at rest.
@@ -122,8 +122,8 @@ class Gallery:
 
     By default each entry also keeps its matcher edges compactly
     (fpagent.screening.candidate_edges, 1.6-2.2 KB more per entry: about
-    375 MB at 100,000 entries of real prints instead of 160 MB), so a search does not rebuild
-    them: the same scores, about half the search time at 1% penetration
+    290-375 MB at 100,000 entries instead of 130-160 MB), so a search does not
+    rebuild them: the same scores, about half the search time at 1% penetration
     (`fpagent bench search` against `--no-keep-edges`). `keep_edges=False`
     trades that time back for memory."""
 
