@@ -7,6 +7,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -395,3 +396,49 @@ def test_migration_runner_applies_and_rolls_back(tmp_path, monkeypatch, sealer):
     assert s.check_consistency() == []
     s.close()
     assert Store(path).schema_version() == len(released) + 1  # not applied twice
+
+
+_HOLD_LOCK = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("PRAGMA locking_mode = EXCLUSIVE")  # keeps the write lock until the connection ends
+conn.execute("INSERT INTO counters (name, value) VALUES ('held', 1)")
+print("held", flush=True)
+sys.stdin.readline()
+"""
+
+
+def _lock_holder(path):
+    """Another process holding the database's write lock until told to let go."""
+    proc = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(path)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_start_waits_out_a_lock_longer_than_sqlites_busy_timeout(tmp_path):
+    path = tmp_path / "agent.sqlite3"
+    Store(path).close()
+    holder = _lock_holder(path)
+    release = threading.Timer(1.5, lambda: (holder.stdin.write("\n"), holder.stdin.flush()))
+    try:
+        release.start()
+        s = Store(path, busy_timeout_s=0.1, open_timeout_s=30)  # SQLite alone gives up after 0.1 s
+        assert holder.wait(timeout=10) == 0
+        assert s.counters.all()["held"] == 1  # it opened the file the holder wrote, not a new one
+        s.close()
+    finally:
+        release.cancel()
+        holder.kill()
+
+
+def test_a_lock_that_stays_is_an_error_that_says_what_to_do(tmp_path):
+    path = tmp_path / "agent.sqlite3"
+    Store(path).close()
+    holder = _lock_holder(path)
+    try:
+        with pytest.raises(StoreError, match=r"stayed locked for 0\.5 s.*only one agent runs"):
+            Store(path, busy_timeout_s=0.1, open_timeout_s=0.5)
+    finally:
+        holder.kill()
+    assert not list(tmp_path.glob("*.corrupt-*"))  # a locked file is never taken for a corrupt one

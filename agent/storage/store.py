@@ -31,6 +31,7 @@ import os
 import pathlib
 import sqlite3
 import threading
+import time
 
 import sqlite_utils
 
@@ -43,6 +44,9 @@ from fpagent.storage.inbox import Inbox, SeenIds, inbox_body_seal
 from fpagent.storage.outbox import STATES, Outbox
 
 log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_S = 30.0  # SQLite's own wait on a lock, per statement
+OPEN_TIMEOUT_S = 90.0  # how long a start keeps trying a locked database (systemd allows 120 s)
 
 
 class StoreError(StorageError):
@@ -134,7 +138,8 @@ class Store:
     """
 
     def __init__(self, path, config=None, *, check: str = "quick", actor: str = "agent",
-                 on_corrupt: str = "move"):
+                 on_corrupt: str = "move", busy_timeout_s: float = BUSY_TIMEOUT_S,
+                 open_timeout_s: float = OPEN_TIMEOUT_S):
         self.path = pathlib.Path(path)
         store_cfg = getattr(config, "store", config)
         if store_cfg is None:
@@ -147,10 +152,10 @@ class Store:
         self._lock = threading.RLock()
         self.recovered_from: pathlib.Path | None = None  # set when a corrupt file was moved aside
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._busy_timeout_s = busy_timeout_s
         problem = None
         try:
-            self._connect()
-            problem = self._check(check)
+            problem = self._open_and_check(check, open_timeout_s)
         except sqlite3.DatabaseError as exc:
             if isinstance(exc, sqlite3.OperationalError) and is_disk_full(exc):
                 raise StorageFull(f"cannot open the database {self.path}: {disk_full_text(exc)}. "
@@ -185,14 +190,47 @@ class Store:
 
     # -- connection
 
+    def _open_and_check(self, check: str, open_timeout_s: float) -> str | None:
+        """Connect and run the start-up check, again while the file stays locked.
+
+        SQLite's busy timeout covers most waits, but not every one: an agent
+        restarted right after a kill -9, while other processes were writing the
+        same file, was once refused with "database is locked" under heavy load.
+        Retrying the whole open for a bounded time turns such a lock into a
+        wait, and a lock that stays into an error that says what to do.
+        """
+        deadline = time.monotonic() + open_timeout_s
+        pause = 0.05
+        while True:
+            try:
+                self._connect()
+                return self._check(check)
+            except sqlite3.OperationalError as exc:
+                with contextlib.suppress(Exception):
+                    self.conn.close()
+                if not _is_busy(exc):
+                    raise
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise StoreError(
+                        f"cannot open the database {self.path}: it stayed locked for "
+                        f"{open_timeout_s:g} s ({exc}). Another process holds it: check that "
+                        f"only one agent runs (systemctl status fpagent), wait for any "
+                        f"'fpagent queue' or 'fpagent audit' command to end, then start "
+                        f"again") from None
+                log.warning("database %s is locked (%s); trying again for up to %.0f s",
+                            self.path, exc, left)
+                time.sleep(min(pause, left))
+                pause = min(pause * 2, 2.0)
+
     def _connect(self) -> None:
         if not self.path.exists():
             fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)  # personal data: 0600
             os.close(fd)
         conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False,
-                               timeout=30.0)
+                               timeout=self._busy_timeout_s)
         try:
-            conn.execute("PRAGMA busy_timeout = 30000")
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode.lower() != "wal":
                 log.warning("database %s: journal mode is %s, not WAL", self.path, mode)
@@ -400,6 +438,11 @@ def _local_key_path(db_path: pathlib.Path, config) -> pathlib.Path:
     if paths is not None and paths.database().resolve() == db_path.resolve():
         return paths.keys() / LOCAL_DATA_KEY
     return db_path.parent / "keys" / LOCAL_DATA_KEY
+
+
+def _is_busy(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
 
 
 def _looks_corrupt(exc: BaseException) -> bool:
