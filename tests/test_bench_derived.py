@@ -96,8 +96,10 @@ def test_faint_compresses_the_contrast_on_a_bright_uneven_glass_and_is_repeatabl
     ridge, valley = px == 30, px == 250
     glass = out[valley].astype(float)
     assert 215 < glass.mean() < 250  # bright glass
-    depth = glass.mean() - out[ridge].mean()
-    assert 0.3 * 236 < depth < 0.5 * 236  # ridges reach about 40% of the way to black
+    depth = glass.mean() - out[ridge].astype(float)
+    # ridges reach at most about 40% of the way to black, a third of that where the finger presses least
+    assert 0.4 / 3 * 236 < depth.mean() < 0.4 * 236
+    assert np.percentile(depth, 99) > 0.3 * 236 and np.percentile(depth, 1) < 0.2 * 236
     assert out[ridge].max() < glass.min() + 20  # ridges and valleys still apart
     # the illumination is uneven: the glass's grey differs across the image
     corners = [out[:15, :15].mean(), out[:15, -15:].mean(), out[-15:, :15].mean(), out[-15:, -15:].mean()]

@@ -10,8 +10,8 @@ border of N pixels at 500 ppi, of the background's grey, on every side: the
 print's edge then meets blank glass inside the image, not at its border, and
 the extractor must not find minutiae along it). `faint:PERCENT` and `dry:PERCENT`
 imitate a small USB optical sensor's light, low-contrast prints of dry skin:
-ridges at PERCENT of the full contrast on a bright, unevenly lit glass with
-sensor noise, or PERCENT of the ridge area lifted off the glass in small blobs
+ridges at most PERCENT of the full contrast, less where the finger presses
+lightly, on a bright, unevenly lit glass with sensor noise, or PERCENT of the ridge area lifted off the glass in small blobs
 (broken ridges). Steps joined by `+` apply in order to one set:
 `crop:330x360+dry:20+faint:40`. The noise is seeded by the image's pixels, so a
 set is the same on every run. A derived set takes its source's split
@@ -156,10 +156,12 @@ def faint(pixels: np.ndarray, percent: int) -> np.ndarray:
     """The print as a light, low-contrast optical sensor gives it.
 
     The glass is bright (about 236) and unevenly lit: a linear gradient of
-    +-14 grey in a random direction and a broad +-6 blotch; the darkest ridge
-    reaches only `percent` of the way from the glass's grey to black; pixel
-    noise of 2.5 grey. Ridge and valley structure is kept as it was (the ink
-    scale is the source image's own, background grey to its 2nd percentile).
+    +-14 grey in a random direction and a broad +-6 blotch. The finger touches
+    the glass unevenly: the darkest ridge reaches `percent` of the way from the
+    glass's grey to black where it presses hardest and a third of that where it
+    presses least (a smooth random field). Pixel noise of 2.5 grey. The ridge
+    and valley structure is the source image's own (its ink scale runs from its
+    background grey to its 2nd percentile).
     """
     ink = _ink(pixels)
     rng = _rng(pixels, 1)
@@ -168,7 +170,8 @@ def faint(pixels: np.ndarray, percent: int) -> np.ndarray:
     rows, cols = np.indices((h, w), dtype=np.float64)
     ramp = (np.cos(theta) * (cols / max(w - 1, 1) - 0.5) + np.sin(theta) * (rows / max(h - 1, 1) - 0.5))
     light = 236.0 + 28.0 * ramp + 6.0 * _smooth_field(rng, (h, w), 4)
-    out = light * (1.0 - ink * percent / 100.0) + rng.normal(0.0, 2.5, (h, w))
+    pressure = 2.0 / 3.0 + _smooth_field(rng, (h, w), 3) / 3.0  # 1/3 .. 1
+    out = light * (1.0 - ink * pressure * percent / 100.0) + rng.normal(0.0, 2.5, (h, w))
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
