@@ -13,11 +13,16 @@ from fpagent.errors import UserError
 
 def test_parse_the_derive_option():
     assert derived.parse("resample:569, resample:1000,crop:330x360") == [
-        ("resample", (569,)), ("resample", (1000,)), ("crop", (330, 360))]
+        (("resample", (569,)),), (("resample", (1000,)),), (("crop", (330, 360)),)]
     assert derived.parse("") == []
-    assert derived.parse("pad:40,pad:40:255") == [("pad", (40,)), ("pad", (40, 255))]
-    assert derived.suffix("pad", (40, 255)) == "pad40g255"
-    for bad in ("resample:90", "crop:330", "blur:3", "crop:10x10", "pad:0", "pad:x", "pad:4:256"):
+    assert derived.parse("pad:40,pad:40:255") == [(("pad", (40,)),), (("pad", (40, 255)),)]
+    assert derived.suffix((("pad", (40, 255)),)) == "pad40g255"
+    chain = derived.parse("crop:330x360+dry:20+faint:40")
+    assert chain == [(("crop", (330, 360)), ("dry", (20,)), ("faint", (40,)))]
+    assert derived.suffix(chain[0]) == "crop330x360+dry20+faint40"
+    assert splits.split_of("fvc2002_db1_b@" + derived.suffix(chain[0])) == splits.TUNING
+    for bad in ("resample:90", "crop:330", "blur:3", "crop:10x10", "pad:0", "pad:x", "pad:4:256",
+                "faint:0", "faint:101", "dry:0", "dry:61", "crop:330x360+", "crop:330x360+faint"):
         with pytest.raises(UserError):
             derived.parse(bad)
 
@@ -27,7 +32,7 @@ def test_resampled_images_carry_their_resolution_and_extraction_normalises(finge
 
     src = fingerprints_dir / "fvc2002_db1_b"
     files = [src / "101_1.png"]
-    out = derived.write_folder(src, files, "resample", (1000,), tmp_path, load_image)
+    out = derived.write_folder(src, files, (("resample", (1000,)),), tmp_path, load_image)
     assert out.name == "fvc2002_db1_b@resample1000"
     pixels, ppi = load_image(out / "101_1.png")
     original, _ = load_image(files[0])
@@ -74,3 +79,51 @@ def test_the_split_is_declared_once():
     assert splits.split_of("someone_elses_set") == splits.VALIDATION
     assert "derived from fvc2002_db1_b, a tuning set" in splits.label("fvc2002_db1_b@resample569")
     assert splits.tuning_sets() == ["fvc2002_db1_b"]
+
+
+def _ridges(h=200, w=220, period=9):
+    """Straight dark ridges (grey 30) on a white glass (250), one every `period` px."""
+    px = np.full((h, w), 250, np.uint8)
+    for c in range(10, w - 10, period):
+        px[20:h - 20, c:c + 4] = 30
+    return px
+
+
+def test_faint_compresses_the_contrast_on_a_bright_uneven_glass_and_is_repeatable():
+    px = _ridges()
+    out, ppi = derived.derive_image(px, 500, "faint", (40,))
+    assert ppi == 500 and out.shape == px.shape and out.dtype == np.uint8
+    ridge, valley = px == 30, px == 250
+    glass = out[valley].astype(float)
+    assert 215 < glass.mean() < 250  # bright glass
+    depth = glass.mean() - out[ridge].astype(float)
+    # ridges reach at most about 40% of the way to black, a third of that where the finger presses least
+    assert 0.4 / 3 * 236 < depth.mean() < 0.4 * 236
+    assert np.percentile(depth, 99) > 0.3 * 236 and np.percentile(depth, 1) < 0.2 * 236
+    assert out[ridge].max() < glass.min() + 20  # ridges and valleys still apart
+    # the illumination is uneven: the glass's grey differs across the image
+    corners = [out[:15, :15].mean(), out[:15, -15:].mean(), out[-15:, :15].mean(), out[-15:, -15:].mean()]
+    assert max(corners) - min(corners) > 8
+    assert (derived.faint(px, 40) == out).all()  # seeded by the image: the same set every run
+    assert (derived.faint(px, 25).astype(int)[ridge].mean() > out.astype(int)[ridge].mean())
+
+
+def test_dry_breaks_ridges_without_brightening_past_the_valleys():
+    px = _ridges()
+    out, _ = derived.derive_image(px, 500, "dry", (30,))
+    ridge = px == 30
+    lifted = (out[ridge] > 140).mean()
+    assert 0.1 < lifted < 0.45  # about 30% of the ridge area, in soft-edged blobs
+    assert out.max() <= 250 and (out[px == 250] == 250).all()  # valleys and glass untouched
+    assert (derived.dry(px, 30) == out).all()
+    assert (derived.dry(px, 10)[ridge] > 140).mean() < lifted
+
+
+def test_steps_chain_in_order():
+    px = np.full((400, 420), 250, np.uint8)
+    px[100:300, 120:330] = _ridges(200, 210)
+    chain = derived.parse("crop:330x360+dry:20+faint:40")[0]
+    out, ppi = derived.derive_chain(px, 500, chain)
+    assert ppi == 500 and out.shape == (360, 330)
+    by_hand = derived.faint(derived.dry(derived.crop(px, 330, 360), 20), 40)
+    assert (out == by_hand).all()

@@ -13,9 +13,10 @@ foreign vs foreign and, with the images of the same prints, ours vs foreign
 the same process and prints the ratios. Folders marked synthetic in the
 data's INDEX.tsv (DB4: SFinGe) are labelled so in every line, and every
 set is labelled tuning or validation (fpagent.bench.splits). `--derive
-resample:569,resample:1000,crop:330x360,pad:40` adds, per image folder, the same
-prints resampled to other resolutions, cropped to a small sensor's area and
-inside a blank border (fpagent.bench.derived), each scored as a set of its own.
+resample:569,resample:1000,crop:330x360,pad:40,crop:330x360+dry:20+faint:40` adds, per
+image folder, the same prints resampled to other resolutions, cropped to a small sensor's
+area, inside a blank border, or faint and dry as a small USB optical sensor gives them
+(fpagent.bench.derived), each scored as a set of its own.
 """
 
 from __future__ import annotations
@@ -48,8 +49,9 @@ def register(sub):
     p.add_argument("--against", choices=["nbis"], help="also run NIST NBIS mindtct + bozorth3")
     p.add_argument("--derive", metavar="SPEC", default="",
                    help="also score derived sets of each image folder: comma-separated "
-                        "resample:PPI, crop:WIDTHxHEIGHT and pad:PIXELS (at 500 ppi), e.g. "
-                        "resample:569,resample:1000,crop:330x360,pad:40")
+                        "resample:PPI, crop:WIDTHxHEIGHT and pad:PIXELS (at 500 ppi), faint:PERCENT "
+                        "(ridge contrast left) and dry:PERCENT (ridge area lifted), steps joined by + "
+                        "apply in order, e.g. resample:569,crop:330x360,pad:40,crop:330x360+faint:40")
     p.add_argument("--scores-out", metavar="FILE.tsv",
                    help="write probe<TAB>reference<TAB>score for every compared pair "
                         "(NBIS scores go to FILE.nbis.tsv)")
@@ -344,8 +346,8 @@ def run(args) -> int:
             raise UserError(f"{folder}: no NNN_I.png fingerprint images found")
         name = folder.name
         if "@" not in name:  # a source folder: its derived sets come right after it
-            queue[:0] = [derived.write_folder(folder, files, kind, arg, pathlib.Path(scratch.name), load_image)
-                         for kind, arg in derivations]
+            queue[:0] = [derived.write_folder(folder, files, chain, pathlib.Path(scratch.name), load_image)
+                         for chain in derivations]
         is_synth = synthetic.get(name.split("@", 1)[0], False)
         tag = "  [SYNTHETIC images, not real-sensor accuracy]" if is_synth else ""
         names = [p.name for p in files]
