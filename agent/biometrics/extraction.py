@@ -49,10 +49,6 @@ DIR_STEPS = 9  # walk this many pixels along the ridge to tell a minutia's direc
 _PERIODS = np.arange(fields.MIN_PERIOD, fields.MAX_PERIOD + 0.01, 0.5)
 _ALONG_STEP = 2.0  # along the ridges the signal is smooth: every other pixel is enough
 _ALONG = enhance.gaussian_row(sigma=4.0, radius=4, step=_ALONG_STEP)
-# ... and +-10 px where the flow is unclear (a dry print's broken ridges), blended
-# in as the orientation certainty falls from ALONG_LONG_COHERENCE (none) to 0.3 below (all)
-_ALONG_LONG = enhance.gaussian_row(sigma=5.0, radius=5, step=_ALONG_STEP)
-ALONG_LONG_COHERENCE = 0.8
 _ACROSS = enhance.gabor_rows(_PERIODS, sigma=3.2, radius=7)
 
 
@@ -96,9 +92,6 @@ def _enhance(f: fields.Fields):
     zero = np.zeros(f.mask.shape, dtype=np.int64)
     along = enhance.line_filter(f.normalised, ct * _ALONG_STEP, st * _ALONG_STEP, zero, near,
                                 _ALONG)
-    longer = enhance.line_filter(f.normalised, ct * _ALONG_STEP, st * _ALONG_STEP, zero, near,
-                                 _ALONG_LONG)
-    along += np.clip((ALONG_LONG_COHERENCE - f.coherence) / 0.3, 0.0, 1.0) * (longer - along)
     idx = np.clip(np.rint((f.period - fields.MIN_PERIOD) / 0.5), 0, len(_PERIODS) - 1).astype(np.int64)
     # across the ridges: the normal (-sin, cos) of the ridge direction
     out = enhance.line_filter(along, -st, ct, idx, f.mask, _ACROSS)
