@@ -2,13 +2,15 @@
 
 The extractor's and matcher's constants, MATCH_THRESHOLD, the prefilter
 descriptor and the quality score's weights were tuned on FVC2002 DB1_B (the
-tuning split); DUPLICATE_THRESHOLD is where the tail of DB1_B's
-different-finger scores gives 1 false prompt in 1,000 ten-prints, the other
-sets confirm it. DB3_B (real, capacitive), DB4_B (SFinGe,
-synthetic) and the project's own generated prints are validation: figures on
-them are out of sample. A set derived from a shared one (resampled, cropped,
-padded: fpagent.bench.derived) takes its source's split: the extractor's edge
-handling was tuned on DB1_B's padded and cropped copies too. A figure is quoted with its split, never
+tuning split); DUPLICATE_THRESHOLD is where the tails of the
+different-finger scores of DB1_B and of the generator's seed-0 prints give 1
+false prompt in 1,000 ten-prints (the higher of the two), the other sets and
+seeds confirm it. DB3_B (real, capacitive), DB4_B (SFinGe, synthetic) and
+the project's own generated prints (but seed 0 for the duplicate check) are
+validation: figures on them are out of sample. A set derived from a shared
+one (resampled, cropped, padded, faint, dry: fpagent.bench.derived) takes
+its source's split: the extractor's edge handling was tuned on DB1_B's
+padded and cropped copies too. A figure is quoted with its split, never
 pooled across sets.
 
 Earlier constants (before this split was declared) were fitted on DB1_B and
