@@ -23,9 +23,11 @@ order before the (asymmetric) kernel runs.
 MATCH_THRESHOLD = 0.095 was calibrated on the shared FVC2002 DB1_B + DB3_B
 sets with fpagent.biometrics.extraction's templates (extended impostor sets, 5,760
 impostor pairs): FMR 0.087% (5 impostor pairs at or above it), FNMR 9.3% of
-the 560 genuine pairs; re-checked with 7 neighbours and 5 anchors (07:30 UTC
-extractor): FMR 0.069% (4 pairs), FNMR 9.5%. Re-run `fpagent bench accuracy` (and re-calibrate)
-after changing the extractor or the parameters below.
+the 560 genuine pairs; re-checked with 7 neighbours and 5 anchors: FMR 0.069%
+(4 pairs), FNMR 9.5%; and with the extractor that keeps a faint print's
+foreground: FMR 0.017% (1 pair, on DB1_B), FNMR 8.8% (DB1_B 1.8%, DB3_B 15.7%).
+Re-run `fpagent bench accuracy --scores-out` (and re-calibrate) after changing
+the extractor or the parameters below.
 """
 
 from __future__ import annotations
