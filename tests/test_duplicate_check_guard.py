@@ -19,8 +19,8 @@ from fpagent.bench import duplicates
 from fpagent.booking.duplicate_check import DUPLICATE_THRESHOLD
 
 FALSE_PROMPT_LIMIT = 0.005
-# same-finger pairs caught at DUPLICATE_THRESHOLD, a few points under what was measured when it was
-# set (96.8%, 73.2%, 89.6%): FVC volunteers varied placement and pressure on purpose, and the small
+# same-finger pairs caught at DUPLICATE_THRESHOLD, a point or more under what was last measured
+# (96.4%, 71.4%, 88.6%): FVC volunteers varied placement and pressure on purpose, and the small
 # capacitive DB3_B prints overlap little, so these are far from the 99% goal (see duplicate_check)
 CATCH_FLOORS = {"fvc2002_db1_b": 0.95, "fvc2002_db3_b": 0.70, "fvc2002_db4_b": 0.87}
 SETS = tuple(CATCH_FLOORS)
@@ -47,7 +47,8 @@ def test_false_prompt_rate_of_ten_prints_stays_below_limit(scored_sets, name):
 @pytest.mark.parametrize("name", SETS)
 def test_extrapolated_false_prompts_stay_below_the_goal_at_the_threshold(scored_sets, name):
     """The exponential tail of each set's different-finger scores reaches the per-pair rate of
-    1 in 1,000 ten-prints below DUPLICATE_THRESHOLD (DB1_B set it; DB3_B and DB4_B confirm it)."""
+    1 in 1,000 ten-prints at or below DUPLICATE_THRESHOLD (DB1_B and generated prints set it;
+    DB3_B and DB4_B confirm it)."""
     s = scored_sets[name]
     assert duplicates.tail_threshold(s.impostor_within_person()) <= DUPLICATE_THRESHOLD
 

@@ -21,31 +21,34 @@ from __future__ import annotations
 
 from typing import Mapping, Optional
 
-# Set on the tuning split only: the different-finger scores of FVC2002 DB1_B (2,880 pairs of
-# ten fingers, highest 0.095) fitted by an exponential over their highest tenth and extrapolated
-# to the rate per pair (2.2e-5) at which 45 comparisons prompt 1 ten-print in 1,000: 0.1357,
-# rounded up (`fpagent bench duplicates`, `tail_threshold`). Too few pairs exist to see that rate
-# directly: one pair above the threshold already prompts 1 in 64 sampled FVC ten-prints, so a
-# threshold set "just above the highest score seen" fits the tuning set's one extreme pair (about
-# 0.095: it would prompt 2.9% of DB4_B's ten-prints and 1.4% of the generator's).
-# Validation, same run, this threshold / the previous 0.15:
-#   set (split)                  false prompts: sampled; from pairs     same-finger pairs caught
-#   FVC2002 DB1_B (tuning)       0.00%; 0 of 2,880 / same               96.8% (271/280) / 95.4%
-#   FVC2002 DB3_B (validation)   0.00%; 0 of 2,880 / same               73.2% (205/280) / 68.2%
-#   FVC2002 DB4_B (validation)   0.00%; 0 of 2,880 / same               89.6% (251/280) / 87.9%
-#   generator seed 0 (valid.)    0.00%; 16 of 718,200: 0.100% / 0.031%  99.75% (1197/1200) / 99.58%
-#   generator seed 1 (valid.)    0.00%; 12 of 718,200: 0.075% / 0.013%  99.67% (1196/1200) / 99.33%
-# (generator: 40 persons x 10 fingers x 3 impressions; "from pairs": every different-finger pair,
-# across persons too, taken as 45 independent comparisons per ten-print.)
-# On the generator the threshold sits at the goal, not under it with a margin: 0.14 would give
-# 0.056% there and catch 96.4% / 71.4% / 88.9% of the FVC pairs. The tail fit of each validation
-# set gives 0.086 (DB3_B), 0.131 (DB4_B), 0.138 and 0.135 (generator seeds 0 and 1).
+# Set on the tuning sets only: FVC2002 DB1_B and the generator's prints of seed 0 (40 persons x 10
+# fingers x 3 impressions). Each set's different-finger scores are fitted by an exponential over
+# their highest tenth and extrapolated to the rate per pair (2.2e-5) at which 45 comparisons
+# prompt 1 ten-print in 1,000 (`fpagent bench duplicates`, `tail_threshold`): DB1_B 0.136,
+# seed 0 0.138; the higher, rounded up, is 0.14. (DB1_B alone gave 0.136, and that sat right at
+# the goal on generated prints: 0.100% from every different-finger pair of seed 0.) Too few
+# pairs exist to see that rate directly on FVC: one pair above the threshold already prompts 1 in
+# 64 sampled FVC ten-prints, so a threshold "just above the highest score seen" would only fit
+# the tuning set's one extreme pair (0.095 on DB1_B; DB4_B reaches 0.111).
+# Same run, this threshold / the previous 0.136:
+#   set (split)                  false prompts: sampled; from every pair    same-finger pairs caught
+#   FVC2002 DB1_B (tuning)       0.00%; 0 of 2,880 / same                    96.4% (270/280) / 96.8%
+#   FVC2002 DB3_B (validation)   0.00%; 0 of 2,880 / same                    71.4% (200/280) / 73.2%
+#   FVC2002 DB4_B (validation)   0.00%; 0 of 2,880 / same                    88.6% (248/280) / 88.9%
+#   generator seed 0 (tuning)    0.00%; 9 of 718,200: 0.06% / 0.10%          99.75% (1197/1200) / same
+#   generator seed 1 (valid.)    0.29%; 8 of 718,200: 0.05%                  99.58% (1195/1200)
+#   generator seed 2 (valid.)    0.00%; 12 of 718,200: 0.08%                 99.58% (1195/1200)
+# ("sampled": 100,000 ten-prints drawn from 16,200 different-finger pairs, so one pair above the
+# threshold, as on seed 1, prompts 0.29% of them; "from every pair": all different-finger pairs,
+# across persons too, taken as 45 independent comparisons per ten-print: the finer estimate.)
+# The validation seeds' own tail fits give 0.135 and 0.146: the threshold sits near the goal on
+# generated prints, not under it with a wide margin.
 # The 99% catch goal is met only on generated prints. FVC pairs span the collection's deliberate
 # changes of placement, rotation, pressure and dryness, and the misses are pairs the matcher
 # barely aligns (1st percentile 0.08 on DB1_B, 0.02 on DB3_B, against different-finger scores
 # up to 0.095 and 0.058; their paired minutiae, 3 to 16 on DB1_B, are as many as impostors have). Even
 # each set's own threshold, at its own extrapolated 1 in 1,000 ten-prints, catches only 96.8% /
-# 87.9% / 90.0%. Rules that were measured and not kept: normalising the pair's score by the
+# 87.1% / 89.3%. Rules that were measured and not kept: normalising the pair's score by the
 # booking's other scores (the new print's against the other taken fingers, or at the end of a
 # booking both prints' against the other eight: a wet or poor print scores everything high or
 # low) caught no more on the tuning set and fewer on each validation set at the same false
