@@ -148,6 +148,20 @@ def test_a_small_patch_of_a_print_is_refused(fingerprints_dir):
         extraction.extract(patch)
 
 
+def test_a_faint_print_on_clean_glass_stays_foreground(fingerprints_dir):
+    """A light, low-contrast print (a small USB optical sensor's) is foreground down to the
+    glass's own noise; a fixed floor of 6 grey kept a fifth of this crop, 0.71 is kept now."""
+    from fpagent.bench import derived
+    from fpagent.biometrics import fields
+
+    px = _load(fingerprints_dir, "fvc2002_db1_b", "103_5.png")
+    faint = derived.faint(derived.crop(px, 330, 360), 20)
+    assert fields.analyse(faint).mask.mean() > 0.5
+    glass = np.clip(236 + np.random.default_rng(0).normal(0, 2.5, faint.shape), 0, 255).astype(np.uint8)
+    assert not fields.analyse(glass).mask.any()  # the same glass and noise without a finger
+    assert len(extraction.extract(faint).template) >= 20
+
+
 def test_angles_follow_the_nbis_convention(fingerprints_dir):
     """Minutiae we and NBIS mindtct both find point the same way (ISO angles)."""
     nbis = nbis_or_skip("NBIS mindtct's angles to compare ours with")

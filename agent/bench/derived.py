@@ -11,11 +11,11 @@ print's edge then meets blank glass inside the image, not at its border, and
 the extractor must not find minutiae along it). `faint:PERCENT` and `dry:PERCENT`
 imitate a small USB optical sensor's light, low-contrast prints of dry skin:
 ridges at most PERCENT of the full contrast, less where the finger presses
-lightly, on a bright, unevenly lit glass with sensor noise, or PERCENT of the ridge area lifted off the glass in small blobs
-(broken ridges). Steps joined by `+` apply in order to one set:
-`crop:330x360+dry:20+faint:40`. The noise is seeded by the image's pixels, so a
-set is the same on every run. A derived set takes its source's split
-(fpagent.bench.splits).
+lightly, on a bright, unevenly lit glass with sensor noise; or PERCENT of the
+ridge area lifted off the glass in small blobs (broken ridges). Steps joined
+by `+` apply in order to one set: `crop:330x360+dry:20+faint:40`. The noise is
+seeded by the image's pixels, so a set is the same on every run. A derived
+set takes its source's split (fpagent.bench.splits).
 """
 
 from __future__ import annotations
@@ -175,13 +175,12 @@ def faint(pixels: np.ndarray, percent: int) -> np.ndarray:
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-def _box_extreme(px: np.ndarray, size: int, reduce) -> np.ndarray:
-    """Max or min (`reduce`) over a size x size window around each pixel, edges replicated."""
-    from numpy.lib.stride_tricks import sliding_window_view  # noqa: PLC0415
+def _rank_filter(px: np.ndarray, size: int, brightest: bool) -> np.ndarray:
+    """The brightest (or darkest) pixel of the size x size window around each pixel (Pillow)."""
+    from PIL import Image, ImageFilter  # noqa: PLC0415
 
-    k = size // 2
-    out = reduce(sliding_window_view(np.pad(px, ((k, k), (0, 0)), mode="edge"), size, axis=0), axis=-1)
-    return reduce(sliding_window_view(np.pad(out, ((0, 0), (k, k)), mode="edge"), size, axis=1), axis=-1)
+    rank = ImageFilter.MaxFilter(size) if brightest else ImageFilter.MinFilter(size)
+    return np.asarray(Image.fromarray(np.asarray(px, dtype=np.uint8)).filter(rank), dtype=np.float64)
 
 
 def dry(pixels: np.ndarray, percent: int) -> np.ndarray:
@@ -192,7 +191,7 @@ def dry(pixels: np.ndarray, percent: int) -> np.ndarray:
     into pieces as dry fingers' do and no blob is brighter than the valleys.
     """
     px = np.asarray(pixels, dtype=np.float64)
-    high, low = _box_extreme(px, 9, np.max), _box_extreme(px, 9, np.min)
+    high, low = _rank_filter(pixels, 9, True), _rank_filter(pixels, 9, False)
     spread = float(np.percentile(px[::2, ::2], 98) - np.percentile(px[::2, ::2], 2))
     ridge = ((high - px) > 0.5 * (high - low)) & ((high - low) > 0.3 * spread)
     ridge_rows, ridge_cols = np.nonzero(ridge)

@@ -29,8 +29,8 @@ FLOW_R = 10  # extra smoothing of the doubled-angle field (px)
 FLOW_R2 = 30  # ... and the wider smoothing used where the flow is unclear
 FG_CONTRAST_REL = 0.15  # foreground: local std above this share of the image's 95th percentile
 FG_COHERENCE = 0.25  # ... and an orientation certainty above this
-FG_MIN_STD, FG_MAX_FLOOR = 3.0, 6.0  # ... and a local std above FG_NOISE_FACTOR x the quietest
-FG_NOISE_FACTOR = 1.5  # blocks' (the glass's noise), kept within these limits (grey levels)
+FG_NOISE_FACTOR = 1.5  # ... and a local std above this many times the quietest blocks' (glass noise),
+FG_FLOOR_MIN, FG_FLOOR_MAX = 3.0, 6.0  # ... that floor kept within these grey levels
 BLANK_REL = 0.08  # blank glass: 5x5 grey std below this share of the image's 95th percentile ...
 BLANK_MIN_PX = 15  # ... over a patch this wide (~1.7 periods: a dry print's pale patches are narrower)
 BLANK_MARGIN = 3  # px of the print kept off blank glass (the 5x5 window's reach, plus one)
@@ -225,7 +225,7 @@ def analyse(img500: np.ndarray) -> Fields:
     ref = max(float(np.percentile(s_blk, 95)), 1e-3)
     # the quietest blocks are the glass's own noise where the image shows glass: a faint
     # print on clean glass is foreground well below the usual floor
-    floor = float(np.clip(FG_NOISE_FACTOR * np.percentile(s_blk, 5), FG_MIN_STD, FG_MAX_FLOOR))
+    floor = float(np.clip(FG_NOISE_FACTOR * np.percentile(s_blk, 5), FG_FLOOR_MIN, FG_FLOOR_MAX))
     fg = (s_blk > max(FG_CONTRAST_REL * ref, floor)) & (c_blk > FG_COHERENCE) & (p_blk > 3.5) & (p_blk < 20)
     fg = erode(dilate(fg, 1), 1)  # close small gaps
     fg = dilate(erode(fg, 1), 1)  # drop specks
