@@ -130,8 +130,8 @@ def build_edges(x: np.ndarray, y: np.ndarray, th: np.ndarray, k: int = NEIGHBOUR
     numbered in that (row-major) order.
     """
     n = x.shape[0]
-    empty = (np.zeros(0, np.float32), np.zeros(0, np.int32), np.zeros(0, np.int32),
-             np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int32),
+    empty = (np.zeros(0, np.float32), np.zeros(0, np.uint8), np.zeros(0, np.uint8),
+             np.zeros(0, np.uint8), np.zeros(0, np.uint8), np.zeros(0, np.uint8),
              np.zeros(N_BUCKETS + 1, np.int32))
     if n < 2:
         return empty
@@ -159,8 +159,9 @@ def build_edges(x: np.ndarray, y: np.ndarray, th: np.ndarray, k: int = NEIGHBOUR
     bucket = ((ai_u >> BUCKET_SHIFT) * EDGE_LEN_BINS + lbin) * BUCKETS_PER_ANGLE + (aj_u >> BUCKET_SHIFT)
     order = np.lexsort((length, bucket))
     starts = np.searchsorted(bucket[order], np.arange(N_BUCKETS + 1)).astype(np.int32)
-    return (length[order].astype(np.float32), ii[order].astype(np.int32), jj[order].astype(np.int32),
-            ai_u[order], aj_u[order], _units(direction[order]), starts)
+    byte = np.uint8  # minutia indexes (MAX_MINUTIAE <= 256) and angles in 1/256 turns
+    return (length[order].astype(np.float32), ii[order].astype(byte), jj[order].astype(byte),
+            ai_u[order].astype(byte), aj_u[order].astype(byte), _units(direction[order]).astype(byte), starts)
 
 
 def _units(angle: np.ndarray) -> np.ndarray:

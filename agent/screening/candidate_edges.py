@@ -33,11 +33,11 @@ def pack(p: matcher.Prepared) -> np.ndarray:
 def _unpack(x32, y32, packed, len_bin, n_len_bins, bucket_shift, buckets_per_angle, n_buckets):
     m = packed.shape[1]
     length = np.empty(m, np.float32)
-    ei = np.empty(m, np.int32)
-    ej = np.empty(m, np.int32)
-    ai = np.empty(m, np.int32)
-    aj = np.empty(m, np.int32)
-    di = np.empty(m, np.int32)
+    ei = np.empty(m, np.uint8)
+    ej = np.empty(m, np.uint8)
+    ai = np.empty(m, np.uint8)
+    aj = np.empty(m, np.uint8)
+    di = np.empty(m, np.uint8)
     starts = np.zeros(n_buckets + 1, np.int32)
     for e in range(m):
         i = packed[0, e]

@@ -53,7 +53,7 @@ def edge_votes(a_len, a_i, a_j, a_ai, a_aj, a_dir, b_len, b_i, b_j, b_ai, b_aj, 
                na, nb, len_tol, len_tol_rel, ang_tol, len_bin, n_len_bins):
     """Vote matrix (na x nb) and summed rotation cos/sin from agreeing edges.
 
-    Edge angles (a_ai, a_aj, a_dir, ...) are int32 in 1/256 turns; ang_tol is
+    Edge angles (a_ai, a_aj, a_dir, ...) are bytes in 1/256 turns; ang_tol is
     in radians. B's edges are bucketed by first angle, length and second
     angle (n x n_len_bins x n buckets numbered in that order; angle buckets of
     ANGLE_UNITS / n units, length buckets of len_bin px, the last one open
