@@ -177,27 +177,20 @@ def test_whole_kernel_matches_a_numpy_composition(real):
 
 
 def test_a_pair_without_a_well_voted_correspondence_scores_zero(real):
-    """Under P_MIN_TOP_VOTES the kernel and its reference give 0 without aligning, unless a
-    print has fewer than P_MIN_TOP_VOTES_FROM minutiae; a genuine pair's best correspondence
-    is well above it."""
+    """Under P_MIN_TOP_VOTES the kernel and its reference give 0 without aligning; a genuine
+    pair's best correspondence is well above it."""
     prm = matcher.PARAMS.copy()
     pa = matcher.prepare(real[("fvc2002_db1_b", "101_1")])
     pb = matcher.prepare(real[("fvc2002_db1_b", "101_2")])
-    assert min(len(pa), len(pb)) >= prm[match_score.P_MIN_TOP_VOTES_FROM]
     args = (pa.e_len, pa.e_i, pa.e_j, pa.e_ai, pa.e_aj, pa.e_dir,
             pb.e_len, pb.e_i, pb.e_j, pb.e_ai, pb.e_aj, pb.e_dir, pb.e_bucket_start,
             len(pa), len(pb), prm[0], prm[1], prm[2],
             prm[match_score.P_EDGE_LEN_BIN], int(prm[match_score.P_EDGE_LEN_BINS]))
     top = float(match_edges.edge_votes(*args)[0].max())
     assert top > 2 * prm[match_score.P_MIN_TOP_VOTES]
-    score = match_score.similarity(*pa.args, *pb.args, prm)
-    assert score > matcher.MATCH_THRESHOLD
+    assert match_score.similarity(*pa.args, *pb.args, prm) > matcher.MATCH_THRESHOLD
     prm[match_score.P_MIN_TOP_VOTES] = top + 0.01
     assert match_score.similarity(*pa.args, *pb.args, prm) == 0.0
     assert match_score.match_prepared_reference(*pa.args, *pb.args, prm) == 0.0
-    prm[match_score.P_MIN_TOP_VOTES_FROM] = min(len(pa), len(pb)) + 1  # a smaller print: not cut
-    assert match_score.similarity(*pa.args, *pb.args, prm) == score
-    assert match_score.match_prepared_reference(*pa.args, *pb.args, prm) > matcher.MATCH_THRESHOLD
-    prm[match_score.P_MIN_TOP_VOTES_FROM] = matcher.PARAMS[match_score.P_MIN_TOP_VOTES_FROM]
     prm[match_score.P_MIN_TOP_VOTES] = top - 0.01
-    assert match_score.similarity(*pa.args, *pb.args, prm) == score
+    assert match_score.similarity(*pa.args, *pb.args, prm) > matcher.MATCH_THRESHOLD
