@@ -174,23 +174,3 @@ def test_whole_kernel_matches_a_numpy_composition(real):
         assert match_score.similarity(*pa.args, *pb.args, prm) == got
         wants.append(want)
     assert max(wants) > 0.1  # a genuine pair among them: the comparison is not all zeros
-
-
-def test_a_pair_without_a_well_voted_correspondence_scores_zero(real):
-    """Under P_MIN_TOP_VOTES the kernel and its reference give 0 without aligning; a genuine
-    pair's best correspondence is well above it."""
-    prm = matcher.PARAMS.copy()
-    pa = matcher.prepare(real[("fvc2002_db1_b", "101_1")])
-    pb = matcher.prepare(real[("fvc2002_db1_b", "101_2")])
-    args = (pa.e_len, pa.e_i, pa.e_j, pa.e_ai, pa.e_aj, pa.e_dir,
-            pb.e_len, pb.e_i, pb.e_j, pb.e_ai, pb.e_aj, pb.e_dir, pb.e_bucket_start,
-            len(pa), len(pb), prm[0], prm[1], prm[2],
-            prm[match_score.P_EDGE_LEN_BIN], int(prm[match_score.P_EDGE_LEN_BINS]))
-    top = float(match_edges.edge_votes(*args)[0].max())
-    assert top > 2 * prm[match_score.P_MIN_TOP_VOTES]
-    assert match_score.similarity(*pa.args, *pb.args, prm) > matcher.MATCH_THRESHOLD
-    prm[match_score.P_MIN_TOP_VOTES] = top + 0.01
-    assert match_score.similarity(*pa.args, *pb.args, prm) == 0.0
-    assert match_score.match_prepared_reference(*pa.args, *pb.args, prm) == 0.0
-    prm[match_score.P_MIN_TOP_VOTES] = top - 0.01
-    assert match_score.similarity(*pa.args, *pb.args, prm) > matcher.MATCH_THRESHOLD

@@ -9,8 +9,7 @@ How it works (kernels in fpagent.biometrics.match_kernels, each with a numpy ref
 2. Edge votes: edges of A and B that agree vote for minutia correspondences
    and for the rotation between the prints (local-structure matching, which
    is what makes the matcher indifferent to rotation, translation and the
-   part of the finger that was presented). A pair whose best correspondence
-   has fewer votes than P_MIN_TOP_VOTES scores 0 without step 3.
+   part of the finger that was presented).
 3. Consolidation: the best-voted correspondences anchor rigid alignments;
    each is paired one-to-one with distance tolerances that grow away from the
    anchor (skin distortion); the best alignment is refitted by least squares
@@ -29,13 +28,6 @@ the 560 genuine pairs; re-checked with 7 neighbours and 5 anchors: FMR 0.069%
 foreground: FMR 0.017% (1 pair, on DB1_B), FNMR 8.8% (DB1_B 1.8%, DB3_B 15.7%).
 Re-run `fpagent bench accuracy --scores-out` (and re-calibrate) after changing
 the extractor or the parameters below.
-
-P_MIN_TOP_VOTES = 2.5 was set on DB1_B (the tuning set) under the lowest best
-vote of any of its genuine pairs (2.65, a pair scoring 0.016); it sends 42% of
-its extended impostor pairs to 0 without an alignment (DB3_B 52%, DB4_B 23%),
-which is what makes them cheaper. The genuine pairs under it (3 on DB3_B, none
-on DB4_B) scored at most 0.034, far under MATCH_THRESHOLD; EER with it /
-without: DB1_B 0.44% / 0.47%, DB3_B 2.66% / 3.20%, DB4_B 1.06% / 1.06%.
 """
 
 from __future__ import annotations
@@ -77,7 +69,6 @@ PARAMS = np.array([
     10.0,                # P_SATURATION: matched count at which the evidence damping is 1 - 1/e
     EDGE_LEN_BIN,        # P_EDGE_LEN_BIN: edge bucket layout (see build_edges)
     EDGE_LEN_BINS,       # P_EDGE_LEN_BINS
-    2.5,                 # P_MIN_TOP_VOTES: best vote below which a pair scores 0 (see below)
 ], dtype=np.float64)
 
 MATCH_THRESHOLD = 0.095

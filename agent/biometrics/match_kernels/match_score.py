@@ -1,9 +1,7 @@
 """The whole 1:1 comparison of two prepared templates in one kernel call.
 
-Edge votes give candidate correspondences. A pair whose best-voted
-correspondence has less than `min_top_votes` (a few agreeing edges) scores 0
-at once: most impostor pairs, and the alignments they skip are most of a
-comparison's cost. Otherwise the best-voted ones are tried as alignment anchors (rotation from the votes, translation from the anchor
+Edge votes give candidate correspondences; the best-voted ones are tried as
+alignment anchors (rotation from the votes, translation from the anchor
 pair); each alignment is consolidated by one-to-one pairing; the best one is
 then refitted by least squares on its pairs (this absorbs part of the skin
 distortion) and paired again. The score is
@@ -34,7 +32,7 @@ from fpagent.biometrics.match_kernels.match_pairing import (overlap_counts, pair
 # indices into the params vector
 P_LEN_TOL, P_LEN_TOL_REL, P_EDGE_ANG, P_DIST_TOL, P_DIST_TOL_REL, P_DIST_TOL_MAX, P_PAIR_ANG, \
     P_ANCHORS, P_MIN_OVERLAP, P_CELL, P_MIN_VOTES, P_SELECT_BY_SCORE, P_SATURATION, \
-    P_EDGE_LEN_BIN, P_EDGE_LEN_BINS, P_MIN_TOP_VOTES = range(16)
+    P_EDGE_LEN_BIN, P_EDGE_LEN_BINS = range(15)
 
 
 @njit(cache=True, inline="always")
@@ -58,13 +56,6 @@ def match_prepared(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_bstart, a_
     votes, rc, rs = edge_votes(a_len, a_i, a_j, a_ai, a_aj, a_dir, b_len, b_i, b_j, b_ai, b_aj, b_dir,
                                b_bstart, na, nb, params[P_LEN_TOL], params[P_LEN_TOL_REL], params[P_EDGE_ANG],
                                params[P_EDGE_LEN_BIN], int(params[P_EDGE_LEN_BINS]))
-    # too little agreement to align on (see the module docstring)
-    top = np.float32(0.0)
-    for i in range(na):
-        for k in range(nb):
-            top = max(top, votes[i, k])
-    if top < params[P_MIN_TOP_VOTES]:
-        return 0.0, details
     cell = params[P_CELL]
     min_overlap = params[P_MIN_OVERLAP]
     scratch = pair_scratch(na, bx)
@@ -211,8 +202,6 @@ def match_prepared_reference(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_
     votes, rc, rs = edge_votes_reference(a_len, a_i, a_j, a_ai, a_aj, a_dir, b_len, b_i, b_j, b_ai,
                                          b_aj, b_dir, b_bstart, ax.shape[0], bx.shape[0],
                                          prm[P_LEN_TOL], prm[P_LEN_TOL_REL], prm[P_EDGE_ANG])
-    if votes.max() < prm[P_MIN_TOP_VOTES]:
-        return 0.0
     covered = np.zeros(votes.shape, dtype=bool)
     best_cl, best, best_pairs = 0.0, 0.0, []
     cand = votes > prm[P_MIN_VOTES]
