@@ -28,6 +28,17 @@ the 560 genuine pairs; re-checked with 7 neighbours and 5 anchors: FMR 0.069%
 foreground: FMR 0.017% (1 pair, on DB1_B), FNMR 8.8% (DB1_B 1.8%, DB3_B 15.7%).
 Re-run `fpagent bench accuracy --scores-out` (and re-calibrate) after changing
 the extractor or the parameters below.
+
+Measured and not kept: scoring 0, without aligning, a pair whose best-voted
+correspondence has few votes. Under 2.5 votes it cut 42% of DB1_B's impostor
+pairs (about 20% more comparisons/s; EER DB1_B 0.47% -> 0.44%, DB3_B 3.20% ->
+2.66%, DB4_B the same) but lost genuine pairs of faint prints (DB1_B
+crop:330x360+faint:20 1.43% -> 1.78%, DB3_B +faint:20 4.43% -> 6.43%). Under
+2.25 and only for two prints of 20 minutiae or more (17% cut, about 10% more
+comparisons/s) those held, but another vendor's records did not (SecuGen
+DB3_B, ours vs theirs 5.18% -> 5.71%, theirs as recorded 4.63% -> 4.98%;
+DB4_B ours vs theirs 1.43% -> 1.60%): a genuine pair of distorted coordinates
+can have few agreeing edges and still align.
 """
 
 from __future__ import annotations
