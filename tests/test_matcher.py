@@ -95,6 +95,22 @@ def test_tiny_and_empty_templates_score_zero():
     assert matcher.compare(empty, one) == 0.0 == matcher.compare(one, one)
 
 
+def test_a_record_with_the_most_minutiae_is_capped_before_its_edges_are_built():
+    """Edges keep minutia indexes in a byte: a 255-minutia record (the ISO maximum) is cut
+    to MAX_MINUTIAE first, and more than that never reaches the edge builder."""
+    rng = np.random.default_rng(7)
+    m = np.zeros(255, MINUTIA_DTYPE)
+    m["x"], m["y"] = rng.uniform(0, 255, 255), rng.uniform(0, 287, 255)
+    m["angle"], m["kind"], m["quality"] = rng.uniform(0, 2 * math.pi, 255), 1, rng.integers(0, 100, 255)
+    t = Template(m, 256, 288)
+    p = matcher.prepare(t)
+    assert len(p.x) == matcher.MAX_MINUTIAE
+    assert matcher.compare_prepared(p, p) > 0.99
+    x = np.zeros(matcher.MAX_MINUTIAE + 1, np.float32)
+    with pytest.raises(ValueError, match="at most"):
+        matcher.from_minutiae(x, x, x, p.grid, p.key)
+
+
 def test_non_finite_minutiae_are_ignored(real):
     a = real[("fvc2002_db1_b", "101_1")]
     m = np.concatenate([a.minutiae, np.array([(np.nan, 5, 1.0, 1, 0), (5, np.inf, 1.0, 1, 0)],

@@ -290,6 +290,8 @@ def from_minutiae(x: np.ndarray, y: np.ndarray, th: np.ndarray, grid: np.ndarray
                   quality: np.ndarray | None = None) -> Prepared:
     """A Prepared from its stored minutiae (float32, internal frame), grid and key: the edges
     are built from the float32 values, so a stored entry and a fresh `prepare` agree exactly."""
+    if len(x) > MAX_MINUTIAE:  # edges keep minutia indexes in a byte
+        raise ValueError(f"at most {MAX_MINUTIAE} minutiae are prepared, not {len(x)}")
     e = edges(x.astype(np.float64), y.astype(np.float64), th.astype(np.float64))
     return Prepared(x, y, th, *e, grid=grid, key=key, quality=quality)
 
