@@ -126,15 +126,14 @@ def build_edges(x: np.ndarray, y: np.ndarray, th: np.ndarray, k: int = NEIGHBOUR
     """Directed edges (both directions) to the k nearest neighbours (plain-numpy reference of
     fpagent.biometrics.match_kernels.edge_build, which `prepare` runs).
 
-    Sorted by (bucket, length), with the bucket start offsets, as
+    Lengths, the byte fields as the rows of one (5, m) array (i, j, angle at i, angle at j,
+    direction) and the bucket start offsets, sorted by (bucket, length) as
     fpagent.biometrics.match_kernels.match_edges.edge_votes wants B's edges. A bucket is
     (first angle // 16 units, length // EDGE_LEN_BIN, second angle // 16 units),
     numbered in that (row-major) order.
     """
     n = x.shape[0]
-    empty = (np.zeros(0, np.float32), np.zeros(0, np.uint8), np.zeros(0, np.uint8),
-             np.zeros(0, np.uint8), np.zeros(0, np.uint8), np.zeros(0, np.uint8),
-             np.zeros(N_BUCKETS + 1, np.int32))
+    empty = (np.zeros(0, np.float32), np.zeros((5, 0), np.uint8), np.zeros(N_BUCKETS + 1, np.int32))
     if n < 2:
         return empty
     dx = x[None, :] - x[:, None]
@@ -161,9 +160,9 @@ def build_edges(x: np.ndarray, y: np.ndarray, th: np.ndarray, k: int = NEIGHBOUR
     bucket = ((ai_u >> BUCKET_SHIFT) * EDGE_LEN_BINS + lbin) * BUCKETS_PER_ANGLE + (aj_u >> BUCKET_SHIFT)
     order = np.lexsort((length, bucket))
     starts = np.searchsorted(bucket[order], np.arange(N_BUCKETS + 1)).astype(np.int32)
-    byte = np.uint8  # minutia indexes (MAX_MINUTIAE <= 256) and angles in 1/256 turns
-    return (length[order].astype(np.float32), ii[order].astype(byte), jj[order].astype(byte),
-            ai_u[order].astype(byte), aj_u[order].astype(byte), _units(direction[order]).astype(byte), starts)
+    # minutia indexes (MAX_MINUTIAE <= 256) and angles in 1/256 turns, a byte each, one row per field
+    fields = np.stack([ii[order], jj[order], ai_u[order], aj_u[order], _units(direction[order])]).astype(np.uint8)
+    return length[order].astype(np.float32), fields, starts
 
 
 def _units(angle: np.ndarray) -> np.ndarray:
@@ -292,8 +291,8 @@ def from_minutiae(x: np.ndarray, y: np.ndarray, th: np.ndarray, grid: np.ndarray
     are built from the float32 values, so a stored entry and a fresh `prepare` agree exactly."""
     if len(x) > MAX_MINUTIAE:  # edges keep minutia indexes in a byte
         raise ValueError(f"at most {MAX_MINUTIAE} minutiae are prepared, not {len(x)}")
-    e = edges(x.astype(np.float64), y.astype(np.float64), th.astype(np.float64))
-    return Prepared(x, y, th, *e, grid=grid, key=key, quality=quality)
+    length, fields, starts = edges(x.astype(np.float64), y.astype(np.float64), th.astype(np.float64))
+    return Prepared(x, y, th, length, *fields, starts, grid=grid, key=key, quality=quality)
 
 
 @dataclasses.dataclass(eq=False, frozen=True)

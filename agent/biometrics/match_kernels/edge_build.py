@@ -32,13 +32,12 @@ def _units(a):
 @njit(cache=True)
 def build_edges_kernel(x, y, th, k, max_len, min_len, len_bin, n_len_bins, bucket_shift,
                        buckets_per_angle):
-    """(length f32, i, j, angle at i, angle at j, direction, bucket starts) of the kNN edges."""
+    """(length f32, (5, m) bytes: i, j, angle at i, angle at j, direction, bucket starts) of the
+    kNN edges."""
     n = x.shape[0]
     n_buckets = buckets_per_angle * n_len_bins * buckets_per_angle
     if n < 2:
-        return (np.zeros(0, np.float32), np.zeros(0, np.uint8), np.zeros(0, np.uint8),
-                np.zeros(0, np.uint8), np.zeros(0, np.uint8), np.zeros(0, np.uint8),
-                np.zeros(n_buckets + 1, np.int32))
+        return np.zeros(0, np.float32), np.zeros((5, 0), np.uint8), np.zeros(n_buckets + 1, np.int32)
     # neighbours ranked by squared distance (the same order as the distance, without n^2 square
     # roots); the square root only for the edges kept
     d2 = np.empty((n, n), dtype=np.float64)
@@ -130,11 +129,7 @@ def _edges_from(x, y, th, d, sel, count, len_bin, n_len_bins, bucket_shift, buck
     length = np.empty(count, np.float64)
     # minutia indexes (n <= 256) and angles (1/256 turns) in a byte each: the edge votes read
     # a fifth of the memory (measured 6-7% more comparisons/s than with int32)
-    ei = np.empty(count, np.uint8)
-    ej = np.empty(count, np.uint8)
-    ai = np.empty(count, np.uint8)
-    aj = np.empty(count, np.uint8)
-    di = np.empty(count, np.uint8)
+    fields = np.empty((5, count), np.uint8)  # i, j, angle at i, angle at j, direction
     bucket = np.empty(count, np.int64)
     e = 0
     for i in range(n):
@@ -146,11 +141,11 @@ def _edges_from(x, y, th, d, sel, count, len_bin, n_len_bins, bucket_shift, buck
             a_j = _units(direction + math.pi - th[j])
             lb = min(int(d[i, j] / len_bin), n_len_bins - 1)
             length[e] = d[i, j]
-            ei[e] = i
-            ej[e] = j
-            ai[e] = a_i
-            aj[e] = a_j
-            di[e] = _units(direction)
+            fields[0, e] = i
+            fields[1, e] = j
+            fields[2, e] = a_i
+            fields[3, e] = a_j
+            fields[4, e] = _units(direction)
             bucket[e] = ((a_i >> bucket_shift) * n_len_bins + lb) * buckets_per_angle + (a_j >> bucket_shift)
             e += 1
     # stable sort by length, then a stable counting sort by bucket: lexsort((length, bucket))
@@ -167,5 +162,8 @@ def _edges_from(x, y, th, d, sel, count, len_bin, n_len_bins, bucket_shift, buck
         b = bucket[p]
         order[fill[b]] = p
         fill[b] += 1
-    return (length[order].astype(np.float32), ei[order], ej[order], ai[order], aj[order], di[order],
-            starts)
+    out = np.empty((5, count), np.uint8)
+    for f in range(5):
+        for t in range(count):
+            out[f, t] = fields[f, order[t]]
+    return length[order].astype(np.float32), out, starts
