@@ -106,9 +106,8 @@ def test_a_record_with_the_most_minutiae_is_capped_before_its_edges_are_built():
     p = matcher.prepare(t)
     assert len(p.x) == matcher.MAX_MINUTIAE
     assert matcher.compare_prepared(p, p) > 0.99
-    x = np.zeros(matcher.MAX_MINUTIAE + 1, np.float32)
     with pytest.raises(ValueError, match="at most"):
-        matcher.from_minutiae(x, x, x, p.grid, p.key)
+        matcher.from_minutiae(np.zeros((3, matcher.MAX_MINUTIAE + 1), np.float32), p.grid, p.key)
 
 
 def test_non_finite_minutiae_are_ignored(real):

@@ -87,17 +87,14 @@ MATCH_THRESHOLD = 0.095
 
 @dataclasses.dataclass(eq=False)
 class Prepared:
-    """Per-template features the kernel needs; build once with `prepare`, compare many times."""
+    """Per-template features the kernel needs; build once with `prepare`, compare many times.
 
-    x: np.ndarray
-    y: np.ndarray
-    th: np.ndarray
+    Fields that the kernel reads together share one array (fewer arguments per call):
+    x, y, th are the rows of `xyt`, the edges' byte fields the rows of `edges`."""
+
+    xyt: np.ndarray  # (3, n) float32: x, y, direction in the internal frame
     e_len: np.ndarray
-    e_i: np.ndarray
-    e_j: np.ndarray
-    e_ai: np.ndarray
-    e_aj: np.ndarray
-    e_dir: np.ndarray
+    edges: np.ndarray  # (5, m) uint8: i, j, angle at i, angle at j, direction (1/256 turns)
     e_bucket_start: np.ndarray
     grid: np.ndarray
     key: bytes  # canonical order of a pair (symmetry)
@@ -107,11 +104,19 @@ class Prepared:
         self.args = self.kernel_args()  # the kernel's argument tuple, built once
 
     def __len__(self) -> int:
-        return int(self.x.shape[0])
+        return int(self.xyt.shape[1])
+
+    x = property(lambda self: self.xyt[0])
+    y = property(lambda self: self.xyt[1])
+    th = property(lambda self: self.xyt[2])
+    e_i = property(lambda self: self.edges[0])
+    e_j = property(lambda self: self.edges[1])
+    e_ai = property(lambda self: self.edges[2])
+    e_aj = property(lambda self: self.edges[3])
+    e_dir = property(lambda self: self.edges[4])
 
     def kernel_args(self):
-        return (self.x, self.y, self.th, self.e_len, self.e_i, self.e_j, self.e_ai, self.e_aj,
-                self.e_dir, self.e_bucket_start, self.grid)
+        return (self.xyt, self.e_len, self.edges, self.e_bucket_start, self.grid)
 
     def __repr__(self) -> str:
         return f"Prepared({len(self)} minutiae, {len(self.e_len)} edges)"
@@ -279,20 +284,20 @@ def prepare(template: Template) -> Prepared:
     scale = 500.0 / record_ppi(template.ppi)
     grid = _kernels()[1](x, y, float(template.width * scale), float(template.height * scale),
                          GRID_CELL, GRID_DILATE)
-    key = hashlib.blake2b(np.stack([x, y, th]).astype(np.float32).tobytes(), digest_size=8).digest()
-    key = len(x).to_bytes(2, "big") + key
-    return from_minutiae(x.astype(np.float32), y.astype(np.float32), th.astype(np.float32), grid, key,
-                         quality)
+    xyt = np.array([x, y, th], dtype=np.float32)
+    key = len(x).to_bytes(2, "big") + hashlib.blake2b(xyt.tobytes(), digest_size=8).digest()
+    return from_minutiae(xyt, grid, key, quality)
 
 
-def from_minutiae(x: np.ndarray, y: np.ndarray, th: np.ndarray, grid: np.ndarray, key: bytes,
+def from_minutiae(xyt: np.ndarray, grid: np.ndarray, key: bytes,
                   quality: np.ndarray | None = None) -> Prepared:
-    """A Prepared from its stored minutiae (float32, internal frame), grid and key: the edges
-    are built from the float32 values, so a stored entry and a fresh `prepare` agree exactly."""
-    if len(x) > MAX_MINUTIAE:  # edges keep minutia indexes in a byte
-        raise ValueError(f"at most {MAX_MINUTIAE} minutiae are prepared, not {len(x)}")
-    length, fields, starts = edges(x.astype(np.float64), y.astype(np.float64), th.astype(np.float64))
-    return Prepared(x, y, th, length, *fields, starts, grid=grid, key=key, quality=quality)
+    """A Prepared from its stored minutiae ((3, n) float32: x, y, direction in the internal
+    frame), grid and key: the edges are built from the float32 values, so a stored entry and
+    a fresh `prepare` agree exactly."""
+    if xyt.shape[1] > MAX_MINUTIAE:  # edges keep minutia indexes in a byte
+        raise ValueError(f"at most {MAX_MINUTIAE} minutiae are prepared, not {xyt.shape[1]}")
+    x, y, th = xyt.astype(np.float64)
+    return Prepared(xyt, *edges(x, y, th), grid=grid, key=key, quality=quality)
 
 
 @dataclasses.dataclass(eq=False, frozen=True)
@@ -310,12 +315,12 @@ class Stored:
 
 
 def store(p: Prepared) -> Stored:
-    return Stored(np.stack([p.x, p.y, p.th]), np.packbits(p.grid), p.grid.shape, p.key)
+    return Stored(p.xyt.copy(), np.packbits(p.grid), p.grid.shape, p.key)
 
 
 def expand(s: Stored) -> Prepared:
     grid = np.unpackbits(s.grid_bits, count=s.grid_shape[0] * s.grid_shape[1]).astype(bool)
-    return from_minutiae(s.xyt[0], s.xyt[1], s.xyt[2], grid.reshape(s.grid_shape), s.key)
+    return from_minutiae(s.xyt, grid.reshape(s.grid_shape), s.key)
 
 
 def compare_details(pa: Prepared, pb: Prepared) -> np.ndarray:

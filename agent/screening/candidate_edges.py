@@ -7,8 +7,9 @@ in the order the edge kernel sorted them, the two minutia indexes and the
 three angles in 1/256 turns (5 bytes; about 1.6 KB per template). From those
 and the stored minutiae, `prepared` restores the lengths (the kernel's own
 float64 square root of float32 coordinates) and the bucket starts (a count
-over the same bucket formula) in a few microseconds: the same arrays, bit
-for bit, as `matcher.expand` (tests/test_candidate_edges.py).
+over the same bucket formula) in a few microseconds; the packed bytes are the
+Prepared's own edge array. The same arrays, bit for bit, as `matcher.expand`
+(tests/test_candidate_edges.py).
 """
 
 from __future__ import annotations
@@ -23,21 +24,14 @@ from fpagent.biometrics import matcher
 
 def pack(p: matcher.Prepared) -> np.ndarray:
     """(5, edges) uint8: i, j, angle at i, angle at j, direction of each edge, in order."""
-    packed = np.stack([p.e_i, p.e_j, p.e_ai, p.e_aj, p.e_dir])
-    if packed.size and (packed.min() < 0 or packed.max() > 255):
-        raise ValueError("edge fields do not fit a byte")  # MAX_MINUTIAE <= 256, angles < 256
-    return packed.astype(np.uint8)
+    return np.ascontiguousarray(p.edges, dtype=np.uint8)
 
 
 @njit(cache=True)
 def _unpack(x32, y32, packed, len_bin, n_len_bins, bucket_shift, buckets_per_angle, n_buckets):
+    """The edges' lengths and bucket starts (the byte fields are `packed` itself)."""
     m = packed.shape[1]
     length = np.empty(m, np.float32)
-    ei = np.empty(m, np.uint8)
-    ej = np.empty(m, np.uint8)
-    ai = np.empty(m, np.uint8)
-    aj = np.empty(m, np.uint8)
-    di = np.empty(m, np.uint8)
     starts = np.zeros(n_buckets + 1, np.int32)
     for e in range(m):
         i = packed[0, e]
@@ -46,23 +40,18 @@ def _unpack(x32, y32, packed, len_bin, n_len_bins, bucket_shift, buckets_per_ang
         dy = np.float64(y32[j]) - np.float64(y32[i])
         d = math.sqrt(dx * dx + dy * dy)
         length[e] = d
-        ei[e] = i
-        ej[e] = j
-        ai[e] = packed[2, e]
-        aj[e] = packed[3, e]
-        di[e] = packed[4, e]
         lb = min(int(d / len_bin), n_len_bins - 1)
-        starts[((ai[e] >> bucket_shift) * n_len_bins + lb) * buckets_per_angle + (aj[e] >> bucket_shift) + 1] += 1
+        starts[((packed[2, e] >> bucket_shift) * n_len_bins + lb) * buckets_per_angle
+               + (packed[3, e] >> bucket_shift) + 1] += 1
     for b in range(n_buckets):
         starts[b + 1] += starts[b]
-    return length, ei, ej, ai, aj, di, starts
+    return length, starts
 
 
 def prepared(stored: matcher.Stored, packed: np.ndarray) -> matcher.Prepared:
     """The entry's Prepared from its stored form and packed edges (as matcher.expand gives it)."""
-    x, y, th = stored.xyt
     grid = np.unpackbits(stored.grid_bits, count=stored.grid_shape[0] * stored.grid_shape[1])
-    edges = _unpack(x, y, packed, matcher.EDGE_LEN_BIN, matcher.EDGE_LEN_BINS, matcher.BUCKET_SHIFT,
-                    matcher.BUCKETS_PER_ANGLE, matcher.N_BUCKETS)
-    return matcher.Prepared(x, y, th, *edges, grid=grid.astype(bool).reshape(stored.grid_shape),
+    length, starts = _unpack(stored.xyt[0], stored.xyt[1], packed, matcher.EDGE_LEN_BIN, matcher.EDGE_LEN_BINS,
+                             matcher.BUCKET_SHIFT, matcher.BUCKETS_PER_ANGLE, matcher.N_BUCKETS)
+    return matcher.Prepared(stored.xyt, length, packed, starts, grid=grid.astype(bool).reshape(stored.grid_shape),
                             key=stored.key)

@@ -45,9 +45,22 @@ def _score(matched, closeness, oa, ob, min_overlap, saturation):
 
 
 @njit(cache=True)
-def match_prepared(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_bstart, a_grid,
-                   bx, by, bth, b_len, b_i, b_j, b_ai, b_aj, b_dir, b_bstart, b_grid, params):
-    """(similarity in [0, 1], details) of two prepared templates (A, B in the caller's order)."""
+def match_prepared(a_xyt, a_len, a_edges, a_bstart, a_grid, b_xyt, b_len, b_edges, b_bstart, b_grid,
+                   params):
+    """(similarity in [0, 1], details) of two prepared templates (A, B in the caller's order),
+    each as matcher.Prepared.args: x, y, direction as the rows of one (3, n) array and the
+    edges' byte fields as the rows of one (5, m) array: Numba checks every argument of every
+    call, and 11 instead of 23 gave about 2% more comparisons/s (same bits)."""
+    return _match(a_xyt[0], a_xyt[1], a_xyt[2], a_len, a_edges[0], a_edges[1], a_edges[2], a_edges[3],
+                  a_edges[4], a_bstart, a_grid,
+                  b_xyt[0], b_xyt[1], b_xyt[2], b_len, b_edges[0], b_edges[1], b_edges[2], b_edges[3],
+                  b_edges[4], b_bstart, b_grid, params)
+
+
+@njit(cache=True)
+def _match(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_bstart, a_grid,
+           bx, by, bth, b_len, b_i, b_j, b_ai, b_aj, b_dir, b_bstart, b_grid, params):
+    """`match_prepared` with each row an argument of its own."""
     na = ax.shape[0]
     nb = bx.shape[0]
     details = np.zeros(4, dtype=np.float64)  # matched, overlap_a, overlap_b, closeness of the best
@@ -173,17 +186,20 @@ def match_prepared(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_bstart, a_
 
 
 @njit(cache=True)
-def similarity(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_bstart, a_grid,
-               bx, by, bth, b_len, b_i, b_j, b_ai, b_aj, b_dir, b_bstart, b_grid, params):
+def similarity(a_xyt, a_len, a_edges, a_bstart, a_grid, b_xyt, b_len, b_edges, b_bstart, b_grid, params):
     """`match_prepared`'s score alone (no details array to hand back to Python: cheaper per call)."""
-    return match_prepared(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_bstart, a_grid,
-                          bx, by, bth, b_len, b_i, b_j, b_ai, b_aj, b_dir, b_bstart, b_grid, params)[0]
+    return match_prepared(a_xyt, a_len, a_edges, a_bstart, a_grid, b_xyt, b_len, b_edges, b_bstart, b_grid,
+                          params)[0]
 
 
-def match_prepared_reference(ax, ay, ath, a_len, a_i, a_j, a_ai, a_aj, a_dir, a_bstart, a_grid,
-                             bx, by, bth, b_len, b_i, b_j, b_ai, b_aj, b_dir, b_bstart, b_grid, params):
+def match_prepared_reference(a_xyt, a_len, a_edges, a_bstart, a_grid, b_xyt, b_len, b_edges, b_bstart,
+                             b_grid, params):
     """Plain-numpy reference of `match_prepared`'s score, composed of the numpy references
     of the edge votes and the pairing (for the tests and the benchmark's speed ratio)."""
+    ax, ay, ath = a_xyt
+    bx, by, bth = b_xyt
+    a_i, a_j, a_ai, a_aj, a_dir = a_edges
+    b_i, b_j, b_ai, b_aj, b_dir = b_edges
     if ax.shape[0] < 2 or bx.shape[0] < 2:
         return 0.0
     prm = params
