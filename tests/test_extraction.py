@@ -162,6 +162,45 @@ def test_a_faint_print_on_clean_glass_stays_foreground(fingerprints_dir):
     assert len(extraction.extract(faint).template) >= 20
 
 
+def test_a_textured_glass_does_not_become_foreground(fingerprints_dir, monkeypatch):
+    """DB3_B's glass has column stripes; once the print is faint and dry they pass the low
+    floor at the print's edge. The texture rule takes them back out there and nothing else:
+    on clean glass it changes no pixel of the mask."""
+    from fpagent.bench import derived
+    from fpagent.biometrics import fields
+
+    striped = derived.dry(_load(fingerprints_dir, "fvc2002_db3_b", "105_3.png"), 30)
+    striped = derived.faint(striped, 40)
+    clean = derived.faint(derived.crop(_load(fingerprints_dir, "fvc2002_db1_b", "103_5.png"), 330, 360), 20)
+    with_rule = [fields.analyse(px).mask for px in (striped, clean)]
+    monkeypatch.setattr(fields, "TEXTURE_MIN", float("inf"))  # the rule off
+    without = [fields.analyse(px).mask for px in (striped, clean)]
+    assert not (with_rule[0] & ~without[0]).any()  # only takes away
+    assert (without[0] & ~with_rule[0]).sum() >= 800
+    assert with_rule[0][-24:].mean() < without[0][-24:].mean() - 0.05  # the striped band below the print
+    assert np.array_equal(with_rule[1], without[1])
+
+
+def test_glass_texture_needs_one_direction_over_the_background():
+    from fpagent.biometrics import fields
+
+    rng = np.random.default_rng(3)
+    fg = np.zeros((20, 20), dtype=bool)
+    fg[5:15, 5:15] = True
+    s = np.full(fg.shape, 4.0)  # every block below the usual floor
+    c = np.full(fg.shape, 0.3)  # and of weak flow
+    angle = np.full(fg.shape, 0.2)  # doubled angles: one direction everywhere ...
+    vx, vy = c * np.cos(angle), c * np.sin(angle)
+    found = fields._glass_texture(fg, s, c, vx, vy)
+    assert found[fg].all() and not found[~fg].any()  # ... the candidate blocks are all texture
+    assert not fields._glass_texture(fg, np.full(fg.shape, 7.0), c, vx, vy).any()  # contrast above it
+    assert not fields._glass_texture(fg, s, np.full(fg.shape, 0.5), vx, vy).any()  # a clear flow
+    other = angle + np.where(fg, 2 * np.radians(40), 0.0)  # the print's flow 40 degrees off
+    assert not fields._glass_texture(fg, s, c, c * np.cos(other), c * np.sin(other)).any()
+    scattered = rng.uniform(0, 2 * np.pi, fg.shape)  # clean glass: no one direction
+    assert not fields._glass_texture(fg, s, c, c * np.cos(scattered), c * np.sin(scattered)).any()
+
+
 def test_angles_follow_the_nbis_convention(fingerprints_dir):
     """Minutiae we and NBIS mindtct both find point the same way (ISO angles)."""
     nbis = nbis_or_skip("NBIS mindtct's angles to compare ours with")

@@ -15,6 +15,7 @@ brings other resolutions there.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -31,6 +32,10 @@ FG_CONTRAST_REL = 0.15  # foreground: local std above this share of the image's 
 FG_COHERENCE = 0.25  # ... and an orientation certainty above this
 FG_NOISE_FACTOR = 1.5  # ... and a local std above this many times the quietest blocks' (glass noise),
 FG_FLOOR_MIN, FG_FLOOR_MAX = 3.0, 6.0  # ... that floor kept within these grey levels
+TEXTURE_MIN = 0.3  # the glass has a texture when the background's flow is this coherent overall;
+TEXTURE_TOL_DEG = 15.0  # ... a block whose flow is within this of the texture's direction,
+TEXTURE_COHERENCE = 0.35  # ... whose orientation certainty is at most this and whose local std
+#                           is at most FG_FLOOR_MAX is the glass's texture, not a faint print
 BLANK_REL = 0.08  # blank glass: 5x5 grey std below this share of the image's 95th percentile ...
 BLANK_MIN_PX = 15  # ... over a patch this wide (~1.7 periods: a dry print's pale patches are narrower)
 BLANK_MARGIN = 3  # px of the print kept off blank glass (the 5x5 window's reach, plus one)
@@ -105,6 +110,31 @@ def _largest_component(m: np.ndarray) -> np.ndarray:
     if not outside[0, 0]:  # the ring is always connected; guard anyway
         return out
     return ~outside[1:-1, 1:-1]
+
+
+def _glass_texture(fg, s_blk, c_blk, vx_blk, vy_blk) -> np.ndarray:
+    """Blocks that are the glass's own texture (stripes of a sensor's rows or columns).
+
+    A textured glass (one flow direction over the whole background, as the column
+    stripes of FVC2002 DB3_B's capacitive sensor) shows faint, incoherent "ridges"
+    that pass the low floor a faint print needs, at the print's edge: there the
+    foreground runs on into the glass. A block along the texture's direction, with
+    no more contrast than FG_FLOOR_MAX and a weak flow, is taken for the texture.
+    Blocks: fg the candidate foreground, s_blk local std, c_blk orientation
+    certainty, (vx_blk, vy_blk) the doubled-angle flow weighted by certainty.
+    """
+    bg = ~fg
+    out = np.zeros_like(fg)
+    if not bg.any():
+        return out
+    tx, ty = float(vx_blk[bg].sum()), float(vy_blk[bg].sum())
+    t = math.hypot(tx, ty)
+    if t <= TEXTURE_MIN * max(float(c_blk[bg].sum()), 1e-6):
+        return out  # clean glass, or a texture of no one direction
+    # cosine of the doubled angle between each block's flow and the texture's
+    cos2 = (vx_blk * tx + vy_blk * ty) / (np.hypot(vx_blk, vy_blk) * t + 1e-9)
+    along = cos2 > math.cos(2.0 * math.radians(TEXTURE_TOL_DEG))
+    return fg & along & (s_blk <= FG_FLOOR_MAX) & (c_blk <= TEXTURE_COHERENCE)
 
 
 def dilate(m, r=1):
@@ -227,6 +257,8 @@ def analyse(img500: np.ndarray) -> Fields:
     # print on clean glass is foreground well below the usual floor
     floor = float(np.clip(FG_NOISE_FACTOR * np.percentile(s_blk, 5), FG_FLOOR_MIN, FG_FLOOR_MAX))
     fg = (s_blk > max(FG_CONTRAST_REL * ref, floor)) & (c_blk > FG_COHERENCE) & (p_blk > 3.5) & (p_blk < 20)
+    fg &= ~_glass_texture(fg, s_blk, c_blk, blocks(wx * coherence_h, 4)[:bh, :bw],
+                          blocks(wy * coherence_h, 4)[:bh, :bw])
     fg = erode(dilate(fg, 1), 1)  # close small gaps
     fg = dilate(erode(fg, 1), 1)  # drop specks
     reason = ""
