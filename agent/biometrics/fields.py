@@ -5,7 +5,8 @@ from the smoothed gradient structure tensor (its coherence is the
 orientation certainty), the ridge period from the ratio of gradient energy
 to grey-level variance (for a ridge pattern A*sin(2*pi*x/T): mean |grad|^2 /
 variance = (2*pi/T)^2), and the foreground mask, which stops a few pixels
-short of blank glass and of the image's edge alike. The block and
+short of blank glass and of the image's edge alike, and leaves out a
+textured glass's stripes where a faint print meets them. The block and
 half-resolution helpers here are the grid arithmetic both users need.
 Everything is numpy (plus the box-filter kernels of
 fpagent.biometrics.kernels.boxfilter) on a 500 ppi image; `resample_to_500`
