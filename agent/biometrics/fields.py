@@ -20,6 +20,7 @@ import math
 
 import numpy as np
 
+from fpagent.biometrics import portable_math
 from fpagent.biometrics.kernels import boxfilter
 
 TARGET_PPI = 500
@@ -113,6 +114,9 @@ def _largest_component(m: np.ndarray) -> np.ndarray:
     return ~outside[1:-1, 1:-1]
 
 
+_COS_TEXTURE_TOL = portable_math.cos_sin(2.0 * TEXTURE_TOL_DEG * math.pi / 180.0)[0]
+
+
 def _glass_texture(fg, s_blk, c_blk, vx_blk, vy_blk) -> np.ndarray:
     """Blocks that are the glass's own texture (stripes of a sensor's rows or columns).
 
@@ -134,13 +138,15 @@ def _glass_texture(fg, s_blk, c_blk, vx_blk, vy_blk) -> np.ndarray:
     out = np.zeros_like(fg)
     if not bg.any():
         return out
-    tx, ty = float(vx_blk[bg].sum()), float(vy_blk[bg].sum())
-    t = math.hypot(tx, ty)
-    if t <= TEXTURE_MIN * max(float(c_blk[bg].sum()), 1e-6):
+    # sums in a fixed order and sqrt, not hypot: the same bits on every CPU (docs/arm64.md)
+    tx, ty = math.fsum(vx_blk[bg].tolist()), math.fsum(vy_blk[bg].tolist())
+    t = math.sqrt(tx * tx + ty * ty)
+    if t <= TEXTURE_MIN * max(math.fsum(c_blk[bg].tolist()), 1e-6):
         return out  # clean glass, or a texture of no one direction
     # cosine of the doubled angle between each block's flow and the texture's
-    cos2 = (vx_blk * tx + vy_blk * ty) / (np.hypot(vx_blk, vy_blk) * t + 1e-9)
-    along = cos2 > math.cos(2.0 * math.radians(TEXTURE_TOL_DEG))
+    vx, vy = vx_blk.astype(np.float64), vy_blk.astype(np.float64)
+    cos2 = (vx * tx + vy * ty) / (np.sqrt(vx * vx + vy * vy) * t + 1e-9)
+    along = cos2 > _COS_TEXTURE_TOL
     return fg & along & (s_blk <= FG_FLOOR_MAX) & (c_blk <= TEXTURE_COHERENCE)
 
 
